@@ -1,0 +1,58 @@
+/*
+ * codec.h — the Envelope on the wire: decode, validate and encode, with a hard size limit.
+ *
+ * Owns: what a well-formed v1 Envelope is (mandatory fields, ranges, identifiers, dates,
+ * text, event type agreeing with the body, no unknown fields).
+ * Never: decides who may see an event (that is policy), or puts field values into errors —
+ * details name the field ("child.nhs_number"), never its content.
+ *
+ * The generated types come from proto/sharehub/v1/envelope.proto via protoc-c; this header
+ * gives them short names.
+ */
+#ifndef SHAREHUB_CODEC_H
+#define SHAREHUB_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "sharehub/v1/envelope.pb-c.h"
+
+typedef Sharehub__V1__Envelope sh_envelope;
+typedef Sharehub__V1__Child sh_child;
+
+#define SH_SCHEMA_VERSION 1
+#define SH_ENVELOPE_MAX   (1024 * 1024) /* hard limit on an encoded Envelope, bytes */
+#define SH_TEXT_MAX       65536         /* any one string field, bytes of UTF-8 */
+#define SH_REPEATED_MAX   64            /* any one repeated field, elements */
+#define SH_CLOCK_SKEW_MS  (5 * 60 * 1000)
+
+/* Decodes and validates buf. On success *out owns a new Envelope (free with
+ * sh_envelope_free). Errors: SH_E_TOO_LARGE (len > SH_ENVELOPE_MAX), SH_E_MALFORMED, and
+ * every error of sh_envelope_validate. On error *out is NULL. */
+sh_err sh_envelope_decode(const uint8_t *buf, size_t len, sh_envelope **out, sh_error *err);
+
+/* Checks every rule of docs/schema.md. Returns SH_OK or the first violation, with the field
+ * path in err->detail: SH_E_MISSING_FIELD, SH_E_BAD_FIELD, SH_E_SCHEMA_VERSION,
+ * SH_E_BODY_MISMATCH, SH_E_BAD_DATE, SH_E_BAD_TEXT, SH_E_BAD_EVENT_ID, SH_E_BAD_NHS_NUMBER,
+ * SH_E_BAD_UPN, SH_E_BAD_LA_CODE, SH_E_BAD_ORG_CODE, SH_E_BAD_LA_CHILD_ID. */
+sh_err sh_envelope_validate(const sh_envelope *env, sh_error *err);
+
+/* Validates env and encodes it into a new malloc'd buffer *out of *len bytes (free()).
+ * Errors: those of sh_envelope_validate, SH_E_TOO_LARGE, SH_E_NOMEM. */
+sh_err sh_envelope_encode(const sh_envelope *env, uint8_t **out, size_t *len, sh_error *err);
+
+/* Frees an Envelope returned by sh_envelope_decode. Accepts NULL. */
+void sh_envelope_free(sh_envelope *env);
+
+/* "request_for_support", "hub_decision", ... for an EventType value; "unknown" otherwise. */
+const char *sh_event_type_name(int event_type);
+
+/* Checks a "YYYY-MM-DD" calendar date (years 1900-2199). SH_OK or SH_E_BAD_DATE. */
+sh_err sh_date_check(const char *s);
+
+/* Checks UTF-8 text: well-formed, at most SH_TEXT_MAX bytes, no control characters other than
+ * tab, newline and carriage return. SH_OK or SH_E_BAD_TEXT. */
+sh_err sh_text_check(const char *s);
+
+#endif

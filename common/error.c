@@ -1,0 +1,115 @@
+/*
+ * error.c — names and messages of the sharehub error codes.
+ *
+ * Owns: the code → name/message table. Never: decides policy or logs anything.
+ */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    sh_err code;
+    const char *name;
+    const char *message;
+} s_table[] = {
+    {SH_OK, "SH_OK", "success"},
+    {SH_E_NOMEM, "SH_E_NOMEM", "out of memory"},
+    {SH_E_INVAL, "SH_E_INVAL", "invalid argument"},
+    {SH_E_IO, "SH_E_IO", "input/output error"},
+    {SH_E_INTERNAL, "SH_E_INTERNAL", "internal library failure"},
+    {SH_E_RANGE, "SH_E_RANGE", "buffer too small"},
+    {SH_E_TOO_LARGE, "SH_E_TOO_LARGE", "message exceeds the size limit"},
+    {SH_E_MALFORMED, "SH_E_MALFORMED", "message is not valid protobuf"},
+    {SH_E_MISSING_FIELD, "SH_E_MISSING_FIELD", "a mandatory field is missing"},
+    {SH_E_BAD_FIELD, "SH_E_BAD_FIELD", "a field's value is out of range"},
+    {SH_E_SCHEMA_VERSION, "SH_E_SCHEMA_VERSION", "unsupported schema version"},
+    {SH_E_BODY_MISMATCH, "SH_E_BODY_MISMATCH", "event type does not match the body"},
+    {SH_E_BAD_DATE, "SH_E_BAD_DATE", "not a valid YYYY-MM-DD date"},
+    {SH_E_BAD_TEXT, "SH_E_BAD_TEXT", "text is not valid UTF-8 or holds control characters"},
+    {SH_E_BAD_NHS_NUMBER, "SH_E_BAD_NHS_NUMBER", "not a valid NHS number"},
+    {SH_E_BAD_UPN, "SH_E_BAD_UPN", "not a valid unique pupil number"},
+    {SH_E_BAD_LA_CODE, "SH_E_BAD_LA_CODE", "not a valid DfE local authority code"},
+    {SH_E_BAD_ORG_CODE, "SH_E_BAD_ORG_CODE", "not a valid organisation code"},
+    {SH_E_BAD_EVENT_ID, "SH_E_BAD_EVENT_ID", "not a valid event id (16-byte UUIDv7)"},
+    {SH_E_BAD_LA_CHILD_ID, "SH_E_BAD_LA_CHILD_ID", "not a valid local-authority child id"},
+    {SH_E_KEY_MISSING, "SH_E_KEY_MISSING", "key file not found"},
+    {SH_E_KEY_PERMISSIONS, "SH_E_KEY_PERMISSIONS",
+     "key file is accessible by group or others (chmod 600)"},
+    {SH_E_KEY_FORMAT, "SH_E_KEY_FORMAT", "key file does not hold a key of the expected kind"},
+    {SH_E_AUTH_FAILED, "SH_E_AUTH_FAILED", "sealed value failed authentication (altered or moved)"},
+    {SH_E_WRONG_KEY, "SH_E_WRONG_KEY", "value was sealed under a different key"},
+    {SH_E_CRYPTO, "SH_E_CRYPTO", "cryptographic operation failed"},
+    {SH_E_BAD_SIGNATURE, "SH_E_BAD_SIGNATURE", "signature does not verify"},
+    {SH_E_SEAL_FORMAT, "SH_E_SEAL_FORMAT", "sealed value is truncated or of unknown version"},
+    {SH_E_NOT_FOUND, "SH_E_NOT_FOUND", "not found"},
+    {SH_E_EXISTS, "SH_E_EXISTS", "already exists"},
+    {SH_E_MAP_FULL, "SH_E_MAP_FULL", "store is full (map size reached)"},
+    {SH_E_DISK_FULL, "SH_E_DISK_FULL", "no space left on the store's disk"},
+    {SH_E_STORE, "SH_E_STORE", "store operation failed"},
+    {SH_E_STORE_VERSION, "SH_E_STORE_VERSION", "store has an unsupported format version"},
+    {SH_E_STORE_CORRUPT, "SH_E_STORE_CORRUPT", "store metadata is damaged"},
+    {SH_E_TXN, "SH_E_TXN", "transaction misuse"},
+    {SH_E_AUDIT_ALTERED, "SH_E_AUDIT_ALTERED", "audit entry was altered"},
+    {SH_E_AUDIT_MISSING, "SH_E_AUDIT_MISSING", "audit entry is missing"},
+    {SH_E_AUDIT_REORDERED, "SH_E_AUDIT_REORDERED", "audit entry is out of order"},
+    {SH_E_AUDIT_TRUNCATED, "SH_E_AUDIT_TRUNCATED",
+     "audit log ends before its last signed checkpoint"},
+    {SH_E_AUDIT_CHECKPOINT, "SH_E_AUDIT_CHECKPOINT", "audit checkpoint is invalid"},
+    {SH_E_AUDIT_FORMAT, "SH_E_AUDIT_FORMAT", "audit entry cannot be parsed"},
+};
+
+static int s_find(sh_err code)
+{
+    for (size_t i = 0; i < sizeof s_table / sizeof s_table[0]; i++)
+        if (s_table[i].code == code) return (int)i;
+    return -1;
+}
+
+const char *sh_err_name(sh_err code)
+{
+    int i = s_find(code);
+    return i < 0 ? "SH_E_UNKNOWN" : s_table[i].name;
+}
+
+const char *sh_err_message(sh_err code)
+{
+    int i = s_find(code);
+    return i < 0 ? "unknown error" : s_table[i].message;
+}
+
+sh_err sh_error_set(sh_error *e, sh_err code, const char *fmt, ...)
+{
+    if (e) {
+        e->code = code;
+        e->detail[0] = '\0';
+        if (fmt) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(e->detail, sizeof e->detail, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return code;
+}
+
+void sh_error_clear(sh_error *e)
+{
+    if (e) {
+        e->code = SH_OK;
+        e->detail[0] = '\0';
+    }
+}
+
+const char *sh_error_format(const sh_error *e, char *buf, size_t len)
+{
+    if (!buf || len == 0) return "";
+    if (e->detail[0])
+        snprintf(buf, len, "E%03d %s: %s: %s", (int)e->code, sh_err_name(e->code),
+                 sh_err_message(e->code), e->detail);
+    else
+        snprintf(buf, len, "E%03d %s: %s", (int)e->code, sh_err_name(e->code),
+                 sh_err_message(e->code));
+    return buf;
+}

@@ -1,0 +1,91 @@
+/*
+ * error.h — the one error enum of sharehub, shared by every module, the wire and the CLI.
+ *
+ * Owns: the stable numeric codes, their stable names and their messages.
+ * Never: renumber or reuse a code. Codes are on the wire (refusals, receipts) and in audit
+ * logs; a retired code stays in the table, marked retired. docs/errors.md lists them all.
+ *
+ * Ranges: 1xx general, 2xx codec/schema, 3xx identifiers, 4xx crypto and keys, 5xx store,
+ * 6xx audit; 7xx (wire protocol) and 8xx (policy) are reserved for the broker.
+ */
+#ifndef SHAREHUB_ERROR_H
+#define SHAREHUB_ERROR_H
+
+#include <stddef.h>
+
+typedef enum sh_err {
+    SH_OK = 0,
+
+    SH_E_NOMEM = 100,    /* an allocation failed */
+    SH_E_INVAL = 101,    /* an argument is out of its documented range */
+    SH_E_IO = 102,       /* a system call failed; the detail names it and errno */
+    SH_E_INTERNAL = 103, /* a library (OpenSSL, LMDB) failed in an unexpected way */
+    SH_E_RANGE = 104,    /* a caller buffer is too small */
+
+    SH_E_TOO_LARGE = 200,      /* encoded message over the hard size limit */
+    SH_E_MALFORMED = 201,      /* bytes are not a valid protobuf message */
+    SH_E_MISSING_FIELD = 202,  /* a mandatory field is absent; detail names it */
+    SH_E_BAD_FIELD = 203,      /* a field's value is out of range; detail names it */
+    SH_E_SCHEMA_VERSION = 204, /* schema_version is not one this build speaks */
+    SH_E_BODY_MISMATCH = 205,  /* event_type does not match the body present */
+    SH_E_BAD_DATE = 206,       /* not a valid YYYY-MM-DD calendar date */
+    SH_E_BAD_TEXT = 207,       /* a string is not valid UTF-8 or holds control characters */
+
+    SH_E_BAD_NHS_NUMBER = 300,
+    SH_E_BAD_UPN = 301,
+    SH_E_BAD_LA_CODE = 302,
+    SH_E_BAD_ORG_CODE = 303,
+    SH_E_BAD_EVENT_ID = 304,
+    SH_E_BAD_LA_CHILD_ID = 305,
+
+    SH_E_KEY_MISSING = 400,     /* key file does not exist */
+    SH_E_KEY_PERMISSIONS = 401, /* key file readable or writable by group or others */
+    SH_E_KEY_FORMAT = 402,      /* key file content is not a key of the expected kind */
+    SH_E_AUTH_FAILED = 403,     /* a sealed value failed its GCM tag: altered, or moved */
+    SH_E_WRONG_KEY = 404,       /* sealed under another key (key id differs) */
+    SH_E_CRYPTO = 405,          /* OpenSSL refused an operation */
+    SH_E_BAD_SIGNATURE = 406,   /* an Ed25519 signature does not verify */
+    SH_E_SEAL_FORMAT = 407,     /* a sealed value is too short or of an unknown version */
+
+    SH_E_NOT_FOUND = 500,
+    SH_E_EXISTS = 501,        /* key already present where overwrite was refused */
+    SH_E_MAP_FULL = 502,      /* the store reached its configured map size */
+    SH_E_DISK_FULL = 503,     /* the filesystem is full; nothing of the batch was written */
+    SH_E_STORE = 504,         /* LMDB failed; detail carries its message */
+    SH_E_STORE_VERSION = 505, /* store written by an unknown format version */
+    SH_E_STORE_CORRUPT = 506, /* the store's own metadata is damaged */
+    SH_E_TXN = 507,           /* transaction misuse (read-only txn written, txn finished) */
+
+    SH_E_AUDIT_ALTERED = 600,    /* an entry's MAC does not verify: content changed */
+    SH_E_AUDIT_MISSING = 601,    /* a sequence number is absent from the chain */
+    SH_E_AUDIT_REORDERED = 602,  /* an entry is stored under another sequence number */
+    SH_E_AUDIT_TRUNCATED = 603,  /* the chain ends before its last signed checkpoint */
+    SH_E_AUDIT_CHECKPOINT = 604, /* a checkpoint is unsigned, mis-signed or disagrees */
+    SH_E_AUDIT_FORMAT = 605,     /* an entry cannot be parsed */
+} sh_err;
+
+/* An error with the detail that names the problem (a field, a path, a sequence number).
+ * Details never contain personal data: they name fields, never echo their values. */
+typedef struct sh_error {
+    sh_err code;
+    char detail[200];
+} sh_error;
+
+/* Stable symbolic name of a code, e.g. "SH_E_MISSING_FIELD"; "SH_E_UNKNOWN" if not a code. */
+const char *sh_err_name(sh_err code);
+
+/* One-line English message for a code; never NULL. */
+const char *sh_err_message(sh_err code);
+
+/* Records code and a printf-style detail into *e (if e is not NULL) and returns code, so a
+ * failure path reads `return sh_error_set(err, SH_E_BAD_FIELD, "level_of_need > 4");`. */
+sh_err sh_error_set(sh_error *e, sh_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Clears *e to SH_OK with an empty detail. */
+void sh_error_clear(sh_error *e);
+
+/* Writes "E203 SH_E_BAD_FIELD: a field's value is out of range: <detail>" into buf. */
+const char *sh_error_format(const sh_error *e, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * ident.c — identifier check algorithms and synthetic generators.
+ *
+ * Owns: NHS Modulus 11, the UPN check letter, code shapes, UUIDv7 generation.
+ * Never: logs or echoes an identifier; treats a valid shape as a known organisation.
+ */
+#include "ident.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+
+static bool s_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool s_upper_alnum(char c)
+{
+    return s_digit(c) || (c >= 'A' && c <= 'Z');
+}
+
+/* Modulus 11 check digit for the first nine digits, or -1 when it would be 10 (invalid). */
+static int s_nhs_check_digit(const char *d)
+{
+    int sum = 0;
+    for (int i = 0; i < 9; i++)
+        sum += (d[i] - '0') * (10 - i);
+    int check = 11 - (sum % 11);
+    if (check == 11) check = 0;
+    return check == 10 ? -1 : check;
+}
+
+sh_err sh_nhs_check(const char *s)
+{
+    if (!s) return SH_E_BAD_NHS_NUMBER;
+    for (int i = 0; i < SH_NHS_LEN; i++)
+        if (!s_digit(s[i])) return SH_E_BAD_NHS_NUMBER;
+    if (s[SH_NHS_LEN] != '\0') return SH_E_BAD_NHS_NUMBER;
+    if (strcmp(s, "0000000000") == 0) return SH_E_BAD_NHS_NUMBER;
+    int check = s_nhs_check_digit(s);
+    return (check >= 0 && check == s[9] - '0') ? SH_OK : SH_E_BAD_NHS_NUMBER;
+}
+
+sh_err sh_nhs_normalise(const char *in, char out[SH_NHS_LEN + 1])
+{
+    size_t n = 0;
+    out[0] = '\0';
+    if (!in) return SH_E_BAD_NHS_NUMBER;
+    for (const char *p = in; *p; p++) {
+        if (*p == ' ' || *p == '-') continue;
+        if (!s_digit(*p) || n == SH_NHS_LEN) return SH_E_BAD_NHS_NUMBER;
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+    return sh_nhs_check(out);
+}
+
+static const char s_upn_letters[] = "ABCDEFGHJKLMNPQRTUVWXYZ"; /* 23: no I, O, S */
+
+static int s_upn_letter_value(char c)
+{
+    const char *p = c ? strchr(s_upn_letters, c) : NULL;
+    return p ? (int)(p - s_upn_letters) : -1;
+}
+
+char sh_upn_check_letter(const char twelve[12])
+{
+    int sum = 0;
+    for (int i = 0; i < 12; i++) {
+        int v;
+        if (s_digit(twelve[i]))
+            v = twelve[i] - '0';
+        else if (i == 11 && (v = s_upn_letter_value(twelve[i])) >= 0)
+            ; /* temporary UPN: the letter takes its table value */
+        else
+            return 0;
+        sum += v * (i + 2);
+    }
+    return s_upn_letters[sum % 23];
+}
+
+sh_err sh_upn_check(const char *s)
+{
+    if (!s || strlen(s) != SH_UPN_LEN) return SH_E_BAD_UPN;
+    char want = sh_upn_check_letter(s + 1);
+    if (want == 0 || want != s[0]) return SH_E_BAD_UPN;
+    char la[4] = {s[1], s[2], s[3], '\0'};
+    return sh_la_code_check(la) == SH_OK ? SH_OK : SH_E_BAD_UPN;
+}
+
+sh_err sh_la_code_check(const char *s)
+{
+    if (!s || !s_digit(s[0]) || !s_digit(s[1]) || !s_digit(s[2]) || s[3] != '\0')
+        return SH_E_BAD_LA_CODE;
+    int v = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    return (v >= 201 && v <= 938) ? SH_OK : SH_E_BAD_LA_CODE;
+}
+
+static const struct {
+    const char *code, *name;
+} s_las[] = {
+    {"881", "Essex"},         {"882", "Southend-on-Sea"}, {"883", "Thurrock"},
+    {"884", "Herefordshire"}, {"873", "Cambridgeshire"},  {"935", "Suffolk"},
+    {"919", "Hertfordshire"}, {"320", "Waltham Forest"},  {"317", "Redbridge"},
+    {"311", "Havering"},
+};
+
+const char *sh_la_name(const char *code)
+{
+    if (!code) return NULL;
+    for (size_t i = 0; i < sizeof s_las / sizeof s_las[0]; i++)
+        if (strcmp(s_las[i].code, code) == 0) return s_las[i].name;
+    return NULL;
+}
+
+sh_err sh_org_code_check(const char *s)
+{
+    if (!s || !s[0]) return SH_E_BAD_ORG_CODE;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n == SH_ORG_MAX || !s_upper_alnum(s[n])) return SH_E_BAD_ORG_CODE;
+    return SH_OK;
+}
+
+sh_err sh_la_child_id_check(const char *s)
+{
+    if (!s || !s[0]) return SH_E_BAD_LA_CHILD_ID;
+    for (size_t n = 0; s[n]; n++) {
+        char c = s[n];
+        bool ok = s_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-';
+        if (n == SH_LA_CHILD_MAX || !ok) return SH_E_BAD_LA_CHILD_ID;
+    }
+    return SH_OK;
+}
+
+/* UUIDv7 state: the last millisecond used and the 12-bit counter within it. */
+static pthread_mutex_t s_uuid_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t s_uuid_ms = -1;
+static unsigned s_uuid_counter;
+
+sh_err sh_event_id_new(uint8_t out[SH_EVENT_ID_LEN])
+{
+    uint8_t rnd[10];
+    if (sh_random(rnd, sizeof rnd) != SH_OK) return SH_E_IO;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return SH_E_IO;
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+    pthread_mutex_lock(&s_uuid_lock);
+    if (now > s_uuid_ms) {
+        s_uuid_ms = now;
+        s_uuid_counter = ((unsigned)rnd[8] << 8 | rnd[9]) & 0x3ff; /* leave headroom */
+    } else if (++s_uuid_counter > 0xfff) {
+        /* 4096 ids in one millisecond, or the clock went back: borrow the next ms. */
+        s_uuid_ms++;
+        s_uuid_counter = 0;
+    }
+    int64_t ms = s_uuid_ms;
+    unsigned counter = s_uuid_counter;
+    pthread_mutex_unlock(&s_uuid_lock);
+
+    for (int i = 0; i < 6; i++)
+        out[i] = (uint8_t)((uint64_t)ms >> (40 - 8 * i));
+    out[6] = (uint8_t)(0x70 | (counter >> 8));
+    out[7] = (uint8_t)(counter & 0xff);
+    memcpy(out + 8, rnd, 8);
+    out[8] = (uint8_t)(0x80 | (out[8] & 0x3f));
+    return SH_OK;
+}
+
+sh_err sh_event_id_check(const uint8_t *id, size_t len)
+{
+    if (!id || len != SH_EVENT_ID_LEN) return SH_E_BAD_EVENT_ID;
+    if ((id[6] >> 4) != 7 || (id[8] & 0xc0) != 0x80) return SH_E_BAD_EVENT_ID;
+    return SH_OK;
+}
+
+int64_t sh_event_id_time_ms(const uint8_t id[SH_EVENT_ID_LEN])
+{
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | id[i];
+    return (int64_t)ms;
+}
+
+char *sh_event_id_format(const uint8_t id[SH_EVENT_ID_LEN], char out[SH_EVENT_ID_STR])
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+    for (int i = 0; i < SH_EVENT_ID_LEN; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = hex[id[i] >> 4];
+        *p++ = hex[id[i] & 15];
+    }
+    *p = '\0';
+    return out;
+}
+
+static int s_hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+sh_err sh_event_id_parse(const char *s, uint8_t out[SH_EVENT_ID_LEN])
+{
+    if (!s || strlen(s) != 36) return SH_E_BAD_EVENT_ID;
+    int n = 0;
+    for (int i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i++] != '-') return SH_E_BAD_EVENT_ID;
+            continue;
+        }
+        int hi = s_hexval(s[i]), lo = s_hexval(s[i + 1]);
+        if (hi < 0 || lo < 0) return SH_E_BAD_EVENT_ID;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return sh_event_id_check(out, SH_EVENT_ID_LEN);
+}
+
+uint64_t sh_rng_next(uint64_t *rng)
+{
+    uint64_t z = (*rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void sh_nhs_synthetic(uint64_t *rng, char out[SH_NHS_LEN + 1])
+{
+    for (;;) {
+        uint64_t r = sh_rng_next(rng) % 1000000;
+        snprintf(out, SH_NHS_LEN + 1, "999%06llu0", (unsigned long long)r);
+        int check = s_nhs_check_digit(out);
+        if (check < 0) continue; /* 1 in 11: the check digit would be 10 */
+        out[9] = (char)('0' + check);
+        return;
+    }
+}
+
+void sh_upn_synthetic(uint64_t *rng, const char *la, char out[SH_UPN_LEN + 1])
+{
+    uint64_t r = sh_rng_next(rng);
+    snprintf(out, SH_UPN_LEN + 1, "?%.3s%04u%02u%03u", la, (unsigned)(r % 10000),
+             (unsigned)(r / 10000 % 100), (unsigned)(r / 1000000 % 1000));
+    out[0] = sh_upn_check_letter(out + 1);
+}
