@@ -40,6 +40,24 @@ void sh_wipe(void *p, size_t len)
     if (p && len) OPENSSL_cleanse(p, len);
 }
 
+void sh_hex_encode(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int sh_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 sh_err sh_random(void *buf, size_t len)
 {
     uint8_t *p = buf;
@@ -161,26 +179,14 @@ sh_err sh_key_generate_file(const char *path, sh_error *err)
 {
     uint8_t raw[SH_KEY_BYTES];
     char hex[2 * SH_KEY_BYTES + 1];
-    static const char digits[] = "0123456789abcdef";
     if (sh_random(raw, sizeof raw) != SH_OK)
         return sh_error_set(err, SH_E_IO, "getrandom: %s", strerror(errno));
-    for (size_t i = 0; i < SH_KEY_BYTES; i++) {
-        hex[2 * i] = digits[raw[i] >> 4];
-        hex[2 * i + 1] = digits[raw[i] & 15];
-    }
-    hex[2 * SH_KEY_BYTES] = '\n';
+    sh_hex_encode(raw, sizeof raw, hex);
+    hex[2 * SH_KEY_BYTES] = '\n'; /* replaces the NUL: the file is 64 digits and a newline */
     sh_err rc = s_write_new_file(path, hex, sizeof hex, err);
     sh_wipe(raw, sizeof raw);
     sh_wipe(hex, sizeof hex);
     return rc;
-}
-
-static int s_hex(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 sh_err sh_key_load_file(const char *path, sh_key **out, sh_error *err)
@@ -197,7 +203,7 @@ sh_err sh_key_load_file(const char *path, sh_key **out, sh_error *err)
         goto done;
     }
     for (size_t i = 0; i < SH_KEY_BYTES; i++) {
-        int hi = s_hex(buf[2 * i]), lo = s_hex(buf[2 * i + 1]);
+        int hi = sh_hex_digit(buf[2 * i]), lo = sh_hex_digit(buf[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             rc = sh_error_set(err, SH_E_KEY_FORMAT, "%s: want 64 hex digits", path);
             goto done;

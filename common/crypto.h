@@ -121,4 +121,10 @@ sh_err sh_random(void *buf, size_t len) SH_WUR;
 /* Zeroises len bytes in a way the compiler cannot remove. */
 void sh_wipe(void *p, size_t len);
 
+/* Writes 2n lower-case hex digits of p[0..n) and a NUL into out (2n + 1 bytes). */
+void sh_hex_encode(const uint8_t *p, size_t n, char *out);
+
+/* The value of one hex digit (either case), or -1. */
+int sh_hex_digit(char c);
+
 #endif

@@ -189,23 +189,15 @@ int64_t sh_event_id_time_ms(const uint8_t id[SH_EVENT_ID_LEN])
 
 char *sh_event_id_format(const uint8_t id[SH_EVENT_ID_LEN], char out[SH_EVENT_ID_STR])
 {
-    static const char hex[] = "0123456789abcdef";
+    /* 8-4-4-4-12 */
+    static const int groups[] = {4, 2, 2, 2, 6};
     char *p = out;
-    for (int i = 0; i < SH_EVENT_ID_LEN; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
-        *p++ = hex[id[i] >> 4];
-        *p++ = hex[id[i] & 15];
+    for (int g = 0, at = 0; g < 5; at += groups[g], g++) {
+        if (g) *p++ = '-';
+        sh_hex_encode(id + at, (size_t)groups[g], p);
+        p += 2 * groups[g];
     }
-    *p = '\0';
     return out;
-}
-
-static int s_hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 sh_err sh_event_id_parse(const char *s, uint8_t out[SH_EVENT_ID_LEN])
@@ -217,7 +209,7 @@ sh_err sh_event_id_parse(const char *s, uint8_t out[SH_EVENT_ID_LEN])
             if (s[i++] != '-') return SH_E_BAD_EVENT_ID;
             continue;
         }
-        int hi = s_hexval(s[i]), lo = s_hexval(s[i + 1]);
+        int hi = sh_hex_digit(s[i]), lo = sh_hex_digit(s[i + 1]);
         if (hi < 0 || lo < 0) return SH_E_BAD_EVENT_ID;
         out[n++] = (uint8_t)(hi << 4 | lo);
         i += 2;

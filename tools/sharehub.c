@@ -99,21 +99,11 @@ static int s_ident(int argc, char **argv)
 
 /* ---- audit verify ---------------------------------------------------------------------- */
 
-static void s_hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Prints a verification report; returns the exit code it stands for. */
 static int s_print_report(const char *dir, const sh_audit_report *r)
 {
     char head[2 * SH_MAC_BYTES + 1];
-    s_hex(r->head_mac, SH_MAC_BYTES, head);
+    sh_hex_encode(r->head_mac, SH_MAC_BYTES, head);
     if (r->result == SH_OK) {
         printf("%s: OK: %llu entries, %llu checkpoints (last at %llu), head %llu %.16s\n", dir,
                (unsigned long long)r->entries, (unsigned long long)r->checkpoints,
