@@ -447,8 +447,9 @@ sh_err sh_txn_del(sh_txn *t, sh_db db, const void *key, size_t klen, sh_error *e
     if (!t->write) return sh_error_set(err, SH_E_TXN, "delete in a read-only transaction");
     MDB_val k = {klen, (void *)key};
     int rc = mdb_del(t->txn, t->s->dbs[db].dbi, &k, NULL);
-    if (rc && rc != MDB_NOTFOUND) t->failed = SH_E_STORE;
-    return s_mdb_err(rc, t->s->dbs[db].name, err);
+    e = s_mdb_err(rc, t->s->dbs[db].name, err);
+    if (rc && rc != MDB_NOTFOUND) t->failed = e; /* LMDB marks the transaction broken */
+    return e;
 }
 
 /* LMDB reports a short write as EIO (mdb_page_flush), which is what a full filesystem
