@@ -247,7 +247,7 @@ static sh_err s_date_order(const char *start, const char *end, const char *field
     return SH_OK;
 }
 
-static sh_err s_child(const sh_child *c, sh_error *err)
+static sh_err s_child(const sh_child *c, bool lenient, sh_error *err)
 {
     sh_err rc;
     if ((rc = s_nhs(c->nhs_number, false, "child.nhs_number", err)) != SH_OK) return rc;
@@ -265,7 +265,7 @@ static sh_err s_child(const sh_child *c, sh_error *err)
     if (!s_empty(c->mother_nhs_number) || !s_empty(c->expected_due_date))
         return sh_error_set(err, SH_E_BAD_FIELD,
                             "child.mother_nhs_number: only for an unborn child");
-    if (s_empty(c->nhs_number) && s_empty(c->upn) && s_empty(c->la_child_id))
+    if (!lenient && s_empty(c->nhs_number) && s_empty(c->upn) && s_empty(c->la_child_id))
         return sh_error_set(err, SH_E_MISSING_FIELD, "child: one of nhs_number, upn, la_child_id");
     return SH_OK;
 }
@@ -404,7 +404,8 @@ static sh_err s_body(const sh_envelope *e, sh_error *err)
     }
 }
 
-sh_err sh_envelope_validate(const sh_envelope *e, sh_error *err)
+/* lenient: a minimised copy, where withheld fields are absent (see codec.h). */
+static sh_err s_validate(const sh_envelope *e, bool lenient, sh_error *err)
 {
     sh_error_clear(err);
     if (!e) return sh_error_set(err, SH_E_INVAL, "no envelope");
@@ -430,8 +431,8 @@ sh_err sh_envelope_validate(const sh_envelope *e, sh_error *err)
     bool receipt = e->event_type == ET(DELIVERY_RECEIPT);
     if (receipt && e->child)
         return sh_error_set(err, SH_E_BAD_FIELD, "child: a delivery receipt carries no child");
-    if (!receipt && !e->child) return sh_error_set(err, SH_E_MISSING_FIELD, "child");
-    if (e->child && (rc = s_child(e->child, err))) return rc;
+    if (!receipt && !e->child && !lenient) return sh_error_set(err, SH_E_MISSING_FIELD, "child");
+    if (e->child && (rc = s_child(e->child, lenient, err))) return rc;
 
     if (e->level_of_need > 4) return sh_error_set(err, SH_E_BAD_FIELD, "level_of_need: want 0-4");
     if ((rc = s_require_enum(e->purpose, "purpose", err))) return rc;
@@ -447,12 +448,18 @@ sh_err sh_envelope_validate(const sh_envelope *e, sh_error *err)
     if ((rc = s_require_enum(e->consent, "consent", err))) return rc;
     if (e->correlation_id.len != 0 && e->correlation_id.len != 16)
         return sh_error_set(err, SH_E_BAD_FIELD, "correlation_id: want 16 bytes");
-    return s_body(e, err);
+    return lenient ? SH_OK : s_body(e, err);
+}
+
+sh_err sh_envelope_validate(const sh_envelope *e, sh_error *err)
+{
+    return s_validate(e, false, err);
 }
 
 /* ---- decode / encode ------------------------------------------------------------------ */
 
-sh_err sh_envelope_decode(const uint8_t *buf, size_t len, sh_envelope **out, sh_error *err)
+static sh_err s_decode(const uint8_t *buf, size_t len, bool lenient, sh_envelope **out,
+                       sh_error *err)
 {
     *out = NULL;
     sh_error_clear(err);
@@ -461,13 +468,24 @@ sh_err sh_envelope_decode(const uint8_t *buf, size_t len, sh_envelope **out, sh_
     if (!buf && len) return sh_error_set(err, SH_E_INVAL, "no buffer");
     sh_envelope *e = sharehub__v1__envelope__unpack(NULL, len, buf);
     if (!e) return sh_error_set(err, SH_E_MALFORMED, "envelope (%zu bytes)", len);
-    sh_err rc = sh_envelope_validate(e, err);
+    sh_err rc = s_validate(e, lenient, err);
     if (rc != SH_OK) {
         sharehub__v1__envelope__free_unpacked(e, NULL);
         return rc;
     }
     *out = e;
     return SH_OK;
+}
+
+sh_err sh_envelope_decode(const uint8_t *buf, size_t len, sh_envelope **out, sh_error *err)
+{
+    return s_decode(buf, len, false, out, err);
+}
+
+sh_err sh_envelope_decode_minimised(const uint8_t *buf, size_t len, sh_envelope **out,
+                                    sh_error *err)
+{
+    return s_decode(buf, len, true, out, err);
 }
 
 sh_err sh_envelope_encode(const sh_envelope *e, uint8_t **out, size_t *len, sh_error *err)

@@ -38,6 +38,12 @@ sh_err sh_envelope_decode(const uint8_t *buf, size_t len, sh_envelope **out, sh_
  * SH_E_BAD_UPN, SH_E_BAD_LA_CODE, SH_E_BAD_ORG_CODE, SH_E_BAD_LA_CHILD_ID. */
 sh_err sh_envelope_validate(const sh_envelope *env, sh_error *err);
 
+/* As sh_envelope_decode, for a copy the broker minimised for its recipient: every field that
+ * is present must be valid, but fields a sharing protocol withheld may be absent (the child's
+ * identifiers, mandatory body fields). Header fields are still mandatory. */
+sh_err sh_envelope_decode_minimised(const uint8_t *buf, size_t len, sh_envelope **out,
+                                    sh_error *err);
+
 /* Validates env and encodes it into a new malloc'd buffer *out of *len bytes (free()).
  * Errors: those of sh_envelope_validate, SH_E_TOO_LARGE, SH_E_NOMEM. */
 sh_err sh_envelope_encode(const sh_envelope *env, uint8_t **out, size_t *len, sh_error *err);

@@ -58,6 +58,16 @@ static const struct {
      "audit log ends before its last signed checkpoint"},
     {SH_E_AUDIT_CHECKPOINT, "SH_E_AUDIT_CHECKPOINT", "audit checkpoint is invalid"},
     {SH_E_AUDIT_FORMAT, "SH_E_AUDIT_FORMAT", "audit entry cannot be parsed"},
+    {SH_E_DENY_NO_ISP, "SH_E_DENY_NO_ISP", "no information sharing protocol covers this share"},
+    {SH_E_DENY_NOT_ACTIVE, "SH_E_DENY_NOT_ACTIVE", "the sharing protocol is not active"},
+    {SH_E_DENY_LAPSED, "SH_E_DENY_LAPSED", "the sharing protocol has lapsed"},
+    {SH_E_DENY_PURPOSE, "SH_E_DENY_PURPOSE", "purpose not covered by the sharing protocol"},
+    {SH_E_DENY_BASIS, "SH_E_DENY_BASIS", "lawful basis does not match the sharing protocol"},
+    {SH_E_DENY_LEVEL, "SH_E_DENY_LEVEL", "level of need outside the sharing protocol's range"},
+    {SH_E_DENY_CONSENT, "SH_E_DENY_CONSENT", "consent required and not given"},
+    {SH_E_DENY_PARTY, "SH_E_DENY_PARTY", "not a party to the sharing protocol"},
+    {SH_E_POLICY_FILE, "SH_E_POLICY_FILE", "sharing protocol file is invalid"},
+    {SH_E_REGISTRY_FILE, "SH_E_REGISTRY_FILE", "enrolment registry is invalid"},
 };
 
 static int s_find(sh_err code)

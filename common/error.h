@@ -6,7 +6,8 @@
  * logs; a retired code stays in the table, marked retired. docs/errors.md lists them all.
  *
  * Ranges: 1xx general, 2xx codec/schema, 3xx identifiers, 4xx crypto and keys, 5xx store,
- * 6xx audit; 7xx (wire protocol) and 8xx (policy) are reserved for the broker.
+ * 6xx audit, 7xx wire protocol (reserved for the broker), 8xx policy: 80x are sharing
+ * denials, 81x configuration files.
  */
 #ifndef SHAREHUB_ERROR_H
 #define SHAREHUB_ERROR_H
@@ -62,6 +63,17 @@ typedef enum sh_err {
     SH_E_AUDIT_TRUNCATED = 603,  /* the chain ends before its last signed checkpoint */
     SH_E_AUDIT_CHECKPOINT = 604, /* a checkpoint is unsigned, mis-signed or disagrees */
     SH_E_AUDIT_FORMAT = 605,     /* an entry cannot be parsed */
+
+    SH_E_DENY_NO_ISP = 800,     /* no Information Sharing Protocol covers this share */
+    SH_E_DENY_NOT_ACTIVE = 801, /* the covering ISP is a draft or suspended */
+    SH_E_DENY_LAPSED = 802,     /* the covering ISP is 3 months past its review date */
+    SH_E_DENY_PURPOSE = 803,    /* the event's purpose is not one the ISP names */
+    SH_E_DENY_BASIS = 804,      /* the event's lawful basis is not the ISP's */
+    SH_E_DENY_LEVEL = 805,      /* level of need outside the ISP's range */
+    SH_E_DENY_CONSENT = 806,    /* consent required and not given */
+    SH_E_DENY_PARTY = 807,      /* sender or recipient is not a party to the ISP */
+    SH_E_POLICY_FILE = 810,     /* an ISP file is invalid; detail names file and problem */
+    SH_E_REGISTRY_FILE = 811,   /* the enrolment registry is invalid */
 } sh_err;
 
 /* An error with the detail that names the problem (a field, a path, a sequence number).

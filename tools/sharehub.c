@@ -21,6 +21,10 @@
 #include "codec.h"
 #include "crypto.h"
 #include "ident.h"
+#include "lint.h"
+#include "minimise.h"
+#include "policy.h"
+#include "registry.h"
 #include "store.h"
 #include "synth.h"
 
@@ -33,7 +37,12 @@ static void s_usage(FILE *f)
           "  sharehub demo [--keep]            self-check of codec, store and audit log\n"
           "  sharehub keygen master|sign PATH  new key file, mode 0600, never overwritten\n"
           "  sharehub ident check nhs|upn|la|org VALUE\n"
-          "  sharehub audit verify STORE-DIR --master KEY --sign-key KEY\n",
+          "  sharehub audit verify STORE-DIR --master KEY --sign-key KEY\n"
+          "  sharehub policy check POLICY-DIR [--registry FILE]\n"
+          "  sharehub policy explain --policy DIR --registry FILE --from ORG\n"
+          "                          (--event FILE | --type EVENT-TYPE) [--level N]\n"
+          "                          [--consent given|refused|withdrawn|not_sought|not_required]\n"
+          "                          [--referrer ORG]\n",
           f);
 }
 
@@ -191,6 +200,219 @@ static int s_audit(int argc, char **argv)
     sh_audit_verify(o.audit, &pub, 1, &r);
     s_close(&o);
     return s_print_report(dir, &r);
+}
+
+/* ---- policy ---------------------------------------------------------------------------- */
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct s_lint_out {
+    int warnings;
+} s_lint_out;
+
+static void s_print_finding(void *ctx, sh_lint_level level, const sh_isp *isp, const char *msg)
+{
+    s_lint_out *o = ctx;
+    o->warnings += level == SH_LINT_WARNING;
+    printf("%s: %s: %s: %s\n", level == SH_LINT_ERROR ? "error" : "warning", sh_isp_file(isp),
+           sh_isp_rule(isp), msg);
+}
+
+static int s_policy_check(int argc, char **argv)
+{
+    const char *dir = NULL, *regpath = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc)
+            regpath = argv[++i];
+        else if (!dir && argv[i][0] != '-')
+            dir = argv[i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!dir) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    sh_error err = {0};
+    sh_policy *p = NULL;
+    sh_registry *reg = NULL;
+    if (regpath && sh_registry_load(regpath, &reg, &err)) {
+        char buf[320];
+        printf("error: %s\n", sh_error_format(&err, buf, sizeof buf));
+        return EXIT_BAD;
+    }
+    if (sh_policy_load(dir, &p, &err)) {
+        char buf[320];
+        printf("error: %s\n", sh_error_format(&err, buf, sizeof buf));
+        sh_registry_destroy(&reg);
+        return EXIT_BAD;
+    }
+    int64_t now = s_now_ms();
+    s_lint_out o = {0};
+    int errors = sh_policy_lint(p, reg, now, s_print_finding, &o);
+    int active = 0;
+    for (size_t i = 0; i < sh_policy_count(p); i++) {
+        sh_isp_state st = sh_isp_state_at(sh_policy_at(p, i), now);
+        active += st <= SH_ISP_OVERDUE;
+    }
+    printf("%zu protocols (%d in force), %d errors, %d warnings%s\n", sh_policy_count(p), active,
+           errors, o.warnings,
+           reg ? "" : " (no --registry: organisations and overlaps not checked)");
+    sh_policy_destroy(&p);
+    sh_registry_destroy(&reg);
+    return errors ? EXIT_BAD : EXIT_OK;
+}
+
+static int s_read_file(const char *path, uint8_t **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t cap = SH_ENVELOPE_MAX + 1, n = 0;
+    uint8_t *buf = malloc(cap);
+    if (buf) n = fread(buf, 1, cap, f);
+    int bad = !buf || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int s_policy_explain(int argc, char **argv)
+{
+    const char *dir = NULL, *regpath = NULL, *from = NULL, *file = NULL, *type = NULL;
+    const char *consent = NULL, *referrer = NULL;
+    int level = -1;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--policy") == 0)
+            dir = v;
+        else if (strcmp(k, "--registry") == 0)
+            regpath = v;
+        else if (strcmp(k, "--from") == 0)
+            from = v;
+        else if (strcmp(k, "--event") == 0)
+            file = v;
+        else if (strcmp(k, "--type") == 0)
+            type = v;
+        else if (strcmp(k, "--level") == 0)
+            level = atoi(v);
+        else if (strcmp(k, "--consent") == 0)
+            consent = v;
+        else if (strcmp(k, "--referrer") == 0)
+            referrer = v;
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (argc % 2 || !dir || !regpath || !from || (!file == !type)) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    sh_error err = {0};
+    sh_policy *p = NULL;
+    sh_registry *reg = NULL;
+    sh_envelope *e = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = EXIT_USAGE;
+    if (sh_registry_load(regpath, &reg, &err) || sh_policy_load(dir, &p, &err)) {
+        s_fail(&err, "policy explain");
+        goto out;
+    }
+    const sh_org *sender = sh_registry_by_code(reg, from);
+    if (!sender) {
+        fprintf(stderr, "sharehub: --from %s is not in the enrolment registry\n", from);
+        goto out;
+    }
+    if (file) {
+        if (s_read_file(file, &buf, &len)) {
+            fprintf(stderr, "sharehub: %s: %s\n", file, strerror(errno));
+            goto out;
+        }
+    } else {
+        int t = 0;
+        for (int i = 1; i <= 13 && !t; i++)
+            if (strcmp(sh_event_type_name(i), type) == 0) t = i;
+        if (!t) {
+            fprintf(stderr, "sharehub: --type %s is not an event type (see docs/schema.md)\n",
+                    type);
+            goto out;
+        }
+        uint64_t rng = 1;
+        sh_synth_child c;
+        sh_synth_child_make(&rng, "881", &c);
+        if (sh_synth_event(&rng, t, &c, from, NULL, NULL, 0, &buf, &len, &err)) {
+            s_fail(&err, "policy explain");
+            goto out;
+        }
+    }
+    if (sh_envelope_decode(buf, len, &e, &err)) {
+        s_fail(&err, file ? file : "synthetic event");
+        goto out;
+    }
+    if (level >= 0) e->level_of_need = (uint32_t)level;
+    static const struct {
+        const char *name;
+        int v;
+    } consents[] = {
+        {"given", 1}, {"refused", 2}, {"withdrawn", 3}, {"not_sought", 4}, {"not_required", 5}};
+    for (size_t i = 0; consent && i < sizeof consents / sizeof consents[0]; i++)
+        if (strcmp(consent, consents[i].name) == 0) e->consent = consents[i].v, consent = NULL;
+    if (consent) {
+        fprintf(stderr, "sharehub: --consent %s is not a consent state\n", consent);
+        goto out;
+    }
+    /* the explained event must still be valid after the overrides */
+    if (sh_envelope_validate(e, &err)) {
+        s_fail(&err, "policy explain");
+        goto out;
+    }
+    printf("%s from %s (purpose %d, level of need %u, consent %d):\n",
+           sh_event_type_name(e->event_type), from, e->purpose, e->level_of_need, e->consent);
+    int64_t now = s_now_ms();
+    for (size_t i = 0; i < sh_registry_count(reg); i++) {
+        const sh_org *to = sh_registry_at(reg, i);
+        if (to == sender) continue;
+        sh_share s = {e, sender, to, referrer, now};
+        sh_decision d;
+        sh_policy_decide(p, &s, &d);
+        if (d.permit) {
+            printf("  PERMIT %-9s %s\n         %s\n         sees:", to->code, to->name, d.reason);
+            for (size_t k = 0; k < d.n_items; k++)
+                printf(" %s", d.items[k]);
+            putchar('\n');
+        } else {
+            printf("  deny   %-9s %s\n         E%03d %s: %s\n", to->code, to->name, (int)d.code,
+                   sh_err_name(d.code), d.reason);
+        }
+    }
+    rc = EXIT_OK;
+out:
+    free(buf);
+    sh_envelope_free(e);
+    sh_policy_destroy(&p);
+    sh_registry_destroy(&reg);
+    return rc;
+}
+
+static int s_policy(int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "check") == 0) return s_policy_check(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "explain") == 0) return s_policy_explain(argc - 1, argv + 1);
+    s_usage(stderr);
+    return EXIT_USAGE;
 }
 
 /* ---- demo ------------------------------------------------------------------------------ */
@@ -413,6 +635,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "keygen") == 0) return s_keygen(argc - 2, argv + 2);
     if (strcmp(cmd, "ident") == 0) return s_ident(argc - 2, argv + 2);
     if (strcmp(cmd, "audit") == 0) return s_audit(argc - 2, argv + 2);
+    if (strcmp(cmd, "policy") == 0) return s_policy(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
         s_usage(stdout);
         return EXIT_OK;

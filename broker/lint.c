@@ -1,0 +1,138 @@
+/*
+ * lint.c — policy review findings.
+ *
+ * Errors: a lapsed ISP still in the directory (WEISF removes them), an organisation the
+ * registry does not know, two ISPs in force that share the same event, purpose, sender and
+ * recipient with different data items. Warnings: review due, overdue, draft, suspended, a
+ * locality no enrolled organisation has, two ISPs that overlap with the same data items.
+ */
+#include "lint.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int s_in_force(sh_isp_state s)
+{
+    return s == SH_ISP_ACTIVE || s == SH_ISP_REVIEW_DUE || s == SH_ISP_OVERDUE;
+}
+
+static int s_same_items(const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+    if (na != nb) return 0;
+    for (size_t i = 0; i < na; i++) {
+        int found = 0;
+        for (size_t j = 0; j < nb && !found; j++)
+            found = strcmp(a[i], b[j]) == 0;
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+/* First (event type, purpose, sender, recipient) both ISPs cover, if any. */
+static int s_overlap(const sh_isp *a, const sh_isp *b, const sh_registry *reg, char *msg,
+                     size_t cap)
+{
+    size_t n = sh_registry_count(reg);
+    for (int type = 1; type <= 13; type++)
+        for (int purpose = 1; purpose <= 6; purpose++)
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                    const sh_org *from = sh_registry_at(reg, i), *to = sh_registry_at(reg, j);
+                    const char *const *ia, *const *ib;
+                    size_t na, nb;
+                    if (i == j || !sh_isp_covers(a, type, purpose, from, to, &ia, &na) ||
+                        !sh_isp_covers(b, type, purpose, from, to, &ib, &nb))
+                        continue;
+                    int same = s_same_items(ia, na, ib, nb);
+                    snprintf(msg, cap, "%s %s: both cover %s (purpose %d) from %s to %s, %s",
+                             same ? "overlaps with" : "contradicts", sh_isp_rule(b),
+                             sh_event_type_name(type), purpose, from->code, to->code,
+                             same ? "with the same data items" : "with different data items");
+                    return same ? 1 : 2;
+                }
+    return 0;
+}
+
+int sh_policy_lint(const sh_policy *p, const sh_registry *reg, int64_t now_ms, sh_lint_fn fn,
+                   void *ctx)
+{
+    int errors = 0;
+    char msg[300];
+#define REPORT(level, isp, ...)                                                                    \
+    do {                                                                                           \
+        snprintf(msg, sizeof msg, __VA_ARGS__);                                                    \
+        fn(ctx, level, isp, msg);                                                                  \
+        errors += (level) == SH_LINT_ERROR;                                                        \
+    } while (0)
+
+    for (size_t i = 0; i < sh_policy_count(p); i++) {
+        const sh_isp *isp = sh_policy_at(p, i);
+        sh_isp_state st = sh_isp_state_at(isp, now_ms);
+        const char *rd = sh_isp_review_date(isp);
+        switch (st) {
+        case SH_ISP_REVIEW_DUE:
+            REPORT(SH_LINT_WARNING, isp,
+                   "review due: review date %s is within 3 months; "
+                   "the lead organisation (%s) should start the review",
+                   rd, sh_isp_lead(isp));
+            break;
+        case SH_ISP_OVERDUE:
+            REPORT(SH_LINT_WARNING, isp,
+                   "overdue: review date %s has passed; it still "
+                   "permits but every share is flagged overdue, and it lapses 3 months after",
+                   rd);
+            break;
+        case SH_ISP_LAPSED:
+            REPORT(SH_LINT_ERROR, isp,
+                   "lapsed: more than 3 months past review date %s; it "
+                   "never permits: renew it or remove the file",
+                   rd);
+            break;
+        case SH_ISP_DRAFT:
+            REPORT(SH_LINT_WARNING, isp, "draft: never permits until approved and active");
+            break;
+        case SH_ISP_SUSPENDED:
+            REPORT(SH_LINT_WARNING, isp, "suspended: never permits");
+            break;
+        default:
+            break;
+        }
+        if (!reg) continue;
+        const char *orgs[256];
+        size_t no = sh_isp_organisations(isp, orgs, 256);
+        for (size_t k = 0; k < no; k++) {
+            int dup = 0;
+            for (size_t m = 0; m < k && !dup; m++)
+                dup = strcmp(orgs[m], orgs[k]) == 0;
+            if (!dup && !sh_registry_by_code(reg, orgs[k]))
+                REPORT(SH_LINT_ERROR, isp, "organisation %s is not in the enrolment registry",
+                       orgs[k]);
+        }
+        const char *locs[256];
+        sh_sector secs[256];
+        size_t nl = sh_isp_localities(isp, locs, secs, 256);
+        for (size_t k = 0; k < nl; k++) {
+            int known = 0;
+            for (size_t m = 0; m < sh_registry_count(reg) && !known; m++) {
+                const sh_org *o = sh_registry_at(reg, m);
+                known = o->sector == secs[k] && strcmp(o->locality, locs[k]) == 0;
+            }
+            if (!known)
+                REPORT(SH_LINT_WARNING, isp, "no enrolled %s organisation is in locality %s",
+                       sh_sector_name(secs[k]), locs[k]);
+        }
+    }
+    for (size_t i = 0; reg && i < sh_policy_count(p); i++) {
+        const sh_isp *a = sh_policy_at(p, i);
+        if (!s_in_force(sh_isp_state_at(a, now_ms))) continue;
+        for (size_t j = i + 1; j < sh_policy_count(p); j++) {
+            const sh_isp *b = sh_policy_at(p, j);
+            if (!s_in_force(sh_isp_state_at(b, now_ms))) continue;
+            char what[300];
+            int kind = s_overlap(a, b, reg, what, sizeof what);
+            if (kind) REPORT(kind == 2 ? SH_LINT_ERROR : SH_LINT_WARNING, a, "%s", what);
+        }
+    }
+#undef REPORT
+    return errors;
+}

@@ -1,0 +1,203 @@
+/*
+ * registry.c — loading and looking up the enrolment registry.
+ *
+ * File format (docs/policy.md):
+ *   organisations:
+ *     - code: "RH8"
+ *       name: Mid and South Essex NHS Foundation Trust
+ *       sector: health            # education | health | social_care | police | local_authority
+ *       locality: essex           # [a-z0-9-]
+ *       la_code: "881"            # optional: the LA this organisation answers for
+ *       keys: ["<40-character Z85 CURVE public key>", ...]
+ *
+ * Owns: the parsed registry, immutable after load. Never: accepts a duplicate code or key.
+ */
+#include "registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "ident.h"
+#include "yaml.h"
+
+typedef struct y_org {
+    char *code, *name, *locality, *la_code;
+    int sector;
+    char **keys;
+    unsigned keys_count;
+} y_org;
+
+typedef struct y_registry {
+    y_org *organisations;
+    unsigned organisations_count;
+} y_registry;
+
+static const cyaml_strval_t s_sectors[] = {
+    {"education", SH_SECTOR_EDUCATION},
+    {"health", SH_SECTOR_HEALTH},
+    {"social_care", SH_SECTOR_SOCIAL_CARE},
+    {"police", SH_SECTOR_POLICE},
+    {"local_authority", SH_SECTOR_LOCAL_AUTHORITY},
+};
+
+static const cyaml_schema_value_t s_string = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 200),
+};
+
+static const cyaml_schema_field_t s_org_fields[] = {
+    CYAML_FIELD_STRING_PTR("code", CYAML_FLAG_POINTER, y_org, code, 1, 9),
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_org, name, 1, 200),
+    CYAML_FIELD_ENUM("sector", CYAML_FLAG_DEFAULT, y_org, sector, s_sectors, 5),
+    CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),
+    CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, la_code, 3,
+                           3),
+    CYAML_FIELD_SEQUENCE("keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, keys, &s_string,
+                         0, 64),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t s_org = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_org, s_org_fields),
+};
+
+static const cyaml_schema_field_t s_top_fields[] = {
+    CYAML_FIELD_SEQUENCE("organisations", CYAML_FLAG_POINTER, y_registry, organisations, &s_org, 0,
+                         100000),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t s_top = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, y_registry, s_top_fields),
+};
+
+typedef struct s_keyent {
+    uint8_t key[SH_CURVE_KEY_BYTES];
+    size_t org;
+} s_keyent;
+
+struct sh_registry {
+    y_registry *y;
+    sh_org *orgs;
+    size_t norgs;
+    s_keyent *keys; /* sorted by key */
+    size_t nkeys;
+};
+
+static int s_keycmp(const void *a, const void *b)
+{
+    return memcmp(((const s_keyent *)a)->key, ((const s_keyent *)b)->key, SH_CURVE_KEY_BYTES);
+}
+
+static int s_locality_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-')) return 0;
+    return 1;
+}
+
+const char *sh_sector_name(sh_sector s)
+{
+    for (size_t i = 0; i < sizeof s_sectors / sizeof s_sectors[0]; i++)
+        if (s_sectors[i].val == (int64_t)s) return s_sectors[i].str;
+    return "none";
+}
+
+sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
+{
+    *out = NULL;
+    sh_registry *r = calloc(1, sizeof *r);
+    if (!r) return sh_error_set(err, SH_E_NOMEM, "registry");
+    void *data = NULL;
+    sh_err rc = sh_yaml_load(path, &s_top, &data, SH_E_REGISTRY_FILE, err);
+    r->y = data;
+    size_t total_keys = 0;
+    if (!rc) {
+        r->norgs = r->y->organisations_count;
+        for (size_t i = 0; i < r->norgs; i++)
+            total_keys += r->y->organisations[i].keys_count;
+        r->orgs = calloc(r->norgs ? r->norgs : 1, sizeof *r->orgs);
+        r->keys = calloc(total_keys ? total_keys : 1, sizeof *r->keys);
+        if (!r->orgs || !r->keys) rc = sh_error_set(err, SH_E_NOMEM, "registry");
+    }
+    for (size_t i = 0; !rc && i < r->norgs; i++) {
+        const y_org *y = &r->y->organisations[i];
+        if (sh_org_code_check(y->code) != SH_OK)
+            rc = sh_error_set(err, SH_E_REGISTRY_FILE,
+                              "%s: organisation %zu: code is not 1-9 of "
+                              "[A-Z0-9]",
+                              path, i + 1);
+        else if (y->la_code && sh_la_code_check(y->la_code) != SH_OK)
+            rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: %s: la_code is not a DfE LA code", path,
+                              y->code);
+        else if (!s_locality_ok(y->locality))
+            rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: %s: locality is not [a-z0-9-]", path,
+                              y->code);
+        for (size_t j = 0; !rc && j < i; j++)
+            if (strcmp(r->orgs[j].code, y->code) == 0)
+                rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: organisation %s enrolled twice",
+                                  path, y->code);
+        for (unsigned k = 0; !rc && k < y->keys_count; k++) {
+            s_keyent *ke = &r->keys[r->nkeys];
+            if (strlen(y->keys[k]) != SH_Z85_KEY_LEN || !zmq_z85_decode(ke->key, y->keys[k]))
+                rc = sh_error_set(err, SH_E_REGISTRY_FILE,
+                                  "%s: %s: key %u is not a 40-character Z85 CURVE key", path,
+                                  y->code, k + 1);
+            ke->org = i;
+            r->nkeys++;
+        }
+        r->orgs[i] = (sh_org){y->code, y->name, (sh_sector)y->sector, y->locality, y->la_code};
+    }
+    if (!rc && r->nkeys) {
+        qsort(r->keys, r->nkeys, sizeof *r->keys, s_keycmp);
+        for (size_t i = 1; i < r->nkeys; i++)
+            if (s_keycmp(&r->keys[i - 1], &r->keys[i]) == 0) {
+                rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: one key is enrolled for %s and %s",
+                                  path, r->orgs[r->keys[i - 1].org].code,
+                                  r->orgs[r->keys[i].org].code);
+                break;
+            }
+    }
+    if (rc) {
+        sh_registry_destroy(&r);
+        return rc;
+    }
+    *out = r;
+    return SH_OK;
+}
+
+void sh_registry_destroy(sh_registry **rp)
+{
+    if (!rp || !*rp) return;
+    sh_registry *r = *rp;
+    sh_yaml_free(&s_top, r->y);
+    free(r->orgs);
+    free(r->keys);
+    free(r);
+    *rp = NULL;
+}
+
+const sh_org *sh_registry_by_key(const sh_registry *r, const uint8_t key[SH_CURVE_KEY_BYTES])
+{
+    s_keyent probe;
+    memcpy(probe.key, key, SH_CURVE_KEY_BYTES);
+    const s_keyent *hit = bsearch(&probe, r->keys, r->nkeys, sizeof *r->keys, s_keycmp);
+    return hit ? &r->orgs[hit->org] : NULL;
+}
+
+const sh_org *sh_registry_by_code(const sh_registry *r, const char *code)
+{
+    for (size_t i = 0; code && i < r->norgs; i++)
+        if (strcmp(r->orgs[i].code, code) == 0) return &r->orgs[i];
+    return NULL;
+}
+
+size_t sh_registry_count(const sh_registry *r)
+{
+    return r->norgs;
+}
+
+const sh_org *sh_registry_at(const sh_registry *r, size_t i)
+{
+    return i < r->norgs ? &r->orgs[i] : NULL;
+}

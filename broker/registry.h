@@ -1,0 +1,57 @@
+/*
+ * registry.h — the enrolment registry: which CURVE public key belongs to which organisation.
+ *
+ * Owns: the loaded registry file (YAML, docs/policy.md) and lookups by key and by code.
+ * Never: trusts an organisation code a peer claims; the key decides who a peer is. A registry
+ * is immutable once loaded: reloading (SIGHUP) builds a new one and swaps it in whole.
+ */
+#ifndef SHAREHUB_REGISTRY_H
+#define SHAREHUB_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define SH_CURVE_KEY_BYTES 32
+#define SH_Z85_KEY_LEN     40 /* Z85 text of a 32-byte key */
+
+typedef enum sh_sector {
+    SH_SECTOR_NONE = 0,
+    SH_SECTOR_EDUCATION = 1,
+    SH_SECTOR_HEALTH = 2,
+    SH_SECTOR_SOCIAL_CARE = 3,
+    SH_SECTOR_POLICE = 4,
+    SH_SECTOR_LOCAL_AUTHORITY = 5,
+} sh_sector;
+
+typedef struct sh_org {
+    const char *code; /* organisation code, e.g. "RH8" */
+    const char *name; /* e.g. "Mid and South Essex NHS Foundation Trust" */
+    sh_sector sector;
+    const char *locality; /* e.g. "essex" */
+    const char *la_code;  /* DfE LA code this organisation answers for, or NULL */
+} sh_org;
+
+typedef struct sh_registry sh_registry;
+
+/* Loads a registry file. Errors: SH_E_REGISTRY_FILE (the detail names the file and the
+ * problem: YAML error, unknown key, bad code, bad key, duplicate code or key), SH_E_NOMEM. */
+sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err);
+
+void sh_registry_destroy(sh_registry **r);
+
+/* The organisation enrolled with this CURVE public key, or NULL. */
+const sh_org *sh_registry_by_key(const sh_registry *r, const uint8_t key[SH_CURVE_KEY_BYTES]);
+
+/* The organisation with this code, or NULL. */
+const sh_org *sh_registry_by_code(const sh_registry *r, const char *code);
+
+/* Organisations in file order: index 0 .. sh_registry_count()-1. */
+size_t sh_registry_count(const sh_registry *r);
+const sh_org *sh_registry_at(const sh_registry *r, size_t i);
+
+/* "education", "health", "social_care", "police", "local_authority"; "none". */
+const char *sh_sector_name(sh_sector s);
+
+#endif

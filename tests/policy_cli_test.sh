@@ -1,0 +1,82 @@
+#!/bin/sh
+# policy_cli_test.sh SHAREHUB SOURCE-DIR — `sharehub policy check` and `policy explain` as an
+# information-governance officer runs them, on a policy written with dates relative to today,
+# and on the shipped sample (which must always load).
+set -u
+bin=$1 src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+expect() { # expect NAME WANT-EXIT PATTERN -- cmd...
+    name=$1 want=$2 pat=$3
+    shift 4
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" -eq "$want" ] && printf '%s\n' "$out" | grep -qE -- "$pat"; then ok; else
+        bad "$name: exit $rc (want $want), output:"
+        printf '%s\n' "$out"
+    fi
+}
+
+inyear=$(date -u -d '+1 year' +%F)
+ago5=$(date -u -d '-5 months' +%F)
+cp "$src/deploy/policy/enrolment.yaml" "$tmp/enrolment.yaml"
+cat >"$tmp/isp-cpis.yaml" <<YAML
+id: isp-cpis
+version: 1
+title: CP flags to health
+status: active
+review_date: "$inyear"
+lead: "881"
+purposes: [safeguarding]
+event_types: [cp_plan_status]
+senders: [{organisation: "881"}]
+recipients:
+  - {sector: health, data_items: [child.nhs_number, cp_plan_status.status]}
+lawful_basis: {article6: public_task, article9: substantial_public_interest, dpa_schedule1_paragraph: 18}
+consent: not_required
+approvers: [{role: Caldicott Guardian, organisation: RAJ}]
+YAML
+expect check-clean 0 "^1 protocols \(1 in force\), 0 errors, 0 warnings$" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+expect explain-permit 0 "PERMIT RAJ" -- "$bin" policy explain --policy "$tmp" \
+    --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
+expect explain-items 0 "sees: child.nhs_number cp_plan_status.status" -- "$bin" policy explain \
+    --policy "$tmp" --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
+expect explain-deny 0 "deny   8819990 .*E807 SH_E_DENY_PARTY" -- sh -c \
+    "'$bin' policy explain --policy '$tmp' --registry '$tmp/enrolment.yaml' --from 881 --type cp_plan_status | tr '\n' ' '"
+expect explain-unknown-type 2 "not an event type" -- "$bin" policy explain --policy "$tmp" \
+    --registry "$tmp/enrolment.yaml" --from 881 --type parking_ticket
+expect explain-unknown-org 2 "not in the enrolment registry" -- "$bin" policy explain \
+    --policy "$tmp" --registry "$tmp/enrolment.yaml" --from NOBODY --type cp_plan_status
+
+sed -e "s/$inyear/$ago5/" -e 's/isp-cpis/isp-old/' "$tmp/isp-cpis.yaml" >"$tmp/isp-old.yaml"
+expect check-lapsed 1 "error: .*isp-old@1: lapsed" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+rm "$tmp/isp-old.yaml"
+sed -e 's/id: isp-cpis/id: isp-x/' "$tmp/isp-cpis.yaml" >"$tmp/isp-x.yaml"
+expect check-overlap 0 "warning: .*overlaps with isp-x@1" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+sed -i -e 's/child.nhs_number, //' "$tmp/isp-x.yaml"
+expect check-contradiction 1 "error: .*contradicts isp-x@1: .*different data items" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+sed -e 's/organisation: RAJ/organisation: NOSUCH/' -e 's/id: isp-cpis/id: isp-y/' \
+    -e 's/event_types: \[cp_plan_status\]/event_types: [looked_after_status]/' \
+    "$tmp/isp-cpis.yaml" >"$tmp/isp-y.yaml"
+rm "$tmp/isp-x.yaml"
+expect check-unknown-org 1 "organisation NOSUCH is not in the enrolment registry" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+rm "$tmp/isp-y.yaml"
+echo "colour: blue" >>"$tmp/isp-cpis.yaml"
+expect check-unknown-field 1 "E810 SH_E_POLICY_FILE.*isp-cpis.yaml.*colour" -- \
+    "$bin" policy check "$tmp"
+
+# the shipped sample always loads (its lifecycle findings change with the calendar)
+out=$("$bin" policy check "$src/deploy/policy" --registry "$src/deploy/policy/enrolment.yaml" 2>&1)
+if printf '%s\n' "$out" | grep -qE "^9 protocols" && ! printf '%s\n' "$out" | grep -q "E81"; then ok; else
+    bad "sample-loads: $out"
+fi
+echo "policy cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
