@@ -115,6 +115,11 @@ static sh_err s_read_key_file(const char *path, char *buf, size_t cap, size_t *l
     return rc;
 }
 
+sh_err sh_secret_file_read(const char *path, char *buf, size_t cap, size_t *len, sh_error *err)
+{
+    return s_read_key_file(path, buf, cap, len, err);
+}
+
 /* Creates path exclusively with mode 0600 and writes data. */
 static sh_err s_write_new_file(const char *path, const void *data, size_t len, sh_error *err)
 {
@@ -144,6 +149,11 @@ static sh_err s_write_new_file(const char *path, const void *data, size_t len, s
         return SH_E_IO;
     }
     return SH_OK;
+}
+
+sh_err sh_secret_file_write(const char *path, const void *data, size_t len, sh_error *err)
+{
+    return s_write_new_file(path, data, len, err);
 }
 
 /* ---- symmetric keys ------------------------------------------------------------------- */

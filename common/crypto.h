@@ -113,6 +113,16 @@ sh_err sh_verify(const uint8_t pub[SH_SIGN_PUB_BYTES], const void *msg, size_t l
 
 void sh_signkey_destroy(sh_signkey **k);
 
+/* Reads a small secret file (at most cap-1 bytes, NUL-terminated) with the same rules as key
+ * files: a regular file, not a symbolic link, no group or other permission bits.
+ * Errors: SH_E_KEY_MISSING, SH_E_KEY_PERMISSIONS, SH_E_IO. The caller wipes buf. */
+sh_err sh_secret_file_read(const char *path, char *buf, size_t cap, size_t *len,
+                           sh_error *err) SH_WUR;
+
+/* Creates path with mode 0600 (never overwriting: SH_E_EXISTS) holding len bytes of data,
+ * synced to disk. */
+sh_err sh_secret_file_write(const char *path, const void *data, size_t len, sh_error *err);
+
 /* ---- helpers -------------------------------------------------------------------------- */
 
 /* Fills buf with len random bytes from the OS (getrandom). SH_E_IO on failure. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "client.h"
 #include "codec.h"
 #include "crypto.h"
 #include "ident.h"
@@ -35,7 +36,7 @@ static void s_usage(FILE *f)
     fputs("usage:\n"
           "  sharehub version\n"
           "  sharehub demo [--keep]            self-check of codec, store and audit log\n"
-          "  sharehub keygen master|sign PATH  new key file, mode 0600, never overwritten\n"
+          "  sharehub keygen master|sign|curve PATH  new key file, mode 0600, never overwritten\n"
           "  sharehub ident check nhs|upn|la|org VALUE\n"
           "  sharehub audit verify STORE-DIR --master KEY --sign-key KEY\n"
           "  sharehub policy check POLICY-DIR [--registry FILE]\n"
@@ -63,6 +64,20 @@ static int s_keygen(int argc, char **argv)
     }
     sh_error err = {0};
     sh_err rc;
+    if (strcmp(argv[0], "curve") == 0) {
+        /* the secret key goes to the file; the public key is printed, for the registry */
+        char pub[SH_Z85_LEN + 1], sec[SH_Z85_LEN + 2];
+        if (sh_curve_keypair(pub, sec)) {
+            sh_error_set(&err, SH_E_CRYPTO, "CURVE key generation");
+            return s_fail(&err, "keygen");
+        }
+        sec[SH_Z85_LEN] = '\n';
+        rc = sh_secret_file_write(argv[1], sec, SH_Z85_LEN + 1, &err);
+        sh_wipe(sec, sizeof sec);
+        if (rc) return s_fail(&err, "keygen");
+        printf("wrote curve key to %s (mode 0600); public key: %s\n", argv[1], pub);
+        return EXIT_OK;
+    }
     if (strcmp(argv[0], "master") == 0)
         rc = sh_key_generate_file(argv[1], &err);
     else if (strcmp(argv[0], "sign") == 0)

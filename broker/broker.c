@@ -1,0 +1,1157 @@
+/*
+ * broker.c — the broker's event loop: ZAP, sessions, publish, route, deliver, ack.
+ *
+ * Owns: everything in sh_broker. Store layout (all in one LMDB environment, docs/protocol.md):
+ *   events  (sealed)  event id (16)          -> event record (below)
+ *   queue   (sealed)  org code (9, NUL-padded) || seq (u64 BE) -> delivery record (below)
+ *   state   (plain)   "seq"                  -> next queue sequence number (u64 BE)
+ *   subs    (plain)   org code               -> the org's HELLO subscriptions (text)
+ *   plus the store's own sh_meta and the audit log.
+ * event record:    u8 n, sender[n] | u32 n, outcome text[n] | u32 n, envelope[n]
+ * delivery record: event id (16) | u8 n, sender[n] | u8 n, rule[n] | u8 flags | copy[...]
+ *
+ * A batch of messages is processed inside one write transaction and committed once (group
+ * commit); replies and deliveries are sent only after the commit succeeds. Never: sends a
+ * CONFIRM for an event that is not durable.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "audit.h"
+#include "client.h"
+#include "codec.h"
+#include "crypto.h"
+#include "ident.h"
+#include "minimise.h"
+#include "policy.h"
+#include "registry.h"
+#include "store.h"
+
+#define BATCH_MAX    512
+#define MAX_MSG      (4 * 1024 * 1024) /* ZeroMQ drops peers that send more in one message */
+#define ORG_KEY      9                 /* queue keys start with the org code, NUL-padded */
+#define FLAG_OVERDUE 1u
+#define ET(x)        SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_##x
+
+typedef struct s_flight {
+    uint64_t seq;
+    uint8_t id[16];
+    int64_t sent_ms;
+} s_flight;
+
+typedef struct s_session {
+    uint8_t rid[256]; /* ZeroMQ routing id */
+    size_t rid_len;
+    char org[SH_ORG_MAX + 1];
+    int64_t seen_ms;
+    int ready;        /* said HELLO: deliveries may flow */
+    uint64_t next;    /* next queue seq to send */
+    s_flight *flight; /* window entries */
+    unsigned nflight;
+} s_session;
+
+/* A reply or side effect that waits for the batch to commit. */
+typedef struct s_reply {
+    int session; /* index into sessions, or -1 */
+    uint8_t rid[256];
+    size_t rid_len;
+    int kind; /* 0 frames, 1 ack done */
+    char cmd[16];
+    uint8_t *frames[20];
+    size_t lens[20];
+    size_t n;
+    uint8_t ack_id[16];
+} s_reply;
+
+struct sh_broker {
+    sh_broker_config cfg;
+    void *ctx, *router, *zap;
+    char public_key[SH_Z85_LEN + 1];
+    sh_key *master, *audit_key;
+    sh_signkey *signer;
+    sh_store *store;
+    sh_audit *audit;
+    sh_db events, queue, state, subs;
+    sh_registry *registry;
+    sh_policy *policy;
+    s_session *sessions;
+    size_t nsessions, capsessions;
+    s_reply *replies;
+    size_t nreplies;
+    uint64_t seq; /* next queue sequence number, as committed */
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static int64_t s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int s_log_level; /* from the config: 0 info, 1 warning, 2 error */
+
+/* logfmt lines on stderr; never personal data. */
+static void s_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_log(const char *level, const char *fmt, ...)
+{
+    int rank = level[0] == 'e' ? 2 : level[0] == 'w' ? 1 : 0;
+    if (rank < s_log_level) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "ts=%lld level=%s component=broker msg=\"%s\"\n", (long long)s_now(), level,
+            msg);
+}
+
+static void s_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void s_qkey(const char *org, uint64_t seq, uint8_t key[ORG_KEY + 8])
+{
+    memset(key, 0, ORG_KEY);
+    memcpy(key, org, strnlen(org, ORG_KEY));
+    s_put64(key + ORG_KEY, seq);
+}
+
+/* ---- replies ------------------------------------------------------------------------- */
+
+static s_reply *s_reply_new(sh_broker *b, int session, const uint8_t *rid, size_t rid_len,
+                            const char *cmd)
+{
+    if (b->nreplies == BATCH_MAX * 2) return NULL;
+    s_reply *r = &b->replies[b->nreplies++];
+    memset(r, 0, sizeof *r);
+    r->session = session;
+    memcpy(r->rid, rid, rid_len);
+    r->rid_len = rid_len;
+    snprintf(r->cmd, sizeof r->cmd, "%s", cmd);
+    return r;
+}
+
+static void s_reply_add(s_reply *r, const void *data, size_t len)
+{
+    if (!r || r->n == 20) return;
+    r->frames[r->n] = malloc(len ? len : 1);
+    if (!r->frames[r->n]) return;
+    if (len) memcpy(r->frames[r->n], data, len);
+    r->lens[r->n++] = len;
+}
+
+static void s_reply_addf(s_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_reply_addf(s_reply *r, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s_reply_add(r, buf, n < 0 ? 0 : (size_t)n >= sizeof buf ? sizeof buf - 1 : (size_t)n);
+}
+
+static void s_send_frames(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *cmd,
+                          uint8_t *const *frames, const size_t *lens, size_t n)
+{
+    /* A peer that has gone is not an error: ZeroMQ drops the message. */
+    zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(b->router, cmd, strlen(cmd), (n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    for (size_t i = 0; i < n; i++)
+        zmq_send(b->router, frames[i], lens[i], (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+}
+
+static void s_reply_flush(sh_broker *b, s_reply *r)
+{
+    s_send_frames(b, r->rid, r->rid_len, r->cmd, r->frames, r->lens, r->n);
+}
+
+static void s_reply_free(s_reply *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->frames[i]);
+    r->n = 0;
+}
+
+/* An immediate ERROR, outside any batch. */
+static void s_error_now(sh_broker *b, const uint8_t *rid, size_t rid_len, sh_err code,
+                        const char *detail)
+{
+    char c[8];
+    int n = snprintf(c, sizeof c, "%d", (int)code);
+    uint8_t *f[2] = {(uint8_t *)c, (uint8_t *)detail};
+    size_t l[2] = {(size_t)n, strlen(detail)};
+    s_send_frames(b, rid, rid_len, "ERROR", f, l, 2);
+}
+
+/* ---- sessions ------------------------------------------------------------------------ */
+
+static int s_session_find(sh_broker *b, const uint8_t *rid, size_t rid_len)
+{
+    for (size_t i = 0; i < b->nsessions; i++)
+        if (b->sessions[i].rid_len == rid_len && memcmp(b->sessions[i].rid, rid, rid_len) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void s_session_drop(sh_broker *b, size_t i)
+{
+    free(b->sessions[i].flight);
+    b->sessions[i] = b->sessions[--b->nsessions];
+}
+
+static int s_session_get(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *org)
+{
+    int i = s_session_find(b, rid, rid_len);
+    if (i >= 0) return i;
+    if (rid_len > sizeof b->sessions[0].rid) return -1;
+    if (b->nsessions == b->capsessions) {
+        size_t cap = b->capsessions ? b->capsessions * 2 : 16;
+        s_session *p = realloc(b->sessions, cap * sizeof *p);
+        if (!p) return -1;
+        b->sessions = p;
+        b->capsessions = cap;
+    }
+    s_session *s = &b->sessions[b->nsessions];
+    memset(s, 0, sizeof *s);
+    s->flight = calloc(b->cfg.window, sizeof *s->flight);
+    if (!s->flight) return -1;
+    memcpy(s->rid, rid, rid_len);
+    s->rid_len = rid_len;
+    snprintf(s->org, sizeof s->org, "%s", org);
+    return (int)b->nsessions++;
+}
+
+/* ---- audit --------------------------------------------------------------------------- */
+
+static void s_audit(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh_err code,
+                    const uint8_t *event_id, const uint8_t *child_ref, const char *actor,
+                    const char *peer, const char *rule, const char *detail)
+{
+    sh_audit_entry e = {.action = action,
+                        .outcome = outcome,
+                        .code = (uint16_t)code,
+                        .event_id = event_id,
+                        .child_ref = child_ref,
+                        .actor_org = actor,
+                        .actor_user = "broker",
+                        .peer_org = peer,
+                        .rule = rule,
+                        .detail = detail};
+    sh_error err;
+    if (sh_audit_append(b->audit, t, &e, NULL, &err) != SH_OK)
+        s_log("error", "audit append failed: %s", err.detail);
+}
+
+/* A blinded reference to the child for audit entries: NHS number, else UPN, else LA id. */
+static const uint8_t *s_child_ref(sh_broker *b, const sh_envelope *e, uint8_t out[32])
+{
+    const sh_child *c = e->child;
+    if (!c) return NULL;
+    const char *kind = c->nhs_number[0]          ? "nhs"
+                       : c->upn[0]               ? "upn"
+                       : c->la_child_id[0]       ? "la"
+                       : c->mother_nhs_number[0] ? "nhs"
+                                                 : NULL;
+    const char *v = !kind               ? NULL
+                    : c->nhs_number[0]  ? c->nhs_number
+                    : c->upn[0]         ? c->upn
+                    : c->la_child_id[0] ? c->la_child_id
+                                        : c->mother_nhs_number;
+    if (!kind || sh_store_blind(b->store, kind, v, out) != SH_OK) return NULL;
+    return out;
+}
+
+/* ---- event records ------------------------------------------------------------------- */
+
+typedef struct s_event {
+    char sender[SH_ORG_MAX + 1];
+    const char *outcome;
+    size_t outcome_len;
+    const uint8_t *env;
+    size_t env_len;
+} s_event;
+
+static int s_event_parse(const uint8_t *v, size_t n, s_event *ev)
+{
+    if (n < 1 || v[0] > SH_ORG_MAX || n < 1u + v[0] + 4) return -1;
+    memcpy(ev->sender, v + 1, v[0]);
+    ev->sender[v[0]] = '\0';
+    const uint8_t *p = v + 1 + v[0];
+    size_t ol = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    p += 4;
+    if ((size_t)(v + n - p) < ol + 4) return -1;
+    ev->outcome = (const char *)p;
+    ev->outcome_len = ol;
+    p += ol;
+    size_t el = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    p += 4;
+    if ((size_t)(v + n - p) != el) return -1;
+    ev->env = p;
+    ev->env_len = el;
+    return 0;
+}
+
+static uint8_t *s_event_build(const char *sender, const char *outcome, const uint8_t *env,
+                              size_t env_len, size_t *len)
+{
+    size_t sl = strlen(sender), ol = strlen(outcome);
+    *len = 1 + sl + 4 + ol + 4 + env_len;
+    uint8_t *v = malloc(*len), *p = v;
+    if (!v) return NULL;
+    *p++ = (uint8_t)sl;
+    memcpy(p, sender, sl);
+    p += sl;
+    for (int i = 3; i >= 0; i--)
+        *p++ = (uint8_t)(ol >> (8 * i));
+    memcpy(p, outcome, ol);
+    p += ol;
+    for (int i = 3; i >= 0; i--)
+        *p++ = (uint8_t)(env_len >> (8 * i));
+    memcpy(p, env, env_len);
+    return v;
+}
+
+/* The sender of a stored event, into out; 0 when found. */
+static int s_event_sender(sh_broker *b, sh_txn *t, const uint8_t *id, size_t idlen, char *out,
+                          size_t cap, sh_buf *buf)
+{
+    sh_error err;
+    s_event ev;
+    if (idlen != 16 || sh_txn_get(t, b->events, id, 16, buf, &err) != SH_OK ||
+        s_event_parse(buf->data, buf->len, &ev))
+        return -1;
+    snprintf(out, cap, "%s", ev.sender);
+    return 0;
+}
+
+/* ---- queueing ------------------------------------------------------------------------ */
+
+/* Puts a delivery for org into the queue at the next sequence number. */
+static sh_err s_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org,
+                        const uint8_t id[16], const char *sender, const char *rule, uint8_t flags,
+                        const uint8_t *copy, size_t len, sh_error *err)
+{
+    size_t sl = strlen(sender), rl = strlen(rule), n = 16 + 1 + sl + 1 + rl + 1 + len;
+    uint8_t *v = malloc(n), *p = v, key[ORG_KEY + 8];
+    if (!v) return sh_error_set(err, SH_E_NOMEM, "delivery");
+    memcpy(p, id, 16);
+    p += 16;
+    *p++ = (uint8_t)sl;
+    memcpy(p, sender, sl);
+    p += sl;
+    *p++ = (uint8_t)rl;
+    memcpy(p, rule, rl);
+    p += rl;
+    *p++ = flags;
+    memcpy(p, copy, len);
+    s_qkey(org, (*seq)++, key);
+    uint8_t sb[8];
+    s_put64(sb, *seq);
+    sh_err rc = sh_txn_put(t, b->queue, key, sizeof key, v, n, SH_PUT_NEW, err);
+    if (!rc) rc = sh_txn_put(t, b->state, "seq", 3, sb, 8, 0, err);
+    free(v);
+    return rc;
+}
+
+/* A DeliveryReceipt from the broker to the event's sender. */
+static sh_err s_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t for_id[16],
+                        const char *sender, const char *recipient, int status, sh_error *err)
+{
+    uint8_t id[16];
+    if (sh_event_id_new(id) != SH_OK) return sh_error_set(err, SH_E_IO, "event id");
+    int64_t now = s_now();
+    Sharehub__V1__Envelope e = SHAREHUB__V1__ENVELOPE__INIT;
+    Sharehub__V1__LawfulBasis lb = SHAREHUB__V1__LAWFUL_BASIS__INIT;
+    Sharehub__V1__DeliveryReceipt r = SHAREHUB__V1__DELIVERY_RECEIPT__INIT;
+    e.event_id = (ProtobufCBinaryData){16, id};
+    e.schema_version = SH_SCHEMA_VERSION;
+    e.event_type = ET(DELIVERY_RECEIPT);
+    e.source_org = (char *)b->cfg.org_code;
+    e.occurred_at_ms = e.published_at_ms = now;
+    e.purpose = SHAREHUB__V1__PURPOSE__PURPOSE_SERVICE_OPERATION;
+    lb.article6 = SHAREHUB__V1__ARTICLE6__ARTICLE6_E_PUBLIC_TASK;
+    e.lawful_basis = &lb;
+    e.consent = SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_NOT_REQUIRED;
+    r.for_event_id = (ProtobufCBinaryData){16, (uint8_t *)for_id};
+    r.recipient_org = (char *)recipient;
+    r.status = status;
+    r.at_ms = now;
+    e.body_case = SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT;
+    e.delivery_receipt = &r;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    sh_err rc = sh_envelope_encode(&e, &buf, &len, err);
+    if (!rc) rc = s_enqueue(b, t, seq, sender, id, b->cfg.org_code, "receipt", 0, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+/* Appends a formatted line to text[0..cap), never past its end. */
+static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
+{
+    if (*used + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text + *used, cap - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0) *used += (size_t)n < cap - *used ? (size_t)n : cap - *used - 1;
+}
+
+/* ---- PUBLISH ------------------------------------------------------------------------- */
+
+static void s_confirm_refused(s_reply *r, const uint8_t *id, sh_err code, const char *detail)
+{
+    s_reply_add(r, id, id ? 16 : 0);
+    s_reply_addf(r, "%d", (int)code);
+    s_reply_addf(r, "%s", detail);
+}
+
+/* Routes a receipt published by a recipient (e.g. READ) back to the original sender. */
+static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from,
+                              const sh_envelope *e, const uint8_t *raw, size_t len, char *outcome,
+                              size_t cap, sh_error *err)
+{
+    sh_buf buf = {0};
+    s_event ev;
+    const ProtobufCBinaryData *fid = &e->delivery_receipt->for_event_id;
+    sh_err rc = sh_txn_get(t, b->events, fid->data, 16, &buf, err);
+    if (rc == SH_E_NOT_FOUND)
+        rc = sh_error_set(err, SH_E_UNKNOWN_EVENT, "delivery_receipt.for_event_id");
+    else if (!rc && s_event_parse(buf.data, buf.len, &ev))
+        rc = sh_error_set(err, SH_E_STORE_CORRUPT, "event record");
+    if (!rc) {
+        /* only a recipient of the event may report on it */
+        char needle[SH_ORG_MAX + 10];
+        snprintf(needle, sizeof needle, "%s permit", from->code);
+        int was = 0;
+        for (size_t i = 0; i + strlen(needle) <= ev.outcome_len && !was; i++)
+            was = (i == 0 || ev.outcome[i - 1] == '\n') &&
+                  memcmp(ev.outcome + i, needle, strlen(needle)) == 0;
+        if (!was)
+            rc = sh_error_set(err, SH_E_DENY_PARTY, "%s did not receive that event", from->code);
+        else
+            rc = s_enqueue(b, t, seq, ev.sender, e->event_id.data, from->code, "receipt", 0, raw,
+                           len, err);
+        if (!rc) snprintf(outcome, cap, "%s permit receipt", ev.sender);
+    }
+    sh_buf_free(&buf);
+    return rc;
+}
+
+static int s_subscribed(sh_broker *b, sh_txn *t, const char *org, int type, sh_buf *buf)
+{
+    sh_error err;
+    if (sh_txn_get(t, b->subs, org, strlen(org), buf, &err) != SH_OK) return 1; /* all */
+    const char *name = sh_event_type_name(type);
+    size_t nl = strlen(name);
+    const char *s = (const char *)buf->data, *end = s + buf->len;
+    while (s < end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        size_t l = (size_t)((comma ? comma : end) - s);
+        if ((l == 1 && *s == '*') || (l == nl && memcmp(s, name, nl) == 0)) return 1;
+        s += l + 1;
+    }
+    return type == ET(DELIVERY_RECEIPT); /* receipts always reach their sender */
+}
+
+static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from,
+                      const uint8_t *raw, size_t len, s_reply *r)
+{
+    sh_error err = {0};
+    sh_envelope *e = NULL;
+    sh_buf buf = {0};
+    char *outcome = NULL;
+    uint8_t ref[32], *copy = NULL;
+    const uint8_t *child = NULL;
+    sh_err rc = sh_envelope_decode(raw, len, &e, &err);
+    if (rc) {
+        /* the event id, if the bytes held a valid one, helps the sender match the refusal */
+        s_confirm_refused(r, NULL, rc, err.detail);
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, rc, NULL, NULL, from->code, NULL, NULL,
+                err.detail);
+        return;
+    }
+    const uint8_t *id = e->event_id.data;
+    child = s_child_ref(b, e, ref);
+    if (strcmp(e->source_org, from->code) != 0) {
+        s_confirm_refused(r, id, SH_E_SPOOFED_SOURCE,
+                          "source_org is not the authenticated organisation");
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_SPOOFED_SOURCE, id, child, from->code,
+                NULL, NULL, "source_org differs from the key's organisation");
+        goto out;
+    }
+    /* idempotent publish: the same bytes again are confirmed again, stored once */
+    rc = sh_txn_get(t, b->events, id, 16, &buf, &err);
+    if (rc == SH_OK) {
+        s_event ev;
+        if (s_event_parse(buf.data, buf.len, &ev) == 0 && strcmp(ev.sender, from->code) == 0 &&
+            ev.env_len == len && memcmp(ev.env, raw, len) == 0) {
+            s_reply_add(r, id, 16);
+            s_reply_addf(r, "0");
+            s_reply_addf(r, "duplicate: already accepted");
+            const char *o = ev.outcome, *end = ev.outcome + ev.outcome_len;
+            while (o < end) {
+                const char *nl = memchr(o, '\n', (size_t)(end - o));
+                s_reply_add(r, o, (size_t)((nl ? nl : end) - o));
+                o = nl ? nl + 1 : end;
+            }
+        } else {
+            s_confirm_refused(r, id, SH_E_REPLAYED, "event_id was used for another event");
+            s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_REPLAYED, id, child, from->code,
+                    NULL, NULL, "event id reused with different content");
+        }
+        goto out;
+    }
+    if (rc != SH_E_NOT_FOUND) {
+        s_confirm_refused(r, id, rc, err.detail);
+        goto out;
+    }
+
+    size_t cap = 128 * (sh_registry_count(b->registry) + 1), used = 0;
+    outcome = calloc(1, cap);
+    copy = malloc(len + SH_MINIMISE_SLACK);
+    if (!outcome || !copy) {
+        s_confirm_refused(r, id, SH_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (e->event_type == ET(DELIVERY_RECEIPT)) {
+        rc = s_route_receipt(b, t, seq, from, e, raw, len, outcome, cap, &err);
+        if (rc) {
+            s_confirm_refused(r, id, rc, err.detail);
+            s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, rc, id, NULL, from->code, NULL, NULL,
+                    err.detail);
+            goto out;
+        }
+        used = strlen(outcome);
+    } else {
+        char referrer[SH_ORG_MAX + 1] = "";
+        if (e->event_type == ET(HUB_DECISION))
+            s_event_sender(b, t, e->hub_decision->referral_event_id.data,
+                           e->hub_decision->referral_event_id.len, referrer, sizeof referrer, &buf);
+        int64_t now = s_now();
+        size_t others = 0;
+        for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
+            const sh_org *to = sh_registry_at(b->registry, i);
+            if (strcmp(to->code, from->code) == 0) continue;
+            sh_share s = {e, from, to, referrer[0] ? referrer : NULL, now};
+            sh_decision d;
+            sh_policy_decide(b->policy, &s, &d);
+            const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
+            if (!d.permit) {
+                if (d.code == SH_E_DENY_NO_ISP || d.code == SH_E_DENY_PARTY) {
+                    others++;
+                    continue;
+                }
+                s_append(outcome, &used, cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
+                s_audit(b, t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, child, from->code,
+                        to->code, rule, d.reason);
+                continue;
+            }
+            if (!s_subscribed(b, t, to->code, e->event_type, &buf)) {
+                s_append(outcome, &used, cap, "%s unsubscribed %s\n", to->code, rule);
+                continue;
+            }
+            size_t clen = 0;
+            rc = sh_minimise(raw, len, d.items, d.n_items, copy, len + SH_MINIMISE_SLACK, &clen);
+            uint8_t flags = d.state == SH_ISP_OVERDUE ? FLAG_OVERDUE : 0;
+            if (!rc)
+                rc = s_enqueue(b, t, seq, to->code, id, from->code, rule, flags, copy, clen, &err);
+            if (rc) {
+                s_confirm_refused(r, id, rc, err.detail);
+                goto out;
+            }
+            s_append(outcome, &used, cap, "%s permit %s%s\n", to->code, rule,
+                     flags ? " overdue" : "");
+            s_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, child, from->code, to->code, rule,
+                    flags ? "queued; protocol overdue for review" : "queued");
+        }
+        if (others) {
+            char detail[96];
+            snprintf(detail, sizeof detail, "%zu other organisations: no protocol names them",
+                     others);
+            s_audit(b, t, SH_AUDIT_DENY, SH_AUDIT_DENIED, SH_E_DENY_NO_ISP, id, child, from->code,
+                    NULL, NULL, detail);
+        }
+    }
+    if (used && outcome[used - 1] == '\n') outcome[--used] = '\0';
+    size_t vlen = 0;
+    uint8_t *v = s_event_build(from->code, outcome, raw, len, &vlen);
+    rc = v ? sh_txn_put(t, b->events, id, 16, v, vlen, SH_PUT_NEW, &err)
+           : sh_error_set(&err, SH_E_NOMEM, "event");
+    free(v);
+    if (rc) {
+        s_confirm_refused(r, id, rc, err.detail);
+        goto out;
+    }
+    s_audit(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, NULL, NULL,
+            sh_event_type_name(e->event_type));
+    s_reply_add(r, id, 16);
+    s_reply_addf(r, "0");
+    s_reply_addf(r, "accepted");
+    for (char *line = strtok(outcome, "\n"); line; line = strtok(NULL, "\n"))
+        s_reply_add(r, line, strlen(line));
+out:
+    sh_envelope_free(e);
+    sh_buf_free(&buf);
+    free(outcome);
+    free(copy);
+}
+
+/* ---- ACK ----------------------------------------------------------------------------- */
+
+/* Finds org's queue entry for event id: in flight first, else by scanning its queue. */
+static sh_err s_find_queued(sh_broker *b, sh_txn *t, s_session *s, const uint8_t id[16],
+                            uint64_t *seq)
+{
+    for (unsigned i = 0; i < s->nflight; i++)
+        if (memcmp(s->flight[i].id, id, 16) == 0) {
+            *seq = s->flight[i].seq;
+            return SH_OK;
+        }
+    sh_cursor *c = NULL;
+    sh_error err;
+    sh_kv kv;
+    uint8_t key[ORG_KEY + 8];
+    s_qkey(s->org, 0, key);
+    if (sh_cursor_open(t, b->queue, &c, &err)) return err.code;
+    sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, key, sizeof key, &kv, &err);
+    for (; rc == SH_OK; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+        if (kv.klen != sizeof key || memcmp(kv.key, key, ORG_KEY) != 0) break;
+        if (kv.vlen >= 16 && memcmp(kv.val, id, 16) == 0) {
+            *seq = s_get64(kv.key + ORG_KEY);
+            sh_cursor_close(&c);
+            return SH_OK;
+        }
+    }
+    sh_cursor_close(&c);
+    return SH_E_NOT_FOUND;
+}
+
+static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t *id, size_t idlen,
+                  s_reply *r)
+{
+    s_session *s = &b->sessions[si];
+    sh_error err;
+    uint64_t qseq = 0;
+    if (idlen != 16 || s_find_queued(b, t, s, id, &qseq) != SH_OK) {
+        /* an ACK for something already acked (a redelivery crossed the ACK) is harmless */
+        r->n = 0;
+        snprintf(r->cmd, sizeof r->cmd, "NONE");
+        return;
+    }
+    uint8_t key[ORG_KEY + 8];
+    sh_buf buf = {0};
+    s_qkey(s->org, qseq, key);
+    char sender[SH_ORG_MAX + 1] = "";
+    int is_receipt = 1;
+    if (sh_txn_get(t, b->queue, key, sizeof key, &buf, &err) == SH_OK && buf.len > 17) {
+        size_t sl = buf.data[16];
+        if (sl <= SH_ORG_MAX && buf.len > 17 + sl) {
+            memcpy(sender, buf.data + 17, sl);
+            sender[sl] = '\0';
+            size_t rl = buf.data[17 + sl];
+            is_receipt = rl == 7 && memcmp(buf.data + 18 + sl, "receipt", 7) == 0;
+        }
+    }
+    sh_buf_free(&buf);
+    if (sh_txn_del(t, b->queue, key, sizeof key, &err) != SH_OK) return;
+    s_audit(b, t, SH_AUDIT_DELIVER, SH_AUDIT_OK, 0, id, NULL, sender, s->org, NULL,
+            "acknowledged by recipient");
+    if (!is_receipt && sender[0] && strcmp(sender, b->cfg.org_code) != 0)
+        s_receipt(b, t, seq, id, sender, s->org,
+                  SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, &err);
+    r->kind = 1;
+    r->session = si;
+    memcpy(r->ack_id, id, 16);
+    snprintf(r->cmd, sizeof r->cmd, "NONE");
+}
+
+/* ---- delivery pump ------------------------------------------------------------------- */
+
+static void s_deliver_record(sh_broker *b, s_session *s, const uint8_t *v, size_t n)
+{
+    if (n < 19) return;
+    size_t sl = v[16];
+    if (n < 18 + sl) return;
+    size_t rl = v[17 + sl];
+    if (n < 19 + sl + rl) return;
+    uint8_t flags = v[18 + sl + rl];
+    const char *fl = flags & FLAG_OVERDUE ? "overdue" : "";
+    uint8_t *f[5] = {(uint8_t *)v, (uint8_t *)v + 17, (uint8_t *)v + 18 + sl, (uint8_t *)fl,
+                     (uint8_t *)v + 19 + sl + rl};
+    size_t l[5] = {16, sl, rl, strlen(fl), n - 19 - sl - rl};
+    s_send_frames(b, s->rid, s->rid_len, "DELIVER", f, l, 5);
+}
+
+/* Sends queued deliveries to every ready session with room in its window. */
+static void s_pump(sh_broker *b)
+{
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(b->store, 0, &t, &err)) return;
+    int64_t now = s_now();
+    for (size_t i = 0; i < b->nsessions; i++) {
+        s_session *s = &b->sessions[i];
+        if (!s->ready || s->nflight >= b->cfg.window) continue;
+        sh_cursor *c = NULL;
+        sh_kv kv;
+        uint8_t key[ORG_KEY + 8];
+        s_qkey(s->org, s->next, key);
+        if (sh_cursor_open(t, b->queue, &c, &err)) continue;
+        sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, key, sizeof key, &kv, &err);
+        for (; rc == SH_OK && s->nflight < b->cfg.window;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+            if (kv.klen != sizeof key || memcmp(kv.key, key, ORG_KEY) != 0) break;
+            s_flight *f = &s->flight[s->nflight++];
+            f->seq = s_get64(kv.key + ORG_KEY);
+            memcpy(f->id, kv.val, 16);
+            f->sent_ms = now;
+            s->next = f->seq + 1;
+            s_deliver_record(b, s, kv.val, kv.vlen);
+        }
+        if (rc == SH_E_AUTH_FAILED || rc == SH_E_WRONG_KEY)
+            s_log("error", "queue entry for %s does not open: %s", s->org, sh_err_name(rc));
+        sh_cursor_close(&c);
+    }
+    sh_txn_abort(&t);
+}
+
+/* Resends deliveries whose ACK is overdue; forgets sessions that went silent. */
+static void s_timers(sh_broker *b)
+{
+    int64_t now = s_now();
+    for (size_t i = 0; i < b->nsessions;) {
+        s_session *s = &b->sessions[i];
+        if (now - s->seen_ms > 3LL * b->cfg.heartbeat_ms) {
+            s_session_drop(b, i);
+            continue;
+        }
+        int stale = 0;
+        for (unsigned k = 0; k < s->nflight; k++)
+            stale |= now - s->flight[k].sent_ms >= b->cfg.redeliver_ms;
+        if (stale) {
+            /* resend the whole window in order from its oldest entry */
+            s->next = s->nflight ? s->flight[0].seq : s->next;
+            s->nflight = 0;
+        }
+        i++;
+    }
+}
+
+/* ---- one message --------------------------------------------------------------------- */
+
+static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, size_t n)
+{
+    const uint8_t *rid = zmq_msg_data(&parts[0]);
+    size_t rid_len = zmq_msg_size(&parts[0]);
+    /* who sent it: the CURVE key ZAP admitted, looked up again now, so a key revoked since
+     * the connection was made is refused on its next message */
+    const char *user = n > 1 ? zmq_msg_gets(&parts[1], "User-Id") : NULL;
+    uint8_t key[32];
+    const sh_org *from = NULL;
+    if (user && strlen(user) == SH_Z85_LEN && zmq_z85_decode(key, user))
+        from = sh_registry_by_key(b->registry, key);
+    if (!from) {
+        s_error_now(b, rid, rid_len, SH_E_NOT_ENROLLED, "key not enrolled or revoked");
+        int si = s_session_find(b, rid, rid_len);
+        if (si >= 0) s_session_drop(b, (size_t)si);
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_NOT_ENROLLED, NULL, NULL, "-", NULL,
+                NULL, "message from a key that is not enrolled");
+        return;
+    }
+    if (n < 3 || zmq_msg_size(&parts[1]) != 4 ||
+        memcmp(zmq_msg_data(&parts[1]), SH_PROTO_SIGNATURE, 4) != 0 ||
+        zmq_msg_size(&parts[2]) == 0 || zmq_msg_size(&parts[2]) > 15) {
+        s_error_now(b, rid, rid_len, SH_E_PROTOCOL, "want SHv1, a command and its frames");
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, SH_E_PROTOCOL, NULL, NULL, from->code, NULL,
+                NULL, "not a protocol message");
+        return;
+    }
+    char cmd[16];
+    memcpy(cmd, zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]));
+    cmd[zmq_msg_size(&parts[2])] = '\0';
+    int si = s_session_get(b, rid, rid_len, from->code);
+    if (si < 0) {
+        s_error_now(b, rid, rid_len, SH_E_NOMEM, "no room for another session");
+        return;
+    }
+    b->sessions[si].seen_ms = s_now();
+    const uint8_t *arg = n > 3 ? zmq_msg_data(&parts[3]) : NULL;
+    size_t arglen = n > 3 ? zmq_msg_size(&parts[3]) : 0;
+
+    if (strcmp(cmd, "PUBLISH") == 0 && n == 4) {
+        s_reply *r = s_reply_new(b, si, rid, rid_len, "CONFIRM");
+        if (!r) return;
+        if (arglen > SH_ENVELOPE_MAX) {
+            s_confirm_refused(r, NULL, SH_E_TOO_LARGE, "envelope over 1 MiB");
+            s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, SH_E_TOO_LARGE, NULL, NULL, from->code,
+                    NULL, NULL, "oversize envelope");
+            return;
+        }
+        s_publish(b, t, seq, from, arg, arglen, r);
+    } else if (strcmp(cmd, "ACK") == 0 && n == 4) {
+        s_reply *r = s_reply_new(b, si, rid, rid_len, "NONE");
+        if (r) s_ack(b, t, seq, si, arg, arglen, r);
+    } else if (strcmp(cmd, "HELLO") == 0 && n == 4) {
+        s_session *s = &b->sessions[si];
+        /* one live session per organisation: a reconnect replaces the old one */
+        for (size_t i = 0; i < b->nsessions; i++)
+            if ((int)i != si && strcmp(b->sessions[i].org, from->code) == 0)
+                b->sessions[i].ready = 0;
+        s->ready = 1;
+        s->next = 0;
+        s->nflight = 0;
+        sh_error err;
+        if (arglen > 0 && arglen < 1024 &&
+            sh_txn_put(t, b->subs, from->code, strlen(from->code), arg, arglen, 0, &err))
+            s_log("error", "saving subscriptions: %s", err.detail);
+        s_reply *r = s_reply_new(b, si, rid, rid_len, "READY");
+        s_reply_addf(r, "%s", from->code);
+        s_reply_addf(r, "%d", b->cfg.heartbeat_ms);
+    } else if (strcmp(cmd, "PING") == 0) {
+        s_reply_new(b, si, rid, rid_len, "PONG");
+    } else {
+        s_error_now(b, rid, rid_len, SH_E_PROTOCOL, "unknown command or wrong frame count");
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, SH_E_PROTOCOL, NULL, NULL, from->code, NULL,
+                NULL, "unknown command");
+    }
+}
+
+/* ---- ZAP ----------------------------------------------------------------------------- */
+
+static void s_zap(sh_broker *b)
+{
+    zmq_msg_t f[7];
+    size_t n = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t scratch, *m = n < 7 ? &f[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, b->zap, 0) < 0) {
+            zmq_msg_close(m);
+            for (size_t i = 0; i < n; i++)
+                zmq_msg_close(&f[i]);
+            return;
+        }
+        more = zmq_msg_more(m);
+        if (m == &scratch)
+            zmq_msg_close(m);
+        else
+            n++;
+    }
+    const char *status = "400", *text = "not enrolled";
+    char user[SH_Z85_LEN + 1] = "";
+    if (n == 7 && zmq_msg_size(&f[5]) == 5 && memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&
+        zmq_msg_size(&f[6]) == 32) {
+        const uint8_t *key = zmq_msg_data(&f[6]);
+        if (sh_registry_by_key(b->registry, key)) {
+            status = "200";
+            text = "OK";
+            zmq_z85_encode(user, key, 32);
+        }
+    }
+    /* version, request id, status, text, user id, metadata */
+    zmq_send(b->zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(b->zap, n > 1 ? zmq_msg_data(&f[1]) : "", n > 1 ? zmq_msg_size(&f[1]) : 0,
+             ZMQ_SNDMORE);
+    zmq_send(b->zap, status, 3, ZMQ_SNDMORE);
+    zmq_send(b->zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(b->zap, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(b->zap, "", 0, 0);
+    if (status[0] != '2') s_log("warning", "connection refused: key not enrolled");
+    for (size_t i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+}
+
+/* ---- batch --------------------------------------------------------------------------- */
+
+static void s_batch(sh_broker *b)
+{
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(b->store, 1, &t, &err)) {
+        s_log("error", "cannot begin a transaction: %s", err.detail);
+        return;
+    }
+    uint64_t seq = b->seq;
+    b->nreplies = 0;
+    for (int k = 0; k < BATCH_MAX; k++) {
+        zmq_msg_t parts[6];
+        size_t n = 0;
+        int more = 1, got = 1;
+        while (more) {
+            zmq_msg_t scratch, *m = n < 6 ? &parts[n] : &scratch;
+            zmq_msg_init(m);
+            if (zmq_msg_recv(m, b->router, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(m);
+                got = 0;
+                break;
+            }
+            more = zmq_msg_more(m);
+            if (m == &scratch) {
+                zmq_msg_close(m);
+                n = 7; /* too many frames: a protocol error */
+            } else {
+                n++;
+            }
+        }
+        if (!got && n == 0) break;
+        if (got) s_handle(b, t, &seq, parts, n > 6 ? 2 : n); /* 2 frames: refused as malformed */
+        for (size_t i = 0; i < n && i < 6; i++)
+            zmq_msg_close(&parts[i]);
+    }
+    sh_err rc = sh_txn_commit(&t, &err);
+    if (rc) {
+        s_log("error", "commit failed, %zu replies refused: %s", b->nreplies, err.detail);
+        for (size_t i = 0; i < b->nreplies; i++) {
+            s_reply *r = &b->replies[i];
+            if (strcmp(r->cmd, "CONFIRM") == 0) {
+                uint8_t id[16];
+                int has = r->n > 0 && r->lens[0] == 16;
+                if (has) memcpy(id, r->frames[0], 16);
+                s_reply_free(r);
+                s_confirm_refused(r, has ? id : NULL, rc, sh_err_message(rc));
+                s_reply_flush(b, r);
+            }
+            s_reply_free(r);
+        }
+        return;
+    }
+    b->seq = seq;
+    for (size_t i = 0; i < b->nreplies; i++) {
+        s_reply *r = &b->replies[i];
+        if (r->kind == 1 && r->session >= 0 && (size_t)r->session < b->nsessions) {
+            s_session *s = &b->sessions[r->session];
+            for (unsigned k = 0; k < s->nflight; k++)
+                if (memcmp(s->flight[k].id, r->ack_id, 16) == 0) {
+                    memmove(&s->flight[k], &s->flight[k + 1],
+                            (s->nflight - k - 1) * sizeof s->flight[0]);
+                    s->nflight--;
+                    break;
+                }
+        }
+        if (strcmp(r->cmd, "NONE") != 0) s_reply_flush(b, r);
+        s_reply_free(r);
+    }
+}
+
+/* ---- life cycle ---------------------------------------------------------------------- */
+
+static sh_err s_load_config(sh_broker *b, sh_error *err)
+{
+    sh_registry *reg = NULL;
+    sh_policy *pol = NULL;
+    sh_err rc = sh_registry_load(b->cfg.registry, &reg, err);
+    if (!rc) rc = sh_policy_load(b->cfg.policy_dir, &pol, err);
+    if (rc) {
+        sh_registry_destroy(&reg);
+        return rc;
+    }
+    sh_registry_destroy(&b->registry);
+    sh_policy_destroy(&b->policy);
+    b->registry = reg;
+    b->policy = pol;
+    int64_t now = s_now();
+    for (size_t i = 0; i < sh_policy_count(pol); i++) {
+        const sh_isp *isp = sh_policy_at(pol, i);
+        sh_isp_state st = sh_isp_state_at(isp, now);
+        if (st != SH_ISP_ACTIVE)
+            s_log("warning", "protocol %s is %s (review date %s)", sh_isp_rule(isp),
+                  sh_isp_state_name(st), sh_isp_review_date(isp));
+    }
+    s_log("info", "loaded %zu organisations and %zu protocols", sh_registry_count(reg),
+          sh_policy_count(pol));
+    return SH_OK;
+}
+
+static sh_err s_load_curve(sh_broker *b, char secret[SH_Z85_LEN + 1], sh_error *err)
+{
+    char buf[128];
+    size_t n = 0;
+    sh_err rc = sh_secret_file_read(b->cfg.curve_key, buf, sizeof buf, &n, err);
+    if (rc) return rc;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    uint8_t raw[32];
+    if (n != SH_Z85_LEN || !zmq_z85_decode(raw, buf) || zmq_curve_public(b->public_key, buf)) {
+        sh_wipe(buf, sizeof buf);
+        return sh_error_set(err, SH_E_KEY_FORMAT, "%s: want a 40-character Z85 CURVE secret key",
+                            b->cfg.curve_key);
+    }
+    memcpy(secret, buf, SH_Z85_LEN + 1);
+    sh_wipe(buf, sizeof buf);
+    sh_wipe(raw, sizeof raw);
+    return SH_OK;
+}
+
+sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err)
+{
+    *out = NULL;
+    sh_broker *b = calloc(1, sizeof *b);
+    if (!b) return sh_error_set(err, SH_E_NOMEM, "broker");
+    b->cfg = *cfg;
+    s_log_level = cfg->log_level;
+    if (!b->cfg.org_code) b->cfg.org_code = "SHAREHUB";
+    if (b->cfg.heartbeat_ms <= 0) b->cfg.heartbeat_ms = 5000;
+    if (b->cfg.redeliver_ms <= 0) b->cfg.redeliver_ms = 30000;
+    if (!b->cfg.window) b->cfg.window = 64;
+    b->replies = calloc(BATCH_MAX * 2, sizeof *b->replies);
+    char secret[SH_Z85_LEN + 1] = "";
+    sh_store_opts so = {.map_size = cfg->map_size};
+    sh_err rc = b->replies ? SH_OK : sh_error_set(err, SH_E_NOMEM, "replies");
+    if (!rc) rc = s_load_curve(b, secret, err);
+    if (!rc) rc = s_load_config(b, err);
+    if (!rc) rc = sh_key_load_file(cfg->master_key, &b->master, err);
+    if (!rc) rc = sh_signkey_load_file(cfg->sign_key, &b->signer, err);
+    if (!rc) rc = sh_store_open(cfg->store_dir, b->master, &so, &b->store, err);
+    if (!rc && (rc = sh_store_derive_key(b->store, "audit mac", &b->audit_key)))
+        sh_error_set(err, rc, "audit key");
+    if (!rc)
+        rc =
+            sh_audit_open(b->store, b->audit_key, b->signer, cfg->checkpoint_every, &b->audit, err);
+    if (!rc) rc = sh_store_db(b->store, "events", SH_DB_SEALED, &b->events, err);
+    if (!rc) rc = sh_store_db(b->store, "queue", SH_DB_SEALED, &b->queue, err);
+    if (!rc) rc = sh_store_db(b->store, "state", SH_DB_PLAIN, &b->state, err);
+    if (!rc) rc = sh_store_db(b->store, "subs", SH_DB_PLAIN, &b->subs, err);
+    if (!rc) {
+        sh_txn *t = NULL;
+        sh_buf v = {0};
+        if (sh_txn_begin(b->store, 0, &t, err) == SH_OK) {
+            if (sh_txn_get(t, b->state, "seq", 3, &v, err) == SH_OK && v.len == 8)
+                b->seq = s_get64(v.data);
+            sh_txn_abort(&t);
+        }
+        sh_buf_free(&v);
+    }
+    int one = 1, linger = 0;
+    int64_t maxmsg = MAX_MSG;
+    if (!rc) {
+        b->ctx = zmq_ctx_new();
+        b->zap = b->ctx ? zmq_socket(b->ctx, ZMQ_REP) : NULL;
+        b->router = b->ctx ? zmq_socket(b->ctx, ZMQ_ROUTER) : NULL;
+        if (!b->zap || !b->router || zmq_bind(b->zap, "inproc://zeromq.zap.01") ||
+            zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof one) ||
+            zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, secret, SH_Z85_LEN) ||
+            zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, "sharehub", 8) ||
+            zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
+            zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger))
+            rc = sh_error_set(err, SH_E_IO, "zmq: %s", zmq_strerror(zmq_errno()));
+        for (int i = 0; !rc && i < 4 && cfg->endpoints[i]; i++)
+            if (zmq_bind(b->router, cfg->endpoints[i]))
+                rc = sh_error_set(err, SH_E_IO, "bind %s: %s", cfg->endpoints[i],
+                                  zmq_strerror(zmq_errno()));
+    }
+    sh_wipe(secret, sizeof secret);
+    if (!rc) {
+        sh_txn *t = NULL;
+        if (sh_txn_begin(b->store, 1, &t, err) == SH_OK) {
+            s_audit(b, t, SH_AUDIT_ADMIN, SH_AUDIT_OK, 0, NULL, NULL, b->cfg.org_code, NULL, NULL,
+                    "broker started");
+            sh_txn_commit(&t, err);
+        }
+        s_log("info", "serving on %s (public key %s)", cfg->endpoints[0], b->public_key);
+    }
+    if (rc) {
+        sh_broker_destroy(&b);
+        return rc;
+    }
+    *out = b;
+    return SH_OK;
+}
+
+sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
+{
+    int64_t last_timers = s_now();
+    while (!*stop) {
+        if (*reload) {
+            *reload = 0;
+            sh_error err;
+            sh_txn *t = NULL;
+            sh_err rc = s_load_config(b, &err);
+            if (rc) s_log("error", "reload refused, keeping the old configuration: %s", err.detail);
+            if (sh_txn_begin(b->store, 1, &t, &err) == SH_OK) {
+                s_audit(b, t, SH_AUDIT_ADMIN, rc ? SH_AUDIT_FAILED : SH_AUDIT_OK, rc, NULL, NULL,
+                        b->cfg.org_code, NULL, NULL,
+                        rc ? "reload refused" : "registry and policy reloaded");
+                sh_txn_commit(&t, &err);
+            }
+        }
+        zmq_pollitem_t items[2] = {{b->router, 0, ZMQ_POLLIN, 0}, {b->zap, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 2, 100);
+        if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) s_zap(b);
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_batch(b);
+        int64_t now = s_now();
+        if (now - last_timers >= 100) {
+            s_timers(b);
+            last_timers = now;
+        }
+        s_pump(b);
+    }
+    return SH_OK;
+}
+
+const char *sh_broker_public_key(const sh_broker *b)
+{
+    return b->public_key;
+}
+
+void sh_broker_destroy(sh_broker **bp)
+{
+    if (!bp || !*bp) return;
+    sh_broker *b = *bp;
+    if (b->audit) {
+        sh_txn *t = NULL;
+        sh_error err;
+        if (sh_txn_begin(b->store, 1, &t, &err) == SH_OK) {
+            s_audit(b, t, SH_AUDIT_ADMIN, SH_AUDIT_OK, 0, NULL, NULL, b->cfg.org_code, NULL, NULL,
+                    "broker stopped");
+            if (sh_audit_checkpoint(b->audit, t, &err) == SH_OK)
+                sh_txn_commit(&t, &err);
+            else
+                sh_txn_abort(&t);
+        }
+    }
+    if (b->router) zmq_close(b->router);
+    if (b->zap) zmq_close(b->zap);
+    if (b->ctx) zmq_ctx_term(b->ctx);
+    for (size_t i = 0; i < b->nsessions; i++)
+        free(b->sessions[i].flight);
+    free(b->sessions);
+    if (b->replies)
+        for (size_t i = 0; i < BATCH_MAX * 2; i++)
+            s_reply_free(&b->replies[i]);
+    free(b->replies);
+    sh_audit_destroy(&b->audit);
+    sh_store_destroy(&b->store);
+    sh_key_destroy(&b->audit_key);
+    sh_key_destroy(&b->master);
+    sh_signkey_destroy(&b->signer);
+    sh_registry_destroy(&b->registry);
+    sh_policy_destroy(&b->policy);
+    free(b);
+    *bp = NULL;
+}

@@ -1,0 +1,157 @@
+/*
+ * client.c — DEALER side of docs/protocol.md.
+ *
+ * Owns: the ZeroMQ context and socket of one connection, and the frames of the last message
+ * received. Never: sends before CURVE is configured, or blocks forever when a timeout is given.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+struct sh_client {
+    void *ctx, *sock;
+    zmq_msg_t frames[18];
+    size_t nframes;
+};
+
+static void s_release(sh_client *c)
+{
+    for (size_t i = 0; i < c->nframes; i++)
+        zmq_msg_close(&c->frames[i]);
+    c->nframes = 0;
+}
+
+sh_err sh_client_new(const char *endpoint, const char *server_public, const char *public_key,
+                     const char *secret_key, sh_client **out, sh_error *err)
+{
+    *out = NULL;
+    sh_client *c = calloc(1, sizeof *c);
+    if (!c) return sh_error_set(err, SH_E_NOMEM, "client");
+    int linger = 0, hwm = 10000;
+    c->ctx = zmq_ctx_new();
+    c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
+    if (!c->sock || zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_public, SH_Z85_LEN) ||
+        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, public_key, SH_Z85_LEN) ||
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret_key, SH_Z85_LEN) ||
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_connect(c->sock, endpoint)) {
+        sh_error_set(err, SH_E_IO, "connect %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        sh_client_destroy(&c);
+        return SH_E_IO;
+    }
+    *out = c;
+    return SH_OK;
+}
+
+void sh_client_destroy(sh_client **cp)
+{
+    if (!cp || !*cp) return;
+    sh_client *c = *cp;
+    s_release(c);
+    if (c->sock) zmq_close(c->sock);
+    if (c->ctx) zmq_ctx_term(c->ctx);
+    free(c);
+    *cp = NULL;
+}
+
+void *sh_client_socket(sh_client *c)
+{
+    return c->sock;
+}
+
+sh_err sh_client_send_raw(sh_client *c, const void *const *frames, const size_t *lens, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
+        while (zmq_send(c->sock, frames[i], lens[i], flags) < 0)
+            if (zmq_errno() != EINTR) return SH_E_IO;
+    }
+    return SH_OK;
+}
+
+static sh_err s_send(sh_client *c, const char *cmd, const void *body, size_t len, int has_body)
+{
+    const void *f[3] = {SH_PROTO_SIGNATURE, cmd, body};
+    size_t l[3] = {4, strlen(cmd), len};
+    return sh_client_send_raw(c, f, l, has_body ? 3 : 2);
+}
+
+sh_err sh_client_hello(sh_client *c, const char *subscriptions)
+{
+    return s_send(c, "HELLO", subscriptions, strlen(subscriptions), 1);
+}
+
+sh_err sh_client_publish(sh_client *c, const uint8_t *env, size_t len)
+{
+    return s_send(c, "PUBLISH", env, len, 1);
+}
+
+sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16])
+{
+    return s_send(c, "ACK", event_id, 16, 1);
+}
+
+sh_err sh_client_ping(sh_client *c)
+{
+    return s_send(c, "PING", NULL, 0, 0);
+}
+
+sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    s_release(c);
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    int rc;
+    while ((rc = zmq_poll(&item, 1, timeout_ms)) < 0)
+        if (zmq_errno() != EINTR) return SH_E_IO;
+    if (rc == 0) return SH_E_NOT_FOUND;
+    int more = 1;
+    while (more) {
+        zmq_msg_t scratch, *f = c->nframes < 18 ? &c->frames[c->nframes++] : &scratch;
+        zmq_msg_init(f);
+        while (zmq_msg_recv(f, c->sock, 0) < 0)
+            if (zmq_errno() != EINTR) {
+                if (f == &scratch) zmq_msg_close(f);
+                return SH_E_IO;
+            }
+        more = zmq_msg_more(f);
+        if (f == &scratch) zmq_msg_close(f); /* frames past the 18th are not kept */
+    }
+    if (c->nframes < 2 || zmq_msg_size(&c->frames[0]) != 4 ||
+        memcmp(zmq_msg_data(&c->frames[0]), SH_PROTO_SIGNATURE, 4) != 0 ||
+        zmq_msg_size(&c->frames[1]) >= sizeof m->command)
+        return SH_E_PROTOCOL;
+    memcpy(m->command, zmq_msg_data(&c->frames[1]), zmq_msg_size(&c->frames[1]));
+    for (size_t i = 2; i < c->nframes; i++) {
+        m->frame[m->nframes] = zmq_msg_data(&c->frames[i]);
+        m->len[m->nframes++] = zmq_msg_size(&c->frames[i]);
+    }
+    return SH_OK;
+}
+
+sh_err sh_client_expect(sh_client *c, const char *command, int timeout_ms, sh_msg *m)
+{
+    for (;;) {
+        sh_err rc = sh_client_recv(c, timeout_ms, m);
+        if (rc != SH_OK) return rc;
+        if (strcmp(m->command, command) == 0) return SH_OK;
+    }
+}
+
+int sh_msg_code(const sh_msg *m)
+{
+    size_t at = strcmp(m->command, "CONFIRM") == 0 ? 1 : 0;
+    if (m->nframes <= at || m->len[at] == 0 || m->len[at] > 6) return -1;
+    char buf[8];
+    memcpy(buf, m->frame[at], m->len[at]);
+    buf[m->len[at]] = '\0';
+    return atoi(buf);
+}
+
+sh_err sh_curve_keypair(char public_key[SH_Z85_LEN + 1], char secret_key[SH_Z85_LEN + 1])
+{
+    return zmq_curve_keypair(public_key, secret_key) == 0 ? SH_OK : SH_E_CRYPTO;
+}

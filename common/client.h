@@ -1,0 +1,71 @@
+/*
+ * client.h — the agent side of the sharehub wire protocol (docs/protocol.md) over ZeroMQ.
+ *
+ * Owns: one CURVE-secured DEALER connection to the broker, framing and parsing of protocol
+ * messages. Never: retries a publish on its own (the caller's outbox decides), or hides a
+ * refusal: every CONFIRM is returned with its code.
+ *
+ * Not thread-safe: one sh_client per thread.
+ */
+#ifndef SHAREHUB_CLIENT_H
+#define SHAREHUB_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define SH_PROTO_SIGNATURE "SHv1"
+#define SH_Z85_LEN         40
+
+typedef struct sh_client sh_client;
+
+/* Connects to endpoint (tcp://host:port or ipc://path). server_public is the broker's Z85
+ * public key; public_key/secret_key are this agent's Z85 keypair. Connecting is asynchronous
+ * (ZeroMQ reconnects by itself); the first exchange tells whether the broker admitted us. */
+sh_err sh_client_new(const char *endpoint, const char *server_public, const char *public_key,
+                     const char *secret_key, sh_client **out, sh_error *err)
+    __attribute__((warn_unused_result));
+
+void sh_client_destroy(sh_client **c);
+
+/* The ZeroMQ socket, for callers that poll it with others. */
+void *sh_client_socket(sh_client *c);
+
+/* A message from the broker, parsed. Frames point into the message and live until the next
+ * sh_client_recv or sh_client_destroy. */
+typedef struct sh_msg {
+    char command[16];
+    size_t nframes; /* frames after the command */
+    const uint8_t *frame[16];
+    size_t len[16];
+} sh_msg;
+
+/* Sends HELLO with a comma-separated list of event type names to receive ("*" = all). */
+sh_err sh_client_hello(sh_client *c, const char *subscriptions);
+
+/* Sends PUBLISH with an encoded envelope. The CONFIRM comes back through sh_client_recv. */
+sh_err sh_client_publish(sh_client *c, const uint8_t *env, size_t len);
+
+/* Sends ACK for a delivered event, after the agent has made it durable. */
+sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16]);
+
+sh_err sh_client_ping(sh_client *c);
+
+/* Sends arbitrary frames (tests use this to send malformed messages). */
+sh_err sh_client_send_raw(sh_client *c, const void *const *frames, const size_t *lens, size_t n);
+
+/* Waits up to timeout_ms (-1: forever) for the next message. SH_E_NOT_FOUND on timeout;
+ * SH_E_PROTOCOL if the message is not a protocol message. */
+sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m);
+
+/* Waits for the next message with this command, skipping others (up to timeout_ms). */
+sh_err sh_client_expect(sh_client *c, const char *command, int timeout_ms, sh_msg *m);
+
+/* The numeric code of a CONFIRM (frame 1) or ERROR (frame 0) message; -1 if absent. */
+int sh_msg_code(const sh_msg *m);
+
+/* Generates a CURVE keypair as Z85 text (41 bytes each with NUL). */
+sh_err sh_curve_keypair(char public_key[SH_Z85_LEN + 1], char secret_key[SH_Z85_LEN + 1]);
+
+#endif

@@ -1,0 +1,591 @@
+/* test_broker.c — a real broker process (forked, its own store and sockets) and real ZeroMQ
+ * clients over tcp on loopback and ipc: admission by CURVE key, revocation on SIGHUP, spoofed
+ * sources, routing and minimisation under the ISPs, every kind of bad input, idempotent
+ * republish, redelivery after a missing ACK, catch-up after a broker restart, receipts, and
+ * an audit log that verifies afterwards. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "broker.h"
+#include "client.h"
+#include "codec.h"
+#include "synth.h"
+#include "testutil.h"
+
+#define WAIT 3000 /* ms to wait for anything the broker should send */
+
+enum { HUB, SCHOOL, HEALTH, POLICE, SOUTHEND, NORG };
+static const char *org_code[NORG] = {"881", "8819990", "RAJ", "ESXPOL", "882"};
+static char pub[NORG][41], sec[NORG][41];
+static char broker_pub[41];
+static char *dir, *tcp, *ipc;
+static pid_t broker;
+static sh_broker_config cfg;
+
+static char *s_path(const char *name)
+{
+    return tu_path(dir, name);
+}
+
+static void s_write(const char *name, const char *text)
+{
+    char *p = s_path(name);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(p);
+}
+
+/* The registry, with every org's key except those in `revoked` (a bit set). */
+static void s_registry(unsigned revoked)
+{
+    static const char *const sector[NORG] = {"social_care", "education", "health", "police",
+                                             "social_care"};
+    static const char *const locality[NORG] = {"essex", "essex", "essex", "essex", "southend"};
+    char text[4096] = "organisations:\n";
+    for (int i = 0; i < NORG; i++) {
+        size_t n = strlen(text);
+        snprintf(text + n, sizeof text - n,
+                 "  - {code: '%s', name: Org %d, sector: %s, locality: %s%s%s, keys: [%s%s%s]}\n",
+                 org_code[i], i, sector[i], locality[i], i == HUB ? ", la_code: '881'" : "",
+                 i == SOUTHEND ? ", la_code: '882'" : "", revoked & (1u << i) ? "" : "'",
+                 revoked & (1u << i) ? "" : pub[i], revoked & (1u << i) ? "" : "'");
+    }
+    s_write("registry.yaml", text);
+}
+
+static void s_policy(void)
+{
+    char date[11], text[2048];
+    time_t t = time(NULL) + 365 * 24 * 3600;
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
+    const char *basis = "lawful_basis: {article6: public_task, article9: "
+                        "substantial_public_interest, dpa_schedule1_paragraph: 18}\n";
+    snprintf(text, sizeof text,
+             "id: isp-sgc\nversion: 1\ntitle: concerns\nstatus: active\nreview_date: '%s'\n"
+             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "purposes: [safeguarding]\nevent_types: [safeguarding_concern]\n"
+             "senders: [{sector: education}, {sector: health}]\nrecipients:\n"
+             "  - {organisation: '881', data_items: [child, safeguarding_concern]}\n"
+             "  - {sector: police, data_items: [child.nhs_number, safeguarding_concern.category]}\n"
+             "%sconsent: not_required\n",
+             date, basis);
+    s_write("policy/isp-sgc.yaml", text);
+    snprintf(text, sizeof text,
+             "id: isp-feedback\nversion: 1\ntitle: feedback\nstatus: active\nreview_date: '%s'\n"
+             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "purposes: [safeguarding, early_help]\nevent_types: [hub_decision]\n"
+             "senders: [{organisation: '881'}]\nrecipients:\n"
+             "  - {relationship: referrer, data_items: [child.upn, hub_decision.outcome]}\n"
+             "%sconsent: not_required\n",
+             date, basis);
+    s_write("policy/isp-feedback.yaml", text);
+}
+
+static volatile sig_atomic_t child_stop, child_reload;
+
+static void s_on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        child_reload = 1;
+    else
+        child_stop = 1;
+}
+
+/* Forks the broker: a separate process with its own store, sockets and signal handlers. */
+static void s_start(void)
+{
+    broker = fork();
+    cr_assert_neq(broker, -1);
+    if (broker == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = s_on_signal;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        sh_broker *b = NULL;
+        sh_error err;
+        if (sh_broker_new(&cfg, &b, &err)) {
+            fprintf(stderr, "broker: %s\n", err.detail);
+            _exit(3);
+        }
+        sh_err rc = sh_broker_run(b, &child_stop, &child_reload);
+        sh_broker_destroy(&b);
+        _exit(rc == SH_OK ? 0 : 4);
+    }
+}
+
+static void s_stop(void)
+{
+    if (broker <= 0) return;
+    kill(broker, SIGTERM);
+    int status = 0;
+    waitpid(broker, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker exit status %d", status);
+    broker = 0;
+}
+
+static sh_client *s_client_at(int org, const char *endpoint)
+{
+    sh_client *c = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_new(endpoint, broker_pub, pub[org], sec[org], &c, &err), SH_OK, "%s",
+                 err.detail);
+    return c;
+}
+
+static sh_client *s_client(int org)
+{
+    return s_client_at(org, tcp);
+}
+
+/* A client that has said HELLO and got READY. */
+static sh_client *s_agent(int org)
+{
+    sh_client *c = s_client(org);
+    sh_msg m;
+    cr_assert_eq(sh_client_hello(c, "*"), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "READY", WAIT, &m), SH_OK, "%s got no READY", org_code[org]);
+    cr_assert_eq(m.len[0], strlen(org_code[org]));
+    cr_assert_arr_eq(m.frame[0], org_code[org], m.len[0]);
+    return c;
+}
+
+static void setup(void)
+{
+    dir = tu_tmpdir();
+    for (int i = 0; i < NORG; i++)
+        cr_assert_eq(sh_curve_keypair(pub[i], sec[i]), SH_OK);
+    char bsec[42];
+    cr_assert_eq(sh_curve_keypair(broker_pub, bsec), SH_OK);
+    bsec[40] = '\n';
+    bsec[41] = '\0';
+    s_write("broker.curve", bsec);
+    char *p = s_path("broker.curve");
+    chmod(p, 0600);
+    free(p);
+    sh_error err;
+    char *mk = s_path("master.key"), *sk = s_path("sign.pem"), *pol = s_path("policy");
+    cr_assert_eq(sh_key_generate_file(mk, &err), SH_OK);
+    cr_assert_eq(sh_signkey_generate_file(sk, &err), SH_OK);
+    cr_assert_eq(mkdir(pol, 0700), 0);
+    s_registry(0);
+    s_policy();
+    int port = 20000 + (int)(getpid() % 30000);
+    tcp = malloc(64);
+    snprintf(tcp, 64, "tcp://127.0.0.1:%d", port);
+    ipc = malloc(strlen(dir) + 32);
+    sprintf(ipc, "ipc://%s/broker.ipc", dir);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.endpoints[0] = tcp;
+    cfg.endpoints[1] = ipc;
+    cfg.store_dir = s_path("store");
+    cfg.master_key = mk;
+    cfg.sign_key = sk;
+    cfg.curve_key = s_path("broker.curve");
+    cfg.registry = s_path("registry.yaml");
+    cfg.policy_dir = pol;
+    cfg.heartbeat_ms = 60000;
+    cfg.redeliver_ms = 400;
+    cfg.checkpoint_every = 50;
+    cfg.log_level = 1;
+    s_start();
+}
+
+static void teardown(void)
+{
+    s_stop();
+    tu_rmrf(dir);
+}
+
+TestSuite(broker, .init = setup, .fini = teardown, .timeout = 60);
+
+/* An encoded synthetic event of `type` published as `org` (source_org = as). */
+static uint8_t *s_event(int type, const char *as, const uint8_t *ref, size_t *len)
+{
+    static uint64_t rng = 99;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    uint8_t *buf = NULL;
+    sh_error err;
+    cr_assert_eq(sh_synth_event(&rng, type, &c, as, NULL, ref, 200, &buf, len, &err), SH_OK, "%s",
+                 err.detail);
+    return buf;
+}
+
+/* Publishes and returns the CONFIRM. */
+static void s_publish(sh_client *c, const uint8_t *buf, size_t len, sh_msg *m)
+{
+    cr_assert_eq(sh_client_publish(c, buf, len), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "CONFIRM", WAIT, m), SH_OK, "no CONFIRM");
+}
+
+static int s_has_line(const sh_msg *m, const char *line)
+{
+    for (size_t i = 3; i < m->nframes; i++)
+        if (m->len[i] == strlen(line) && memcmp(m->frame[i], line, m->len[i]) == 0) return 1;
+    return 0;
+}
+
+Test(broker, enrolled_keys_are_admitted_others_refused)
+{
+    sh_client *c = s_client(HEALTH);
+    sh_msg m;
+    cr_assert_eq(sh_client_ping(c), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "PONG", WAIT, &m), SH_OK);
+    sh_client_destroy(&c);
+    /* a key nobody enrolled: the CURVE handshake is refused, nothing comes back */
+    char p2[41], s2[41];
+    cr_assert_eq(sh_curve_keypair(p2, s2), SH_OK);
+    sh_client *stranger = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_new(tcp, broker_pub, p2, s2, &stranger, &err), SH_OK);
+    cr_assert_eq(sh_client_ping(stranger), SH_OK);
+    cr_assert_eq(sh_client_recv(stranger, 1000, &m), SH_E_NOT_FOUND);
+    sh_client_destroy(&stranger);
+    /* the right key over ipc works too */
+    c = s_client_at(SCHOOL, ipc);
+    cr_assert_eq(sh_client_ping(c), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "PONG", WAIT, &m), SH_OK);
+    sh_client_destroy(&c);
+}
+
+Test(broker, routes_minimises_delivers_and_receipts)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB), *police = s_agent(POLICE);
+    sh_client *health = s_agent(HEALTH);
+    size_t len;
+    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    sh_msg m;
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0, "refused: %.*s", (int)m.len[2], m.frame[2]);
+    cr_assert(s_has_line(&m, "881 permit isp-sgc@1"));
+    cr_assert(s_has_line(&m, "ESXPOL permit isp-sgc@1"));
+    cr_assert(!s_has_line(&m, "RAJ permit isp-sgc@1"));
+
+    /* the hub sees the whole concern */
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    cr_assert_arr_eq(m.frame[0], ev + 2, 16, "event id"); /* field 1 tag + length precede it */
+    cr_assert_eq(m.len[1], 7);
+    cr_assert_arr_eq(m.frame[1], "8819990", 7, "sender");
+    sh_envelope *e = NULL;
+    sh_error err;
+    cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &e, &err), SH_OK, "%s",
+                 err.detail);
+    cr_assert_str_neq(e->safeguarding_concern->narrative, "");
+    cr_assert_str_neq(e->child->given_name, "");
+    sh_envelope_free(e);
+    uint8_t id[16];
+    memcpy(id, m.frame[0], 16);
+    cr_assert_eq(sh_client_ack(hub, id), SH_OK);
+
+    /* the police see the NHS number and the category, nothing else */
+    cr_assert_eq(sh_client_expect(police, "DELIVER", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &e, &err), SH_OK);
+    cr_assert_str_neq(e->child->nhs_number, "");
+    cr_assert_str_eq(e->child->given_name, "");
+    cr_assert_str_eq(e->safeguarding_concern->narrative, "");
+    cr_assert_neq(e->safeguarding_concern->category, 0);
+    sh_envelope_free(e);
+    cr_assert_eq(sh_client_ack(police, id), SH_OK);
+
+    /* health was not a recipient */
+    cr_assert_eq(sh_client_recv(health, 500, &m), SH_E_NOT_FOUND);
+
+    /* the school gets a DELIVERED receipt for each ACK (delivery is at least once: a
+     * receipt may come twice if its ACK is slow; agents dedupe by event id, as here) */
+    int got_hub = 0, got_police = 0;
+    while (!(got_hub && got_police)) {
+        cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK, "receipts");
+        cr_assert_eq(sh_envelope_decode(m.frame[4], m.len[4], &e, &err), SH_OK, "%s", err.detail);
+        cr_assert_eq(e->event_type, SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_DELIVERY_RECEIPT);
+        cr_assert_arr_eq(e->delivery_receipt->for_event_id.data, id, 16);
+        cr_assert_eq(e->delivery_receipt->status,
+                     SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED);
+        got_hub |= strcmp(e->delivery_receipt->recipient_org, "881") == 0;
+        got_police |= strcmp(e->delivery_receipt->recipient_org, "ESXPOL") == 0;
+        uint8_t rid[16];
+        memcpy(rid, m.frame[0], 16);
+        sh_envelope_free(e);
+        cr_assert_eq(sh_client_ack(school, rid), SH_OK);
+    }
+    free(ev);
+
+    /* the hub's decision goes back to the referrer only, minimised */
+    ev = s_event(3, "881", id, &len);
+    s_publish(hub, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    cr_assert(s_has_line(&m, "8819990 permit isp-feedback@1"));
+    do { /* a late duplicate receipt may still come first */
+        cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
+        cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &e, &err), SH_OK);
+        if (e->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_DELIVERY_RECEIPT) {
+            sh_envelope_free(e);
+            e = NULL;
+        }
+    } while (!e);
+    cr_assert_eq(e->event_type, SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_HUB_DECISION);
+    cr_assert_neq(e->hub_decision->outcome, 0);
+    cr_assert_str_eq(e->hub_decision->rationale, "", "rationale withheld");
+    sh_envelope_free(e);
+    cr_assert_eq(sh_client_recv(police, 500, &m), SH_E_NOT_FOUND);
+    free(ev);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+    sh_client_destroy(&police);
+    sh_client_destroy(&health);
+}
+
+Test(broker, spoofed_source_is_refused)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    size_t len;
+    uint8_t *ev = s_event(2, "RAJ", NULL, &len); /* claims to be the hospital */
+    sh_msg m;
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_SPOOFED_SOURCE);
+    cr_assert_eq(sh_client_recv(hub, 500, &m), SH_E_NOT_FOUND, "nothing delivered");
+    free(ev);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+}
+
+Test(broker, bad_input_gets_its_code_and_the_broker_keeps_serving)
+{
+    sh_client *c = s_agent(HEALTH);
+    sh_msg m;
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    s_publish(c, junk, sizeof junk, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_MALFORMED);
+
+    size_t len;
+    uint8_t *ev = s_event(2, "RAJ", NULL, &len);
+    sh_envelope *e = NULL;
+    sh_error err;
+    cr_assert_eq(sh_envelope_decode(ev, len, &e, &err), SH_OK);
+    struct {
+        const char *what;
+        sh_err want;
+    } cases[] = {{"nhs", SH_E_BAD_NHS_NUMBER},
+                 {"upn", SH_E_BAD_UPN},
+                 {"missing", SH_E_MISSING_FIELD},
+                 {"type", SH_E_BAD_FIELD}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *nhs = e->child->nhs_number, *upn = e->child->upn,
+             *sg = e->safeguarding_concern->narrative;
+        int type = e->event_type;
+        if (i == 0) e->child->nhs_number = "9434765918";
+        if (i == 1) e->child->upn = "A801200005001";
+        if (i == 2) e->safeguarding_concern->narrative = "";
+        if (i == 3) e->event_type = 99;
+        size_t n = sharehub__v1__envelope__get_packed_size(e);
+        uint8_t *buf = malloc(n);
+        sharehub__v1__envelope__pack(e, buf);
+        e->child->nhs_number = nhs;
+        e->child->upn = upn;
+        e->safeguarding_concern->narrative = sg;
+        e->event_type = type;
+        s_publish(c, buf, n, &m);
+        cr_assert_eq(sh_msg_code(&m), cases[i].want, "%s: got %d", cases[i].what, sh_msg_code(&m));
+        free(buf);
+    }
+    sh_envelope_free(e);
+
+    /* oversize: 1.5 MiB */
+    uint8_t *big = calloc(1, 1536 * 1024);
+    s_publish(c, big, 1536 * 1024, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_TOO_LARGE);
+    free(big);
+
+    /* not the protocol */
+    const void *f[2] = {"XXv9", "PUBLISH"};
+    size_t l[2] = {4, 7};
+    cr_assert_eq(sh_client_send_raw(c, f, l, 2), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "ERROR", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), SH_E_PROTOCOL);
+    const void *g[2] = {"SHv1", "FROBNICATE"};
+    size_t gl[2] = {4, 10};
+    cr_assert_eq(sh_client_send_raw(c, g, gl, 2), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "ERROR", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), SH_E_PROTOCOL);
+
+    /* a burst of garbage, then a good event still goes through */
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(sh_client_publish(c, junk, sizeof junk), SH_OK);
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(sh_client_expect(c, "CONFIRM", WAIT, &m), SH_OK, "confirm %d", i);
+        cr_assert_eq(sh_msg_code(&m), SH_E_MALFORMED);
+    }
+    s_publish(c, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    free(ev);
+    sh_client_destroy(&c);
+}
+
+Test(broker, republish_is_idempotent_and_replay_refused)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    size_t len;
+    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    sh_msg m;
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0, "republish confirmed again");
+    cr_assert_arr_eq(m.frame[2], "duplicate", 9);
+    cr_assert(s_has_line(&m, "881 permit isp-sgc@1"), "with the same outcome");
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    uint8_t id[16];
+    memcpy(id, m.frame[0], 16);
+    cr_assert_eq(sh_client_ack(hub, id), SH_OK);
+    cr_assert_eq(sh_client_recv(hub, 800, &m), SH_E_NOT_FOUND, "delivered once");
+
+    /* the same id with other content */
+    ev[len - 1] ^= 0x01; /* inside the last text field */
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_REPLAYED);
+    free(ev);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+}
+
+Test(broker, unacked_delivery_is_resent)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    size_t len;
+    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    sh_msg m;
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    uint8_t id[16];
+    memcpy(id, m.frame[0], 16);
+    /* no ACK: it comes again after redeliver_ms */
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    cr_assert_arr_eq(m.frame[0], id, 16);
+    cr_assert_eq(sh_client_ack(hub, id), SH_OK);
+    cr_assert_eq(sh_client_recv(hub, 1200, &m), SH_E_NOT_FOUND, "not after the ACK");
+    free(ev);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+}
+
+Test(broker, offline_recipient_catches_up_after_broker_restart)
+{
+    sh_client *school = s_agent(SCHOOL);
+    uint8_t ids[5][16];
+    for (int i = 0; i < 5; i++) {
+        size_t len;
+        uint8_t *ev = s_event(2, "8819990", NULL, &len);
+        sh_msg m;
+        s_publish(school, ev, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0);
+        memcpy(ids[i], m.frame[0], 16);
+        free(ev);
+    }
+    sh_client_destroy(&school);
+    s_stop();
+    s_start();
+    sh_client *hub = s_agent(HUB);
+    for (int i = 0; i < 5; i++) {
+        sh_msg m;
+        cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK, "delivery %d", i);
+        cr_assert_arr_eq(m.frame[0], ids[i], 16, "in publish order");
+        cr_assert_eq(sh_client_ack(hub, ids[i]), SH_OK);
+    }
+    sh_client_destroy(&hub);
+}
+
+Test(broker, revoked_key_is_refused_after_sighup)
+{
+    sh_client *health = s_agent(HEALTH);
+    size_t len;
+    uint8_t *ev = s_event(2, "RAJ", NULL, &len);
+    sh_msg m;
+    s_publish(health, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    free(ev);
+    s_registry(1u << HEALTH);
+    kill(broker, SIGHUP);
+    usleep(300 * 1000);
+    ev = s_event(2, "RAJ", NULL, &len);
+    cr_assert_eq(sh_client_publish(health, ev, len), SH_OK);
+    cr_assert_eq(sh_client_expect(health, "ERROR", WAIT, &m), SH_OK,
+                 "the connected peer's next message is refused");
+    cr_assert_eq(sh_msg_code(&m), SH_E_NOT_ENROLLED);
+    free(ev);
+    sh_client_destroy(&health);
+    /* a new connection with that key is not admitted at all */
+    sh_client *again = s_client(HEALTH);
+    cr_assert_eq(sh_client_ping(again), SH_OK);
+    cr_assert_eq(sh_client_recv(again, 1000, &m), SH_E_NOT_FOUND);
+    sh_client_destroy(&again);
+}
+
+Test(broker, audit_log_verifies_after_a_session)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    size_t len;
+    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    sh_msg m;
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    s_publish(school, (const uint8_t *)"\xff\xff", 2, &m);
+    free(ev);
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    uint8_t id[16];
+    memcpy(id, m.frame[0], 16);
+    cr_assert_eq(sh_client_ack(hub, id), SH_OK);
+    usleep(200 * 1000);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+    s_stop();
+
+    sh_key *mk = NULL, *ak = NULL;
+    sh_signkey *sk = NULL;
+    sh_store *st = NULL;
+    sh_audit *a = NULL;
+    sh_error err;
+    cr_assert_eq(sh_key_load_file(cfg.master_key, &mk, &err), SH_OK);
+    cr_assert_eq(sh_signkey_load_file(cfg.sign_key, &sk, &err), SH_OK);
+    cr_assert_eq(sh_store_open(cfg.store_dir, mk, NULL, &st, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_store_derive_key(st, "audit mac", &ak), SH_OK);
+    cr_assert_eq(sh_audit_open(st, ak, NULL, 0, &a, &err), SH_OK);
+    uint8_t spub[32];
+    sh_signkey_public(sk, spub);
+    sh_audit_report r;
+    cr_assert_eq(sh_audit_verify(a, &spub, 1, &r), SH_OK, "%s", r.detail);
+    /* start, receive, 2 sends (hub, police), 1 summary deny, refuse, deliver, stop */
+    cr_assert_geq(r.entries, 8);
+    cr_assert_eq(r.last_checkpoint_seq, r.head_seq, "a clean stop checkpoints the head");
+    int seen[9] = {0};
+    sh_txn *t = NULL;
+    cr_assert_eq(sh_txn_begin(st, 0, &t, &err), SH_OK);
+    for (uint64_t s = 1; s <= r.head_seq; s++) {
+        sh_audit_record rec;
+        cr_assert_eq(sh_audit_get(a, t, s, &rec, &err), SH_OK);
+        seen[rec.action]++;
+        if (rec.action == SH_AUDIT_SEND) cr_assert_str_eq(rec.rule, "isp-sgc@1");
+    }
+    sh_txn_abort(&t);
+    cr_assert_eq(seen[SH_AUDIT_RECEIVE], 1);
+    cr_assert_eq(seen[SH_AUDIT_SEND], 2);
+    cr_assert_geq(seen[SH_AUDIT_DENY], 1);
+    cr_assert_eq(seen[SH_AUDIT_REFUSE], 1);
+    cr_assert_eq(seen[SH_AUDIT_DELIVER], 1);
+    cr_assert_geq(seen[SH_AUDIT_ADMIN], 2);
+    sh_audit_destroy(&a);
+    sh_store_destroy(&st);
+    sh_key_destroy(&ak);
+    sh_key_destroy(&mk);
+    sh_signkey_destroy(&sk);
+}
