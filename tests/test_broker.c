@@ -589,3 +589,100 @@ Test(broker, audit_log_verifies_after_a_session)
     sh_key_destroy(&mk);
     sh_signkey_destroy(&sk);
 }
+
+Test(broker, read_receipts_go_to_the_sender_only)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB), *health = s_agent(HEALTH);
+    size_t len;
+    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    sh_msg m;
+    s_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    uint8_t id[16];
+    memcpy(id, m.frame[0], 16);
+    free(ev);
+    /* the hub received it and reports it read */
+    uint8_t *rc = s_event(13, "881", id, &len);
+    sh_envelope *e = NULL;
+    sh_error err;
+    cr_assert_eq(sh_envelope_decode(rc, len, &e, &err), SH_OK);
+    e->delivery_receipt->status = SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_READ;
+    e->delivery_receipt->recipient_org = "881";
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    cr_assert_eq(sh_envelope_encode(e, &buf, &blen, &err), SH_OK);
+    e->delivery_receipt->recipient_org = NULL; /* not ours to free */
+    s_publish(hub, buf, blen, &m);
+    cr_assert_eq(sh_msg_code(&m), 0, "%.*s", (int)m.len[2], m.frame[2]);
+    cr_assert(s_has_line(&m, "8819990 permit receipt"));
+    int read = 0;
+    while (!read) {
+        sh_envelope *r = NULL;
+        cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
+        cr_assert_eq(sh_envelope_decode(m.frame[4], m.len[4], &r, &err), SH_OK);
+        read = r->delivery_receipt->status == SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_READ;
+        sh_envelope_free(r);
+    }
+    /* health never received the event: it cannot report on it */
+    uint8_t *hr = s_event(13, "RAJ", id, &len);
+    s_publish(health, hr, len, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_DENY_PARTY);
+    free(hr);
+    /* nor on an event the broker never saw */
+    uint8_t unknown[16];
+    cr_assert_eq(sh_event_id_new(unknown), SH_OK);
+    hr = s_event(13, "RAJ", unknown, &len);
+    s_publish(health, hr, len, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_UNKNOWN_EVENT);
+    free(hr);
+    free(buf);
+    free(rc);
+    e->delivery_receipt->recipient_org = (char *)protobuf_c_empty_string;
+    sh_envelope_free(e);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+    sh_client_destroy(&health);
+}
+
+Test(broker, full_store_refuses_new_publishes_and_keeps_the_old)
+{
+    s_stop();
+    cfg.map_size = 2u << 20; /* 2 MiB */
+    s_start();
+    sh_client *school = s_agent(SCHOOL);
+    uint8_t ids[400][16];
+    int accepted = 0, refused = 0;
+    static uint64_t rng = 5;
+    for (int i = 0; i < 400 && !refused; i++) {
+        sh_synth_child c;
+        sh_synth_child_make(&rng, "881", &c);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        sh_error err;
+        cr_assert_eq(sh_synth_event(&rng, 2, &c, "8819990", NULL, NULL, 20000, &buf, &len, &err),
+                     SH_OK);
+        sh_msg m;
+        s_publish(school, buf, len, &m);
+        int code = sh_msg_code(&m);
+        if (code == 0)
+            memcpy(ids[accepted++], m.frame[0], 16);
+        else {
+            cr_assert_eq(code, SH_E_MAP_FULL, "refused with %d", code);
+            refused = 1;
+        }
+        free(buf);
+    }
+    cr_assert(refused, "a 2 MiB store never filled");
+    cr_assert_gt(accepted, 10);
+    /* everything confirmed before is still delivered, in order */
+    sh_client *hub = s_agent(HUB);
+    for (int i = 0; i < accepted; i++) {
+        sh_msg m;
+        cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK, "delivery %d of %d", i,
+                     accepted);
+        cr_assert_arr_eq(m.frame[0], ids[i], 16);
+        cr_assert_eq(sh_client_ack(hub, ids[i]), SH_OK);
+    }
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+}
