@@ -552,7 +552,6 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
             s_event_sender(b, t, e->hub_decision->referral_event_id.data,
                            e->hub_decision->referral_event_id.len, referrer, sizeof referrer, &buf);
         int64_t now = s_now();
-        size_t others = 0;
         for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
             const sh_org *to = sh_registry_at(b->registry, i);
             if (strcmp(to->code, from->code) == 0) continue;
@@ -561,13 +560,11 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
             sh_policy_decide(b->policy, &s, &d);
             const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
             if (!d.permit) {
-                if (d.code == SH_E_DENY_NO_ISP || d.code == SH_E_DENY_PARTY) {
-                    others++;
-                    continue;
-                }
-                s_append(outcome, &used, cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
                 s_audit(b, t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, child, from->code,
                         to->code, rule, d.reason);
+                /* organisations no protocol names as recipients are audited, not listed */
+                if (d.code == SH_E_DENY_NO_ISP || d.code == SH_E_DENY_PARTY) continue;
+                s_append(outcome, &used, cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
                 continue;
             }
             if (!s_subscribed(b, t, to->code, e->event_type, &buf)) {
@@ -587,13 +584,6 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
                      flags ? " overdue" : "");
             s_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, child, from->code, to->code, rule,
                     flags ? "queued; protocol overdue for review" : "queued");
-        }
-        if (others) {
-            char detail[96];
-            snprintf(detail, sizeof detail, "%zu other organisations: no protocol names them",
-                     others);
-            s_audit(b, t, SH_AUDIT_DENY, SH_AUDIT_DENIED, SH_E_DENY_NO_ISP, id, child, from->code,
-                    NULL, NULL, detail);
         }
     }
     if (used && outcome[used - 1] == '\n') outcome[--used] = '\0';
