@@ -83,19 +83,21 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 20000, window = argc > 2 ? atoi(argv[2]) : 256;
     char dir[] = "/tmp/sharehub-bench-XXXXXX", path[512], text[4096], ep[64];
     if (!mkdtemp(dir) || n <= 0 || window <= 0) return 2;
-    for (int i = 0; i < NORG; i++) sh_curve_keypair(pub[i], sec[i]);
+    for (int i = 0; i < NORG; i++)
+        sh_curve_keypair(pub[i], sec[i]);
     char bsec[42];
     sh_curve_keypair(bpub, bsec);
     strcat(bsec, "\n");
     snprintf(path, sizeof path, "%s/broker.curve", dir);
     s_write(path, bsec, 0600);
-    snprintf(text, sizeof text,
-             "organisations:\n"
-             "  - {code: '8819990', name: School, sector: education, locality: essex, keys: ['%s']}\n"
-             "  - {code: '881', name: Hub, sector: social_care, locality: essex, keys: ['%s']}\n"
-             "  - {code: ESXPOL, name: Police, sector: police, locality: essex, keys: ['%s']}\n"
-             "  - {code: R1L, name: Health, sector: health, locality: essex, keys: ['%s']}\n",
-             pub[0], pub[1], pub[2], pub[3]);
+    snprintf(
+        text, sizeof text,
+        "organisations:\n"
+        "  - {code: '8819990', name: School, sector: education, locality: essex, keys: ['%s']}\n"
+        "  - {code: '881', name: Hub, sector: social_care, locality: essex, keys: ['%s']}\n"
+        "  - {code: ESXPOL, name: Police, sector: police, locality: essex, keys: ['%s']}\n"
+        "  - {code: R1L, name: Health, sector: health, locality: essex, keys: ['%s']}\n",
+        pub[0], pub[1], pub[2], pub[3]);
     snprintf(path, sizeof path, "%s/registry.yaml", dir);
     s_write(path, text, 0600);
     snprintf(path, sizeof path, "%s/policy", dir);
@@ -201,7 +203,8 @@ int main(int argc, char **argv)
     printf("  confirm latency     p50 %.2f ms   p99 %.2f ms   max %.2f ms (at full load)\n",
            lat[done / 2] * 1e3, lat[done * 99 / 100] * 1e3, lat[done - 1] * 1e3);
     sh_client_destroy(&pubc);
-    for (int i = 0; i < n; i++) free(ev[i]);
+    for (int i = 0; i < n; i++)
+        free(ev[i]);
     free(ev);
     free(len);
     free(sent);
