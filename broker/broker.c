@@ -59,7 +59,6 @@ typedef struct s_session {
 
 /* A reply or side effect that waits for the batch to commit. */
 typedef struct s_reply {
-    int session; /* index into sessions, or -1 */
     uint8_t rid[256];
     size_t rid_len;
     int kind; /* 0 frames, 1 ack done */
@@ -114,36 +113,20 @@ static void s_log(const char *level, const char *fmt, ...)
             msg);
 }
 
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static void s_qkey(const char *org, uint64_t seq, uint8_t key[ORG_KEY + 8])
 {
     memset(key, 0, ORG_KEY);
     memcpy(key, org, strnlen(org, ORG_KEY));
-    s_put64(key + ORG_KEY, seq);
+    sh_be64_put(key + ORG_KEY, seq);
 }
 
 /* ---- replies ------------------------------------------------------------------------- */
 
-static s_reply *s_reply_new(sh_broker *b, int session, const uint8_t *rid, size_t rid_len,
-                            const char *cmd)
+static s_reply *s_reply_new(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *cmd)
 {
     if (b->nreplies == BATCH_MAX * 2) return NULL;
     s_reply *r = &b->replies[b->nreplies++];
     memset(r, 0, sizeof *r);
-    r->session = session;
     memcpy(r->rid, rid, rid_len);
     r->rid_len = rid_len;
     snprintf(r->cmd, sizeof r->cmd, "%s", cmd);
@@ -367,7 +350,7 @@ static sh_err s_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org,
     memcpy(p, copy, len);
     s_qkey(org, (*seq)++, key);
     uint8_t sb[8];
-    s_put64(sb, *seq);
+    sh_be64_put(sb, *seq);
     sh_err rc = sh_txn_put(t, b->queue, key, sizeof key, v, n, SH_PUT_NEW, err);
     if (!rc) rc = sh_txn_put(t, b->state, "seq", 3, sb, 8, 0, err);
     free(v);
@@ -631,7 +614,7 @@ static sh_err s_find_queued(sh_broker *b, sh_txn *t, s_session *s, const uint8_t
     for (; rc == SH_OK; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
         if (kv.klen != sizeof key || memcmp(kv.key, key, ORG_KEY) != 0) break;
         if (kv.vlen >= 16 && memcmp(kv.val, id, 16) == 0) {
-            *seq = s_get64(kv.key + ORG_KEY);
+            *seq = sh_be64_get(kv.key + ORG_KEY);
             sh_cursor_close(&c);
             return SH_OK;
         }
@@ -674,7 +657,6 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
         s_receipt(b, t, seq, id, sender, s->org,
                   SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, &err);
     r->kind = 1;
-    r->session = si;
     memcpy(r->ack_id, id, 16);
     snprintf(r->cmd, sizeof r->cmd, "NONE");
 }
@@ -716,7 +698,7 @@ static void s_pump(sh_broker *b)
              rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
             if (kv.klen != sizeof key || memcmp(kv.key, key, ORG_KEY) != 0) break;
             s_flight *f = &s->flight[s->nflight++];
-            f->seq = s_get64(kv.key + ORG_KEY);
+            f->seq = sh_be64_get(kv.key + ORG_KEY);
             memcpy(f->id, kv.val, 16);
             f->sent_ms = now;
             s->next = f->seq + 1;
@@ -793,7 +775,7 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
     size_t arglen = n > 3 ? zmq_msg_size(&parts[3]) : 0;
 
     if (strcmp(cmd, "PUBLISH") == 0 && n == 4) {
-        s_reply *r = s_reply_new(b, si, rid, rid_len, "CONFIRM");
+        s_reply *r = s_reply_new(b, rid, rid_len, "CONFIRM");
         if (!r) return;
         if (arglen > SH_ENVELOPE_MAX) {
             s_confirm_refused(r, NULL, SH_E_TOO_LARGE, "envelope over 1 MiB");
@@ -803,7 +785,7 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
         }
         s_publish(b, t, seq, from, arg, arglen, r);
     } else if (strcmp(cmd, "ACK") == 0 && n == 4) {
-        s_reply *r = s_reply_new(b, si, rid, rid_len, "NONE");
+        s_reply *r = s_reply_new(b, rid, rid_len, "NONE");
         if (r) s_ack(b, t, seq, si, arg, arglen, r);
     } else if (strcmp(cmd, "HELLO") == 0 && n == 4) {
         s_session *s = &b->sessions[si];
@@ -818,11 +800,11 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
         if (arglen > 0 && arglen < 1024 &&
             sh_txn_put(t, b->subs, from->code, strlen(from->code), arg, arglen, 0, &err))
             s_log("error", "saving subscriptions: %s", err.detail);
-        s_reply *r = s_reply_new(b, si, rid, rid_len, "READY");
+        s_reply *r = s_reply_new(b, rid, rid_len, "READY");
         s_reply_addf(r, "%s", from->code);
         s_reply_addf(r, "%d", b->cfg.heartbeat_ms);
     } else if (strcmp(cmd, "PING") == 0) {
-        s_reply_new(b, si, rid, rid_len, "PONG");
+        s_reply_new(b, rid, rid_len, "PONG");
     } else {
         s_error_now(b, rid, rid_len, SH_E_PROTOCOL, "unknown command or wrong frame count");
         s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, SH_E_PROTOCOL, NULL, NULL, from->code, NULL,
@@ -933,8 +915,10 @@ static void s_batch(sh_broker *b)
     b->seq = seq;
     for (size_t i = 0; i < b->nreplies; i++) {
         s_reply *r = &b->replies[i];
-        if (r->kind == 1 && r->session >= 0 && (size_t)r->session < b->nsessions) {
-            s_session *s = &b->sessions[r->session];
+        /* by routing id, not index: a session dropped in this batch moved the others */
+        int si = r->kind == 1 ? s_session_find(b, r->rid, r->rid_len) : -1;
+        if (si >= 0) {
+            s_session *s = &b->sessions[si];
             for (unsigned k = 0; k < s->nflight; k++)
                 if (memcmp(s->flight[k].id, r->ack_id, 16) == 0) {
                     memmove(&s->flight[k], &s->flight[k + 1],
@@ -1031,7 +1015,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
         sh_buf v = {0};
         if (sh_txn_begin(b->store, 0, &t, err) == SH_OK) {
             if (sh_txn_get(t, b->state, "seq", 3, &v, err) == SH_OK && v.len == 8)
-                b->seq = s_get64(v.data);
+                b->seq = sh_be64_get(v.data);
             sh_txn_abort(&t);
         }
         sh_buf_free(&v);

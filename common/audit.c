@@ -77,20 +77,6 @@ struct sh_audit {
     uint8_t genesis[SH_MAC_BYTES];
 };
 
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static int64_t s_now_ms(void)
 {
     struct timespec ts;
@@ -170,7 +156,7 @@ static sh_err s_head(sh_audit *a, sh_txn *t, uint64_t *seq, uint8_t mac[SH_MAC_B
         if (kv.klen != 8 || kv.vlen < ENTRY_FIXED + 2 * SH_MAC_BYTES)
             rc = sh_error_set(err, SH_E_AUDIT_FORMAT, "last audit entry cannot be read");
         else {
-            *seq = s_get64(kv.key);
+            *seq = sh_be64_get(kv.key);
             memcpy(mac, kv.val + kv.vlen - SH_MAC_BYTES, SH_MAC_BYTES);
         }
     }
@@ -184,8 +170,8 @@ static sh_err s_write_checkpoint(sh_audit *a, sh_txn *t, uint64_t seq,
     if (!a->signer) return sh_error_set(err, SH_E_INVAL, "audit opened without a signing key");
     uint8_t cp[CP_SIZE], msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48];
     cp[0] = SH_AUDIT_VERSION;
-    s_put64(cp + 1, seq);
-    s_put64(cp + 9, (uint64_t)s_now_ms());
+    sh_be64_put(cp + 1, seq);
+    sh_be64_put(cp + 9, (uint64_t)s_now_ms());
     memcpy(cp + 17, head, SH_MAC_BYTES);
     sh_signkey_public(a->signer, cp + 49);
     memcpy(msg, s_cp_label, sizeof s_cp_label - 1);
@@ -219,9 +205,9 @@ sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
 
     uint8_t *p = buf;
     *p++ = SH_AUDIT_VERSION;
-    s_put64(p, seq);
+    sh_be64_put(p, seq);
     p += 8;
-    s_put64(p, (uint64_t)(e->time_ms ? e->time_ms : s_now_ms()));
+    sh_be64_put(p, (uint64_t)(e->time_ms ? e->time_ms : s_now_ms()));
     p += 8;
     *p++ = e->action;
     *p++ = e->outcome;
@@ -286,8 +272,8 @@ sh_err sh_audit_parse(const uint8_t *v, size_t len, sh_audit_record *r)
     if (len < ENTRY_FIXED + 2 * SH_MAC_BYTES || len > ENTRY_MAX || v[0] != SH_AUDIT_VERSION)
         return SH_E_AUDIT_FORMAT;
     const uint8_t *p = v + 1, *end = v + len - 2 * SH_MAC_BYTES;
-    r->seq = s_get64(p);
-    r->time_ms = (int64_t)s_get64(p + 8);
+    r->seq = sh_be64_get(p);
+    r->time_ms = (int64_t)sh_be64_get(p + 8);
     r->action = p[16];
     r->outcome = p[17];
     r->code = (uint16_t)(p[18] << 8 | p[19]);
@@ -322,7 +308,7 @@ sh_err sh_audit_get(sh_audit *a, sh_txn *t, uint64_t seq, sh_audit_record *r, sh
 {
     uint8_t key[8];
     sh_buf b = {0};
-    s_put64(key, seq);
+    sh_be64_put(key, seq);
     sh_err rc = sh_txn_get(t, a->entries, key, 8, &b, err);
     if (!rc && (rc = sh_audit_parse(b.data, b.len, r)))
         sh_error_set(err, rc, "audit entry %llu", (unsigned long long)seq);
@@ -361,10 +347,10 @@ static sh_err s_load_checkpoints(sh_audit *a, sh_txn *t,
     if (sh_cursor_open(t, a->cps, &c, &err)) return s_fail(r, err.code, 0, err.detail);
     sh_err rc = sh_cursor_get(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err);
     for (; rc == SH_OK; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
-        uint64_t seq = kv.klen == 8 ? s_get64(kv.key) : 0;
+        uint64_t seq = kv.klen == 8 ? sh_be64_get(kv.key) : 0;
         snprintf(what, sizeof what, "checkpoint at entry %llu", (unsigned long long)seq);
         if (kv.klen != 8 || kv.vlen != CP_SIZE || kv.val[0] != SH_AUDIT_VERSION ||
-            s_get64(kv.val + 1) != seq) {
+            sh_be64_get(kv.val + 1) != seq) {
             rc = s_fail(r, SH_E_AUDIT_FORMAT, seq, what);
             break;
         }
@@ -439,7 +425,7 @@ sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES],
     sh_kv kv;
     rc = sh_cursor_get(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err);
     for (; rc == SH_OK; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
-        uint64_t key = kv.klen == 8 ? s_get64(kv.key) : 0;
+        uint64_t key = kv.klen == 8 ? sh_be64_get(kv.key) : 0;
         snprintf(what, sizeof what, "entry %llu", (unsigned long long)key);
         if (kv.klen != 8 || sh_audit_parse(kv.val, kv.vlen, &rec) != SH_OK) {
             rc = s_fail(r, SH_E_AUDIT_FORMAT, kv.klen == 8 ? key : expected, what);

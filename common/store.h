@@ -52,6 +52,21 @@ typedef struct sh_buf {
 
 void sh_buf_free(sh_buf *b);
 
+/* Big-endian u64, the byte order of integer keys (so LMDB's byte order is numeric order). */
+static inline void sh_be64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t sh_be64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 /* Opens (creating if need be) the store in directory dir (created 0700 if absent), keyed by
  * master. A new store gets a random id and a key check; an existing one must have been
  * created under the same master key.
