@@ -24,26 +24,43 @@ static void s_release(sh_client *c)
     c->nframes = 0;
 }
 
-sh_err sh_client_new(const char *endpoint, const char *server_public, const char *public_key,
-                     const char *secret_key, sh_client **out, sh_error *err)
+static sh_err s_new(const char *endpoint, const char *server_public, const char *public_key,
+                    const char *secret_key, int send_timeout_ms, sh_client **out, sh_error *err)
 {
     *out = NULL;
     sh_client *c = calloc(1, sizeof *c);
     if (!c) return sh_error_set(err, SH_E_NOMEM, "client");
-    int linger = 0, hwm = 10000;
+    int linger = 0, hwm = 10000, one = 1;
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
     if (!c->sock || zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_public, SH_Z85_LEN) ||
         zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, public_key, SH_Z85_LEN) ||
         zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret_key, SH_Z85_LEN) ||
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) ||
-        zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_connect(c->sock, endpoint)) {
+        zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        (send_timeout_ms >= 0 &&
+         (zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof one) ||
+          zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &send_timeout_ms, sizeof send_timeout_ms))) ||
+        zmq_connect(c->sock, endpoint)) {
         sh_error_set(err, SH_E_IO, "connect %s: %s", endpoint, zmq_strerror(zmq_errno()));
         sh_client_destroy(&c);
         return SH_E_IO;
     }
     *out = c;
     return SH_OK;
+}
+
+sh_err sh_client_new(const char *endpoint, const char *server_public, const char *public_key,
+                     const char *secret_key, sh_client **out, sh_error *err)
+{
+    return s_new(endpoint, server_public, public_key, secret_key, -1, out, err);
+}
+
+sh_err sh_client_new_agent(const char *endpoint, const char *server_public, const char *public_key,
+                           const char *secret_key, int send_timeout_ms, sh_client **out,
+                           sh_error *err)
+{
+    return s_new(endpoint, server_public, public_key, secret_key, send_timeout_ms, out, err);
 }
 
 void sh_client_destroy(sh_client **cp)

@@ -27,6 +27,13 @@ sh_err sh_client_new(const char *endpoint, const char *server_public, const char
                      const char *secret_key, sh_client **out, sh_error *err)
     __attribute__((warn_unused_result));
 
+/* As sh_client_new, for a long-lived agent: messages go only to a connection whose handshake
+ * is complete (ZMQ_IMMEDIATE), and a send waits at most send_timeout_ms, failing with SH_E_IO
+ * while the broker is unreachable instead of queueing without bound. */
+sh_err sh_client_new_agent(const char *endpoint, const char *server_public, const char *public_key,
+                           const char *secret_key, int send_timeout_ms, sh_client **out,
+                           sh_error *err) __attribute__((warn_unused_result));
+
 void sh_client_destroy(sh_client **c);
 
 /* The ZeroMQ socket, for callers that poll it with others. */
