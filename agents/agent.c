@@ -318,8 +318,13 @@ static void s_on_confirm(sh_agent *a, const sh_msg *m)
     a->nflight--;
     char text[4096];
     size_t used = 0;
-    used += (size_t)snprintf(text, sizeof text, "%s %.*s", code == 0 ? "accepted" : "refused",
-                             (int)m->len[2], (const char *)m->frame[2]);
+    if (code == 0)
+        used +=
+            (size_t)snprintf(text, sizeof text, "%.*s", (int)m->len[2], (const char *)m->frame[2]);
+    else
+        used +=
+            (size_t)snprintf(text, sizeof text, "refused E%03d %s: %.*s", code,
+                             sh_err_name((sh_err)code), (int)m->len[2], (const char *)m->frame[2]);
     for (size_t i = 3; i < m->nframes && used < sizeof text - 1; i++)
         used += (size_t)snprintf(text + used, sizeof text - used, "\n%.*s", (int)m->len[i],
                                  (const char *)m->frame[i]);

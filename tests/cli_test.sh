@@ -38,10 +38,10 @@ check keygen-sign 0 "wrote sign key" -- "$bin" keygen sign "$tmp/s.pem"
 [ "$(stat -c %a "$tmp/m.key")" = 600 ] && pass=$((pass + 1)) || { echo "FAIL mode"; fail=$((fail + 1)); }
 
 # a store made by the demo, verified, then tampered with
-TMPDIR=$tmp "$bin" demo --keep >"$tmp/demo.out" 2>&1
+TMPDIR=$tmp "$bin" selfcheck --keep >"$tmp/demo.out" 2>&1
 kept=$(sed -n 's/^kept //p' "$tmp/demo.out")
 if [ -z "$kept" ]; then
-    echo "FAIL demo --keep: $(cat "$tmp/demo.out")"
+    echo "FAIL selfcheck --keep: $(cat "$tmp/demo.out")"
     fail=$((fail + 1))
 else
     # the demo flipped a byte in entry 20 of its store

@@ -8,6 +8,7 @@
  * log); 2 usage error or something could not be read.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <ftw.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "audit.h"
 #include "client.h"
@@ -35,10 +37,18 @@ static void s_usage(FILE *f)
 {
     fputs("usage:\n"
           "  sharehub version\n"
-          "  sharehub demo [--keep]            self-check of codec, store and audit log\n"
+          "  sharehub selfcheck [--keep]       self-check of codec, store and audit log\n"
           "  sharehub keygen master|sign|curve PATH  new key file, mode 0600, never overwritten\n"
           "  sharehub ident check nhs|upn|la|org VALUE\n"
+          "  sharehub ident synthetic [SEED [LA]]      a synthetic child, as JSON\n"
           "  sharehub audit verify STORE-DIR --master KEY --sign-key KEY\n"
+          "  sharehub status  [--json]                       the local agent's state\n"
+          "  sharehub publish [FILE|-] --user U [--purpose P] [--json]\n"
+          "  sharehub inbox   --user U --purpose P [--since N] [--follow] [--json]\n"
+          "  sharehub show    EVENT-ID --user U --purpose P [--json]\n"
+          "  sharehub child   ID --user U --purpose P [--json]   (NHS number, UPN or LA id)\n"
+          "  sharehub triage  REFERRAL-ID --level 1-4 --outcome O --rationale TEXT --user U\n"
+          "    agent commands reach the agent at --socket PATH or $SHAREHUB_SOCKET\n"
           "  sharehub policy check POLICY-DIR [--registry FILE]\n"
           "  sharehub policy explain --policy DIR --registry FILE --from ORG\n"
           "                          (--event FILE | --type EVENT-TYPE) [--level N]\n"
@@ -93,6 +103,18 @@ static int s_keygen(int argc, char **argv)
 
 static int s_ident(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "synthetic") == 0) {
+        /* a synthetic child as JSON, for scripts and demos: never a real person */
+        uint64_t rng = argc >= 2 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
+        sh_synth_child c;
+        sh_synth_child_make(&rng, argc >= 3 ? argv[2] : "881", &c);
+        printf("{\"nhs_number\":\"%s\",\"upn\":\"%s\",\"la_child_id\":\"%s\","
+               "\"given_name\":\"%s\",\"family_name\":\"%s\",\"date_of_birth\":\"%s\","
+               "\"responsible_la\":\"%s\"}\n",
+               c.nhs_number, c.upn, c.la_child_id, c.given_name, c.family_name, c.date_of_birth,
+               c.responsible_la);
+        return EXIT_OK;
+    }
     if (argc != 3 || strcmp(argv[0], "check") != 0) {
         s_usage(stderr);
         return EXIT_USAGE;
@@ -430,6 +452,260 @@ static int s_policy(int argc, char **argv)
     return EXIT_USAGE;
 }
 
+/* ---- commands that talk to the local agent ------------------------------------------- */
+
+typedef struct s_opts {
+    const char *socket, *user, *purpose, *pos, *outcome, *rationale;
+    long since, level;
+    int json, follow, help;
+} s_opts;
+
+/* Parses the options every agent command shares; returns -1 on an unknown option. */
+static int s_parse_opts(int argc, char **argv, s_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->socket = getenv("SHAREHUB_SOCKET");
+    o->level = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(k, "--json") == 0)
+            o->json = 1;
+        else if (strcmp(k, "--follow") == 0 || strcmp(k, "-f") == 0)
+            o->follow = 1;
+        else if (strcmp(k, "--help") == 0 || strcmp(k, "-h") == 0)
+            o->help = 1;
+        else if (strcmp(k, "--socket") == 0 && v)
+            o->socket = argv[++i];
+        else if (strcmp(k, "--user") == 0 && v)
+            o->user = argv[++i];
+        else if (strcmp(k, "--purpose") == 0 && v)
+            o->purpose = argv[++i];
+        else if (strcmp(k, "--since") == 0 && v)
+            o->since = atol(argv[++i]);
+        else if (strcmp(k, "--level") == 0 && v)
+            o->level = atol(argv[++i]);
+        else if (strcmp(k, "--outcome") == 0 && v)
+            o->outcome = argv[++i];
+        else if (strcmp(k, "--rationale") == 0 && v)
+            o->rationale = argv[++i];
+        else if ((k[0] != '-' || strcmp(k, "-") == 0) && !o->pos)
+            o->pos = k;
+        else
+            return -1;
+    }
+    return 0;
+}
+
+/* Sends one JSON request to the agent; the reply, or NULL (with a message on stderr). */
+static json_object *s_agent_call(const char *socket, json_object *req)
+{
+    if (!socket) {
+        fputs("sharehub: no agent socket: give --socket PATH or set SHAREHUB_SOCKET\n", stderr);
+        return NULL;
+    }
+    char ep[600];
+    snprintf(ep, sizeof ep, "ipc://%s", socket);
+    struct stat st;
+    if (stat(socket, &st) != 0) {
+        fprintf(stderr, "sharehub: cannot reach the agent at %s: %s\n", socket, strerror(errno));
+        return NULL;
+    }
+    void *ctx = zmq_ctx_new(), *s = ctx ? zmq_socket(ctx, ZMQ_REQ) : NULL;
+    int linger = 0, tmo = 10000;
+    json_object *out = NULL;
+    const char *text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+    if (s && !zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) &&
+        !zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo) && !zmq_connect(s, ep) &&
+        zmq_send(s, text, strlen(text), 0) >= 0) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s, 0) >= 0)
+            out = json_tokener_parse(zmq_msg_size(&m) ? (const char *)zmq_msg_data(&m) : "");
+        zmq_msg_close(&m);
+    }
+    if (!out) fprintf(stderr, "sharehub: the agent at %s did not answer\n", socket);
+    if (s) zmq_close(s);
+    if (ctx) zmq_ctx_term(ctx);
+    return out;
+}
+
+/* Prints an agent error on stderr; returns the exit code for the reply. */
+static int s_reply_status(json_object *r)
+{
+    json_object *v;
+    if (json_object_object_get_ex(r, "ok", &v) && json_object_get_boolean(v)) return EXIT_OK;
+    fprintf(stderr, "sharehub: E%03d %s: %s: %s\n",
+            json_object_get_int(json_object_object_get(r, "code")),
+            json_object_get_string(json_object_object_get(r, "error")),
+            json_object_get_string(json_object_object_get(r, "message")),
+            json_object_get_string(json_object_object_get(r, "detail")));
+    return EXIT_BAD;
+}
+
+static const char *s_jstr(json_object *o, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    json_object *cur = o;
+    for (char *seg = strtok(buf, "."); seg && cur; seg = strtok(NULL, "."))
+        if (!json_object_object_get_ex(cur, seg, &cur)) cur = NULL;
+    return cur ? json_object_get_string(cur) : NULL;
+}
+
+static void s_print_item(json_object *it)
+{
+    const char *given = s_jstr(it, "event.child.given_name"),
+               *family = s_jstr(it, "event.child.family_name"),
+               *nhs = s_jstr(it, "event.child.nhs_number"), *upn = s_jstr(it, "event.child.upn");
+    time_t t = (time_t)(json_object_get_int64(json_object_object_get(it, "stored_at_ms")) / 1000);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
+    int sent = strcmp(s_jstr(it, "direction"), "sent") == 0;
+    printf("%s  %-5s %-8s %-28s %s  %s%s%s%s%s%s\n", when, sent ? "sent" : "from",
+           sent ? "" : s_jstr(it, "peer"), s_jstr(it, "type"), s_jstr(it, "event_id"),
+           given ? given : "", family ? " " : "", family ? family : "", nhs ? " NHS " : "",
+           nhs ? nhs : "", upn && !nhs ? upn : "");
+}
+
+static int s_help(const char *cmd)
+{
+    static const struct {
+        const char *cmd, *text;
+    } helps[] = {
+        {"status", "sharehub status [--json]\n  The agent's organisation, role, broker link, "
+                   "outbox and inbox counts.\n"},
+        {"publish", "sharehub publish [FILE|-] --user U [--purpose P] [--json]\n  Publishes one "
+                    "event written as JSON (docs/agent.md). The agent fills event_id, "
+                    "schema_version,\n  source_org and the times when they are absent. Prints "
+                    "the event id; exit 1 if refused.\n"},
+        {"inbox", "sharehub inbox --user U --purpose P [--since N] [--follow] [--json]\n  What "
+                  "this agency received, oldest first. Every event shown is audited as a read\n"
+                  "  by U for P. --follow keeps printing new arrivals (like tail -f).\n"},
+        {"show", "sharehub show EVENT-ID --user U --purpose P [--json]\n  One event in full, "
+                 "with the broker's answer for events sent. Audited as a read.\n"},
+        {"child", "sharehub child ID --user U --purpose P [--json]\n  Everything this agency "
+                  "holds about a child (NHS number, UPN or LA child id):\n  current CP-IS flag, "
+                  "the last 25 unscheduled-care attendances, every event. Audited.\n"},
+        {"triage", "sharehub triage REFERRAL-ID --level 1-4 --outcome O --rationale TEXT --user U\n"
+                   "  The hub's decision on a referral, shared back to the referrer under its "
+                   "ISP.\n  Outcomes: no_further_action, universal_services, early_help, "
+                   "family_solutions,\n  section_17_assessment, section_47_strategy, "
+                   "immediate_protection.\n"},
+    };
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
+        if (strcmp(helps[i].cmd, cmd) == 0) {
+            fputs(helps[i].text, stdout);
+            return EXIT_OK;
+        }
+    return EXIT_USAGE;
+}
+
+static int s_agent_cmd(const char *cmd, int argc, char **argv)
+{
+    s_opts o;
+    if (s_parse_opts(argc, argv, &o)) {
+        fprintf(stderr, "sharehub %s: unknown option (see sharehub %s --help)\n", cmd, cmd);
+        return EXIT_USAGE;
+    }
+    if (o.help) return s_help(cmd);
+    json_object *req = json_object_new_object(), *r = NULL;
+    int rc = EXIT_USAGE;
+    json_object_object_add(req, "op", json_object_new_string(cmd));
+    if (o.user) json_object_object_add(req, "user", json_object_new_string(o.user));
+    if (o.purpose) json_object_object_add(req, "purpose", json_object_new_string(o.purpose));
+    if (strcmp(cmd, "publish") == 0) {
+        FILE *f = !o.pos || strcmp(o.pos, "-") == 0 ? stdin : fopen(o.pos, "r");
+        if (!f) {
+            fprintf(stderr, "sharehub publish: %s: %s\n", o.pos, strerror(errno));
+            goto out;
+        }
+        char *buf = malloc(1 << 20);
+        size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+        if (f != stdin) fclose(f);
+        if (!buf) goto out;
+        buf[n] = '\0';
+        enum json_tokener_error jerr;
+        json_object *ev = json_tokener_parse_verbose(buf, &jerr);
+        free(buf);
+        if (!ev) {
+            fprintf(stderr, "sharehub publish: E201 not JSON: %s\n", json_tokener_error_desc(jerr));
+            rc = EXIT_BAD;
+            goto out;
+        }
+        json_object_object_add(req, "event", ev);
+    } else if (strcmp(cmd, "show") == 0 || strcmp(cmd, "child") == 0) {
+        if (!o.pos) {
+            s_help(cmd);
+            goto out;
+        }
+        json_object_object_add(req, strcmp(cmd, "show") == 0 ? "event_id" : "id",
+                               json_object_new_string(o.pos));
+    } else if (strcmp(cmd, "triage") == 0) {
+        if (!o.pos || o.level < 1 || !o.outcome || !o.rationale) {
+            s_help(cmd);
+            goto out;
+        }
+        json_object_object_add(req, "referral_event_id", json_object_new_string(o.pos));
+        json_object_object_add(req, "level", json_object_new_int((int)o.level));
+        json_object_object_add(req, "outcome", json_object_new_string(o.outcome));
+        json_object_object_add(req, "rationale", json_object_new_string(o.rationale));
+    }
+    long since = o.since;
+    for (;;) {
+        if (strcmp(cmd, "inbox") == 0)
+            json_object_object_add(req, "since", json_object_new_int64(since));
+        r = s_agent_call(o.socket, req);
+        if (!r) {
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        rc = s_reply_status(r);
+        if (rc != EXIT_OK) goto out;
+        if (o.json) {
+            puts(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+        } else if (strcmp(cmd, "inbox") == 0) {
+            json_object *items = json_object_object_get(r, "items");
+            for (size_t i = 0; i < json_object_array_length(items); i++)
+                s_print_item(json_object_array_get_idx(items, i));
+        } else if (strcmp(cmd, "child") == 0) {
+            printf("CP-IS flag: %s%s%s\n", s_jstr(r, "flag"),
+                   s_jstr(r, "responsible_la") ? "   responsible LA " : "",
+                   s_jstr(r, "responsible_la") ? s_jstr(r, "responsible_la") : "");
+            json_object *att = json_object_object_get(r, "attendances");
+            printf("unscheduled-care attendances (last 25): %zu\n", json_object_array_length(att));
+            json_object *ev = json_object_object_get(r, "events");
+            printf("events held: %zu\n", json_object_array_length(ev));
+            for (size_t i = 0; i < json_object_array_length(ev); i++)
+                s_print_item(json_object_array_get_idx(ev, i));
+        } else if (strcmp(cmd, "show") == 0) {
+            puts(json_object_to_json_string_ext(json_object_object_get(r, "item"),
+                                                JSON_C_TO_STRING_PRETTY |
+                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+        } else if (strcmp(cmd, "status") == 0) {
+            printf("%s (%s): broker %s, outbox %s, received %s\n", s_jstr(r, "org"),
+                   s_jstr(r, "role"),
+                   json_object_get_boolean(json_object_object_get(r, "connected")) ? "connected"
+                                                                                   : "unreachable",
+                   s_jstr(r, "outbox"), s_jstr(r, "received"));
+        } else {
+            printf("%s %s%s%s\n", s_jstr(r, "status"), s_jstr(r, "event_id"),
+                   s_jstr(r, "access_notification") ? "; access notification " : "",
+                   s_jstr(r, "access_notification") ? s_jstr(r, "access_notification") : "");
+        }
+        if (!(o.follow && strcmp(cmd, "inbox") == 0)) break;
+        since = (long)json_object_get_int64(json_object_object_get(r, "next"));
+        json_object_put(r);
+        r = NULL;
+        fflush(stdout);
+        usleep(500 * 1000);
+    }
+out:
+    if (r) json_object_put(r);
+    json_object_put(req);
+    return rc;
+}
+
 /* ---- demo ------------------------------------------------------------------------------ */
 
 static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -646,11 +922,15 @@ int main(int argc, char **argv)
                SH_SCHEMA_VERSION, SH_STORE_FORMAT, SH_AUDIT_VERSION);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "demo") == 0) return s_demo(argc - 2, argv + 2);
+    if (strcmp(cmd, "selfcheck") == 0) return s_demo(argc - 2, argv + 2);
     if (strcmp(cmd, "keygen") == 0) return s_keygen(argc - 2, argv + 2);
     if (strcmp(cmd, "ident") == 0) return s_ident(argc - 2, argv + 2);
     if (strcmp(cmd, "audit") == 0) return s_audit(argc - 2, argv + 2);
     if (strcmp(cmd, "policy") == 0) return s_policy(argc - 2, argv + 2);
+    static const char *const agent_cmds[] = {"status", "publish", "inbox",
+                                             "show",   "child",   "triage"};
+    for (size_t i = 0; i < sizeof agent_cmds / sizeof agent_cmds[0]; i++)
+        if (strcmp(cmd, agent_cmds[i]) == 0) return s_agent_cmd(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
         s_usage(stdout);
         return EXIT_OK;
