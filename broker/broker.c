@@ -6,6 +6,7 @@
  *   queue   (sealed)  org code (9, NUL-padded) || seq (u64 BE) -> delivery record (below)
  *   state   (plain)   "seq"                  -> next queue sequence number (u64 BE)
  *   subs    (plain)   org code               -> the org's HELLO subscriptions (text)
+ *   consent (plain)   blind(child id) (32) || purpose (1) -> u8 consent state | i64 BE time
  *   plus the store's own sh_meta and the audit log.
  * event record:    u8 n, sender[n] | u32 n, outcome text[n] | u32 n, envelope[n]
  * delivery record: event id (16) | u8 n, sender[n] | u8 n, rule[n] | u8 flags | copy[...]
@@ -77,7 +78,7 @@ struct sh_broker {
     sh_signkey *signer;
     sh_store *store;
     sh_audit *audit;
-    sh_db events, queue, state, subs;
+    sh_db events, queue, state, subs, consent;
     sh_registry *registry;
     sh_policy *policy;
     s_session *sessions;
@@ -403,6 +404,81 @@ static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
     if (n > 0) *used += (size_t)n < cap - *used ? (size_t)n : cap - *used - 1;
 }
 
+/* ---- consent on record --------------------------------------------------------------- */
+
+/* Blinded references for each identifier of the child (at most 4). */
+static int s_child_refs(sh_broker *b, const sh_envelope *e, uint8_t refs[4][32])
+{
+    const sh_child *c = e->child;
+    int n = 0;
+    if (!c) return 0;
+    if (c->nhs_number[0] && !sh_store_blind(b->store, "nhs", c->nhs_number, refs[n])) n++;
+    if (c->upn[0] && !sh_store_blind(b->store, "upn", c->upn, refs[n])) n++;
+    if (c->la_child_id[0] && !sh_store_blind(b->store, "la", c->la_child_id, refs[n])) n++;
+    if (c->mother_nhs_number[0] && !sh_store_blind(b->store, "nhs", c->mother_nhs_number, refs[n]))
+        n++;
+    return n;
+}
+
+/* Records a consent event's state for each of the child's identifiers, newest wins. */
+static sh_err s_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, sh_error *err)
+{
+    static const int state[] = {
+        [SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_RECORDED] =
+            SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_GIVEN,
+        [SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_WITHDRAWN] =
+            SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_WITHDRAWN,
+        [SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_REFUSED] =
+            SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_REFUSED,
+    };
+    const Sharehub__V1__Consent *c = e->consent_change;
+    if ((unsigned)c->action >= sizeof state / sizeof state[0] || !state[c->action]) return SH_OK;
+    uint8_t refs[4][32], key[33], val[9];
+    int n = s_child_refs(b, e, refs);
+    sh_buf old = {0};
+    sh_err rc = SH_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        memcpy(key, refs[i], 32);
+        key[32] = (uint8_t)c->scope;
+        sh_error e2;
+        if (sh_txn_get(t, b->consent, key, sizeof key, &old, &e2) == SH_OK && old.len == 9 &&
+            (int64_t)sh_be64_get(old.data + 1) > e->occurred_at_ms)
+            continue; /* a newer record stands */
+        val[0] = (uint8_t)state[c->action];
+        sh_be64_put(val + 1, (uint64_t)e->occurred_at_ms);
+        rc = sh_txn_put(t, b->consent, key, sizeof key, val, sizeof val, 0, err);
+    }
+    sh_buf_free(&old);
+    return rc;
+}
+
+/* The consent the decision must use: a withdrawal or refusal on record for this child and
+ * purpose overrides an event that claims consent was given. A declared risk of significant
+ * harm is left as it is: protection from harm comes before consent. */
+static int s_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, int *recorded)
+{
+    *recorded = 0;
+    if (e->consent != SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_GIVEN) return (int)e->consent;
+    uint8_t refs[4][32], key[33];
+    int n = s_child_refs(b, e, refs), result = (int)e->consent;
+    int64_t newest = -1;
+    sh_buf v = {0};
+    for (int i = 0; i < n; i++) {
+        memcpy(key, refs[i], 32);
+        key[32] = (uint8_t)e->purpose;
+        sh_error err;
+        if (sh_txn_get(t, b->consent, key, sizeof key, &v, &err) == SH_OK && v.len == 9 &&
+            (int64_t)sh_be64_get(v.data + 1) > newest) {
+            newest = (int64_t)sh_be64_get(v.data + 1);
+            result = v.data[0] == SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_GIVEN ? (int)e->consent
+                                                                                   : v.data[0];
+            *recorded = result != (int)e->consent;
+        }
+    }
+    sh_buf_free(&v);
+    return result;
+}
+
 /* ---- PUBLISH ------------------------------------------------------------------------- */
 
 static void s_confirm_refused(s_reply *r, const uint8_t *id, sh_err code, const char *detail)
@@ -535,6 +611,9 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
             s_event_sender(b, t, e->hub_decision->referral_event_id.data,
                            e->hub_decision->referral_event_id.len, referrer, sizeof referrer, &buf);
         int64_t now = s_now();
+        /* decide with the consent on record; the event's own bytes are what is stored */
+        int overridden = 0, claimed = e->consent;
+        e->consent = s_effective_consent(b, t, e, &overridden);
         for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
             const sh_org *to = sh_registry_at(b->registry, i);
             if (strcmp(to->code, from->code) == 0) continue;
@@ -543,6 +622,9 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
             sh_policy_decide(b->policy, &s, &d);
             const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
             if (!d.permit) {
+                if (overridden && d.code == SH_E_DENY_CONSENT)
+                    strncat(d.reason, " (withdrawn or refused on record)",
+                            sizeof d.reason - strlen(d.reason) - 1);
                 s_audit(b, t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, child, from->code,
                         to->code, rule, d.reason);
                 /* organisations no protocol names as recipients are audited, not listed */
@@ -568,6 +650,7 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
             s_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, child, from->code, to->code, rule,
                     flags ? "queued; protocol overdue for review" : "queued");
         }
+        e->consent = claimed;
     }
     if (used && outcome[used - 1] == '\n') outcome[--used] = '\0';
     size_t vlen = 0;
@@ -575,6 +658,8 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
     rc = v ? sh_txn_put(t, b->events, id, 16, v, vlen, SH_PUT_NEW, &err)
            : sh_error_set(&err, SH_E_NOMEM, "event");
     free(v);
+    /* a consent event also becomes the consent on record for later decisions */
+    if (!rc && e->event_type == ET(CONSENT)) rc = s_consent_record(b, t, e, &err);
     if (rc) {
         s_confirm_refused(r, id, rc, err.detail);
         goto out;
@@ -1010,6 +1095,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) rc = sh_store_db(b->store, "queue", SH_DB_SEALED, &b->queue, err);
     if (!rc) rc = sh_store_db(b->store, "state", SH_DB_PLAIN, &b->state, err);
     if (!rc) rc = sh_store_db(b->store, "subs", SH_DB_PLAIN, &b->subs, err);
+    if (!rc) rc = sh_store_db(b->store, "consent", SH_DB_PLAIN, &b->consent, err);
     if (!rc) {
         sh_txn *t = NULL;
         sh_buf v = {0};

@@ -482,3 +482,46 @@ Test(agents, outbox_survives_a_broker_outage)
     }
     cr_assert_fail("the outbox never drained");
 }
+
+Test(agents, agent_restart_mid_case_loses_and_duplicates_nothing)
+{
+    uint64_t rng = 7;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    /* the hub is down while two concerns are raised */
+    s_stop(&agent_pid[HUB]);
+    char ids[2][40];
+    for (int i = 0; i < 2; i++) {
+        json_object *r = s_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
+        cr_assert(s_ok(r), "%s", json_object_to_json_string(r));
+        snprintf(ids[i], sizeof ids[i], "%s", s_get(r, "event_id"));
+        json_object_put(r);
+    }
+    s_start_agent(HUB);
+    /* both arrive once each, and again once each after a second restart */
+    for (int round = 0; round < 2; round++) {
+        int seen[2] = {0, 0}, total = 0;
+        for (int tries = 0; tries < 100 && (seen[0] < 1 || seen[1] < 1); tries++) {
+            usleep(100 * 1000);
+            struct stat st;
+            char sock[600];
+            snprintf(sock, sizeof sock, "%s/881.sock", dir);
+            if (stat(sock, &st)) continue;
+            json_object *r = s_call(HUB, "{\"op\":\"inbox\",\"user\":\"t\",\"purpose\":\"t\"}");
+            json_object *items = json_object_object_get(r, "items");
+            seen[0] = seen[1] = total = 0;
+            for (size_t k = 0; k < json_object_array_length(items); k++) {
+                json_object *it = json_object_array_get_idx(items, k);
+                if (strcmp(s_get(it, "type"), "safeguarding_concern")) continue;
+                total++;
+                for (int i = 0; i < 2; i++)
+                    seen[i] += strcmp(s_get(it, "event_id"), ids[i]) == 0;
+            }
+            json_object_put(r);
+        }
+        cr_assert(seen[0] == 1 && seen[1] == 1 && total == 2,
+                  "round %d: seen %d and %d of %d concerns", round, seen[0], seen[1], total);
+        s_stop(&agent_pid[HUB]);
+        s_start_agent(HUB);
+    }
+}

@@ -89,6 +89,23 @@ static void s_policy(void)
              "%sconsent: not_required\n",
              date, basis);
     s_write("policy/isp-feedback.yaml", text);
+    snprintf(text, sizeof text,
+             "id: isp-eh\nversion: 1\ntitle: early help\nstatus: active\nreview_date: '%s'\n"
+             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "purposes: [early_help]\nevent_types: [request_for_support]\n"
+             "senders: [{sector: education}]\n"
+             "recipients: [{organisation: '881', data_items: [child, request_for_support]}]\n"
+             "%sconsent: required\n",
+             date, basis);
+    s_write("policy/isp-eh.yaml", text);
+    snprintf(text, sizeof text,
+             "id: isp-consent\nversion: 1\ntitle: consent records\nstatus: active\n"
+             "review_date: '%s'\nlead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "purposes: [early_help]\nevent_types: [consent]\nsenders: [{sector: education}]\n"
+             "recipients: [{organisation: '881', data_items: [child, consent_change]}]\n"
+             "lawful_basis: {article6: public_task, article9: none}\nconsent: not_required\n",
+             date);
+    s_write("policy/isp-consent.yaml", text);
 }
 
 static volatile sig_atomic_t child_stop, child_reload;
@@ -697,4 +714,69 @@ Test(broker, full_store_refuses_new_publishes_and_keeps_the_old)
     }
     sh_client_destroy(&school);
     sh_client_destroy(&hub);
+}
+
+/* An event of `type` about child c, with purpose early help and (for consent events) the
+ * given action, published by the school. */
+static uint8_t *s_eh_event(int type, const sh_synth_child *c, int action, size_t *len)
+{
+    static uint64_t rng = 31;
+    uint8_t *buf = NULL, *out = NULL;
+    sh_error err;
+    cr_assert_eq(sh_synth_event(&rng, type, c, "8819990", NULL, NULL, 0, &buf, len, &err), SH_OK);
+    sh_envelope *e = NULL;
+    cr_assert_eq(sh_envelope_decode(buf, *len, &e, &err), SH_OK);
+    e->purpose = SHAREHUB__V1__PURPOSE__PURPOSE_EARLY_HELP;
+    if (type == 1) {
+        e->lawful_basis->article9 = SHAREHUB__V1__ARTICLE9__ARTICLE9_2G_SUBSTANTIAL_PUBLIC_INTEREST;
+        e->lawful_basis->dpa_schedule1_paragraph = 18;
+    }
+    if (type == 12) {
+        e->consent_change->action = action;
+        e->lawful_basis->article9 = SHAREHUB__V1__ARTICLE9__ARTICLE9_NONE; /* no health data */
+        e->lawful_basis->dpa_schedule1_paragraph = 0;
+    }
+    cr_assert_eq(sh_envelope_encode(e, &out, len, &err), SH_OK, "%s", err.detail);
+    sh_envelope_free(e);
+    free(buf);
+    return out;
+}
+
+Test(broker, consent_withdrawal_is_honoured_from_then_on)
+{
+    sh_client *school = s_agent(SCHOOL);
+    uint64_t rng = 555;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    sh_msg m;
+    size_t len;
+    struct {
+        int type, action;
+        const char *want;
+    } steps[] = {
+        {1, 0, "881 permit isp-eh@1"}, /* consent given */
+        {12, SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_WITHDRAWN, "881 permit isp-consent@1"},
+        {1, 0, "881 deny 806 isp-eh@1"}, /* claims given: on record withdrawn */
+        {12, SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_RECORDED, "881 permit isp-consent@1"},
+        {1, 0, "881 permit isp-eh@1"}, /* consent given again */
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        usleep(5000); /* records are ordered by time */
+        uint8_t *ev = s_eh_event(steps[i].type, &c, steps[i].action, &len);
+        s_publish(school, ev, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0, "step %zu refused", i);
+        cr_assert(s_has_line(&m, steps[i].want), "step %zu: want '%s'", i, steps[i].want);
+        free(ev);
+    }
+    /* another child is unaffected by this child's withdrawal */
+    sh_synth_child other;
+    sh_synth_child_make(&rng, "881", &other);
+    uint8_t *ev = s_eh_event(12, &c, SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_WITHDRAWN, &len);
+    s_publish(school, ev, len, &m);
+    free(ev);
+    ev = s_eh_event(1, &other, 0, &len);
+    s_publish(school, ev, len, &m);
+    cr_assert(s_has_line(&m, "881 permit isp-eh@1"));
+    free(ev);
+    sh_client_destroy(&school);
 }
