@@ -14,7 +14,11 @@
  */
 #include "registry.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -200,4 +204,89 @@ size_t sh_registry_count(const sh_registry *r)
 const sh_org *sh_registry_at(const sh_registry *r, size_t i)
 {
     return i < r->norgs ? &r->orgs[i] : NULL;
+}
+
+/* Writes s as a double-quoted YAML scalar. */
+static void s_yaml_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+sh_err sh_registry_enrol(const char *path, const char *code, const char *key, int revoke,
+                         sh_error *err)
+{
+    sh_registry *r = NULL;
+    uint8_t raw[SH_CURVE_KEY_BYTES];
+    if (!key || strlen(key) != SH_Z85_KEY_LEN || !zmq_z85_decode(raw, key))
+        return sh_error_set(err, SH_E_KEY_FORMAT, "want a 40-character Z85 CURVE public key");
+    sh_err rc = sh_registry_load(path, &r, err);
+    if (rc) return rc;
+    const sh_org *owner = sh_registry_by_key(r, raw);
+    size_t who = r->norgs;
+    for (size_t i = 0; i < r->norgs; i++)
+        if (strcmp(r->orgs[i].code, code) == 0) who = i;
+    if (who == r->norgs)
+        rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: no organisation %s", path, code);
+    else if (!revoke && owner)
+        rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: that key is already enrolled for %s", path,
+                          owner->code);
+    else if (revoke && owner != &r->orgs[who])
+        rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: that key is not enrolled for %s", path,
+                          code);
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = NULL;
+    if (!rc && (n < 0 || (size_t)n >= sizeof tmp))
+        rc = sh_error_set(err, SH_E_IO, "%s: path too long", path);
+    if (!rc) {
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f) {
+            if (fd >= 0) close(fd);
+            rc = sh_error_set(err, SH_E_IO, "%s: %s", tmp, strerror(errno));
+        }
+    }
+    if (!rc) {
+        fputs("# sharehub enrolment registry (written by sharehub enrol)\norganisations:\n", f);
+        for (size_t i = 0; i < r->norgs; i++) {
+            const y_org *y = &r->y->organisations[i];
+            fputs("  - code: ", f);
+            s_yaml_quoted(f, y->code);
+            fputs("\n    name: ", f);
+            s_yaml_quoted(f, y->name);
+            fprintf(f, "\n    sector: %s\n    locality: %s\n", sh_sector_name(y->sector),
+                    y->locality);
+            if (y->la_code) {
+                fputs("    la_code: ", f);
+                s_yaml_quoted(f, y->la_code);
+                fputc('\n', f);
+            }
+            fputs("    keys: [", f);
+            int first = 1;
+            for (unsigned k = 0; k < y->keys_count; k++) {
+                if (revoke && i == who && strcmp(y->keys[k], key) == 0) continue;
+                fprintf(f, "%s'%s'", first ? "" : ", ", y->keys[k]);
+                first = 0;
+            }
+            if (!revoke && i == who) fprintf(f, "%s'%s'", first ? "" : ", ", key);
+            fputs("]\n", f);
+        }
+        int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+        bad |= fclose(f) != 0;
+        if (bad || rename(tmp, path) != 0) {
+            rc = sh_error_set(err, SH_E_IO, "writing %s: %s", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    sh_registry_destroy(&r);
+    if (!rc) { /* what was written must load */
+        rc = sh_registry_load(path, &r, err);
+        sh_registry_destroy(&r);
+    }
+    return rc;
 }

@@ -51,6 +51,14 @@ const sh_org *sh_registry_by_code(const sh_registry *r, const char *code);
 size_t sh_registry_count(const sh_registry *r);
 const sh_org *sh_registry_at(const sh_registry *r, size_t i);
 
+/* Adds a Z85 CURVE public key to organisation code in the registry file at path, or removes
+ * it with revoke. The file is checked first and rewritten in canonical YAML (comments are not
+ * kept) through a temporary file, fsync and rename, so a reader never sees half a file.
+ * Errors: SH_E_REGISTRY_FILE (the file, an unknown code, a key enrolled elsewhere or absent),
+ * SH_E_KEY_FORMAT (not a Z85 key), SH_E_IO. */
+sh_err sh_registry_enrol(const char *path, const char *code, const char *key, int revoke,
+                         sh_error *err);
+
 /* "education", "health", "social_care", "police", "local_authority"; "none". */
 const char *sh_sector_name(sh_sector s);
 

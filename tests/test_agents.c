@@ -93,16 +93,29 @@ static void s_start_agent(int i)
         _exit(0);
     }
     free(cfg);
+    /* serving once its socket exists: its signal handler is installed by then */
+    char sock[600];
+    snprintf(sock, sizeof sock, "%s/%s.sock", dir, org[i]);
+    struct stat st;
+    for (int tries = 0; tries < 200 && stat(sock, &st) != 0; tries++)
+        usleep(20 * 1000);
+}
+
+/* Stops a process; returns 0 for a clean exit, else its wait status. */
+static int s_halt(pid_t *pid)
+{
+    if (*pid <= 0) return 0;
+    kill(*pid, SIGTERM);
+    int status = 0;
+    waitpid(*pid, &status, 0);
+    *pid = 0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : (status ? status : -1);
 }
 
 static void s_stop(pid_t *pid)
 {
-    if (*pid <= 0) return;
-    kill(*pid, SIGTERM);
-    int status = 0;
-    waitpid(*pid, &status, 0);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
-    *pid = 0;
+    int status = s_halt(pid);
+    cr_assert_eq(status, 0, "exit status %d", status);
 }
 
 /* One request to an agent's local socket; returns the parsed reply (json_object_put it). */
@@ -295,11 +308,15 @@ static void setup(void)
 
 static void teardown(void)
 {
+    /* stop everything first, so a failure cannot leave a process behind, then judge */
+    int status[NAGENT + 1];
     for (int i = 0; i < NAGENT; i++)
-        s_stop(&agent_pid[i]);
-    s_stop(&broker_pid);
+        status[i] = s_halt(&agent_pid[i]);
+    status[NAGENT] = s_halt(&broker_pid);
     zmq_ctx_term(zctx);
     tu_rmrf(dir);
+    for (int i = 0; i <= NAGENT; i++)
+        cr_assert_eq(status[i], 0, "process %d exit status", i);
 }
 
 TestSuite(agents, .init = setup, .fini = teardown, .timeout = 90);

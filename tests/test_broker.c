@@ -232,8 +232,15 @@ static void setup(void)
 
 static void teardown(void)
 {
-    s_stop();
+    int status = 0;
+    if (broker > 0) { /* stop it before judging, so a failure cannot leave it running */
+        kill(broker, SIGTERM);
+        waitpid(broker, &status, 0);
+        broker = 0;
+    }
     tu_rmrf(dir);
+    cr_assert(status == 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+              "broker exit status %d", status);
 }
 
 TestSuite(broker, .init = setup, .fini = teardown, .timeout = 60);

@@ -49,6 +49,7 @@ static void s_usage(FILE *f)
           "  sharehub child   ID --user U --purpose P [--json]   (NHS number, UPN or LA id)\n"
           "  sharehub triage  REFERRAL-ID --level 1-4 --outcome O --rationale TEXT --user U\n"
           "    agent commands reach the agent at --socket PATH or $SHAREHUB_SOCKET\n"
+          "  sharehub enrol --registry FILE --code ORG --key PUBLIC-KEY [--revoke]\n"
           "  sharehub policy check POLICY-DIR [--registry FILE]\n"
           "  sharehub policy explain --policy DIR --registry FILE --from ORG\n"
           "                          (--event FILE | --type EVENT-TYPE) [--level N]\n"
@@ -706,6 +707,41 @@ out:
     return rc;
 }
 
+/* ---- enrol ----------------------------------------------------------------------------- */
+
+static int s_enrol(int argc, char **argv)
+{
+    const char *reg = NULL, *code = NULL, *key = NULL;
+    int revoke = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--revoke") == 0)
+            revoke = 1;
+        else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc)
+            reg = argv[++i];
+        else if (strcmp(argv[i], "--code") == 0 && i + 1 < argc)
+            code = argv[++i];
+        else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+            key = argv[++i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!reg || !code || !key) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    sh_error err = {0};
+    if (sh_registry_enrol(reg, code, key, revoke, &err)) {
+        char buf[320];
+        fprintf(stderr, "sharehub enrol: %s\n", sh_error_format(&err, buf, sizeof buf));
+        return EXIT_BAD;
+    }
+    printf("%s key for %s in %s; reload the broker (SIGHUP) to apply it\n",
+           revoke ? "revoked" : "enrolled", code, reg);
+    return EXIT_OK;
+}
+
 /* ---- demo ------------------------------------------------------------------------------ */
 
 static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -917,6 +953,12 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    /* --help on every subcommand: the agent commands have their own, the rest the usage */
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            if (s_help(cmd) != EXIT_OK) s_usage(stdout);
+            return EXIT_OK;
+        }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("sharehub %s (schema v%d, store format %d, audit format %d)\n", SHAREHUB_VERSION,
                SH_SCHEMA_VERSION, SH_STORE_FORMAT, SH_AUDIT_VERSION);
@@ -927,6 +969,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "ident") == 0) return s_ident(argc - 2, argv + 2);
     if (strcmp(cmd, "audit") == 0) return s_audit(argc - 2, argv + 2);
     if (strcmp(cmd, "policy") == 0) return s_policy(argc - 2, argv + 2);
+    if (strcmp(cmd, "enrol") == 0) return s_enrol(argc - 2, argv + 2);
     static const char *const agent_cmds[] = {"status", "publish", "inbox",
                                              "show",   "child",   "triage"};
     for (size_t i = 0; i < sizeof agent_cmds / sizeof agent_cmds[0]; i++)
