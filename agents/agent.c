@@ -146,35 +146,6 @@ static void s_audit(sh_agent *a, sh_txn *t, uint8_t action, uint8_t outcome, sh_
         s_log(a, "error", "audit append: %s", err.detail);
 }
 
-static const char *s_id_text(const uint8_t id[16], char out[SH_EVENT_ID_STR])
-{
-    static const int groups[] = {4, 2, 2, 2, 6};
-    char *p = out;
-    for (int g = 0, at = 0; g < 5; at += groups[g], g++) {
-        if (g) *p++ = '-';
-        sh_hex_encode(id + at, (size_t)groups[g], p);
-        p += 2 * groups[g];
-    }
-    return out;
-}
-
-/* Parses 8-4-4-4-12 hex (any UUID version) into id; 0 on success. */
-static int s_parse_uuid(const char *s, uint8_t id[16])
-{
-    if (!s || strlen(s) != 36) return -1;
-    for (int i = 0, n = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return -1;
-            continue;
-        }
-        int hi = sh_hex_digit(s[i]), lo = sh_hex_digit(s[i + 1]);
-        if (hi < 0 || lo < 0) return -1;
-        id[n++] = (uint8_t)(hi << 4 | lo);
-        i++;
-    }
-    return 0;
-}
-
 /* The blinded references of every identifier the envelope carries (at most 4). */
 static int s_child_refs(sh_agent *a, const sh_envelope *e, uint8_t refs[4][32])
 {
@@ -561,7 +532,7 @@ static json_object *s_op_publish(sh_agent *a, json_object *req)
     char idt[SH_EVENT_ID_STR];
     out = s_ok();
     json_object_object_add(out, "event_id",
-                           json_object_new_string(s_id_text(e->event_id.data, idt)));
+                           json_object_new_string(sh_event_id_format(e->event_id.data, idt)));
     json_object_object_add(out, "status", json_object_new_string(a->connected ? "sent" : "queued"));
 
     /* Health, CP-IS: an unscheduled-care attendance of a flagged child notifies its LA */
@@ -608,7 +579,7 @@ static json_object *s_op_publish(sh_agent *a, json_object *req)
                 n.access_notification = &an;
                 if (s_publish_env(a, &n, "cp-is", "safeguarding", &err) == SH_OK)
                     json_object_object_add(out, "access_notification",
-                                           json_object_new_string(s_id_text(nid, idt)));
+                                           json_object_new_string(sh_event_id_format(nid, idt)));
                 else
                     s_log(a, "error", "access notification not queued: %s", err.detail);
             }
@@ -636,7 +607,7 @@ static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], i
     if (sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) == SH_OK) {
         char idt[SH_EVENT_ID_STR];
         o = json_object_new_object();
-        json_object_object_add(o, "event_id", json_object_new_string(s_id_text(id, idt)));
+        json_object_object_add(o, "event_id", json_object_new_string(sh_event_id_format(id, idt)));
         json_object_object_add(o, "type",
                                json_object_new_string(sh_event_type_name(e->event_type)));
         json_object_object_add(
@@ -736,7 +707,7 @@ static json_object *s_op_show(sh_agent *a, json_object *req)
     json_object *bad = s_require_reader(req, &user, &purpose);
     if (bad) return bad;
     uint8_t id[16];
-    if (s_parse_uuid(ids, id)) return s_error_json(SH_E_BAD_EVENT_ID, "event_id");
+    if (sh_event_id_parse(ids, id)) return s_error_json(SH_E_BAD_EVENT_ID, "event_id");
     sh_txn *t = NULL;
     sh_error err;
     if (sh_txn_begin(a->store, 1, &t, &err)) return s_error_json(err.code, err.detail);
@@ -907,7 +878,7 @@ static json_object *s_op_triage(sh_agent *a, json_object *req)
     /* the referral as received here gives the child and the thread */
     uint8_t rid[16];
     sh_error err;
-    if (s_parse_uuid(ref, rid)) return s_error_json(SH_E_BAD_EVENT_ID, "referral_event_id");
+    if (sh_event_id_parse(ref, rid)) return s_error_json(SH_E_BAD_EVENT_ID, "referral_event_id");
     sh_txn *t = NULL;
     sh_buf b = {0};
     s_record r;
@@ -949,8 +920,8 @@ static json_object *s_op_triage(sh_agent *a, json_object *req)
     char th[SH_EVENT_ID_STR];
     json_object_object_add(
         j, "correlation_id",
-        json_object_new_string(
-            s_id_text(src->correlation_id.len == 16 ? src->correlation_id.data : rid, th)));
+        json_object_new_string(sh_event_id_format(
+            src->correlation_id.len == 16 ? src->correlation_id.data : rid, th)));
     json_object_object_add(j, "hub_decision", hd);
     char *cj = src->child ? sh_json_from_message(&src->child->base, 0) : NULL;
     if (cj) json_object_object_add(j, "child", json_tokener_parse(cj));

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "ident.h"
 
 #define JSON_MAX  (1024 * 1024)
 #define DEPTH_MAX 8
@@ -79,18 +80,10 @@ static int s_enum_parse(const ProtobufCEnumDescriptor *e, json_object *j, int *o
 
 static void s_bytes_text(const ProtobufCBinaryData *b, char *out)
 {
-    if (b->len == 16) {
-        static const int groups[] = {4, 2, 2, 2, 6};
-        char *p = out;
-        for (int g = 0, at = 0; g < 5; at += groups[g], g++) {
-            if (g) *p++ = '-';
-            sh_hex_encode(b->data + at, (size_t)groups[g], p);
-            p += 2 * groups[g];
-        }
-        *p = '\0';
-    } else {
+    if (b->len == 16)
+        sh_event_id_format(b->data, out); /* 8-4-4-4-12 for any 16 bytes */
+    else
         sh_hex_encode(b->data, b->len, out);
-    }
 }
 
 /* UUID text (any version) or plain hex, into a new buffer. */
