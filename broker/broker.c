@@ -7,6 +7,7 @@
  *   state   (plain)   "seq"                  -> next queue sequence number (u64 BE)
  *   subs    (plain)   org code               -> the org's HELLO subscriptions (text)
  *   consent (plain)   blind(child id) (32) || purpose (1) -> u8 consent state | i64 BE time
+ *   school  (plain)   blind(child id) (32)   -> the child's school of record (org code)
  *   plus the store's own sh_meta and the audit log.
  * event record:    u8 n, sender[n] | u32 n, outcome text[n] | u32 n, envelope[n]
  * delivery record: event id (16) | u8 n, sender[n] | u8 n, rule[n] | u8 flags | copy[...]
@@ -78,7 +79,7 @@ struct sh_broker {
     sh_signkey *signer;
     sh_store *store;
     sh_audit *audit;
-    sh_db events, queue, state, subs, consent;
+    sh_db events, queue, state, subs, consent, school;
     sh_registry *registry;
     sh_policy *policy;
     s_session *sessions;
@@ -479,6 +480,39 @@ static int s_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, in
     return result;
 }
 
+/* ---- school of record ------------------------------------------------------------------ */
+
+/* An education organisation that publishes about a child becomes the child's school of
+ * record, under each identifier the event carries; the latest publisher wins. */
+static sh_err s_school_record(sh_broker *b, sh_txn *t, const sh_envelope *e, const sh_org *from,
+                              sh_error *err)
+{
+    if (from->sector != SH_SECTOR_EDUCATION || !e->child) return SH_OK;
+    uint8_t refs[4][32];
+    int n = s_child_refs(b, e, refs);
+    sh_err rc = SH_OK;
+    for (int i = 0; i < n && !rc; i++)
+        rc = sh_txn_put(t, b->school, refs[i], 32, from->code, strlen(from->code), 0, err);
+    return rc;
+}
+
+/* The child's school of record, found through any of the event's identifiers; "" if none. */
+static void s_school_lookup(sh_broker *b, sh_txn *t, const sh_envelope *e, char out[SH_ORG_MAX + 1])
+{
+    uint8_t refs[4][32];
+    int n = s_child_refs(b, e, refs);
+    sh_buf v = {0};
+    out[0] = '\0';
+    for (int i = 0; i < n && !out[0]; i++) {
+        sh_error err;
+        if (sh_txn_get(t, b->school, refs[i], 32, &v, &err) == SH_OK && v.len <= SH_ORG_MAX) {
+            memcpy(out, v.data, v.len);
+            out[v.len] = '\0';
+        }
+    }
+    sh_buf_free(&v);
+}
+
 /* ---- PUBLISH ------------------------------------------------------------------------- */
 
 static void s_confirm_refused(s_reply *r, const uint8_t *id, sh_err code, const char *detail)
@@ -613,11 +647,14 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
         int64_t now = s_now();
         /* decide with the consent on record; the event's own bytes are what is stored */
         int overridden = 0, claimed = e->consent;
+        char school[SH_ORG_MAX + 1];
+        s_school_lookup(b, t, e, school);
         e->consent = s_effective_consent(b, t, e, &overridden);
         for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
             const sh_org *to = sh_registry_at(b->registry, i);
             if (strcmp(to->code, from->code) == 0) continue;
-            sh_share s = {e, from, to, referrer[0] ? referrer : NULL, now};
+            sh_share s = {
+                e, from, to, referrer[0] ? referrer : NULL, now, school[0] ? school : NULL};
             sh_decision d;
             sh_policy_decide(b->policy, &s, &d);
             const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
@@ -660,6 +697,7 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
     free(v);
     /* a consent event also becomes the consent on record for later decisions */
     if (!rc && e->event_type == ET(CONSENT)) rc = s_consent_record(b, t, e, &err);
+    if (!rc) rc = s_school_record(b, t, e, from, &err);
     if (rc) {
         s_confirm_refused(r, id, rc, err.detail);
         goto out;
@@ -1096,6 +1134,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) rc = sh_store_db(b->store, "state", SH_DB_PLAIN, &b->state, err);
     if (!rc) rc = sh_store_db(b->store, "subs", SH_DB_PLAIN, &b->subs, err);
     if (!rc) rc = sh_store_db(b->store, "consent", SH_DB_PLAIN, &b->consent, err);
+    if (!rc) rc = sh_store_db(b->store, "school", SH_DB_PLAIN, &b->school, err);
     if (!rc) {
         sh_txn *t = NULL;
         sh_buf v = {0};

@@ -20,7 +20,7 @@
 #define CONSENT(x) SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_##x
 
 enum { STATUS_DRAFT = 1, STATUS_ACTIVE = 2, STATUS_SUSPENDED = 3 };
-enum { REL_NONE = 0, REL_REFERRER = 1, REL_RESPONSIBLE_LA = 2 };
+enum { REL_NONE = 0, REL_REFERRER = 1, REL_RESPONSIBLE_LA = 2, REL_CHILD_SCHOOL = 3 };
 enum { CONSENT_RULE_REQUIRED = 1, CONSENT_RULE_UNLESS_HARM = 2, CONSENT_RULE_NOT_REQUIRED = 3 };
 
 typedef struct y_party {
@@ -78,7 +78,8 @@ static const cyaml_strval_t s_sectors[] = {{"education", SH_SECTOR_EDUCATION},
                                            {"police", SH_SECTOR_POLICE},
                                            {"local_authority", SH_SECTOR_LOCAL_AUTHORITY}};
 static const cyaml_strval_t s_relations[] = {{"referrer", REL_REFERRER},
-                                             {"responsible_la", REL_RESPONSIBLE_LA}};
+                                             {"responsible_la", REL_RESPONSIBLE_LA},
+                                             {"child_school", REL_CHILD_SCHOOL}};
 static const cyaml_strval_t s_purposes[] = {{"safeguarding", 1}, {"early_help", 2},
                                             {"direct_care", 3},  {"education_welfare", 4},
                                             {"send", 5},         {"service_operation", 6}};
@@ -465,6 +466,8 @@ static int s_party_matches(const y_party *p, const sh_org *org, const sh_share *
     if (!org) return 0;
     if (p->organisation) return strcmp(p->organisation, org->code) == 0;
     if (p->relationship == REL_REFERRER) return s->referrer && strcmp(s->referrer, org->code) == 0;
+    if (p->relationship == REL_CHILD_SCHOOL)
+        return s->child_school && strcmp(s->child_school, org->code) == 0;
     if (p->relationship == REL_RESPONSIBLE_LA) {
         const char *la = s_responsible_la(s->env);
         return la && org->la_code && strcmp(la, org->la_code) == 0;

@@ -62,6 +62,7 @@ typedef struct sh_share {
     const sh_org *recipient; /* the candidate recipient */
     const char *referrer;    /* org code that published the event env refers to, or NULL */
     int64_t now_ms;
+    const char *child_school; /* the child's school of record (docs/policy.md), or NULL */
 } sh_share;
 
 typedef struct sh_decision {

@@ -269,6 +269,13 @@ static void setup(void)
              head, date, sg);
     s_write("policy/isp-cpis.yaml", text, 0600);
     snprintf(text, sizeof text,
+             "id: isp-cp-school\n%sreview_date: '%s'\npurposes: [safeguarding]\n"
+             "event_types: [cp_plan_status]\nsenders: [{organisation: '881'}]\n"
+             "recipients: [{relationship: child_school, data_items: [child.given_name, "
+             "cp_plan_status.status, cp_plan_status.start_date]}]\n%sconsent: not_required\n",
+             head, date, sg);
+    s_write("policy/isp-cp-school.yaml", text, 0600);
+    snprintf(text, sizeof text,
              "id: isp-access\n%sreview_date: '%s'\npurposes: [safeguarding]\n"
              "event_types: [access_notification]\nsenders: [{sector: health}]\n"
              "recipients: [{relationship: responsible_la, data_items: [child.nhs_number, "
@@ -393,6 +400,13 @@ Test(agents, a_case_end_to_end)
     it = s_wait_for(HEALTH, "cp_plan_status");
     txt = json_object_to_json_string(it);
     cr_assert_null(strstr(txt, "Child001"), "health does not get the name: %s", txt);
+    json_object_put(it);
+    /* the school that raised the concern is the child's school of record: it learns the
+     * plan's status for its pupil, and nothing of the category */
+    it = s_wait_for(SCHOOL, "cp_plan_status");
+    txt = json_object_to_json_string(it);
+    cr_assert_not_null(strstr(txt, "started"), "%s", txt);
+    cr_assert_null(strstr(txt, "neglect"), "%s", txt);
     json_object_put(it);
 
     /* the child attends the emergency department: the hub is notified automatically */

@@ -106,6 +106,15 @@ static void s_policy(void)
              "lawful_basis: {article6: public_task, article9: none}\nconsent: not_required\n",
              date);
     s_write("policy/isp-consent.yaml", text);
+    snprintf(text, sizeof text,
+             "id: isp-cp-school\nversion: 1\ntitle: CP status to the school\nstatus: active\n"
+             "review_date: '%s'\nlead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "purposes: [safeguarding]\nevent_types: [cp_plan_status]\n"
+             "senders: [{organisation: '881'}]\n"
+             "recipients: [{relationship: child_school, data_items: [child.upn, "
+             "cp_plan_status.status, cp_plan_status.start_date]}]\n%sconsent: not_required\n",
+             date, basis);
+    s_write("policy/isp-cp-school.yaml", text);
 }
 
 static volatile sig_atomic_t child_stop, child_reload;
@@ -786,4 +795,52 @@ Test(broker, consent_withdrawal_is_honoured_from_then_on)
     cr_assert(s_has_line(&m, "881 permit isp-eh@1"));
     free(ev);
     sh_client_destroy(&school);
+}
+
+Test(broker, cp_status_reaches_the_childs_school_of_record_only)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    uint64_t rng = 808;
+    sh_synth_child c, unknown;
+    sh_synth_child_make(&rng, "881", &c);
+    sh_synth_child_make(&rng, "881", &unknown);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    sh_error err;
+    sh_msg m;
+    /* the school raises a concern about the child: it becomes the school of record */
+    cr_assert_eq(sh_synth_event(&rng, 2, &c, "8819990", NULL, NULL, 0, &buf, &len, &err), SH_OK);
+    s_publish(school, buf, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    free(buf);
+    /* a child-protection plan starts for that child and for a child it never reported */
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(
+            sh_synth_event(&rng, 4, k ? &unknown : &c, "881", NULL, NULL, 0, &buf, &len, &err),
+            SH_OK);
+        s_publish(hub, buf, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0);
+        cr_assert_eq(s_has_line(&m, "8819990 permit isp-cp-school@1"), !k,
+                     "child %d: only the school of record is told", k);
+        free(buf);
+    }
+    int got = 0;
+    for (int tries = 0; tries < 5 && !got; tries++) {
+        cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
+        sh_envelope *e = NULL;
+        cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &e, &err), SH_OK);
+        if (e->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_CP_PLAN_STATUS) {
+            got = 1;
+            cr_assert_str_eq(e->child->upn, c.upn);
+            cr_assert_str_eq(e->child->given_name, "", "minimised");
+            cr_assert_eq(e->cp_plan_status->category, 0, "minimised");
+        }
+        uint8_t id[16];
+        memcpy(id, m.frame[0], 16);
+        sh_client_ack(school, id);
+        sh_envelope_free(e);
+    }
+    cr_assert(got, "the school never received the CP status");
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
 }

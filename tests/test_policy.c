@@ -286,8 +286,12 @@ Test(policy, decision_table)
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const row *r = &table[i];
         sh_envelope *e = s_event(r);
-        sh_share s = {e, sh_registry_by_code(reg, r->from), sh_registry_by_code(reg, r->to),
-                      r->referrer, now};
+        sh_share s = {e,
+                      sh_registry_by_code(reg, r->from),
+                      sh_registry_by_code(reg, r->to),
+                      r->referrer,
+                      now,
+                      NULL};
         cr_assert_not_null(s.sender, "row %zu: %s", i, r->from);
         cr_assert_not_null(s.recipient, "row %zu: %s", i, r->to);
         sh_decision d;
@@ -326,7 +330,8 @@ Test(policy, lifecycle_states)
     /* an overdue protocol still permits, and the decision says so */
     const row r = {4, "881", "RAJ", 0, -1, 0, -1, 0, 1, SH_OK, "isp-cpis@2", ""};
     sh_envelope *e = s_event(&r);
-    sh_share s = {e, sh_registry_by_code(reg, "881"), sh_registry_by_code(reg, "RAJ"), NULL, now};
+    sh_share s = {e,   sh_registry_by_code(reg, "881"), sh_registry_by_code(reg, "RAJ"), NULL, now,
+                  NULL};
     sh_decision d;
     sh_policy_decide(policy, &s, &d);
     cr_assert(d.permit);
@@ -353,7 +358,8 @@ static sh_envelope *s_minimised(const char *from, const char *to, int type, cons
     cr_assert_eq(sh_synth_event(&rng, type, &c, from, NULL, NULL, 100, &buf, &len, &err), SH_OK);
     sh_envelope *e = NULL;
     cr_assert_eq(sh_envelope_decode(buf, len, &e, &err), SH_OK);
-    sh_share s = {e, sh_registry_by_code(reg, from), sh_registry_by_code(reg, to), referrer, now};
+    sh_share s = {e,   sh_registry_by_code(reg, from), sh_registry_by_code(reg, to), referrer, now,
+                  NULL};
     sh_decision d;
     sh_policy_decide(policy, &s, &d);
     cr_assert(d.permit, "%s", d.reason);
@@ -642,5 +648,38 @@ Test(policy, lint_findings)
     /* without a registry only the lifecycle is checked */
     memset(&f, 0, sizeof f);
     cr_assert_eq(sh_policy_lint(p2, NULL, now, s_collect, &f), 1);
+    sh_policy_destroy(&p2);
+}
+
+Test(policy, child_school_relationship)
+{
+    s_isp("isp-cp-school", "active", 12,
+          "purposes: [safeguarding]\nevent_types: [cp_plan_status]\n"
+          "senders:\n  - organisation: '881'\nrecipients:\n  - relationship: child_school\n"
+          "    data_items: [child.upn, cp_plan_status.status]\n"
+          "lawful_basis: {article6: public_task, article9: substantial_public_interest, "
+          "dpa_schedule1_paragraph: 18}\nconsent: not_required\n");
+    sh_policy *p2 = NULL;
+    sh_error err;
+    cr_assert_eq(sh_policy_load(dir, &p2, &err), SH_OK, "%s", err.detail);
+    sh_envelope *e = tu_envelope(4);
+    int64_t now = (int64_t)time(NULL) * 1000;
+    const sh_org *hub = sh_registry_by_code(reg, "881"),
+                 *school = sh_registry_by_code(reg, "8819990"),
+                 *other = sh_registry_by_code(reg, "8829990");
+    sh_decision d;
+    sh_share s = {e, hub, school, NULL, now, "8819990"};
+    sh_policy_decide(p2, &s, &d);
+    cr_assert(d.permit, "the child's school of record: %s", d.reason);
+    cr_assert_str_eq(sh_isp_rule(d.isp), "isp-cp-school@2");
+    s.recipient = other;
+    sh_policy_decide(p2, &s, &d);
+    cr_assert(!d.permit, "another school");
+    cr_assert_eq(d.code, SH_E_DENY_PARTY);
+    s.recipient = school;
+    s.child_school = NULL;
+    sh_policy_decide(p2, &s, &d);
+    cr_assert(!d.permit, "no school of record");
+    sh_envelope_free(e);
     sh_policy_destroy(&p2);
 }

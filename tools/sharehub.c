@@ -54,7 +54,7 @@ static void s_usage(FILE *f)
           "  sharehub policy explain --policy DIR --registry FILE --from ORG\n"
           "                          (--event FILE | --type EVENT-TYPE) [--level N]\n"
           "                          [--consent given|refused|withdrawn|not_sought|not_required]\n"
-          "                          [--referrer ORG]\n",
+          "                          [--referrer ORG] [--school ORG]\n",
           f);
 }
 
@@ -329,7 +329,7 @@ static int s_read_file(const char *path, uint8_t **out, size_t *len)
 static int s_policy_explain(int argc, char **argv)
 {
     const char *dir = NULL, *regpath = NULL, *from = NULL, *file = NULL, *type = NULL;
-    const char *consent = NULL, *referrer = NULL;
+    const char *consent = NULL, *referrer = NULL, *school = NULL;
     int level = -1;
     for (int i = 0; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -423,7 +423,7 @@ static int s_policy_explain(int argc, char **argv)
     for (size_t i = 0; i < sh_registry_count(reg); i++) {
         const sh_org *to = sh_registry_at(reg, i);
         if (to == sender) continue;
-        sh_share s = {e, sender, to, referrer, now};
+        sh_share s = {e, sender, to, referrer, now, school};
         sh_decision d;
         sh_policy_decide(p, &s, &d);
         if (d.permit) {
