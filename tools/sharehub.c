@@ -548,9 +548,16 @@ static const char *s_jstr(json_object *o, const char *path)
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
     json_object *cur = o;
-    for (char *seg = strtok(buf, "."); seg && cur; seg = strtok(NULL, "."))
+    char *save = NULL;
+    for (char *seg = strtok_r(buf, ".", &save); seg && cur; seg = strtok_r(NULL, ".", &save))
         if (!json_object_object_get_ex(cur, seg, &cur)) cur = NULL;
     return cur ? json_object_get_string(cur) : NULL;
+}
+
+static const char *s_jstr_or(json_object *o, const char *path)
+{
+    const char *s = s_jstr(o, path);
+    return s ? s : "";
 }
 
 static void s_print_item(json_object *it)
@@ -561,11 +568,17 @@ static void s_print_item(json_object *it)
     time_t t = (time_t)(json_object_get_int64(json_object_object_get(it, "stored_at_ms")) / 1000);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
-    int sent = strcmp(s_jstr(it, "direction"), "sent") == 0;
-    printf("%s  %-5s %-8s %-28s %s  %s%s%s%s%s%s\n", when, sent ? "sent" : "from",
-           sent ? "" : s_jstr(it, "peer"), s_jstr(it, "type"), s_jstr(it, "event_id"),
-           given ? given : "", family ? " " : "", family ? family : "", nhs ? " NHS " : "",
-           nhs ? nhs : "", upn && !nhs ? upn : "");
+    const char *dir = s_jstr(it, "direction"), *peer = s_jstr(it, "peer");
+    int sent = dir && strcmp(dir, "sent") == 0;
+    printf("%s  %-5s %-8s %-28s %s  %s%s%s%s%s\n", when, sent ? "sent" : "from",
+           sent || !peer ? "" : peer, s_jstr_or(it, "type"), s_jstr_or(it, "event_id"),
+           given ? given : "", family ? " " : "", family ? family : "",
+           nhs   ? " NHS "
+           : upn ? " UPN "
+                 : "",
+           nhs   ? nhs
+           : upn ? upn
+                 : "");
 }
 
 static int s_help(const char *cmd)
