@@ -52,7 +52,7 @@ typedef struct y_config {
     int role;
     y_broker *broker;
     char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions;
-    unsigned heartbeat_ms;
+    unsigned heartbeat_ms, witness_ms;
     int log_level;
 } y_config;
 
@@ -75,6 +75,7 @@ static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("subscriptions", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            subscriptions, 1, 1000),
     CYAML_FIELD_UINT("heartbeat_ms", CYAML_FLAG_OPTIONAL, y_config, heartbeat_ms),
+    CYAML_FIELD_UINT("witness_ms", CYAML_FLAG_OPTIONAL, y_config, witness_ms),
     CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL, y_config, log_level, s_levels, 3),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t s_config_schema = {
@@ -96,7 +97,8 @@ struct sh_agent {
     sh_client *broker;
     void *ctx, *rep;
     int connected;
-    int64_t heard_ms, hello_ms, ping_ms;
+    int64_t heard_ms, hello_ms, ping_ms, witness_ms;
+    uint64_t witnessed_seq; /* newest checkpoint the broker has recorded */
     uint64_t inbox_seq, outbox_seq;
     s_flight flight[WINDOW];
     unsigned nflight;
@@ -364,6 +366,61 @@ out:
     sh_envelope_free(e);
 }
 
+/* ---- witnessing ---------------------------------------------------------------------- */
+
+/* Checkpoints the audit head if entries were added since the last checkpoint, then sends the
+ * newest checkpoint to the broker unless it already holds it (docs/audit.md). */
+static void s_witness(sh_agent *a)
+{
+    sh_txn *t = NULL;
+    sh_error err;
+    uint8_t cp[SH_AUDIT_CP_BYTES], head[SH_MAC_BYTES];
+    uint64_t head_seq = 0, cp_seq = 0;
+    a->witness_ms = s_now();
+    if (sh_txn_begin(a->store, 1, &t, &err)) return;
+    sh_err rc = sh_audit_head(a->audit, t, &head_seq, head, &err);
+    sh_err cprc = rc ? rc : sh_audit_last_checkpoint(a->audit, t, cp, &cp_seq, &err);
+    if (!rc && head_seq > 0 && (cprc == SH_E_NOT_FOUND || (!cprc && cp_seq < head_seq))) {
+        if (sh_audit_checkpoint(a->audit, t, &err) || sh_txn_commit(&t, &err)) {
+            s_log(a, "error", "audit checkpoint: %s", err.detail);
+            sh_txn_abort(&t);
+            return;
+        }
+        if (sh_txn_begin(a->store, 0, &t, &err)) return;
+        cprc = sh_audit_last_checkpoint(a->audit, t, cp, &cp_seq, &err);
+    }
+    sh_txn_abort(&t);
+    if (!cprc && cp_seq > a->witnessed_seq && a->connected)
+        sh_client_witness(a->broker, sh_store_id(a->store), cp, sizeof cp);
+}
+
+static void s_on_witnessed(sh_agent *a, const sh_msg *m)
+{
+    if (m->nframes < 3) return;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%.*s", (int)(m->len[0] < 20 ? m->len[0] : 20),
+             (const char *)m->frame[0]);
+    char codetext[8];
+    snprintf(codetext, sizeof codetext, "%.*s", (int)(m->len[1] < 6 ? m->len[1] : 6),
+             (const char *)m->frame[1]);
+    int code = atoi(codetext);
+    if (code == 0 && codetext[0] == '0') {
+        uint64_t v = strtoull(seq, NULL, 10);
+        if (v > a->witnessed_seq) a->witnessed_seq = v;
+        return;
+    }
+    s_log(a, "error", "the broker refused this store's audit checkpoint %s: E%03d %.*s", seq, code,
+          (int)(m->len[2] < 200 ? m->len[2] : 200), (const char *)m->frame[2]);
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(a->store, 1, &t, &err) == SH_OK) {
+        s_audit(a, t, SH_AUDIT_ADMIN, SH_AUDIT_FAILED, (sh_err)code, NULL, NULL, "agent", NULL,
+                NULL, NULL, "the broker refused this store's audit checkpoint");
+        if (sh_txn_commit(&t, &err)) s_log(a, "error", "audit: %s", err.detail);
+    }
+    a->witnessed_seq = UINT64_MAX; /* do not resend: an operator must look at this store */
+}
+
 static void s_broker_io(sh_agent *a)
 {
     sh_msg m;
@@ -371,8 +428,11 @@ static void s_broker_io(sh_agent *a)
         a->heard_ms = s_now();
         if (strcmp(m.command, "READY") == 0) {
             a->connected = 1;
-            a->nflight = 0; /* resend what was in flight: the broker dedupes */
+            a->nflight = 0;    /* resend what was in flight: the broker dedupes */
+            a->witness_ms = 0; /* and offer the newest audit checkpoint */
             s_log(a, "info", "connected to the broker");
+        } else if (strcmp(m.command, "WITNESSED") == 0) {
+            s_on_witnessed(a, &m);
         } else if (strcmp(m.command, "CONFIRM") == 0) {
             s_on_confirm(a, &m);
         } else if (strcmp(m.command, "DELIVER") == 0) {
@@ -400,6 +460,8 @@ static void s_timers(sh_agent *a)
         a->ping_ms = now;
         if (sh_client_ping(a->broker)) a->connected = 0;
     }
+    int64_t every = a->cfg->witness_ms ? a->cfg->witness_ms : 10000;
+    if (a->connected && now - a->witness_ms >= every) s_witness(a);
     for (unsigned i = 0; i < a->nflight; i++)
         if (now - a->flight[i].sent_ms > 10 * hb) { /* no CONFIRM: resend from here */
             a->nflight = i;
@@ -731,21 +793,6 @@ static json_object *s_op_show(sh_agent *a, json_object *req)
     return out;
 }
 
-/* The identifier kind of a typed id: 10 digits (spaces allowed) NHS, 13 characters UPN,
- * otherwise a local-authority child id. */
-static const char *s_id_kind(const char *in, char *canon, size_t cap)
-{
-    char nhs[SH_NHS_LEN + 1];
-    if (sh_nhs_normalise(in, nhs) == SH_OK) {
-        snprintf(canon, cap, "%s", nhs);
-        return "nhs";
-    }
-    snprintf(canon, cap, "%s", in);
-    if (sh_upn_check(in) == SH_OK) return "upn";
-    if (sh_la_child_id_check(in) == SH_OK) return "la";
-    return NULL;
-}
-
 static int s_flag_for(sh_agent *a, sh_txn *t, const uint8_t ref[32], int *flag, char *la,
                       size_t lacap)
 {
@@ -805,7 +852,7 @@ static json_object *s_op_child(sh_agent *a, json_object *req)
     json_object *bad = s_require_reader(req, &user, &purpose);
     if (bad) return bad;
     char canon[40];
-    const char *kind = id ? s_id_kind(id, canon, sizeof canon) : NULL;
+    const char *kind = id ? sh_ident_kind(id, canon, sizeof canon) : NULL;
     if (!kind)
         return s_error_json(SH_E_INVAL, "id: an NHS number, a UPN or a local-authority child id");
     uint8_t ref[32];
@@ -1127,6 +1174,12 @@ void sh_agent_destroy(sh_agent **ap)
                 sh_txn_commit(&t, &err);
             else
                 sh_txn_abort(&t);
+        }
+        /* have the broker witness the final checkpoint, if it is there to answer */
+        sh_msg m;
+        if (a->connected && a->broker && a->witnessed_seq != UINT64_MAX) {
+            s_witness(a);
+            if (sh_client_expect(a->broker, "WITNESSED", 1000, &m) == SH_OK) s_on_witnessed(a, &m);
         }
     }
     if (a->rep) zmq_close(a->rep);

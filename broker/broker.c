@@ -79,7 +79,7 @@ struct sh_broker {
     sh_signkey *signer;
     sh_store *store;
     sh_audit *audit;
-    sh_db events, queue, state, subs, consent, school;
+    sh_db events, queue, state, subs, consent, school, witness;
     sh_registry *registry;
     sh_policy *policy;
     s_session *sessions;
@@ -570,6 +570,23 @@ static int s_subscribed(sh_broker *b, sh_txn *t, const char *org, int type, sh_b
     return type == ET(DELIVERY_RECEIPT); /* receipts always reach their sender */
 }
 
+/* What the routing decisions of an event depended on, for the `receive` audit entry, so that
+ * `sharehub audit whatif` can decide them again under another policy (docs/audit.md). */
+#define SH_BROKER_CONTEXT_MAX 256
+static void s_decision_context(const sh_envelope *e, const char *school, const char *referrer,
+                               char *out, size_t cap)
+{
+    const Sharehub__V1__LawfulBasis *lb = e->lawful_basis;
+    const char *la = sh_policy_responsible_la(e);
+    snprintf(out, cap,
+             "type=%s purpose=%d a6=%d a9=%d para=%u level=%u consent=%d la=%s school=%s "
+             "referrer=%s",
+             sh_event_type_name(e->event_type), (int)e->purpose, lb ? (int)lb->article6 : 0,
+             lb ? (int)lb->article9 : 0, lb ? lb->dpa_schedule1_paragraph : 0, e->level_of_need,
+             (int)e->consent, la && la[0] ? la : "-", school[0] ? school : "-",
+             referrer[0] ? referrer : "-");
+}
+
 static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from,
                       const uint8_t *raw, size_t len, s_reply *r)
 {
@@ -630,6 +647,8 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
         s_confirm_refused(r, id, SH_E_NOMEM, "out of memory");
         goto out;
     }
+    char context[SH_BROKER_CONTEXT_MAX];
+    snprintf(context, sizeof context, "type=%s", sh_event_type_name(e->event_type));
     if (e->event_type == ET(DELIVERY_RECEIPT)) {
         rc = s_route_receipt(b, t, seq, from, e, raw, len, outcome, cap, &err);
         if (rc) {
@@ -650,6 +669,7 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
         char school[SH_ORG_MAX + 1];
         s_school_lookup(b, t, e, school);
         e->consent = s_effective_consent(b, t, e, &overridden);
+        s_decision_context(e, school, referrer, context, sizeof context);
         for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
             const sh_org *to = sh_registry_at(b->registry, i);
             if (strcmp(to->code, from->code) == 0) continue;
@@ -671,6 +691,8 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
             }
             if (!s_subscribed(b, t, to->code, e->event_type, &buf)) {
                 s_append(outcome, &used, cap, "%s unsubscribed %s\n", to->code, rule);
+                s_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, child, from->code, to->code,
+                        rule, "not queued: the recipient does not subscribe to this type");
                 continue;
             }
             size_t clen = 0;
@@ -684,8 +706,12 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
             }
             s_append(outcome, &used, cap, "%s permit %s%s\n", to->code, rule,
                      flags ? " overdue" : "");
+            char detail[SH_POLICY_ITEMS_TEXT_MAX + 40];
+            size_t dn =
+                (size_t)snprintf(detail, sizeof detail, "queued%s items=", flags ? " overdue" : "");
+            sh_decision_items(&d, detail + dn, sizeof detail - dn);
             s_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, child, from->code, to->code, rule,
-                    flags ? "queued; protocol overdue for review" : "queued");
+                    detail);
         }
         e->consent = claimed;
     }
@@ -702,8 +728,7 @@ static void s_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from
         s_confirm_refused(r, id, rc, err.detail);
         goto out;
     }
-    s_audit(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, NULL, NULL,
-            sh_event_type_name(e->event_type));
+    s_audit(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, NULL, NULL, context);
     s_reply_add(r, id, 16);
     s_reply_addf(r, "0");
     s_reply_addf(r, "accepted");
@@ -714,6 +739,80 @@ out:
     sh_buf_free(&buf);
     free(outcome);
     free(copy);
+}
+
+/* ---- WITNESS ------------------------------------------------------------------------- */
+
+/* Records an agent's signed audit checkpoint in the broker's own chain, so that an agent log
+ * later rolled back or cut short shows against this record (docs/audit.md). witness db:
+ * store id -> u8 n, org[n] · u64 BE seq · head mac (32) of the newest checkpoint witnessed. */
+static void s_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t *id, size_t idlen,
+                      const uint8_t *cp, size_t cplen, s_reply *r)
+{
+    sh_audit_cp_info info;
+    sh_err rc = SH_OK;
+    char detail[SH_AUDIT_WITNESS_DETAIL] = "";
+    sh_buf buf = {0};
+    sh_error err;
+    if (idlen != SH_STORE_ID_BYTES) {
+        rc = SH_E_PROTOCOL;
+        snprintf(detail, sizeof detail, "store id of %zu bytes; want 16", idlen);
+    } else if ((rc = sh_audit_checkpoint_check(id, cp, cplen, &info))) {
+        snprintf(detail, sizeof detail, "%s",
+                 rc == SH_E_AUDIT_FORMAT ? "not a 145-byte version-1 checkpoint"
+                                         : "checkpoint signature does not verify");
+    } else if ((rc = sh_txn_get(t, b->witness, id, idlen, &buf, &err)) == SH_OK) {
+        size_t on = buf.len ? buf.data[0] : 0;
+        if (buf.len != 1 + on + 8 + SH_MAC_BYTES) {
+            rc = SH_E_STORE_CORRUPT;
+            snprintf(detail, sizeof detail, "witness record damaged");
+        } else {
+            uint64_t last = sh_be64_get(buf.data + 1 + on);
+            const uint8_t *head = buf.data + 1 + on + 8;
+            if (on != strlen(from->code) || memcmp(buf.data + 1, from->code, on) != 0) {
+                rc = SH_E_SPOOFED_SOURCE;
+                snprintf(detail, sizeof detail, "this store is witnessed for another organisation");
+            } else if (info.seq < last || (info.seq == last && !sh_mac_equal(head, info.head))) {
+                rc = SH_E_AUDIT_ROLLED_BACK;
+                snprintf(detail, sizeof detail,
+                         "checkpoint at entry %llu %s the witnessed checkpoint at entry %llu: the "
+                         "agent's log was rolled back or replaced",
+                         (unsigned long long)info.seq,
+                         info.seq < last ? "is behind" : "differs from", (unsigned long long)last);
+            } else if (info.seq == last) {
+                rc = SH_E_EXISTS; /* already witnessed: answer OK, record nothing new */
+            }
+        }
+    } else if (rc == SH_E_NOT_FOUND) {
+        rc = SH_OK;
+    } else {
+        snprintf(detail, sizeof detail, "%s", err.detail);
+    }
+    if (rc == SH_OK) {
+        uint8_t v[1 + SH_ORG_MAX + 8 + SH_MAC_BYTES];
+        size_t on = strlen(from->code);
+        v[0] = (uint8_t)on;
+        memcpy(v + 1, from->code, on);
+        sh_be64_put(v + 1 + on, info.seq);
+        memcpy(v + 1 + on + 8, info.head, SH_MAC_BYTES);
+        rc = sh_txn_put(t, b->witness, id, idlen, v, 1 + on + 8 + SH_MAC_BYTES, 0, &err);
+        if (rc) snprintf(detail, sizeof detail, "%s", err.detail);
+    }
+    if (rc == SH_OK) {
+        sh_audit_witness_detail(id, &info, detail);
+        s_audit(b, t, SH_AUDIT_WITNESS, SH_AUDIT_OK, 0, NULL, NULL, from->code, NULL, NULL, detail);
+    } else if (rc != SH_E_EXISTS) {
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, rc, NULL, NULL, from->code, NULL, NULL,
+                detail);
+        s_log("warning", "witness refused for %s: E%03d %s", from->code, (int)rc, detail);
+    }
+    s_reply_addf(r, "%llu", (unsigned long long)info.seq);
+    s_reply_addf(r, "%d", rc == SH_E_EXISTS ? 0 : (int)rc);
+    s_reply_addf(r, "%s",
+                 rc == SH_OK         ? "witnessed"
+                 : rc == SH_E_EXISTS ? "already witnessed"
+                                     : detail);
+    sh_buf_free(&buf);
 }
 
 /* ---- ACK ----------------------------------------------------------------------------- */
@@ -928,6 +1027,10 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
         s_reply_addf(r, "%d", b->cfg.heartbeat_ms);
     } else if (strcmp(cmd, "PING") == 0) {
         s_reply_new(b, rid, rid_len, "PONG");
+    } else if (strcmp(cmd, "WITNESS") == 0 && n == 5) {
+        s_reply *r = s_reply_new(b, rid, rid_len, "WITNESSED");
+        if (r)
+            s_witness(b, t, from, arg, arglen, zmq_msg_data(&parts[4]), zmq_msg_size(&parts[4]), r);
     } else {
         s_error_now(b, rid, rid_len, SH_E_PROTOCOL, "unknown command or wrong frame count");
         s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, SH_E_PROTOCOL, NULL, NULL, from->code, NULL,
@@ -1135,6 +1238,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) rc = sh_store_db(b->store, "subs", SH_DB_PLAIN, &b->subs, err);
     if (!rc) rc = sh_store_db(b->store, "consent", SH_DB_PLAIN, &b->consent, err);
     if (!rc) rc = sh_store_db(b->store, "school", SH_DB_PLAIN, &b->school, err);
+    if (!rc) rc = sh_store_db(b->store, "witness", SH_DB_PLAIN, &b->witness, err);
     if (!rc) {
         sh_txn *t = NULL;
         sh_buf v = {0};

@@ -281,10 +281,18 @@ static sh_err s_check_party(const char *file, const char *side, unsigned i, cons
     if (recipient && !p->data_items_count)
         return sh_error_set(err, SH_E_POLICY_FILE, "%s: %s %u: data_items is missing", file, side,
                             i + 1);
-    for (unsigned k = 0; k < p->data_items_count; k++)
+    size_t joined = 0;
+    for (unsigned k = 0; k < p->data_items_count; k++) {
         if (!sh_policy_item_valid(p->data_items[k]))
             return sh_error_set(err, SH_E_POLICY_FILE, "%s: %s %u: unknown data item '%s'", file,
                                 side, i + 1, p->data_items[k]);
+        joined += strlen(p->data_items[k]) + 1;
+    }
+    if (joined > SH_POLICY_ITEMS_TEXT_MAX) /* each decision's items go into an audit entry */
+        return sh_error_set(err, SH_E_POLICY_FILE,
+                            "%s: %s %u: data_items come to over %d characters together; name "
+                            "whole messages instead of their fields",
+                            file, side, i + 1, SH_POLICY_ITEMS_TEXT_MAX);
     return SH_OK;
 }
 
@@ -449,8 +457,7 @@ const char *sh_isp_rule(const sh_isp *isp)
 
 /* ---- deciding ------------------------------------------------------------------------- */
 
-/* The LA responsible for the child: the child's own field, else the plan's LA contact. */
-static const char *s_responsible_la(const sh_envelope *e)
+const char *sh_policy_responsible_la(const sh_envelope *e)
 {
     if (e->child && e->child->responsible_la && e->child->responsible_la[0])
         return e->child->responsible_la;
@@ -469,7 +476,7 @@ static int s_party_matches(const y_party *p, const sh_org *org, const sh_share *
     if (p->relationship == REL_CHILD_SCHOOL)
         return s->child_school && strcmp(s->child_school, org->code) == 0;
     if (p->relationship == REL_RESPONSIBLE_LA) {
-        const char *la = s_responsible_la(s->env);
+        const char *la = sh_policy_responsible_la(s->env);
         return la && org->la_code && strcmp(la, org->la_code) == 0;
     }
     if ((int)org->sector != p->sector) return 0;
@@ -561,6 +568,15 @@ static int s_try(const sh_isp *isp, const sh_share *s, sh_decision *d)
     snprintf(d->reason, sizeof d->reason, "%s permits%s", rule,
              d->state == SH_ISP_OVERDUE ? " (protocol overdue for review)" : "");
     return 8;
+}
+
+size_t sh_decision_items(const sh_decision *d, char *out, size_t cap)
+{
+    size_t used = 0;
+    if (cap) out[0] = '\0';
+    for (size_t i = 0; i < d->n_items && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "," : "", d->items[i]);
+    return used < cap ? used : cap - 1;
 }
 
 void sh_policy_decide(const sh_policy *p, const sh_share *s, sh_decision *d)

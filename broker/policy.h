@@ -75,6 +75,16 @@ typedef struct sh_decision {
     char reason[200]; /* one line, no personal data */
 } sh_decision;
 
+/* The data items of a permitting decision as one comma-separated line ("child,narrative"),
+ * as the broker's audit entries record them; returns its length. Policy files are refused
+ * when one recipient's items would exceed SH_POLICY_ITEMS_TEXT_MAX characters. */
+#define SH_POLICY_ITEMS_TEXT_MAX 700
+size_t sh_decision_items(const sh_decision *d, char *out, size_t cap);
+
+/* The local authority responsible for the child, as the responsible_la relationship reads it:
+ * the child's own field, else the plan's LA contact; NULL when neither is given. */
+const char *sh_policy_responsible_la(const sh_envelope *e);
+
 /* Decides one share. ISPs are tried in id order; the first that permits wins. On denial the
  * reason comes from the ISP that met the most conditions, in this order: event type, sender
  * party, recipient party, status and lifecycle, purpose, lawful basis, level of need, consent. */

@@ -86,9 +86,9 @@ static int64_t s_now_ms(void)
 
 const char *sh_audit_action_name(int action)
 {
-    static const char *const names[] = {"unknown", "write",   "read",   "send", "receive",
-                                        "deny",    "deliver", "refuse", "admin"};
-    return (action < 1 || action > 8) ? "unknown" : names[action];
+    static const char *const names[] = {"unknown", "write",   "read",   "send",  "receive",
+                                        "deny",    "deliver", "refuse", "admin", "witness"};
+    return (action < 1 || action > SH_AUDIT_WITNESS) ? "unknown" : names[action];
 }
 
 sh_err sh_audit_open(sh_store *s, const sh_key *audit_key, const sh_signkey *signer,
@@ -139,8 +139,12 @@ static sh_err s_put_str(uint8_t **p, const char *s, size_t max, int wide, const 
     return SH_OK;
 }
 
-/* Reads the last entry's sequence number and mac; seq 0 and the genesis on an empty log. */
-static sh_err s_head(sh_audit *a, sh_txn *t, uint64_t *seq, uint8_t mac[SH_MAC_BYTES],
+sh_store *sh_audit_store(sh_audit *a)
+{
+    return a->s;
+}
+
+sh_err sh_audit_head(sh_audit *a, sh_txn *t, uint64_t *seq, uint8_t mac[SH_MAC_BYTES],
                      sh_error *err)
 {
     sh_cursor *c = NULL;
@@ -164,6 +168,14 @@ static sh_err s_head(sh_audit *a, sh_txn *t, uint64_t *seq, uint8_t mac[SH_MAC_B
     return rc;
 }
 
+static void s_cp_message(const uint8_t *store_id, const uint8_t *cp,
+                         uint8_t msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48])
+{
+    memcpy(msg, s_cp_label, sizeof s_cp_label - 1);
+    memcpy(msg + sizeof s_cp_label - 1, store_id, SH_STORE_ID_BYTES);
+    memcpy(msg + sizeof s_cp_label - 1 + SH_STORE_ID_BYTES, cp + 1, 48);
+}
+
 static sh_err s_write_checkpoint(sh_audit *a, sh_txn *t, uint64_t seq,
                                  const uint8_t head[SH_MAC_BYTES], sh_error *err)
 {
@@ -174,9 +186,7 @@ static sh_err s_write_checkpoint(sh_audit *a, sh_txn *t, uint64_t seq,
     sh_be64_put(cp + 9, (uint64_t)s_now_ms());
     memcpy(cp + 17, head, SH_MAC_BYTES);
     sh_signkey_public(a->signer, cp + 49);
-    memcpy(msg, s_cp_label, sizeof s_cp_label - 1);
-    memcpy(msg + sizeof s_cp_label - 1, sh_store_id(a->s), SH_STORE_ID_BYTES);
-    memcpy(msg + sizeof s_cp_label - 1 + SH_STORE_ID_BYTES, cp + 1, 48);
+    s_cp_message(sh_store_id(a->s), cp, msg);
     if (sh_sign(a->signer, msg, sizeof msg, cp + 81) != SH_OK)
         return sh_error_set(err, SH_E_CRYPTO, "signing audit checkpoint %llu",
                             (unsigned long long)seq);
@@ -192,14 +202,14 @@ sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
 {
     if (seq_out) *seq_out = 0;
     if (!a->signer) return sh_error_set(err, SH_E_INVAL, "audit opened without a signing key");
-    if (e->action < SH_AUDIT_WRITE || e->action > SH_AUDIT_ADMIN)
+    if (e->action < SH_AUDIT_WRITE || e->action > SH_AUDIT_WITNESS)
         return sh_error_set(err, SH_E_INVAL, "audit action %u", e->action);
     if (e->outcome > SH_AUDIT_FAILED)
         return sh_error_set(err, SH_E_INVAL, "audit outcome %u", e->outcome);
 
     uint64_t seq;
     uint8_t prev[SH_MAC_BYTES], buf[ENTRY_MAX];
-    sh_err rc = s_head(a, t, &seq, prev, err);
+    sh_err rc = sh_audit_head(a, t, &seq, prev, err);
     if (rc) return rc;
     seq++;
 
@@ -247,9 +257,89 @@ sh_err sh_audit_checkpoint(sh_audit *a, sh_txn *t, sh_error *err)
 {
     uint64_t seq;
     uint8_t head[SH_MAC_BYTES];
-    sh_err rc = s_head(a, t, &seq, head, err);
+    sh_err rc = sh_audit_head(a, t, &seq, head, err);
     if (rc || seq == 0) return rc;
     return s_write_checkpoint(a, t, seq, head, err);
+}
+
+sh_err sh_audit_last_checkpoint(sh_audit *a, sh_txn *t, uint8_t cp[SH_AUDIT_CP_BYTES],
+                                uint64_t *seq, sh_error *err)
+{
+    sh_cursor *c = NULL;
+    sh_kv kv;
+    sh_err rc = sh_cursor_open(t, a->cps, &c, err);
+    if (rc) return rc;
+    rc = sh_cursor_get(c, SH_CURSOR_LAST, NULL, 0, &kv, err);
+    if (!rc && (kv.klen != 8 || kv.vlen != CP_SIZE))
+        rc = sh_error_set(err, SH_E_AUDIT_FORMAT, "last checkpoint cannot be read");
+    if (!rc) {
+        memcpy(cp, kv.val, CP_SIZE);
+        *seq = sh_be64_get(kv.key);
+    }
+    sh_cursor_close(&c);
+    return rc;
+}
+
+sh_err sh_audit_checkpoint_check(const uint8_t store_id[SH_STORE_ID_BYTES], const uint8_t *cp,
+                                 size_t len, sh_audit_cp_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!cp || len != CP_SIZE || cp[0] != SH_AUDIT_VERSION) return SH_E_AUDIT_FORMAT;
+    uint8_t msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48];
+    s_cp_message(store_id, cp, msg);
+    if (sh_verify(cp + 49, msg, sizeof msg, cp + 81) != SH_OK) return SH_E_AUDIT_CHECKPOINT;
+    out->seq = sh_be64_get(cp + 1);
+    out->time_ms = (int64_t)sh_be64_get(cp + 9);
+    memcpy(out->head, cp + 17, SH_MAC_BYTES);
+    memcpy(out->signer, cp + 49, SH_SIGN_PUB_BYTES);
+    memcpy(out->sig, cp + 81, SH_SIG_BYTES);
+    return SH_OK;
+}
+
+void sh_audit_witness_detail(const uint8_t store_id[SH_STORE_ID_BYTES], const sh_audit_cp_info *cp,
+                             char out[SH_AUDIT_WITNESS_DETAIL])
+{
+    char id[2 * SH_STORE_ID_BYTES + 1], head[2 * SH_MAC_BYTES + 1];
+    char signer[2 * SH_SIGN_PUB_BYTES + 1], sig[2 * SH_SIG_BYTES + 1];
+    sh_hex_encode(store_id, SH_STORE_ID_BYTES, id);
+    sh_hex_encode(cp->head, SH_MAC_BYTES, head);
+    sh_hex_encode(cp->signer, SH_SIGN_PUB_BYTES, signer);
+    sh_hex_encode(cp->sig, SH_SIG_BYTES, sig);
+    snprintf(out, SH_AUDIT_WITNESS_DETAIL, "store=%s seq=%llu time=%lld head=%s signer=%s sig=%s",
+             id, (unsigned long long)cp->seq, (long long)cp->time_ms, head, signer, sig);
+}
+
+static int s_unhex(const char *s, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = sh_hex_digit(s[2 * i]), lo = hi < 0 ? -1 : sh_hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+sh_err sh_audit_witness_parse(const char *d, uint8_t store_id[SH_STORE_ID_BYTES],
+                              uint8_t cp[SH_AUDIT_CP_BYTES])
+{
+    char id[33], head[65], signer[65], sig[129];
+    unsigned long long seq;
+    long long time_ms;
+    int end = 0;
+    if (sscanf(d,
+               "store=%32[0-9a-f] seq=%llu time=%lld head=%64[0-9a-f] signer=%64[0-9a-f] "
+               "sig=%128[0-9a-f]%n",
+               id, &seq, &time_ms, head, signer, sig, &end) != 6 ||
+        d[end] != '\0' || strlen(id) != 32 || strlen(head) != 64 || strlen(signer) != 64 ||
+        strlen(sig) != 128)
+        return SH_E_AUDIT_FORMAT;
+    cp[0] = SH_AUDIT_VERSION;
+    sh_be64_put(cp + 1, seq);
+    sh_be64_put(cp + 9, (uint64_t)time_ms);
+    if (s_unhex(id, SH_STORE_ID_BYTES, store_id) || s_unhex(head, SH_MAC_BYTES, cp + 17) ||
+        s_unhex(signer, SH_SIGN_PUB_BYTES, cp + 49) || s_unhex(sig, SH_SIG_BYTES, cp + 81))
+        return SH_E_AUDIT_FORMAT;
+    return SH_OK;
 }
 
 /* ---- parsing ------------------------------------------------------------------------- */
@@ -359,9 +449,7 @@ static sh_err s_load_checkpoints(sh_audit *a, sh_txn *t,
         for (size_t i = 0; i < ntrusted && !pinned; i++)
             pinned = memcmp(trusted[i], pub, SH_SIGN_PUB_BYTES) == 0;
         uint8_t msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48];
-        memcpy(msg, s_cp_label, sizeof s_cp_label - 1);
-        memcpy(msg + sizeof s_cp_label - 1, sh_store_id(a->s), SH_STORE_ID_BYTES);
-        memcpy(msg + sizeof s_cp_label - 1 + SH_STORE_ID_BYTES, kv.val + 1, 48);
+        s_cp_message(sh_store_id(a->s), kv.val, msg);
         if (!pinned) {
             strncat(what, ": signed by an untrusted key", sizeof what - strlen(what) - 1);
             rc = s_fail(r, SH_E_AUDIT_CHECKPOINT, seq, what);
@@ -400,34 +488,29 @@ static sh_err s_load_checkpoints(sh_audit *a, sh_txn *t,
     return SH_OK;
 }
 
-sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES], size_t ntrusted,
-                       sh_audit_report *r)
+/* Walks entries from seq `from` (prev = the mac they must chain to), checking each; checks
+ * checkpoints cps (may be NULL) on the way and hands each entry to fn (may be NULL). */
+static sh_err s_walk(sh_audit *a, sh_txn *t, uint64_t from, const uint8_t prev0[SH_MAC_BYTES],
+                     const s_cp *cps, size_t ncp, sh_audit_visit fn, void *ctx,
+                     const sh_audit_verify_opts *o, sh_audit_report *r)
 {
-    memset(r, 0, sizeof *r);
-    sh_txn *t = NULL;
     sh_cursor *c = NULL;
     sh_error err;
-    s_cp *cps = NULL;
-    size_t ncp = 0, next_cp = 0;
     char what[160];
-    if (sh_txn_begin(a->s, 0, &t, &err)) return s_fail(r, err.code, 0, err.detail);
-    sh_err rc = s_load_checkpoints(a, t, trusted, ntrusted, &cps, &ncp, r);
-    if (rc) goto done;
-    if ((rc = sh_cursor_open(t, a->entries, &c, &err))) {
-        s_fail(r, rc, 0, err.detail);
-        goto done;
-    }
-
-    uint64_t expected = 1;
-    uint8_t prev[SH_MAC_BYTES], mac[SH_MAC_BYTES];
-    memcpy(prev, a->genesis, SH_MAC_BYTES);
+    size_t next_cp = 0;
+    sh_err rc = sh_cursor_open(t, a->entries, &c, &err);
+    if (rc) return s_fail(r, rc, 0, err.detail);
+    uint64_t expected = from;
+    uint8_t prev[SH_MAC_BYTES], mac[SH_MAC_BYTES], seek[8];
+    memcpy(prev, prev0, SH_MAC_BYTES);
+    sh_be64_put(seek, from);
     sh_audit_record rec;
     sh_kv kv;
-    rc = sh_cursor_get(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err);
+    rc = sh_cursor_get(c, SH_CURSOR_SEEK, seek, 8, &kv, &err);
     for (; rc == SH_OK; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
         uint64_t key = kv.klen == 8 ? sh_be64_get(kv.key) : 0;
-        snprintf(what, sizeof what, "entry %llu", (unsigned long long)key);
         if (kv.klen != 8 || sh_audit_parse(kv.val, kv.vlen, &rec) != SH_OK) {
+            snprintf(what, sizeof what, "entry %llu cannot be parsed", (unsigned long long)key);
             rc = s_fail(r, SH_E_AUDIT_FORMAT, kv.klen == 8 ? key : expected, what);
             break;
         }
@@ -436,8 +519,8 @@ sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES],
             break;
         }
         if (!sh_mac_equal(mac, rec.mac)) {
-            strncat(what, ": MAC does not verify (content altered)",
-                    sizeof what - strlen(what) - 1);
+            snprintf(what, sizeof what, "entry %llu: MAC does not verify (content altered)",
+                     (unsigned long long)key);
             rc = s_fail(r, SH_E_AUDIT_ALTERED, key, what);
             break;
         }
@@ -454,8 +537,8 @@ sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES],
             break;
         }
         if (!sh_mac_equal(prev, rec.prev_mac)) {
-            strncat(what, ": does not chain to the entry before it",
-                    sizeof what - strlen(what) - 1);
+            snprintf(what, sizeof what, "entry %llu: does not chain to the entry before it",
+                     (unsigned long long)key);
             rc = s_fail(r, SH_E_AUDIT_ALTERED, key, what);
             break;
         }
@@ -476,22 +559,106 @@ sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES],
         r->entries++;
         r->head_seq = key;
         expected = key + 1;
-    }
-    if (rc == SH_E_NOT_FOUND) {
-        rc = SH_OK;
-        if (ncp && cps[ncp - 1].seq > r->head_seq) {
-            snprintf(what, sizeof what,
-                     "log ends at entry %llu; a signed checkpoint covers entry %llu",
-                     (unsigned long long)r->head_seq, (unsigned long long)cps[ncp - 1].seq);
-            rc = s_fail(r, SH_E_AUDIT_TRUNCATED, r->head_seq + 1, what);
+        if (o && o->progress && (r->entries & 0xffff) == 0) o->progress(o->ctx, r->entries);
+        if (fn && fn(ctx, &rec)) {
+            rc = SH_E_NOT_FOUND; /* stopped by the visitor: a clean end */
+            break;
         }
-    } else if (rc && r->result == SH_OK) {
-        s_fail(r, rc, expected, err.detail);
     }
-    memcpy(r->head_mac, prev, SH_MAC_BYTES);
-done:
     sh_cursor_close(&c);
+    if (rc == SH_E_NOT_FOUND)
+        rc = SH_OK;
+    else if (rc && r->result == SH_OK)
+        s_fail(r, rc, expected, err.detail);
+    memcpy(r->head_mac, prev, SH_MAC_BYTES);
+    return rc;
+}
+
+static int s_witness_cmp(const void *x, const void *y)
+{
+    const sh_audit_witness *a = x, *b = y;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+sh_err sh_audit_verify_ex(sh_audit *a, const sh_audit_verify_opts *o, sh_audit_report *r)
+{
+    memset(r, 0, sizeof *r);
+    sh_txn *t = NULL;
+    sh_error err;
+    s_cp *cps = NULL;
+    size_t ncp = 0;
+    char what[200];
+    if (sh_txn_begin(a->s, 0, &t, &err)) return s_fail(r, err.code, 0, err.detail);
+    sh_err rc = s_load_checkpoints(a, t, o->trusted, o->ntrusted, &cps, &ncp, r);
+    if (!rc) rc = s_walk(a, t, 1, a->genesis, cps, ncp, NULL, NULL, o, r);
+    if (!rc && ncp && cps[ncp - 1].seq > r->head_seq) {
+        snprintf(what, sizeof what, "log ends at entry %llu; a signed checkpoint covers entry %llu",
+                 (unsigned long long)r->head_seq, (unsigned long long)cps[ncp - 1].seq);
+        rc = s_fail(r, SH_E_AUDIT_TRUNCATED, r->head_seq + 1, what);
+    }
+    /* witnessed checkpoints: each must still be in the (now verified) chain */
+    sh_audit_witness *w = NULL;
+    if (!rc && o->nwitnesses) {
+        w = malloc(o->nwitnesses * sizeof *w);
+        if (!w) rc = s_fail(r, SH_E_NOMEM, 0, "witnesses");
+    }
+    if (w) {
+        memcpy(w, o->witnesses, o->nwitnesses * sizeof *w);
+        qsort(w, o->nwitnesses, sizeof *w, s_witness_cmp);
+    }
+    for (size_t i = 0; !rc && w && i < o->nwitnesses; i++) {
+        sh_audit_record rec;
+        char when[32];
+        time_t secs = (time_t)(w[i].time_ms / 1000);
+        struct tm tm;
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
+        if (w[i].seq > r->head_seq) {
+            snprintf(what, sizeof what,
+                     "the broker witnessed entry %llu (checkpoint of %s) but the log ends at "
+                     "entry %llu: rolled back or cut short",
+                     (unsigned long long)w[i].seq, when, (unsigned long long)r->head_seq);
+            rc = s_fail(r, SH_E_AUDIT_ROLLED_BACK, r->head_seq + 1, what);
+        } else if (sh_audit_get(a, t, w[i].seq, &rec, &err) != SH_OK ||
+                   !sh_mac_equal(rec.mac, w[i].head)) {
+            snprintf(what, sizeof what,
+                     "entry %llu differs from the one the broker witnessed (checkpoint of %s): "
+                     "the log was replaced from there on",
+                     (unsigned long long)w[i].seq, when);
+            rc = s_fail(r, SH_E_AUDIT_ROLLED_BACK, w[i].seq, what);
+        }
+    }
+    free(w);
     sh_txn_abort(&t);
     free(cps);
+    return r->result = rc;
+}
+
+sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES], size_t ntrusted,
+                       sh_audit_report *r)
+{
+    sh_audit_verify_opts o = {.trusted = trusted, .ntrusted = ntrusted};
+    return sh_audit_verify_ex(a, &o, r);
+}
+
+sh_err sh_audit_scan(sh_audit *a, uint64_t from, sh_audit_visit fn, void *ctx, sh_audit_report *r)
+{
+    memset(r, 0, sizeof *r);
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(a->s, 0, &t, &err)) return s_fail(r, err.code, 0, err.detail);
+    uint8_t prev[SH_MAC_BYTES];
+    memcpy(prev, a->genesis, SH_MAC_BYTES);
+    sh_err rc = SH_OK;
+    if (from < 1) from = 1;
+    if (from > 1) {
+        sh_audit_record rec;
+        rc = sh_audit_get(a, t, from - 1, &rec, &err);
+        if (rc)
+            s_fail(r, rc, from - 1, err.detail);
+        else
+            memcpy(prev, rec.mac, SH_MAC_BYTES);
+    }
+    if (!rc) rc = s_walk(a, t, from, prev, NULL, 0, fn, ctx, NULL, r);
+    sh_txn_abort(&t);
     return r->result = rc;
 }

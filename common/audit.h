@@ -21,6 +21,7 @@
 #define SH_AUDIT_SHORT_MAX  64   /* actor_org, actor_user, peer_org, purpose, rule: bytes */
 #define SH_AUDIT_DETAIL_MAX 1024 /* detail: bytes */
 #define SH_AUDIT_CP_DEFAULT 1000 /* entries between automatic checkpoints */
+#define SH_AUDIT_CP_BYTES   145  /* one signed checkpoint (docs/audit-format.md) */
 
 typedef enum sh_audit_action {
     SH_AUDIT_WRITE = 1,   /* stored locally */
@@ -31,6 +32,7 @@ typedef enum sh_audit_action {
     SH_AUDIT_DELIVER = 6, /* delivered to peer_org and acknowledged */
     SH_AUDIT_REFUSE = 7,  /* input refused (code), e.g. a malformed or forged event */
     SH_AUDIT_ADMIN = 8,   /* start, stop, key or policy change */
+    SH_AUDIT_WITNESS = 9, /* (broker) an agent's signed checkpoint recorded (detail) */
 } sh_audit_action;
 
 typedef enum sh_audit_outcome {
@@ -90,6 +92,41 @@ sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
  * the head already has one). Call it at clean shutdown so the whole log is covered. */
 sh_err sh_audit_checkpoint(sh_audit *a, sh_txn *t, sh_error *err) SH_WUR;
 
+/* The last entry's sequence number (0 on an empty log) and mac (the genesis value then). */
+sh_err sh_audit_head(sh_audit *a, sh_txn *t, uint64_t *seq, uint8_t mac[SH_MAC_BYTES],
+                     sh_error *err) SH_WUR;
+
+/* The newest signed checkpoint (SH_AUDIT_CP_BYTES) and the entry it covers.
+ * SH_E_NOT_FOUND when there is none. */
+sh_err sh_audit_last_checkpoint(sh_audit *a, sh_txn *t, uint8_t cp[SH_AUDIT_CP_BYTES],
+                                uint64_t *seq, sh_error *err) SH_WUR;
+
+/* A checkpoint as sent to a witness: checks its layout and its signature under the public
+ * key it carries, for a store with id store_id. On SH_OK fills seq, time, head and signer.
+ * Errors: SH_E_AUDIT_FORMAT, SH_E_AUDIT_CHECKPOINT (signature does not verify). */
+typedef struct sh_audit_cp_info {
+    uint64_t seq;
+    int64_t time_ms;
+    uint8_t head[SH_MAC_BYTES];
+    uint8_t signer[SH_SIGN_PUB_BYTES];
+    uint8_t sig[SH_SIG_BYTES];
+} sh_audit_cp_info;
+
+sh_err sh_audit_checkpoint_check(const uint8_t store_id[SH_STORE_ID_BYTES], const uint8_t *cp,
+                                 size_t len, sh_audit_cp_info *out);
+
+/* The detail of the broker's `witness` entry for checkpoint cp of store store_id:
+ * "store=<32 hex> seq=<n> time=<ms> head=<64 hex> signer=<64 hex> sig=<128 hex>" (at most
+ * SH_AUDIT_WITNESS_DETAIL bytes with its NUL). */
+#define SH_AUDIT_WITNESS_DETAIL 400
+void sh_audit_witness_detail(const uint8_t store_id[SH_STORE_ID_BYTES], const sh_audit_cp_info *cp,
+                             char out[SH_AUDIT_WITNESS_DETAIL]);
+
+/* Parses such a detail back into the store id and the 145-byte checkpoint it records (check it
+ * with sh_audit_checkpoint_check). SH_OK or SH_E_AUDIT_FORMAT. */
+sh_err sh_audit_witness_parse(const char *detail, uint8_t store_id[SH_STORE_ID_BYTES],
+                              uint8_t cp[SH_AUDIT_CP_BYTES]);
+
 /* Reads entry seq (as stored; it is not verified here). Errors: SH_E_NOT_FOUND,
  * SH_E_AUDIT_FORMAT. */
 sh_err sh_audit_get(sh_audit *a, sh_txn *t, uint64_t seq, sh_audit_record *r, sh_error *err);
@@ -122,6 +159,40 @@ typedef struct sh_audit_report {
  * be seen from the log alone: the broker witnesses checkpoints for that. */
 sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES], size_t n,
                        sh_audit_report *rep);
+
+/* A checkpoint of this log recorded by a witness (the broker): the log must still hold entry
+ * seq with this mac. */
+typedef struct sh_audit_witness {
+    uint64_t seq;
+    int64_t time_ms;
+    uint8_t head[SH_MAC_BYTES];
+} sh_audit_witness;
+
+typedef struct sh_audit_verify_opts {
+    const uint8_t (*trusted)[SH_SIGN_PUB_BYTES]; /* checkpoint signers; see sh_audit_verify */
+    size_t ntrusted;
+    const sh_audit_witness *witnesses; /* in any order; may be NULL */
+    size_t nwitnesses;
+    /* called every 65,536 entries with the count verified so far (for a progress bar) */
+    void (*progress)(void *ctx, uint64_t done);
+    void *ctx;
+} sh_audit_verify_opts;
+
+/* sh_audit_verify with witnesses: after the walk every witnessed (seq, head) must be in the
+ * chain, else SH_E_AUDIT_ROLLED_BACK at that seq (the log was rolled back, cut short or
+ * replaced since the witness recorded it). */
+sh_err sh_audit_verify_ex(sh_audit *a, const sh_audit_verify_opts *o, sh_audit_report *rep);
+
+/* Calls fn for every entry from seq from on, in order, in one read transaction, checking each
+ * entry's MAC and its link to the entry before it on the way (from the first one visited).
+ * Stops early when fn returns non-zero (then SH_OK). Errors: the first problem, as in
+ * sh_audit_verify (rep->bad_seq names the entry), or a store error. */
+typedef int (*sh_audit_visit)(void *ctx, const sh_audit_record *r);
+sh_err sh_audit_scan(sh_audit *a, uint64_t from, sh_audit_visit fn, void *ctx,
+                     sh_audit_report *rep);
+
+/* The store the log belongs to. */
+sh_store *sh_audit_store(sh_audit *a);
 
 /* Short lower-case name of an action ("write", "deny", ...), or "unknown". */
 const char *sh_audit_action_name(int action);

@@ -96,6 +96,13 @@ static sh_err s_send(sh_client *c, const char *cmd, const void *body, size_t len
     return sh_client_send_raw(c, f, l, has_body ? 3 : 2);
 }
 
+sh_err sh_client_witness(sh_client *c, const uint8_t store_id[16], const uint8_t *cp, size_t len)
+{
+    const void *f[4] = {SH_PROTO_SIGNATURE, "WITNESS", store_id, cp};
+    size_t l[4] = {4, 7, 16, len};
+    return sh_client_send_raw(c, f, l, 4);
+}
+
 sh_err sh_client_hello(sh_client *c, const char *subscriptions)
 {
     return s_send(c, "HELLO", subscriptions, strlen(subscriptions), 1);

@@ -59,6 +59,10 @@ sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16]);
 
 sh_err sh_client_ping(sh_client *c);
 
+/* Sends WITNESS: this store's id (16 bytes) and its newest signed audit checkpoint (145
+ * bytes), for the broker to record in its own chain. Answered with WITNESSED. */
+sh_err sh_client_witness(sh_client *c, const uint8_t store_id[16], const uint8_t *cp, size_t len);
+
 /* Sends arbitrary frames (tests use this to send malformed messages). */
 sh_err sh_client_send_raw(sh_client *c, const void *const *frames, const size_t *lens, size_t n);
 

@@ -115,6 +115,11 @@ static sh_err s_read_key_file(const char *path, char *buf, size_t cap, size_t *l
     return rc;
 }
 
+void sh_key_export(const sh_key *k, uint8_t out[SH_KEY_BYTES])
+{
+    memcpy(out, k->bytes, SH_KEY_BYTES);
+}
+
 sh_err sh_secret_file_read(const char *path, char *buf, size_t cap, size_t *len, sh_error *err)
 {
     return s_read_key_file(path, buf, cap, len, err);

@@ -52,6 +52,10 @@ sh_err sh_key_load_file(const char *path, sh_key **out, sh_error *err) SH_WUR;
 /* A key from 32 raw bytes (copied; the caller zeroises its copy). */
 sh_err sh_key_from_bytes(const uint8_t raw[SH_KEY_BYTES], sh_key **out) SH_WUR;
 
+/* Copies the key's 32 bytes to out: only to hand a derived key to someone entitled to it (an
+ * auditor's keyring). The caller wipes out. */
+void sh_key_export(const sh_key *k, uint8_t out[SH_KEY_BYTES]);
+
 /* HKDF-SHA256: a sub-key of master for one job, named by label ("store data", "audit mac").
  * info = "sharehub/v1/" || label; salt may be NULL. */
 sh_err sh_key_derive(const sh_key *master, const void *salt, size_t saltlen, const char *label,

@@ -58,6 +58,8 @@ static const struct {
      "audit log ends before its last signed checkpoint"},
     {SH_E_AUDIT_CHECKPOINT, "SH_E_AUDIT_CHECKPOINT", "audit checkpoint is invalid"},
     {SH_E_AUDIT_FORMAT, "SH_E_AUDIT_FORMAT", "audit entry cannot be parsed"},
+    {SH_E_AUDIT_ROLLED_BACK, "SH_E_AUDIT_ROLLED_BACK",
+     "audit log is behind or forked from a checkpoint the broker witnessed"},
     {SH_E_PROTOCOL, "SH_E_PROTOCOL", "not a valid sharehub protocol message"},
     {SH_E_NOT_ENROLLED, "SH_E_NOT_ENROLLED", "peer key is not enrolled or was revoked"},
     {SH_E_SPOOFED_SOURCE, "SH_E_SPOOFED_SOURCE",

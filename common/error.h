@@ -57,12 +57,13 @@ typedef enum sh_err {
     SH_E_STORE_CORRUPT = 506, /* the store's own metadata is damaged */
     SH_E_TXN = 507,           /* transaction misuse (read-only txn written, txn finished) */
 
-    SH_E_AUDIT_ALTERED = 600,    /* an entry's MAC does not verify: content changed */
-    SH_E_AUDIT_MISSING = 601,    /* a sequence number is absent from the chain */
-    SH_E_AUDIT_REORDERED = 602,  /* an entry is stored under another sequence number */
-    SH_E_AUDIT_TRUNCATED = 603,  /* the chain ends before its last signed checkpoint */
-    SH_E_AUDIT_CHECKPOINT = 604, /* a checkpoint is unsigned, mis-signed or disagrees */
-    SH_E_AUDIT_FORMAT = 605,     /* an entry cannot be parsed */
+    SH_E_AUDIT_ALTERED = 600,     /* an entry's MAC does not verify: content changed */
+    SH_E_AUDIT_MISSING = 601,     /* a sequence number is absent from the chain */
+    SH_E_AUDIT_REORDERED = 602,   /* an entry is stored under another sequence number */
+    SH_E_AUDIT_TRUNCATED = 603,   /* the chain ends before its last signed checkpoint */
+    SH_E_AUDIT_CHECKPOINT = 604,  /* a checkpoint is unsigned, mis-signed or disagrees */
+    SH_E_AUDIT_FORMAT = 605,      /* an entry cannot be parsed */
+    SH_E_AUDIT_ROLLED_BACK = 606, /* the log is behind or forked from a witnessed checkpoint */
 
     SH_E_PROTOCOL = 700,       /* not a sharehub protocol message; detail says why */
     SH_E_NOT_ENROLLED = 701,   /* the peer's key is not (or no longer) enrolled */

@@ -244,3 +244,16 @@ void sh_upn_synthetic(uint64_t *rng, const char *la, char out[SH_UPN_LEN + 1])
              (unsigned)(r / 10000 % 100), (unsigned)(r / 1000000 % 1000));
     out[0] = sh_upn_check_letter(out + 1);
 }
+
+const char *sh_ident_kind(const char *in, char *canon, size_t cap)
+{
+    char nhs[SH_NHS_LEN + 1];
+    if (sh_nhs_normalise(in, nhs) == SH_OK) {
+        snprintf(canon, cap, "%s", nhs);
+        return "nhs";
+    }
+    snprintf(canon, cap, "%s", in);
+    if (sh_upn_check(in) == SH_OK) return "upn";
+    if (sh_la_child_id_check(in) == SH_OK) return "la";
+    return NULL;
+}

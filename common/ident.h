@@ -62,6 +62,11 @@ sh_err sh_event_id_check(const uint8_t *id, size_t len);
 /* Milliseconds since the epoch held in a UUIDv7. */
 int64_t sh_event_id_time_ms(const uint8_t id[SH_EVENT_ID_LEN]);
 
+/* The kind of a child identifier typed by a person, as blinded references name it: "nhs" (10
+ * digits, spaces allowed; canon gets the 10 digits), "upn" or "la" (canon gets it as typed);
+ * NULL when it is none of these. */
+const char *sh_ident_kind(const char *in, char *canon, size_t cap);
+
 /* Formats an id as 8-4-4-4-12 lower-case hex; returns out. */
 char *sh_event_id_format(const uint8_t id[SH_EVENT_ID_LEN], char out[SH_EVENT_ID_STR]);
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +27,7 @@ struct sh_store {
     sh_key *data;  /* seals values */
     sh_mac *blind; /* HMAC for blinded keys; guarded by lock */
     uint8_t id[SH_STORE_ID_BYTES];
+    bool readonly;        /* opened by sh_store_open_ro: no keys, no writes */
     pthread_mutex_t lock; /* guards dbs[] and blind */
     unsigned ndbs;
     struct {
@@ -147,7 +149,8 @@ static sh_err s_db_open_locked(sh_store *s, MDB_txn *txn, const char *name, unsi
     if (s->ndbs == SH_STORE_MAX_DBS)
         return sh_error_set(err, SH_E_INVAL, "more than %d databases", SH_STORE_MAX_DBS);
     MDB_dbi dbi;
-    int rc = mdb_dbi_open(txn, name, MDB_CREATE, &dbi);
+    int rc = mdb_dbi_open(txn, name, s->readonly ? 0 : MDB_CREATE, &dbi);
+    if (rc == MDB_NOTFOUND) return sh_error_set(err, SH_E_NOT_FOUND, "no database %s", name);
     if (rc) return s_mdb_err(rc, name, err);
     unsigned i = s->ndbs++;
     s->dbs[i].dbi = dbi;
@@ -169,6 +172,7 @@ static sh_err s_meta(sh_store *s, MDB_txn *txn, const sh_key *master, sh_error *
     bool fresh = mrc == MDB_NOTFOUND;
     if (mrc && !fresh) return s_mdb_err(mrc, "read sh_meta.format", err);
 
+    if (fresh && s->readonly) return sh_error_set(err, SH_E_NOT_FOUND, "not a sharehub store");
     if (fresh) {
         uint8_t fmt[4] = {0, 0, 0, SH_STORE_FORMAT};
         if (sh_random(s->id, sizeof s->id) != SH_OK)
@@ -190,6 +194,7 @@ static sh_err s_meta(sh_store *s, MDB_txn *txn, const sh_key *master, sh_error *
         memcpy(s->id, iv.mv_data, SH_STORE_ID_BYTES);
     }
 
+    if (!master) return SH_OK; /* sh_store_open_ro: the id is all it needs */
     if (sh_key_derive(master, s->id, sizeof s->id, "store root", &s->root) != SH_OK ||
         sh_key_derive(s->root, NULL, 0, "store data", &s->data) != SH_OK)
         return sh_error_set(err, SH_E_CRYPTO, "key derivation");
@@ -228,28 +233,36 @@ static sh_err s_meta(sh_store *s, MDB_txn *txn, const sh_key *master, sh_error *
     return SH_OK;
 }
 
-sh_err sh_store_open(const char *dir, const sh_key *master, const sh_store_opts *opts,
+static sh_err s_open(const char *dir, const sh_key *master, const sh_store_opts *opts,
                      sh_store **out, sh_error *err)
 {
     *out = NULL;
     sh_error_clear(err);
-    if (!dir || !master) return sh_error_set(err, SH_E_INVAL, "no directory or key");
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    struct stat st;
+    if (!master) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        if (stat(dir, &st) != 0) return sh_error_set(err, SH_E_IO, "%s: %s", dir, strerror(errno));
+        if (stat(path, &st) != 0)
+            return sh_error_set(err, SH_E_NOT_FOUND, "%s: not a sharehub store (no data.mdb)", dir);
+    } else if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         return sh_error_set(err, errno == ENOSPC ? SH_E_DISK_FULL : SH_E_IO, "mkdir %s: %s", dir,
                             strerror(errno));
+    }
     sh_store *s = calloc(1, sizeof *s);
     if (!s) return sh_error_set(err, SH_E_NOMEM, "store");
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
         free(s);
         return sh_error_set(err, SH_E_NOMEM, "store mutex");
     }
+    s->readonly = !master;
     size_t map = opts && opts->map_size ? opts->map_size : SH_STORE_DEFAULT_MAP;
     MDB_txn *txn = NULL;
     int rc = mdb_env_create(&s->env);
     if (!rc) rc = mdb_env_set_maxdbs(s->env, SH_STORE_MAX_DBS);
-    if (!rc) rc = mdb_env_set_mapsize(s->env, map);
-    if (!rc) rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
-    if (!rc) rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (!rc && !s->readonly) rc = mdb_env_set_mapsize(s->env, map);
+    if (!rc) rc = mdb_env_open(s->env, dir, MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0), 0600);
+    if (!rc) rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
     sh_err e = rc ? s_mdb_err(rc, dir, err) : SH_OK;
     if (!e) {
         pthread_mutex_lock(&s->lock);
@@ -268,6 +281,21 @@ sh_err sh_store_open(const char *dir, const sh_key *master, const sh_store_opts 
     }
     *out = s;
     return SH_OK;
+}
+
+sh_err sh_store_open(const char *dir, const sh_key *master, const sh_store_opts *opts,
+                     sh_store **out, sh_error *err)
+{
+    *out = NULL;
+    if (!dir || !master) return sh_error_set(err, SH_E_INVAL, "no directory or key");
+    return s_open(dir, master, opts, out, err);
+}
+
+sh_err sh_store_open_ro(const char *dir, sh_store **out, sh_error *err)
+{
+    *out = NULL;
+    if (!dir) return sh_error_set(err, SH_E_INVAL, "no directory");
+    return s_open(dir, NULL, NULL, out, err);
 }
 
 void sh_store_destroy(sh_store **sp)
@@ -303,7 +331,7 @@ sh_err sh_store_db(sh_store *s, const char *name, unsigned flags, sh_db *out, sh
         }
     }
     MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
     sh_err e = rc ? s_mdb_err(rc, name, err) : s_db_open_locked(s, txn, name, flags, out, err);
     if (txn && !e) {
         rc = mdb_txn_commit(txn);
@@ -323,14 +351,23 @@ const uint8_t *sh_store_id(const sh_store *s)
 
 sh_err sh_store_derive_key(const sh_store *s, const char *label, sh_key **out)
 {
+    *out = NULL;
+    if (!s->root) return SH_E_WRONG_KEY; /* opened read-only, without the master key */
     return sh_key_derive(s->root, NULL, 0, label, out);
+}
+
+sh_err sh_blind_compute(sh_mac *blind, const char *kind, const char *value,
+                        uint8_t out[SH_BLIND_BYTES])
+{
+    if (!blind || !kind || !value) return SH_E_INVAL;
+    return sh_mac_compute(blind, kind, strlen(kind) + 1, value, strlen(value), out);
 }
 
 sh_err sh_store_blind(sh_store *s, const char *kind, const char *value, uint8_t out[SH_BLIND_BYTES])
 {
-    if (!kind || !value) return SH_E_INVAL;
+    if (!s->blind) return SH_E_WRONG_KEY;
     pthread_mutex_lock(&s->lock);
-    sh_err rc = sh_mac_compute(s->blind, kind, strlen(kind) + 1, value, strlen(value), out);
+    sh_err rc = sh_blind_compute(s->blind, kind, value, out);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -351,6 +388,7 @@ sh_err sh_store_get_info(sh_store *s, sh_store_info *info)
 sh_err sh_txn_begin(sh_store *s, int write, sh_txn **out, sh_error *err)
 {
     *out = NULL;
+    if (write && s->readonly) return sh_error_set(err, SH_E_TXN, "the store is open read-only");
     sh_txn *t = calloc(1, sizeof *t);
     if (!t) return sh_error_set(err, SH_E_NOMEM, "transaction");
     int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
@@ -418,6 +456,10 @@ static sh_err s_open_value(sh_store *s, sh_db db, const MDB_val *k, const MDB_va
         b->len = v->mv_size;
         return SH_OK;
     }
+    if (!s->data)
+        return sh_error_set(err, SH_E_WRONG_KEY,
+                            "%s is sealed and the store was opened without its master key",
+                            s->dbs[db].name);
     if (v->mv_size < SH_SEAL_OVERHEAD)
         return sh_error_set(err, SH_E_SEAL_FORMAT, "value in %s is %zu bytes", s->dbs[db].name,
                             v->mv_size);

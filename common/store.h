@@ -75,6 +75,13 @@ static inline uint64_t sh_be64_get(const uint8_t *p)
 sh_err sh_store_open(const char *dir, const sh_key *master, const sh_store_opts *opts,
                      sh_store **out, sh_error *err) SH_WUR;
 
+/* Opens an existing store read-only and without its master key: for auditors. Plain databases
+ * (the audit log) can be read; sealed values give SH_E_WRONG_KEY; write transactions, blinding
+ * and key derivation are refused; sh_store_db opens only databases that exist (SH_E_NOT_FOUND
+ * otherwise). Never creates anything. Errors: SH_E_NOT_FOUND (no store in dir), SH_E_IO,
+ * SH_E_STORE_VERSION, SH_E_STORE_CORRUPT, SH_E_STORE. */
+sh_err sh_store_open_ro(const char *dir, sh_store **out, sh_error *err) SH_WUR;
+
 /* Closes the store and wipes its keys. All transactions must be finished. Sets *s to NULL. */
 void sh_store_destroy(sh_store **s);
 
@@ -94,8 +101,14 @@ sh_err sh_store_db(sh_store *s, const char *name, unsigned flags, sh_db *out, sh
 /* The store's random 16-byte id (fixed at creation). */
 const uint8_t *sh_store_id(const sh_store *s);
 
-/* HKDF of the master key, salted with the store id, for a named job ("audit mac"). */
+/* HKDF of the master key, salted with the store id, for a named job ("audit mac", "blind
+ * index"). SH_E_WRONG_KEY on a store opened with sh_store_open_ro. */
 sh_err sh_store_derive_key(const sh_store *s, const char *label, sh_key **out) SH_WUR;
+
+/* The blinding of sh_store_blind under a given blind key (an HMAC keyed with the store's
+ * "blind index" key): how an auditor holding that key finds a child's entries. */
+sh_err sh_blind_compute(sh_mac *blind, const char *kind, const char *value,
+                        uint8_t out[SH_BLIND_BYTES]) SH_WUR;
 
 /* A keyed, one-way reference to an identifier for use as (part of) a key:
  * HMAC-SHA256(blind key, kind || 0x00 || value). kind names the identifier ("nhs", "upn"). */

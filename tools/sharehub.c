@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "audit.h"
+#include "auditor.h"
 #include "client.h"
 #include "codec.h"
 #include "crypto.h"
@@ -31,31 +32,34 @@
 #include "store.h"
 #include "synth.h"
 
-enum { EXIT_OK = 0, EXIT_BAD = 1, EXIT_USAGE = 2 };
+enum { EXIT_OK = SH_EXIT_OK, EXIT_BAD = SH_EXIT_BAD, EXIT_USAGE = SH_EXIT_USAGE };
+
+int sh_audit_main(int argc, char **argv); /* audit_cli.c */
 
 static void s_usage(FILE *f)
 {
-    fputs("usage:\n"
-          "  sharehub version\n"
-          "  sharehub selfcheck [--keep]       self-check of codec, store and audit log\n"
-          "  sharehub keygen master|sign|curve PATH  new key file, mode 0600, never overwritten\n"
-          "  sharehub ident check nhs|upn|la|org VALUE\n"
-          "  sharehub ident synthetic [SEED [LA]]      a synthetic child, as JSON\n"
-          "  sharehub audit verify STORE-DIR --master KEY --sign-key KEY\n"
-          "  sharehub status  [--json]                       the local agent's state\n"
-          "  sharehub publish [FILE|-] --user U [--purpose P] [--json]\n"
-          "  sharehub inbox   --user U --purpose P [--since N] [--follow] [--json]\n"
-          "  sharehub show    EVENT-ID --user U --purpose P [--json]\n"
-          "  sharehub child   ID --user U --purpose P [--json]   (NHS number, UPN or LA id)\n"
-          "  sharehub triage  REFERRAL-ID --level 1-4 --outcome O --rationale TEXT --user U\n"
-          "    agent commands reach the agent at --socket PATH or $SHAREHUB_SOCKET\n"
-          "  sharehub enrol --registry FILE --code ORG --key PUBLIC-KEY [--revoke]\n"
-          "  sharehub policy check POLICY-DIR [--registry FILE]\n"
-          "  sharehub policy explain --policy DIR --registry FILE --from ORG\n"
-          "                          (--event FILE | --type EVENT-TYPE) [--level N]\n"
-          "                          [--consent given|refused|withdrawn|not_sought|not_required]\n"
-          "                          [--referrer ORG] [--school ORG]\n",
-          f);
+    fputs(
+        "usage:\n"
+        "  sharehub version\n"
+        "  sharehub selfcheck [--keep]       self-check of codec, store and audit log\n"
+        "  sharehub keygen master|sign|curve PATH  new key file, mode 0600, never overwritten\n"
+        "  sharehub ident check nhs|upn|la|org VALUE\n"
+        "  sharehub ident synthetic [SEED [LA]]      a synthetic child, as JSON\n"
+        "  sharehub audit verify|grant|replay|subject|whatif|event ...   (sharehub audit --help)\n"
+        "  sharehub status  [--json]                       the local agent's state\n"
+        "  sharehub publish [FILE|-] --user U [--purpose P] [--json]\n"
+        "  sharehub inbox   --user U --purpose P [--since N] [--follow] [--json]\n"
+        "  sharehub show    EVENT-ID --user U --purpose P [--json]\n"
+        "  sharehub child   ID --user U --purpose P [--json]   (NHS number, UPN or LA id)\n"
+        "  sharehub triage  REFERRAL-ID --level 1-4 --outcome O --rationale TEXT --user U\n"
+        "    agent commands reach the agent at --socket PATH or $SHAREHUB_SOCKET\n"
+        "  sharehub enrol --registry FILE --code ORG --key PUBLIC-KEY [--revoke]\n"
+        "  sharehub policy check POLICY-DIR [--registry FILE]\n"
+        "  sharehub policy explain --policy DIR --registry FILE --from ORG\n"
+        "                          (--event FILE | --type EVENT-TYPE) [--level N]\n"
+        "                          [--consent given|refused|withdrawn|not_sought|not_required]\n"
+        "                          [--referrer ORG] [--school ORG]\n",
+        f);
 }
 
 static int s_fail(const sh_error *e, const char *what)
@@ -144,26 +148,6 @@ static int s_ident(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* ---- audit verify ---------------------------------------------------------------------- */
-
-/* Prints a verification report; returns the exit code it stands for. */
-static int s_print_report(const char *dir, const sh_audit_report *r)
-{
-    char head[2 * SH_MAC_BYTES + 1];
-    sh_hex_encode(r->head_mac, SH_MAC_BYTES, head);
-    if (r->result == SH_OK) {
-        printf("%s: OK: %llu entries, %llu checkpoints (last at %llu), head %llu %.16s\n", dir,
-               (unsigned long long)r->entries, (unsigned long long)r->checkpoints,
-               (unsigned long long)r->last_checkpoint_seq, (unsigned long long)r->head_seq, head);
-        return EXIT_OK;
-    }
-    bool tamper = r->result >= SH_E_AUDIT_ALTERED && r->result <= SH_E_AUDIT_FORMAT;
-    printf("%s: %s: E%03d %s at entry %llu: %s (%llu entries verified before it)\n", dir,
-           tamper ? "TAMPERED" : "UNREADABLE", (int)r->result, sh_err_name(r->result),
-           (unsigned long long)r->bad_seq, r->detail, (unsigned long long)r->entries);
-    return tamper ? EXIT_BAD : EXIT_USAGE;
-}
-
 typedef struct s_opened {
     sh_key *master, *audit_key;
     sh_signkey *sign;
@@ -192,52 +176,6 @@ static sh_err s_open(const char *dir, const char *master, const char *sign, uint
     if (!rc) rc = sh_audit_open(o->store, o->audit_key, o->sign, every, &o->audit, err);
     if (rc) s_close(o);
     return rc;
-}
-
-static int s_audit(int argc, char **argv)
-{
-    const char *dir = NULL, *master = NULL, *sign = NULL;
-    if (argc < 1 || strcmp(argv[0], "verify") != 0) {
-        s_usage(stderr);
-        return EXIT_USAGE;
-    }
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--master") == 0 && i + 1 < argc)
-            master = argv[++i];
-        else if (strcmp(argv[i], "--sign-key") == 0 && i + 1 < argc)
-            sign = argv[++i];
-        else if (!dir && argv[i][0] != '-')
-            dir = argv[i];
-        else {
-            s_usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (!dir || !master || !sign) {
-        s_usage(stderr);
-        return EXIT_USAGE;
-    }
-    /* Verifying must never create a store: refuse a directory that does not hold one. */
-    char data[4096];
-    struct stat st;
-    snprintf(data, sizeof data, "%s/data.mdb", dir);
-    if (stat(dir, &st) != 0) {
-        fprintf(stderr, "sharehub: %s: %s\n", dir, strerror(errno));
-        return EXIT_USAGE;
-    }
-    if (stat(data, &st) != 0) {
-        fprintf(stderr, "sharehub: %s: not a sharehub store (no data.mdb)\n", dir);
-        return EXIT_USAGE;
-    }
-    s_opened o;
-    sh_error err = {0};
-    if (s_open(dir, master, sign, 0, &o, &err)) return s_fail(&err, dir);
-    uint8_t pub[SH_SIGN_PUB_BYTES];
-    sh_signkey_public(o.sign, pub);
-    sh_audit_report r;
-    sh_audit_verify(o.audit, &pub, 1, &r);
-    s_close(&o);
-    return s_print_report(dir, &r);
 }
 
 /* ---- policy ---------------------------------------------------------------------------- */
@@ -980,7 +918,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "selfcheck") == 0) return s_demo(argc - 2, argv + 2);
     if (strcmp(cmd, "keygen") == 0) return s_keygen(argc - 2, argv + 2);
     if (strcmp(cmd, "ident") == 0) return s_ident(argc - 2, argv + 2);
-    if (strcmp(cmd, "audit") == 0) return s_audit(argc - 2, argv + 2);
+    if (strcmp(cmd, "audit") == 0) return sh_audit_main(argc - 2, argv + 2);
     if (strcmp(cmd, "policy") == 0) return s_policy(argc - 2, argv + 2);
     if (strcmp(cmd, "enrol") == 0) return s_enrol(argc - 2, argv + 2);
     static const char *const agent_cmds[] = {"status", "publish", "inbox",

@@ -1,0 +1,414 @@
+/*
+ * whatif.c — `sharehub audit whatif`: the broker's recorded routing decisions decided again
+ * under another policy directory, and what would have been shared differently.
+ *
+ * Owns: rebuilding each event's decision inputs from the broker's `receive` entry (the context
+ * the broker recorded: type, purpose, lawful basis, level, consent on record, responsible LA,
+ * school of record, referrer — docs/audit.md), deciding every recipient again at the time the
+ * event was accepted, and comparing with the recorded `send`/`deny` entries.
+ * Never: reads an event's contents (no data key is needed), or trusts a log that does not
+ * verify.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auditor.h"
+#include "codec.h"
+#include "ident.h"
+#include "policy.h"
+#include "registry.h"
+
+#define MAX_RECORDED 256
+
+typedef struct s_recorded {
+    char peer[SH_AUDIT_SHORT_MAX + 1];
+    int permit; /* the policy permitted (sent, or permitted but not subscribed) */
+    uint16_t code;
+    char rule[SH_AUDIT_SHORT_MAX + 1];
+    char items[SH_AUDIT_DETAIL_MAX + 1];
+} s_recorded;
+
+enum { C_PERMITTED, C_DENIED, C_ITEMS_ADDED, C_ITEMS_REMOVED, C_RULE, C_KINDS };
+static const char *const s_kind_names[] = {"newly permitted", "newly denied", "data items added",
+                                           "data items removed",
+                                           "permitted under another protocol"};
+static const char *const s_kind_keys[] = {"newly_permitted", "newly_denied", "items_added",
+                                          "items_removed", "other_protocol"};
+
+typedef struct s_example {
+    char text[1400];
+} s_example;
+
+typedef struct s_whatif {
+    const sh_policy *policy;
+    const sh_registry *registry;
+    uint8_t cur[16];
+    int has_cur;
+    s_recorded rec[MAX_RECORDED];
+    size_t nrec;
+    uint64_t events, decisions, unchanged;
+    uint64_t count[C_KINDS];
+    s_example *ex[C_KINDS];
+    size_t nex[C_KINDS], max_ex;
+    /* counts by (kind, recipient, type) for the summary table */
+    struct s_bucket {
+        int kind;
+        char org[16], type[48];
+        uint64_t n;
+    } * buckets;
+    size_t nbuckets, capbuckets;
+    int nomem;
+} s_whatif;
+
+/* Reads "key=value" from a space-separated detail. */
+static int s_kv(const char *detail, const char *key, char *out, size_t cap)
+{
+    size_t n = strlen(key);
+    for (const char *p = detail; p && *p; p = strchr(p, ' '), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, n) == 0 && p[n] == '=') {
+            size_t len = strcspn(p + n + 1, " ");
+            if (len >= cap) return -1;
+            memcpy(out, p + n + 1, len);
+            out[len] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int s_kv_int(const char *detail, const char *key, int *out)
+{
+    char buf[16], *end;
+    if (s_kv(detail, key, buf, sizeof buf)) return -1;
+    long v = strtol(buf, &end, 10);
+    if (*end || end == buf || v < 0 || v > 1000000) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Whether comma list a holds item x. */
+static int s_has_item(const char *list, const char *x, size_t xn)
+{
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == xn && strncmp(p, x, n) == 0) return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* Items of list a not in list b, comma-separated, into out. */
+static void s_minus(const char *a, const char *b, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *p = a; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && !s_has_item(b, p, n) && used + n + 2 < cap)
+            used += (size_t)snprintf(out + used, cap - used, "%s%.*s", used ? "," : "", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+}
+
+static void s_count(s_whatif *w, int kind, const char *org, const char *type, const char *text)
+{
+    w->count[kind]++;
+    struct s_bucket *b = NULL;
+    for (size_t i = 0; i < w->nbuckets && !b; i++)
+        if (w->buckets[i].kind == kind && strcmp(w->buckets[i].org, org) == 0 &&
+            strcmp(w->buckets[i].type, type) == 0)
+            b = &w->buckets[i];
+    if (!b) {
+        if (w->nbuckets == w->capbuckets) {
+            size_t ncap = w->capbuckets ? 2 * w->capbuckets : 32;
+            struct s_bucket *v = realloc(w->buckets, ncap * sizeof *v);
+            if (!v) {
+                w->nomem = 1;
+                return;
+            }
+            w->buckets = v;
+            w->capbuckets = ncap;
+        }
+        b = &w->buckets[w->nbuckets++];
+        memset(b, 0, sizeof *b);
+        b->kind = kind;
+        snprintf(b->org, sizeof b->org, "%s", org);
+        snprintf(b->type, sizeof b->type, "%s", type);
+    }
+    b->n++;
+    if (w->nex[kind] < w->max_ex)
+        snprintf(w->ex[kind][w->nex[kind]++].text, sizeof w->ex[kind][0].text, "%s", text);
+}
+
+/* Decides the buffered event again and compares. r is its broker `receive` entry. */
+static void s_decide_again(s_whatif *w, const sh_audit_record *r)
+{
+    char type[48], la[16], school[16], referrer[16];
+    int purpose, a6, a9, para, level, consent, et = 0;
+    if (s_kv(r->detail, "type", type, sizeof type) || s_kv_int(r->detail, "purpose", &purpose) ||
+        s_kv_int(r->detail, "a6", &a6) || s_kv_int(r->detail, "a9", &a9) ||
+        s_kv_int(r->detail, "para", &para) || s_kv_int(r->detail, "level", &level) ||
+        s_kv_int(r->detail, "consent", &consent) || s_kv(r->detail, "la", la, sizeof la) ||
+        s_kv(r->detail, "school", school, sizeof school) ||
+        s_kv(r->detail, "referrer", referrer, sizeof referrer))
+        return; /* a receipt, or an entry from before contexts were recorded */
+    for (int t = 1; t < 64 && !et; t++)
+        if (strcmp(sh_event_type_name(t), type) == 0) et = t;
+    if (!et) return;
+    Sharehub__V1__Envelope env = SHAREHUB__V1__ENVELOPE__INIT;
+    Sharehub__V1__LawfulBasis lb = SHAREHUB__V1__LAWFUL_BASIS__INIT;
+    Sharehub__V1__Child child = SHAREHUB__V1__CHILD__INIT;
+    Sharehub__V1__CpPlanStatus cps = SHAREHUB__V1__CP_PLAN_STATUS__INIT;
+    Sharehub__V1__LookedAfterStatus las = SHAREHUB__V1__LOOKED_AFTER_STATUS__INIT;
+    env.event_type = et;
+    env.purpose = purpose;
+    lb.article6 = a6;
+    lb.article9 = a9;
+    lb.dpa_schedule1_paragraph = (uint32_t)para;
+    env.lawful_basis = &lb;
+    env.level_of_need = (uint32_t)level;
+    env.consent = consent;
+    child.responsible_la = strcmp(la, "-") ? la : (char *)"";
+    env.child = &child;
+    if (et == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_CP_PLAN_STATUS) env.cp_plan_status = &cps;
+    if (et == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_LOOKED_AFTER_STATUS)
+        env.looked_after_status = &las;
+    const sh_org *sender = sh_registry_by_code(w->registry, r->actor_org);
+    sh_org unknown_sender = {.code = r->actor_org};
+    w->events++;
+
+    /* every recipient the new registry names, and every one the broker decided about */
+    size_t nreg = sh_registry_count(w->registry);
+    for (size_t i = 0; i < nreg + w->nrec; i++) {
+        const sh_org *to = i < nreg ? sh_registry_at(w->registry, i) : NULL;
+        const char *code = to ? to->code : w->rec[i - nreg].peer;
+        if (!to && sh_registry_by_code(w->registry, code)) continue; /* seen already */
+        if (strcmp(code, r->actor_org) == 0) continue;
+        const s_recorded *old = NULL;
+        for (size_t k = 0; k < w->nrec && !old; k++)
+            if (strcmp(w->rec[k].peer, code) == 0) old = &w->rec[k];
+        sh_org gone = {.code = code};
+        sh_share s = {&env,
+                      sender ? sender : &unknown_sender,
+                      to ? to : &gone,
+                      strcmp(referrer, "-") ? referrer : NULL,
+                      r->time_ms,
+                      strcmp(school, "-") ? school : NULL};
+        sh_decision d;
+        if (sender && to)
+            sh_policy_decide(w->policy, &s, &d);
+        else {
+            memset(&d, 0, sizeof d);
+            d.code = SH_E_DENY_NO_ISP;
+            snprintf(d.reason, sizeof d.reason, "%s is not in the registry",
+                     sender ? code : r->actor_org);
+        }
+        w->decisions++;
+        char ev[SH_EVENT_ID_STR], when[32], text[1400], items[SH_POLICY_ITEMS_TEXT_MAX + 1] = "";
+        sh_event_id_format(r->event_id, ev);
+        sh_iso_time(r->time_ms, when);
+        if (d.permit) sh_decision_items(&d, items, sizeof items);
+        const char *newrule = d.isp ? sh_isp_rule(d.isp) : "-";
+        int old_permit = old && old->permit;
+        if (!old_permit && d.permit) {
+            snprintf(text, sizeof text,
+                     "%s %s %s -> %s: was %s%s%s, now permitted by %s (items %s)", when, ev, type,
+                     code, old ? "denied" : "not decided", old ? " " : "", old ? old->rule : "",
+                     newrule, items);
+            s_count(w, C_PERMITTED, code, type, text);
+        } else if (old_permit && !d.permit) {
+            snprintf(text, sizeof text, "%s %s %s -> %s: was permitted by %s, now denied: E%03d %s",
+                     when, ev, type, code, old->rule, (int)d.code, d.reason);
+            s_count(w, C_DENIED, code, type, text);
+        } else if (old_permit && d.permit) {
+            char added[600], removed[600];
+            s_minus(items, old->items, added, sizeof added);
+            s_minus(old->items, items, removed, sizeof removed);
+            int changed = 0;
+            if (added[0]) {
+                snprintf(text, sizeof text, "%s %s %s -> %s: %s would also share %s", when, ev,
+                         type, code, newrule, added);
+                s_count(w, C_ITEMS_ADDED, code, type, text);
+                changed = 1;
+            }
+            if (removed[0]) {
+                snprintf(text, sizeof text, "%s %s %s -> %s: %s would no longer share %s", when, ev,
+                         type, code, newrule, removed);
+                s_count(w, C_ITEMS_REMOVED, code, type, text);
+                changed = 1;
+            }
+            if (!changed && strcmp(old->rule, newrule) != 0) {
+                snprintf(text, sizeof text, "%s %s %s -> %s: was permitted by %s, now by %s", when,
+                         ev, type, code, old->rule, newrule);
+                s_count(w, C_RULE, code, type, text);
+                changed = 1;
+            }
+            if (!changed) w->unchanged++;
+        } else {
+            w->unchanged++;
+        }
+    }
+}
+
+static int s_visit(void *ctx, const sh_audit_record *r)
+{
+    s_whatif *w = ctx;
+    if (strcmp(r->actor_user, "broker") != 0 || !r->has_event) return 0;
+    if (!w->has_cur || memcmp(w->cur, r->event_id, 16) != 0) {
+        memcpy(w->cur, r->event_id, 16);
+        w->has_cur = 1;
+        w->nrec = 0;
+    }
+    if ((r->action == SH_AUDIT_SEND || r->action == SH_AUDIT_DENY) && w->nrec < MAX_RECORDED) {
+        s_recorded *x = &w->rec[w->nrec++];
+        snprintf(x->peer, sizeof x->peer, "%s", r->peer_org);
+        snprintf(x->rule, sizeof x->rule, "%s", r->rule);
+        x->code = r->code;
+        x->permit = r->action == SH_AUDIT_SEND;
+        const char *items = strstr(r->detail, "items=");
+        snprintf(x->items, sizeof x->items, "%s", items ? items + 6 : "");
+    } else if (r->action == SH_AUDIT_RECEIVE) {
+        s_decide_again(w, r);
+        w->has_cur = 0;
+    }
+    return w->nomem;
+}
+
+static int s_bucket_cmp(const void *x, const void *y)
+{
+    const struct s_bucket *a = x, *b = y;
+    if (a->kind != b->kind) return a->kind - b->kind;
+    if (a->n != b->n) return a->n > b->n ? -1 : 1;
+    int c = strcmp(a->org, b->org);
+    return c ? c : strcmp(a->type, b->type);
+}
+
+static void s_print(const s_whatif *w, const char *policy_dir, int json)
+{
+    if (json) {
+        printf("{\"policy\":");
+        sh_json_put_string(stdout, policy_dir);
+        printf(",\"events\":%llu,\"decisions\":%llu,\"unchanged\":%llu",
+               (unsigned long long)w->events, (unsigned long long)w->decisions,
+               (unsigned long long)w->unchanged);
+        for (int k = 0; k < C_KINDS; k++) {
+            printf(",\"%s\":{\"count\":%llu,\"by\":[", s_kind_keys[k],
+                   (unsigned long long)w->count[k]);
+            int first = 1;
+            for (size_t i = 0; i < w->nbuckets; i++) {
+                if (w->buckets[i].kind != k) continue;
+                printf("%s{\"recipient\":\"%s\",\"type\":\"%s\",\"count\":%llu}", first ? "" : ",",
+                       w->buckets[i].org, w->buckets[i].type, (unsigned long long)w->buckets[i].n);
+                first = 0;
+            }
+            printf("],\"examples\":[");
+            for (size_t i = 0; i < w->nex[k]; i++) {
+                if (i) putchar(',');
+                sh_json_put_string(stdout, w->ex[k][i].text);
+            }
+            printf("]}");
+        }
+        printf("}\n");
+        return;
+    }
+    printf("What-if under %s: %llu recorded events, %llu routing decisions decided again\n\n",
+           policy_dir, (unsigned long long)w->events, (unsigned long long)w->decisions);
+    printf("  %-34s %10s\n", "change", "decisions");
+    for (int k = 0; k < C_KINDS; k++)
+        printf("  %-34s %10llu\n", s_kind_names[k], (unsigned long long)w->count[k]);
+    printf("  %-34s %10llu\n", "unchanged", (unsigned long long)w->unchanged);
+    for (int k = 0; k < C_KINDS; k++) {
+        if (!w->count[k]) continue;
+        printf("\n%s (%llu):\n", s_kind_names[k], (unsigned long long)w->count[k]);
+        printf("  %-10s %-30s %10s\n", "recipient", "event type", "decisions");
+        for (size_t i = 0; i < w->nbuckets; i++)
+            if (w->buckets[i].kind == k)
+                printf("  %-10s %-30s %10llu\n", w->buckets[i].org, w->buckets[i].type,
+                       (unsigned long long)w->buckets[i].n);
+        printf("  examples:\n");
+        for (size_t i = 0; i < w->nex[k]; i++)
+            printf("    %s\n", w->ex[k][i].text);
+    }
+}
+
+int sh_audit_whatif_main(int argc, char **argv)
+{
+    sh_auth auth = {0};
+    const char *store = NULL, *policy_dir = NULL, *registry = NULL;
+    int json = 0, bad = 0;
+    long examples = 5;
+    for (int i = 0; i < argc && !bad; i++) {
+        int k = sh_auth_option(&auth, argc, argv, &i);
+        if (k > 0) continue;
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (k < 0)
+            bad = 1;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (!v)
+            bad = 1;
+        else if (strcmp(argv[i], "--store") == 0)
+            store = argv[++i];
+        else if (strcmp(argv[i], "--policy") == 0)
+            policy_dir = argv[++i];
+        else if (strcmp(argv[i], "--registry") == 0)
+            registry = argv[++i];
+        else if (strcmp(argv[i], "--examples") == 0) {
+            char *end;
+            examples = strtol(argv[++i], &end, 10);
+            bad = *end || examples < 0 || examples > 1000;
+        } else
+            bad = 1;
+    }
+    if (bad || !store || !policy_dir || !registry) {
+        sh_audit_usage(stderr);
+        return SH_EXIT_USAGE;
+    }
+    static s_whatif w;
+    memset(&w, 0, sizeof w);
+    w.max_ex = (size_t)examples;
+    sh_error err = {0};
+    sh_policy *pol = NULL;
+    sh_registry *reg = NULL;
+    sh_alog l = {0};
+    int rc = SH_EXIT_OK;
+    if (sh_policy_load(policy_dir, &pol, &err))
+        rc = sh_audit_fail(policy_dir, &err);
+    else if (sh_registry_load(registry, &reg, &err))
+        rc = sh_audit_fail(registry, &err);
+    else if (sh_alog_open(store, &auth, &l, &err))
+        rc = sh_audit_fail(store, &err);
+    for (int k = 0; rc == SH_EXIT_OK && k < C_KINDS; k++)
+        if (w.max_ex && !(w.ex[k] = calloc(w.max_ex, sizeof *w.ex[k]))) rc = SH_EXIT_USAGE;
+    if (rc == SH_EXIT_OK) {
+        sh_audit_report r;
+        if (sh_alog_verify(&l, NULL, 0, &r) != SH_OK) {
+            fprintf(stderr,
+                    "sharehub audit whatif: %s does not verify (E%03d at entry %llu: %s); "
+                    "a what-if over it would mislead\n",
+                    store, (int)r.result, (unsigned long long)r.bad_seq, r.detail);
+            rc = SH_EXIT_BAD;
+        }
+    }
+    if (rc == SH_EXIT_OK) {
+        w.policy = pol;
+        w.registry = reg;
+        sh_audit_report r;
+        sh_audit_scan(l.audit, 1, s_visit, &w, &r);
+        if (w.nomem || r.result != SH_OK) {
+            fprintf(stderr, "sharehub audit whatif: %s\n", w.nomem ? "out of memory" : r.detail);
+            rc = SH_EXIT_USAGE;
+        } else {
+            qsort(w.buckets, w.nbuckets, sizeof *w.buckets, s_bucket_cmp);
+            s_print(&w, policy_dir, json);
+        }
+    }
+    for (int k = 0; k < C_KINDS; k++)
+        free(w.ex[k]);
+    free(w.buckets);
+    sh_alog_close(&l);
+    sh_policy_destroy(&pol);
+    sh_registry_destroy(&reg);
+    sh_auth_free(&auth);
+    return rc;
+}
