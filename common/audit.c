@@ -207,7 +207,7 @@ sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
     if (e->outcome > SH_AUDIT_FAILED)
         return sh_error_set(err, SH_E_INVAL, "audit outcome %u", e->outcome);
 
-    uint64_t seq;
+    uint64_t seq = 0;
     uint8_t prev[SH_MAC_BYTES], buf[ENTRY_MAX];
     sh_err rc = sh_audit_head(a, t, &seq, prev, err);
     if (rc) return rc;
@@ -255,7 +255,7 @@ sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
 
 sh_err sh_audit_checkpoint(sh_audit *a, sh_txn *t, sh_error *err)
 {
-    uint64_t seq;
+    uint64_t seq = 0;
     uint8_t head[SH_MAC_BYTES];
     sh_err rc = sh_audit_head(a, t, &seq, head, err);
     if (rc || seq == 0) return rc;

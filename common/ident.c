@@ -248,6 +248,7 @@ void sh_upn_synthetic(uint64_t *rng, const char *la, char out[SH_UPN_LEN + 1])
 const char *sh_ident_kind(const char *in, char *canon, size_t cap)
 {
     char nhs[SH_NHS_LEN + 1];
+    if (!in) return NULL;
     if (sh_nhs_normalise(in, nhs) == SH_OK) {
         snprintf(canon, cap, "%s", nhs);
         return "nhs";

@@ -289,7 +289,7 @@ static void setup(void)
         snprintf(text, sizeof text,
                  "org: '%s'\nrole: %s\nbroker: {endpoint: '%s', public_key: '%s'}\n"
                  "curve_key: %s/%s.curve\nstore: %s/%s.store\nmaster_key: %s/%s.master\n"
-                 "sign_key: %s/%s.sign\nsocket: %s/%s.sock\nheartbeat_ms: 500\n"
+                 "sign_key: %s/%s.sign\nsocket: %s/%s.sock\nheartbeat_ms: 500\nwitness_ms: 300\n"
                  "log_level: warning\n",
                  org[i], role[i], ep, bpub, dir, org[i], dir, org[i], dir, org[i], dir, org[i], dir,
                  org[i]);
@@ -340,11 +340,11 @@ TestSuite(agents, .init = setup, .fini = teardown, .timeout = 90);
     "\"narrative\":\"SYNTHETIC-NARRATIVE-MARKER: no food at home for days\",\"reported_by\":{"     \
     "\"org_code\":\"8819990\",\"role\":\"Designated Safeguarding Lead\"}}}}"
 
-Test(agents, a_case_end_to_end)
+/* The scripted case: a concern, the hub's decision, a child-protection plan, an attendance at
+ * the emergency department and the clinician's view, each checked as it happens. */
+static void s_play_case(const sh_synth_child *cp_child)
 {
-    uint64_t rng = 4242;
-    sh_synth_child c;
-    sh_synth_child_make(&rng, "881", &c);
+    const sh_synth_child c = *cp_child;
 
     /* the school's DSL raises a concern */
     json_object *r = s_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
@@ -438,6 +438,15 @@ Test(agents, a_case_end_to_end)
     cr_assert_null(strstr(txt, "NARRATIVE-MARKER"), "%s", txt);
     cr_assert_null(strstr(txt, "safeguarding_concern"), "%s", txt);
     json_object_put(r);
+}
+
+Test(agents, a_case_end_to_end)
+{
+    uint64_t rng = 4242;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    s_play_case(&c);
+    json_object *r;
 
     /* reads need who and why */
     r = s_call(HEALTH, "{\"op\":\"child\",\"id\":\"%s\"}", c.nhs_number);
@@ -555,4 +564,181 @@ Test(agents, agent_restart_mid_case_loses_and_duplicates_nothing)
         s_stop(&agent_pid[HUB]);
         s_start_agent(HUB);
     }
+}
+
+/* ---- what an auditor finds in these processes' logs --------------------------------------- */
+
+/* Grants the broker's and the agents' audit keys to an auditor's keyring; returns its path. */
+static char *s_keyring(void)
+{
+    char *ring = s_path("auditor.keyring"), *out = NULL;
+    const char *names[] = {"broker", "881", "8819990", "RAJ"};
+    const char *labels[] = {"broker", "hub", "school", "health"};
+    for (int i = 0; i < 4; i++) {
+        char st[600], mk[600], sk[600];
+        snprintf(st, sizeof st, "%s/%s.store", dir, names[i]);
+        snprintf(mk, sizeof mk, "%s/%s.master", dir, names[i]);
+        snprintf(sk, sizeof sk, "%s/%s.sign", dir, names[i]);
+        const char *grant[] = {"audit", "grant",     st,   "--master", mk,        "--sign-key",
+                               sk,      "--keyring", ring, "--name",   labels[i], NULL};
+        cr_assert_eq(tu_cli(&out, grant), 0, "%s", out);
+        free(out);
+    }
+    return ring;
+}
+
+Test(agents, a_rolled_back_agent_log_is_caught_by_the_brokers_witness)
+{
+    uint64_t rng = 31;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    json_object *r = s_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
+    cr_assert(s_ok(r));
+    json_object_put(r);
+    json_object_put(s_wait_for(HUB, "safeguarding_concern"));
+    /* an intruder keeps a copy of the hub's store as it is now */
+    s_stop(&agent_pid[HUB]);
+    char cmd[2000], hub[600];
+    snprintf(hub, sizeof hub, "%s/881.store", dir);
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s.old'", hub, hub);
+    cr_assert_eq(system(cmd), 0);
+    /* the hub works on; its checkpoints reach the broker (every 300 ms here) */
+    s_start_agent(HUB);
+    s_wait_ready();
+    for (int i = 0; i < 2; i++) {
+        r = s_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
+        cr_assert(s_ok(r));
+        json_object_put(r);
+    }
+    usleep(1500 * 1000);
+    r = s_call(HUB,
+               "{\"op\":\"child\",\"id\":\"%s\",\"user\":\"sw-2\",\"purpose\":"
+               "\"triage\"}",
+               c.nhs_number);
+    json_object_put(r);
+    s_stop(&agent_pid[HUB]); /* its final checkpoint is witnessed too */
+    /* ... then puts the old copy back: a log that is internally consistent */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mv '%s.old' '%s'", hub, hub, hub);
+    cr_assert_eq(system(cmd), 0);
+    char *ring = s_keyring(), *out, *bstore = s_path("broker.store");
+    const char *alone[] = {"audit", "verify", hub, "--keyring", ring, NULL};
+    cr_assert_eq(tu_cli(&out, alone), 0, "on its own the rolled-back log verifies: %s", out);
+    free(out);
+    const char *witnessed[] = {"audit", "verify",    hub,  "--witness",
+                               bstore,  "--keyring", ring, NULL};
+    cr_assert_eq(tu_cli(&out, witnessed), 1, "%s", out);
+    cr_assert(strstr(out, "TAMPERED: E606 SH_E_AUDIT_ROLLED_BACK"), "%s", out);
+    cr_assert(strstr(out, "rolled back or cut short"), "%s", out);
+    free(out);
+    /* the other agents' logs agree with the broker's record of them */
+    char school[600];
+    snprintf(school, sizeof school, "%s/8819990.store", dir);
+    const char *fine[] = {"audit", "verify", school, "--witness", bstore, "--keyring", ring, NULL};
+    cr_assert_eq(tu_cli(&out, fine), 0, "%s", out);
+    cr_assert(strstr(out, "witnessed checkpoints match"), "%s", out);
+    free(out);
+    /* restarted on the old store, the hub offers an older checkpoint: the broker refuses it */
+    s_start_agent(HUB);
+    usleep(1500 * 1000);
+    const char *refused[] = {"audit",    "replay", bstore,  "--keyring", ring, "--json",
+                             "--action", "refuse", "--org", "881",       NULL};
+    cr_assert_eq(tu_cli(&out, refused), 0, "%s", out);
+    cr_assert(strstr(out, "\"code\":606"), "%s", out);
+    cr_assert(strstr(out, "is behind the witnessed checkpoint"), "%s", out);
+    free(out);
+    free(ring);
+    free(bstore);
+}
+
+Test(agents, the_auditor_reports_the_case_and_what_another_policy_would_have_done)
+{
+    uint64_t rng = 4243;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    s_play_case(&c);
+    for (int i = 0; i < NAGENT; i++)
+        s_stop(&agent_pid[i]);
+    s_stop(&broker_pid);
+    char *ring = s_keyring(), *out = NULL, *md = s_path("report.md"), *html = s_path("report.html");
+    char st[4][600];
+    const char *names[] = {"broker", "881", "8819990", "RAJ"};
+    for (int i = 0; i < 4; i++)
+        snprintf(st[i], sizeof st[i], "%s/%s.store", dir, names[i]);
+    const char *subject[] = {"audit", "subject",   c.nhs_number, "--stores", st[0], st[1], st[2],
+                             st[3],   "--keyring", ring,         "--output", md,    NULL};
+    cr_assert_eq(tu_cli(&out, subject), 0, "%s", out);
+    free(out);
+    FILE *f = fopen(md, "r");
+    cr_assert_not_null(f);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    /* four events: the concern, the decision, the plan, the attendance (and its notification) */
+    cr_assert(strstr(text, "Events about the child (5)"), "%s", text);
+    cr_assert(strstr(text, "| broker |") && strstr(text, "verified: "), "%s", text);
+    cr_assert(strstr(text, "safeguarding_concern from 8819990"), "%s", text);
+    cr_assert(strstr(text, "shared with 881 under isp-sgc@1; data items: "
+                           "child,safeguarding_concern"),
+              "%s", text);
+    cr_assert(strstr(text, "shared with RAJ under isp-cpis@1; data items: child.nhs_number,"
+                           "child.date_of_birth,cp_plan_status.status"),
+              "%s", text);
+    cr_assert(strstr(text, "received and stored by RAJ from 881 under isp-cpis@1"), "%s", text);
+    cr_assert(strstr(text, "delivered to 8819990 and acknowledged"), "%s", text);
+    cr_assert(strstr(text, "READ at RAJ by ed-nurse-3 for \"direct_care\""), "%s", text);
+    cr_assert(strstr(text, "READ at 881 by sw-7 for \"triage\""), "%s", text);
+    cr_assert(strstr(text, "not shared with (no protocol names them as recipients"), "%s", text);
+    cr_assert_null(strstr(text, "NARRATIVE-MARKER"), "the audit logs hold no narrative");
+    cr_assert_null(strstr(text, "Child001"), "nor names");
+    /* the identifier appears once: where the report says what was searched */
+    char *first = strstr(text, c.nhs_number);
+    cr_assert(first && !strstr(first + 1, c.nhs_number), "%s", text);
+    const char *page[] = {"audit",    "subject", c.nhs_number, "--stores",  st[0],
+                          st[1],      st[2],     st[3],        "--keyring", ring,
+                          "--format", "html",    "--output",   html,        NULL};
+    cr_assert_eq(tu_cli(&out, page), 0, "%s", out);
+    free(out);
+    f = fopen(html, "r");
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    cr_assert(strncmp(text, "<!DOCTYPE html>", 15) == 0 && strstr(text, "</html>"));
+    cr_assert(strstr(text, "<table>") && strstr(text, "@media print"));
+    cr_assert(strstr(text, "READ at RAJ by ed-nurse-3 for &quot;direct_care&quot;"));
+
+    /* what-if: the same policy changes nothing */
+    char *reg = s_path("registry.yaml"), *pol = s_path("policy"), *pol2 = s_path("policy2");
+    const char *same[] = {"audit",      "whatif", "--store",   st[0], "--policy", pol,
+                          "--registry", reg,      "--keyring", ring,  "--json",   NULL};
+    cr_assert_eq(tu_cli(&out, same), 0, "%s", out);
+    cr_assert(strstr(out, "\"newly_permitted\":{\"count\":0") &&
+                  strstr(out, "\"newly_denied\":{\"count\":0") &&
+                  strstr(out, "\"items_removed\":{\"count\":0") &&
+                  strstr(out, "\"items_added\":{\"count\":0"),
+              "%s", out);
+    free(out);
+    /* health no longer gets the date of birth, and the feedback protocol has lapsed */
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd,
+             "cp -r '%s' '%s' && sed -i 's/child.nhs_number, child.date_of_birth,/"
+             "child.nhs_number,/' '%s/isp-cpis.yaml' && sed -i \"s/^review_date: .*/review_date:"
+             " '2020-01-31'/\" '%s/isp-feedback.yaml'",
+             pol, pol2, pol2, pol2);
+    cr_assert_eq(system(cmd), 0);
+    const char *changed[] = {"audit",      "whatif", "--store",   st[0], "--policy", pol2,
+                             "--registry", reg,      "--keyring", ring,  NULL};
+    cr_assert_eq(tu_cli(&out, changed), 0, "%s", out);
+    cr_assert(strstr(out, "newly denied                                1"), "%s", out);
+    cr_assert(strstr(out, "data items removed                          1"), "%s", out);
+    cr_assert(strstr(out, "now denied: E802 isp-feedback@1 is lapsed"), "%s", out);
+    cr_assert(strstr(out, "-> RAJ: isp-cpis@1 would no longer share child.date_of_birth"), "%s",
+              out);
+    free(out);
+    free(reg);
+    free(pol);
+    free(pol2);
+    free(ring);
+    free(md);
+    free(html);
 }

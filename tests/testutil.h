@@ -35,6 +35,11 @@ int tu_raw_del(const char *dir, const char *db, const void *key, size_t klen);
 int tu_raw_flip(const char *dir, const char *db, const void *key, size_t klen, size_t at,
                 uint8_t mask);
 
+/* Runs the `sharehub` command (SHAREHUB_CLI) with args (NULL-terminated), stdout and stderr
+ * captured into *out (malloc'd, NUL-terminated; may be NULL). Returns its exit status, or -1
+ * if it did not exit normally. */
+int tu_cli(char **out, const char *const *args);
+
 /* Big-endian u64 key. */
 void tu_be64(uint64_t v, uint8_t out[8]);
 

@@ -88,6 +88,7 @@ sh_err sh_alog_open(const char *dir, sh_auth *auth, sh_alog *l, sh_error *err)
         sh_key *audit = NULL, *blind = NULL;
         uint8_t pub[SH_SIGN_PUB_BYTES];
         if (!auth->sign) return sh_error_set(err, SH_E_INVAL, "--master needs --sign-key");
+        if (stat(dir, &st) != 0) return sh_error_set(err, SH_E_IO, "%s: %s", dir, strerror(errno));
         if (stat(data, &st) != 0)
             return sh_error_set(err, SH_E_NOT_FOUND, "%s: not a sharehub store (no data.mdb)", dir);
         rc = sh_key_load_file(auth->master, &l->master, err);

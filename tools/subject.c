@@ -511,8 +511,8 @@ int sh_audit_subject_main(int argc, char **argv)
         }
     }
     if (rc == SH_EXIT_OK) {
-        qsort(s.evs, s.nevs, sizeof *s.evs, s_ev_cmp);
-        qsort(s.hits, s.nhits, sizeof *s.hits, s_hit_cmp);
+        if (s.nevs) qsort(s.evs, s.nevs, sizeof *s.evs, s_ev_cmp);
+        if (s.nhits) qsort(s.hits, s.nhits, sizeof *s.hits, s_hit_cmp);
         s_out o = {.f = output ? fopen(output, "w") : stdout, .html = html};
         if (!o.f) {
             fprintf(stderr, "sharehub audit subject: %s: cannot write\n", output);

@@ -399,7 +399,7 @@ int sh_audit_whatif_main(int argc, char **argv)
             fprintf(stderr, "sharehub audit whatif: %s\n", w.nomem ? "out of memory" : r.detail);
             rc = SH_EXIT_USAGE;
         } else {
-            qsort(w.buckets, w.nbuckets, sizeof *w.buckets, s_bucket_cmp);
+            if (w.nbuckets) qsort(w.buckets, w.nbuckets, sizeof *w.buckets, s_bucket_cmp);
             s_print(&w, policy_dir, json);
         }
     }
