@@ -735,6 +735,42 @@ Test(agents, the_auditor_reports_the_case_and_what_another_policy_would_have_don
     cr_assert(strstr(out, "-> RAJ: isp-cpis@1 would no longer share child.date_of_birth"), "%s",
               out);
     free(out);
+
+    /* reading an event's contents takes the store's own keys, and is itself audited */
+    const char *received[] = {"audit",  "replay",   st[1],     "--keyring", ring,
+                              "--json", "--action", "receive", NULL};
+    cr_assert_eq(tu_cli(&out, received), 0, "%s", out);
+    char id[SH_EVENT_ID_STR];
+    const char *at = strstr(out, "\"event_id\":\"");
+    cr_assert_not_null(at, "%s", out);
+    snprintf(id, sizeof id, "%.36s", at + 12);
+    free(out);
+    char *mk = s_path("881.master"), *sk = s_path("881.sign");
+    const char *no_keys[] = {"audit", "event",  st[1],  id,          "--keyring",
+                             ring,    "--user", "ig-1", "--purpose", "subject access request",
+                             NULL};
+    cr_assert_eq(tu_cli(&out, no_keys), 2, "a keyring opens no payload: %s", out);
+    free(out);
+    const char *read[] = {"audit",    "event", st[1],        id,
+                          "--master", mk,      "--sign-key", sk,
+                          "--user",   "ig-1",  "--purpose",  "subject access request",
+                          NULL};
+    cr_assert_eq(tu_cli(&out, read), 0, "%s", out);
+    cr_assert(strstr(out, "SYNTHETIC-NARRATIVE-MARKER"), "%s", out);
+    free(out);
+    const char *trail[] = {"audit",    "replay", st[1],   "--keyring", ring, "--json",
+                           "--action", "read",   "--org", "auditor",   NULL};
+    cr_assert_eq(tu_cli(&out, trail), 0, "%s", out);
+    cr_assert(strstr(out, "\"actor_user\":\"ig-1\",\"peer_org\":\"\",\"purpose\":\"subject "
+                          "access request\""),
+              "%s", out);
+    cr_assert(strstr(out, id), "%s", out);
+    free(out);
+    const char *still[] = {"audit", "verify", st[1], "--keyring", ring, NULL};
+    cr_assert_eq(tu_cli(&out, still), 0, "%s", out);
+    free(out);
+    free(mk);
+    free(sk);
     free(reg);
     free(pol);
     free(pol2);
