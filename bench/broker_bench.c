@@ -123,7 +123,7 @@ int main(int argc, char **argv)
     snprintf(pd, sizeof pd, "%s/policy", dir);
     sh_error err;
     if (sh_key_generate_file(mk, &err) || sh_signkey_generate_file(sk, &err)) return 1;
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", 30000 + getpid() % 20000);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", 30000 + getpid() % 2000);
     sh_broker_config cfg = {.endpoints = {ep},
                             .store_dir = st,
                             .master_key = mk,

@@ -283,7 +283,8 @@ static void setup(void)
              "health_social_care, dpa_schedule1_paragraph: 2}\nconsent: not_required\n",
              head, date);
     s_write("policy/isp-access.yaml", text, 0600);
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", 21000 + getpid() % 30000);
+    /* below the ephemeral range (32768+), apart from test_broker.c's ports */
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", 21000 + getpid() % 10000);
     for (int i = 0; i < NAGENT; i++) {
         char name[32];
         snprintf(text, sizeof text,

@@ -218,7 +218,8 @@ static void setup(void)
     cr_assert_eq(mkdir(pol, 0700), 0);
     s_registry(0);
     s_policy();
-    int port = 20000 + (int)(getpid() % 30000);
+    int port =
+        11000 + (int)(getpid() % 10000); /* below the ephemeral range, apart from test_agents.c */
     tcp = malloc(64);
     snprintf(tcp, 64, "tcp://127.0.0.1:%d", port);
     ipc = malloc(strlen(dir) + 32);
