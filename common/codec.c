@@ -533,3 +533,10 @@ const char *sh_event_type_name(int t)
     if (t <= 0 || (size_t)t >= sizeof names / sizeof names[0] || !names[t]) return "unknown";
     return names[t];
 }
+
+int sh_event_type_from_name(const char *name)
+{
+    for (int t = 1; name && strcmp(sh_event_type_name(t), "unknown") != 0; t++)
+        if (strcmp(sh_event_type_name(t), name) == 0) return t;
+    return 0;
+}

@@ -54,6 +54,9 @@ void sh_envelope_free(sh_envelope *env);
 /* "request_for_support", "hub_decision", ... for an EventType value; "unknown" otherwise. */
 const char *sh_event_type_name(int event_type);
 
+/* The event type a name from sh_event_type_name stands for; 0 when it names none. */
+int sh_event_type_from_name(const char *name);
+
 /* Checks a "YYYY-MM-DD" calendar date (years 1900-2199). SH_OK or SH_E_BAD_DATE. */
 sh_err sh_date_check(const char *s);
 

@@ -318,9 +318,7 @@ static int s_policy_explain(int argc, char **argv)
             goto out;
         }
     } else {
-        int t = 0;
-        for (int i = 1; i <= 13 && !t; i++)
-            if (strcmp(sh_event_type_name(i), type) == 0) t = i;
+        int t = sh_event_type_from_name(type);
         if (!t) {
             fprintf(stderr, "sharehub: --type %s is not an event type (see docs/schema.md)\n",
                     type);

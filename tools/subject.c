@@ -234,9 +234,7 @@ static void s_type_of(const char *detail, char *out, size_t cap)
     const char *p = strncmp(detail, "type=", 5) == 0 ? detail + 5 : detail;
     size_t n = strcspn(p, " ;");
     snprintf(out, cap, "%.*s", (int)n, p);
-    for (int t = 1; t < 64; t++)
-        if (strcmp(sh_event_type_name(t), out) == 0) return;
-    out[0] = '\0';
+    if (!sh_event_type_from_name(out)) out[0] = '\0';
 }
 
 static const char *s_store_name(const s_subject *s, int i)

@@ -152,9 +152,7 @@ static void s_decide_again(s_whatif *w, const sh_audit_record *r)
         s_kv(r->detail, "school", school, sizeof school) ||
         s_kv(r->detail, "referrer", referrer, sizeof referrer))
         return; /* a receipt, or an entry from before contexts were recorded */
-    for (int t = 1; t < 64 && !et; t++)
-        if (strcmp(sh_event_type_name(t), type) == 0) et = t;
-    if (!et) return;
+    if (!(et = sh_event_type_from_name(type))) return;
     Sharehub__V1__Envelope env = SHAREHUB__V1__ENVELOPE__INIT;
     Sharehub__V1__LawfulBasis lb = SHAREHUB__V1__LAWFUL_BASIS__INIT;
     Sharehub__V1__Child child = SHAREHUB__V1__CHILD__INIT;
