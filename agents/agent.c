@@ -98,6 +98,7 @@ struct sh_agent {
     void *ctx, *rep;
     int connected;
     int64_t heard_ms, hello_ms, ping_ms, witness_ms;
+    int64_t retry_ms;       /* the broker asked us to retry: no resend before this time */
     uint64_t witnessed_seq; /* newest checkpoint the broker has recorded */
     uint64_t inbox_seq, outbox_seq;
     s_flight flight[WINDOW];
@@ -245,7 +246,7 @@ static int s_retryable(int code)
 
 static void s_drain(sh_agent *a)
 {
-    if (!a->connected || a->nflight >= WINDOW) return;
+    if (!a->connected || a->nflight >= WINDOW || s_now() < a->retry_ms) return;
     sh_txn *t = NULL;
     sh_cursor *c = NULL;
     sh_error err;
@@ -283,7 +284,8 @@ static void s_on_confirm(sh_agent *a, const sh_msg *m)
     int code = sh_msg_code(m);
     if (s_retryable(code)) {
         s_log(a, "warning", "broker asked to retry (E%03d); the outbox keeps the event", code);
-        a->nflight = 0; /* resend everything in flight, in order, later */
+        a->nflight = 0; /* resend everything in flight, in order, in a second */
+        a->retry_ms = s_now() + 1000;
         return;
     }
     uint64_t seq = a->flight[k].seq;

@@ -57,6 +57,7 @@ typedef struct s_session {
     uint64_t next;    /* next queue seq to send */
     s_flight *flight; /* window entries */
     unsigned nflight;
+    int64_t rewind_ms; /* an ACK was not committed: offer the queue again from its start */
 } s_session;
 
 /* A reply or side effect that waits for the batch to commit. */
@@ -872,14 +873,15 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
         }
     }
     sh_buf_free(&buf);
+    /* the recipient holds it durably whatever happens to this batch: it leaves the window */
+    r->kind = 1;
+    memcpy(r->ack_id, id, 16);
     if (sh_txn_del(t, b->queue, key, sizeof key, &err) != SH_OK) return;
     s_audit(b, t, SH_AUDIT_DELIVER, SH_AUDIT_OK, 0, id, NULL, sender, s->org, NULL,
             "acknowledged by recipient");
     if (!is_receipt && sender[0] && strcmp(sender, b->cfg.org_code) != 0)
         s_receipt(b, t, seq, id, sender, s->org,
                   SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, &err);
-    r->kind = 1;
-    memcpy(r->ack_id, id, 16);
     snprintf(r->cmd, sizeof r->cmd, "NONE");
 }
 
@@ -950,6 +952,12 @@ static void s_timers(sh_broker *b)
             /* resend the whole window in order from its oldest entry */
             s->next = s->nflight ? s->flight[0].seq : s->next;
             s->nflight = 0;
+        }
+        if (s->rewind_ms && now >= s->rewind_ms && s->nflight == 0) {
+            /* entries whose ACK could not be committed are still queued: offer them again
+             * (the agent holds them already, answers with another ACK and stores nothing) */
+            s->next = 0;
+            s->rewind_ms = 0;
         }
         i++;
     }
@@ -1086,6 +1094,23 @@ static void s_zap(sh_broker *b)
 
 /* ---- batch --------------------------------------------------------------------------- */
 
+/* An ACK was handled: the event leaves its session's window. rewind_ms != 0 when the ACK's
+ * batch did not commit (the queue entry stays): the session re-offers its queue then. */
+static void s_unflight(sh_broker *b, const s_reply *r, int64_t rewind_ms)
+{
+    /* by routing id, not index: a session dropped in this batch moved the others */
+    int si = s_session_find(b, r->rid, r->rid_len);
+    if (si < 0) return;
+    s_session *s = &b->sessions[si];
+    for (unsigned k = 0; k < s->nflight; k++)
+        if (memcmp(s->flight[k].id, r->ack_id, 16) == 0) {
+            memmove(&s->flight[k], &s->flight[k + 1], (s->nflight - k - 1) * sizeof s->flight[0]);
+            s->nflight--;
+            break;
+        }
+    if (rewind_ms) s->rewind_ms = rewind_ms;
+}
+
 static void s_batch(sh_broker *b)
 {
     sh_txn *t = NULL;
@@ -1126,6 +1151,7 @@ static void s_batch(sh_broker *b)
         s_log("error", "commit failed, %zu replies refused: %s", b->nreplies, err.detail);
         for (size_t i = 0; i < b->nreplies; i++) {
             s_reply *r = &b->replies[i];
+            if (r->kind == 1) s_unflight(b, r, s_now() + b->cfg.redeliver_ms);
             if (strcmp(r->cmd, "CONFIRM") == 0) {
                 uint8_t id[16];
                 int has = r->n > 0 && r->lens[0] == 16;
@@ -1141,18 +1167,7 @@ static void s_batch(sh_broker *b)
     b->seq = seq;
     for (size_t i = 0; i < b->nreplies; i++) {
         s_reply *r = &b->replies[i];
-        /* by routing id, not index: a session dropped in this batch moved the others */
-        int si = r->kind == 1 ? s_session_find(b, r->rid, r->rid_len) : -1;
-        if (si >= 0) {
-            s_session *s = &b->sessions[si];
-            for (unsigned k = 0; k < s->nflight; k++)
-                if (memcmp(s->flight[k].id, r->ack_id, 16) == 0) {
-                    memmove(&s->flight[k], &s->flight[k + 1],
-                            (s->nflight - k - 1) * sizeof s->flight[0]);
-                    s->nflight--;
-                    break;
-                }
-        }
+        if (r->kind == 1) s_unflight(b, r, 0);
         if (strcmp(r->cmd, "NONE") != 0) s_reply_flush(b, r);
         s_reply_free(r);
     }

@@ -262,6 +262,10 @@ static sh_err s_open(const char *dir, const sh_key *master, const sh_store_opts 
     if (!rc) rc = mdb_env_set_maxdbs(s->env, SH_STORE_MAX_DBS);
     if (!rc && !s->readonly) rc = mdb_env_set_mapsize(s->env, map);
     if (!rc) rc = mdb_env_open(s->env, dir, MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0), 0600);
+    /* a process killed inside a read transaction leaves its reader slot behind, which would
+     * pin old pages (the file grows) until cleared */
+    int dead = 0;
+    if (!rc) rc = mdb_reader_check(s->env, &dead);
     if (!rc) rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
     sh_err e = rc ? s_mdb_err(rc, dir, err) : SH_OK;
     if (!e) {

@@ -1,0 +1,412 @@
+/*
+ * reliability.c — the reliability programs (docs/reliability.md), run by ctest against the
+ * real executables in BUILD-DIR:
+ *
+ *   sharehub-reliability chaos BUILD-DIR [--seed N] [--kills N]
+ *       SIGKILLs the broker and the agents at random while the publisher streams events, and
+ *       the publisher's agent right after it accepted an event (before the broker confirmed);
+ *       restarts each; then counts every store.
+ *   sharehub-reliability diskfull BUILD-DIR
+ *       the broker's store on a small tmpfs (in a private mount namespace) that fills up while
+ *       the publisher goes on publishing, then is freed.
+ *
+ * Each prints its figures and exits 0 only when every check held (1 otherwise, 2 on usage or
+ * when the scenario could not be set up).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "error.h"
+#include "ledger.h"
+#include "synth.h"
+#include "rig.h"
+
+/* What the publisher (a host system in front of R1L's agent) has sent: every event it tried,
+ * each resent under the same id until the agent answered (accepted, or "already used here"
+ * when the first answer was lost with a killed agent). */
+typedef struct feed {
+    uint8_t (*id)[16];
+    char (*nhs)[11];
+    size_t n, cap;
+    char *pending; /* the request waiting for an answer */
+    uint64_t rng;
+    size_t lost_answers;
+} feed;
+
+static int s_feed_grow(feed *f)
+{
+    if (f->n < f->cap) return 0;
+    size_t cap = f->cap ? f->cap * 2 : 4096;
+    void *a = realloc(f->id, cap * 16), *b = a ? realloc(f->nhs, cap * 11) : NULL;
+    if (a) f->id = a;
+    if (b) f->nhs = b;
+    if (!a || !b) return -1;
+    f->cap = cap;
+    return 0;
+}
+
+/* Makes the next event pending unless one is. 0, or -1. */
+static int s_feed_pending(feed *f)
+{
+    if (f->pending) return 0;
+    if (s_feed_grow(f)) return -1;
+    int type = rig_rand(&f->rng) % 10 < 7 ? 0 : 1;
+    f->pending = rig_publish_request(&f->rng, type, f->id[f->n], f->nhs[f->n]);
+    if (!f->pending) return -1;
+    f->n++;
+    return 0;
+}
+
+/* Sends the pending event (making one first if none): 1 answered and accepted, 0 no answer
+ * (resend later), -1 refused (a failure: every event here is valid). */
+static int s_feed_one(rig *r, feed *f)
+{
+    if (s_feed_pending(f)) return -1;
+    json_object *o = rig_call(r, RIG_PUB, f->pending, 500), *v;
+    if (!o) {
+        f->lost_answers++;
+        return 0;
+    }
+    int ok = json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v);
+    int code = json_object_object_get_ex(o, "code", &v) ? json_object_get_int(v) : 0;
+    if (!ok && code != SH_E_EXISTS) {
+        fprintf(stderr, "publish refused: %s\n", json_object_to_json_string(o));
+        json_object_put(o);
+        return -1;
+    }
+    json_object_put(o);
+    free(f->pending);
+    f->pending = NULL;
+    return 1;
+}
+
+static void s_feed_free(feed *f)
+{
+    free(f->id);
+    free(f->nhs);
+    free(f->pending);
+}
+
+/* Waits until every agent is connected and the counts reach what the feed implies: the hub
+ * holds every event, RAJ every concern (the types are in the ledger's policy), the publisher
+ * a receipt for each copy. Returns 0, or -1 after timeout_ms. */
+static int s_settle(rig *r, size_t events, int timeout_ms)
+{
+    int64_t end = rig_ms() + timeout_ms;
+    long last[RIG_N] = {0};
+    int stable = 0;
+    while (rig_ms() < end) {
+        long ob[RIG_N] = {0}, rc[RIG_N] = {0};
+        int conn = 1, same = 1;
+        for (int i = 1; i < RIG_N; i++) {
+            int c;
+            if (rig_status(r, i, &ob[i], &rc[i], &c) || c != 1) conn = 0;
+            same &= rc[i] == last[i];
+            last[i] = rc[i];
+        }
+        /* done when the outbox is empty, the hub has every event, and nothing moved for 2 s
+         * (RAJ's and the publisher's counts depend on the mix, checked by the ledger) */
+        stable = conn && ob[RIG_PUB] == 0 && (size_t)rc[RIG_HUB] >= events && same ? stable + 1 : 0;
+        if (stable >= 8) return 0;
+        usleep(250 * 1000);
+    }
+    return -1;
+}
+
+static int s_chaos(const char *bindir, uint64_t seed, int kills)
+{
+    printf("chaos: seed %llu, %d kills (replay: sharehub-reliability chaos BUILD-DIR --seed %llu "
+           "--kills %d)\n",
+           (unsigned long long)seed, kills, (unsigned long long)seed, kills);
+    fflush(stdout);
+    rig_opts o = {.port = 31000 + getpid() % 1700};
+    rig *r = rig_new(bindir, &o);
+    if (!r) return 2;
+    feed f = {.rng = seed};
+    uint64_t rng = seed ^ 0x5deece66dull;
+    int status = 2;
+    for (int i = 0; i < RIG_N; i++)
+        if (rig_start(r, i)) goto out;
+    for (int i = 1; i < RIG_N; i++)
+        if (rig_wait_connected(r, i, 15000)) {
+            fprintf(stderr, "chaos: %s never connected\n", rig_org[i]);
+            goto out;
+        }
+    status = 1;
+    int64_t t0 = rig_ms(), next_kill = t0 + 300 + (int64_t)(rig_rand(&rng) % 500);
+    int64_t restart_at[RIG_N] = {0};
+    int done = 0, by_kind[4] = {0};
+    while (done < kills) {
+        int64_t now = rig_ms();
+        for (int i = 0; i < RIG_N; i++)
+            if (restart_at[i] && now >= restart_at[i]) {
+                if (rig_start(r, i)) goto out;
+                restart_at[i] = 0;
+            }
+        if (rig_pid(r, RIG_PUB) > 0) {
+            if (s_feed_one(r, &f) < 0) goto out;
+        } else {
+            usleep(5 * 1000);
+        }
+        if (now < next_kill) continue;
+        /* broker 2/8; one of the four agents 3/8; the publisher's agent just after it accepted
+         * an event (before the broker confirmed) 2/8, or while it works on one 1/8 */
+        unsigned k = (unsigned)(rig_rand(&rng) % 8), v;
+        if (k < 2) {
+            v = RIG_BROKER;
+        } else if (k < 5) {
+            v = RIG_HUB + (unsigned)(rig_rand(&rng) % 4);
+        } else {
+            v = RIG_PUB;
+            if (rig_pid(r, RIG_PUB) <= 0) continue;
+            if (k < 7) {
+                int got = s_feed_one(r, &f);
+                if (got < 0) goto out;
+                usleep((useconds_t)(rig_rand(&rng) % 3000));
+                by_kind[2] += got == 1;
+            } else {
+                if (s_feed_pending(&f) || rig_send(r, RIG_PUB, f.pending)) goto out;
+                usleep((useconds_t)(rig_rand(&rng) % 2000));
+                by_kind[3]++;
+                f.lost_answers++;
+            }
+        }
+        if (rig_pid(r, (int)v) <= 0) continue;
+        by_kind[v == RIG_BROKER ? 0 : 1]++;
+        rig_signal(r, (int)v, SIGKILL);
+        restart_at[v] = rig_ms() + 50 + (int64_t)(rig_rand(&rng) % 400);
+        done++;
+        next_kill = rig_ms() + 150 + (int64_t)(rig_rand(&rng) % 450);
+    }
+    for (int i = 0; i < RIG_N; i++)
+        if (restart_at[i] && rig_start(r, i)) goto out;
+    for (int i = 1; i < RIG_N; i++)
+        if (rig_wait_connected(r, i, 15000)) {
+            fprintf(stderr, "chaos: %s did not come back\n", rig_org[i]);
+            goto out;
+        }
+    /* the event whose answer was lost with the last kill, resent until answered */
+    for (int tries = 0; f.pending && tries < 50; tries++)
+        if (s_feed_one(r, &f) < 0) goto out;
+    int64_t t1 = rig_ms();
+    printf("chaos: %d kills in %.1f s: broker %d, agents %d (of which the publisher's agent %d "
+           "times just after accepting an event, %d times while publishing one); %zu events "
+           "published, %zu answers lost with a killed agent (resent under the same id)\n",
+           done, (double)(t1 - t0) / 1000, by_kind[0], by_kind[1], by_kind[2], by_kind[3], f.n,
+           f.lost_answers);
+    fflush(stdout);
+    if (s_settle(r, f.n, 120000))
+        fprintf(stderr, "chaos: deliveries did not settle in 120 s; counting anyway\n");
+    printf("chaos: settled %.1f s after the last kill\n", (double)(rig_ms() - t1) / 1000);
+    if (rig_stop_all(r)) goto out;
+    ledger_result l;
+    if (ledger_count(r, (const uint8_t(*)[16])f.id, f.n, &l)) goto out;
+    int bad = ledger_report(&l) != 0;
+    int audit = ledger_verify_audit(r);
+    printf("audit: %s\n", audit ? "a chain FAILED to verify"
+                                : "all five chains verify; the agents' agree with the broker's "
+                                  "witness records");
+    size_t pii = ledger_grep_logs(r, (const char(*)[11])f.nhs, f.n);
+    printf("logs: %s\n", pii ? "personal data FOUND" : "no NHS number, name or narrative");
+    status = bad || audit || pii ? 1 : 0;
+out:
+    if (status)
+        fprintf(stderr, "chaos: FAILED (seed %llu; KEEP=1 keeps the stores and logs)\n",
+                (unsigned long long)seed);
+    rig_destroy(&r);
+    s_feed_free(&f);
+    return status;
+}
+
+/* Publishes n events through the publisher's agent, each answered before the next. */
+static int s_feed_n(rig *r, feed *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int got = 0;
+        for (int tries = 0; got == 0 && tries < 20; tries++)
+            got = s_feed_one(r, f);
+        if (got != 1) return -1;
+    }
+    return 0;
+}
+
+/* Writes a file until the filesystem refuses more: bytes written, or -1. */
+static long s_fill(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    static char chunk[65536];
+    long total = 0;
+    for (size_t size = sizeof chunk; size >= 512; size /= 2) {
+        ssize_t w;
+        while ((w = write(fd, chunk, size)) > 0)
+            total += w;
+        if (w < 0 && errno != ENOSPC) {
+            close(fd);
+            return -1;
+        }
+    }
+    close(fd);
+    return total;
+}
+
+static size_t s_count_in(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    char line[1024];
+    size_t n = 0;
+    while (fgets(line, sizeof line, fp))
+        n += strstr(line, needle) != NULL;
+    fclose(fp);
+    return n;
+}
+
+static int s_diskfull(const char *bindir, uint64_t seed)
+{
+    /* a private mount namespace (as root, or as a user where user namespaces are allowed),
+     * so the tmpfs is seen by this program and the processes it starts, and by nobody else */
+    if (unshare(CLONE_NEWNS) != 0 && unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+        printf("diskfull: SKIPPED: cannot make a mount namespace here (%s)\n", strerror(errno));
+        return 0;
+    }
+    char mnt[256];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(mnt, sizeof mnt, "%s/sharehub-tmpfs-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(mnt) || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("tmpfs", mnt, "tmpfs", 0, "size=16m,mode=0700") != 0) {
+        printf("diskfull: SKIPPED: cannot mount a tmpfs here (%s)\n", strerror(errno));
+        return 0;
+    }
+    char store[300], filler[300], log[600];
+    snprintf(store, sizeof store, "%s/broker.store", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    rig_opts o = {.port = 31000 + getpid() % 1700, .broker_store = store};
+    rig *r = rig_new(bindir, &o);
+    if (!r) return 2;
+    snprintf(log, sizeof log, "%s/R1L.log", rig_dir(r));
+    feed f = {.rng = seed};
+    sh_client *direct = NULL;
+    int status = 2;
+    for (int i = 0; i < RIG_N; i++)
+        if (rig_start(r, i)) goto out;
+    for (int i = 1; i < RIG_N; i++)
+        if (rig_wait_connected(r, i, 15000)) goto out;
+    status = 1;
+    /* 1. all is well */
+    if (s_feed_n(r, &f, 200) || s_settle(r, f.n, 30000)) goto out;
+    printf("diskfull: 200 events confirmed and delivered with room on the broker's disk\n");
+    /* 2. the hub goes offline and 100 more are confirmed, queued for it; then the disk fills
+     * up and the hub comes back: what was confirmed is delivered even with the disk full */
+    if (rig_signal(r, RIG_HUB, SIGTERM) || s_feed_n(r, &f, 100)) goto out;
+    long outbox = -1, received = 0;
+    int conn = 0;
+    for (int64_t end = rig_ms() + 15000; rig_ms() < end && outbox != 0;)
+        if (rig_status(r, RIG_PUB, &outbox, &received, &conn) || outbox) usleep(100 * 1000);
+    long filled = s_fill(filler);
+    if (outbox != 0 || filled < 0 || rig_start(r, RIG_HUB) || rig_wait_connected(r, RIG_HUB, 15000))
+        goto out;
+    long hub = 0;
+    for (int64_t end = rig_ms() + 20000; rig_ms() < end && hub < (long)f.n;)
+        if (rig_status(r, RIG_HUB, &outbox, &hub, &conn) || hub < (long)f.n) usleep(100 * 1000);
+    printf("diskfull: tmpfs filled (%ld bytes of filler) with 100 confirmed events queued for "
+           "the hub; the hub then received %ld of its %zu with the disk full\n",
+           filled, hub, f.n);
+    int full_ok = hub == (long)f.n;
+    /* and the publisher goes on publishing */
+    size_t before = f.n;
+    if (s_feed_n(r, &f, 200)) goto out;
+    int64_t until = rig_ms() + 3000;
+    while (rig_ms() < until)
+        usleep(100 * 1000);
+    if (rig_status(r, RIG_PUB, &outbox, &received, &conn)) goto out;
+    /* a client speaking to the broker directly gets the documented code (an exclusion notice:
+     * no protocol shares it, so if LMDB finds a free page for it nobody receives it) */
+    uint64_t rng = seed;
+    int direct_code = -1;
+    if (rig_client(r, RIG_PUB, &direct)) goto out;
+    for (int tries = 0; tries < 20 && direct_code != SH_E_DISK_FULL; tries++) {
+        sh_synth_child c;
+        sh_synth_child_make(&rng, "881", &c);
+        uint8_t *env = NULL;
+        size_t len = 0;
+        sh_error err;
+        sh_msg m;
+        if (sh_synth_event(&rng, 8, &c, "R1L", NULL, NULL, 0, &env, &len, &err) == SH_OK &&
+            sh_client_publish(direct, env, len) == SH_OK &&
+            sh_client_expect(direct, "CONFIRM", 5000, &m) == SH_OK)
+            direct_code = sh_msg_code(&m);
+        free(env);
+    }
+    sh_client_destroy(&direct);
+    size_t retries = s_count_in(log, "E503");
+    int broker_up = rig_pid(r, RIG_BROKER) > 0 && kill(rig_pid(r, RIG_BROKER), 0) == 0;
+    printf("diskfull: tmpfs filled (%ld bytes of filler); %zu more events accepted by the "
+           "publisher's agent, %ld of them waiting in its outbox; a direct publish got E%03d; the "
+           "agent logged %zu retry answers E503; broker %s\n",
+           filled, f.n - before, outbox, direct_code, retries, broker_up ? "running" : "DOWN");
+    full_ok &= outbox > 0 && direct_code == SH_E_DISK_FULL && retries > 0 && broker_up;
+    /* 3. room again: everything waiting goes through, nothing twice */
+    if (unlink(filler)) goto out;
+    int64_t t = rig_ms();
+    if (s_settle(r, f.n, 60000)) fprintf(stderr, "diskfull: did not settle after freeing\n");
+    printf("diskfull: space freed; the outbox drained and deliveries settled in %.1f s\n",
+           (double)(rig_ms() - t) / 1000);
+    if (rig_stop_all(r)) goto out;
+    ledger_result l;
+    if (ledger_count(r, (const uint8_t(*)[16])f.id, f.n, &l)) goto out;
+    int bad = ledger_report(&l) != 0;
+    int audit = ledger_verify_audit(r);
+    printf("audit: %s\n", audit ? "a chain FAILED to verify" : "all five chains verify");
+    status = !full_ok || bad || audit ? 1 : 0;
+out:
+    if (status) fprintf(stderr, "diskfull: FAILED (KEEP=1 keeps the stores and logs)\n");
+    rig_destroy(&r);
+    s_feed_free(&f);
+    umount(mnt);
+    rmdir(mnt);
+    return status;
+}
+
+static void s_usage(void)
+{
+    fputs("usage: sharehub-reliability chaos BUILD-DIR [--seed N] [--kills N]\n"
+          "       sharehub-reliability diskfull BUILD-DIR\n",
+          stderr);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        s_usage();
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    int kills = 24;
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--seed") == 0)
+            seed = strtoull(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--kills") == 0)
+            kills = atoi(argv[i + 1]);
+        else {
+            s_usage();
+            return 2;
+        }
+    }
+    if (strcmp(argv[1], "chaos") == 0) return s_chaos(argv[2], seed, kills);
+    if (strcmp(argv[1], "diskfull") == 0) return s_diskfull(argv[2], seed);
+    s_usage();
+    return 2;
+}
