@@ -433,6 +433,14 @@ static void s_broker_io(sh_agent *a)
             a->nflight = 0;    /* resend what was in flight: the broker dedupes */
             a->witness_ms = 0; /* and offer the newest audit checkpoint */
             s_log(a, "info", "connected to the broker");
+        } else if (strcmp(m.command, "PONG") == 0) {
+            if (a->connected && m.nframes == 1 && m.len[0] == 5 &&
+                !memcmp(m.frame[0], "hello", 5)) {
+                /* the broker restarted or forgot us: say HELLO again, deliveries resume */
+                a->connected = 0;
+                a->hello_ms = 0;
+                s_log(a, "warning", "the broker has no session for us; saying HELLO again");
+            }
         } else if (strcmp(m.command, "WITNESSED") == 0) {
             s_on_witnessed(a, &m);
         } else if (strcmp(m.command, "CONFIRM") == 0) {

@@ -1034,7 +1034,10 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
         s_reply_addf(r, "%s", from->code);
         s_reply_addf(r, "%d", b->cfg.heartbeat_ms);
     } else if (strcmp(cmd, "PING") == 0) {
-        s_reply_new(b, rid, rid_len, "PONG");
+        /* says whether deliveries flow to this connection: a broker that restarted, or that
+         * forgot a silent session, has not heard this agent's HELLO */
+        s_reply *r = s_reply_new(b, rid, rid_len, "PONG");
+        if (r) s_reply_addf(r, "%s", b->sessions[si].ready ? "ready" : "hello");
     } else if (strcmp(cmd, "WITNESS") == 0 && n == 5) {
         s_reply *r = s_reply_new(b, rid, rid_len, "WITNESSED");
         if (r)

@@ -370,7 +370,7 @@ sh_err sh_policy_load(const char *dir, sh_policy **out, sh_error *err)
     sh_policy *p = calloc(1, sizeof *p);
     if (!rc && (!p || !(p->isps = calloc(n ? n : 1, sizeof *p->isps))))
         rc = sh_error_set(err, SH_E_NOMEM, "policy");
-    if (!rc) qsort(names, n, sizeof *names, s_namecmp);
+    if (!rc && n > 1) qsort(names, n, sizeof *names, s_namecmp);
     for (size_t i = 0; !rc && i < n; i++) {
         void *data = NULL;
         rc = sh_yaml_load(names[i], &s_isp_schema, &data, SH_E_POLICY_FILE, err);

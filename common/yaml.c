@@ -15,6 +15,8 @@ typedef struct s_log {
 
 /* Keeps the first error-level message cyaml logs: it names the key or value at fault. */
 static void s_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
+static void s_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
     s_log *log = ctx;
     if (level < CYAML_LOG_ERROR || log->text[0]) return;
@@ -47,6 +49,8 @@ sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
     cyaml_err_t rc = cyaml_load_file(path, &config, schema, &data, NULL);
     if (rc != CYAML_OK)
         return sh_error_set(err, code, "%s: %s", path, log.text[0] ? log.text : cyaml_strerror(rc));
+    if (!data) /* an empty document (or only a comment) loads as nothing */
+        return sh_error_set(err, code, "%s: the file holds no YAML document", path);
     *out = data;
     return SH_OK;
 }
