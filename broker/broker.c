@@ -74,7 +74,11 @@ typedef struct s_reply {
 
 struct sh_broker {
     sh_broker_config cfg;
-    void *ctx, *router, *zap;
+    void *ctx, *router, *zap, *monitor;
+    /* refused connections since the last audit entry about them (written at most once a
+     * second, so a flood of bad handshakes cannot flood the log or the disk) */
+    unsigned refused_key, refused_handshake;
+    int64_t refused_audit_ms;
     char public_key[SH_Z85_LEN + 1];
     sh_key *master, *audit_key;
     sh_signkey *signer;
@@ -1090,9 +1094,62 @@ static void s_zap(sh_broker *b)
     zmq_send(b->zap, text, strlen(text), ZMQ_SNDMORE);
     zmq_send(b->zap, user, strlen(user), ZMQ_SNDMORE);
     zmq_send(b->zap, "", 0, 0);
-    if (status[0] != '2') s_log("warning", "connection refused: key not enrolled");
+    if (status[0] != '2') {
+        if (b->refused_key++ == 0) s_log("warning", "connection refused: key not enrolled");
+    }
     for (size_t i = 0; i < n; i++)
         zmq_msg_close(&f[i]);
+}
+
+/* ---- refused connections ------------------------------------------------------------- */
+
+/* One event from the router's monitor: a handshake that failed below the protocol (a peer
+ * without CURVE, with a wrong server key, or sending bytes that are not ZMTP). */
+static void s_monitor(sh_broker *b)
+{
+    zmq_msg_t m[2];
+    zmq_msg_init(&m[0]);
+    zmq_msg_init(&m[1]);
+    if (zmq_msg_recv(&m[0], b->monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m[0]) &&
+        zmq_msg_recv(&m[1], b->monitor, 0) >= 0 && zmq_msg_size(&m[0]) >= 2) {
+        uint16_t ev;
+        memcpy(&ev, zmq_msg_data(&m[0]), 2);
+        if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
+            if (b->refused_handshake++ == 0)
+                s_log("warning", "connection refused: handshake failed (no CURVE, or not ZMTP)");
+    }
+    zmq_msg_close(&m[0]);
+    zmq_msg_close(&m[1]);
+}
+
+/* Records the connections refused since the last record, in one audit entry. */
+static void s_audit_refused(sh_broker *b, int64_t now)
+{
+    if ((!b->refused_key && !b->refused_handshake) || now - b->refused_audit_ms < 1000) return;
+    sh_txn *t = NULL;
+    sh_error err;
+    char detail[160];
+    if (sh_txn_begin(b->store, 1, &t, &err)) return;
+    if (b->refused_key) {
+        snprintf(detail, sizeof detail, "%u connection(s) refused: CURVE key not enrolled",
+                 b->refused_key);
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_NOT_ENROLLED, NULL, NULL, "-", NULL,
+                NULL, detail);
+    }
+    if (b->refused_handshake) {
+        snprintf(detail, sizeof detail,
+                 "%u connection(s) refused: handshake failed (no CURVE, or not ZMTP)",
+                 b->refused_handshake);
+        s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_PROTOCOL, NULL, NULL, "-", NULL, NULL,
+                detail);
+    }
+    if (sh_txn_commit(&t, &err) == SH_OK) {
+        if (b->refused_key + b->refused_handshake > 1)
+            s_log("warning", "%u connections refused in the last second",
+                  b->refused_key + b->refused_handshake);
+        b->refused_key = b->refused_handshake = 0;
+    }
+    b->refused_audit_ms = now;
 }
 
 /* ---- batch --------------------------------------------------------------------------- */
@@ -1280,6 +1337,13 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
             zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
             zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger))
             rc = sh_error_set(err, SH_E_IO, "zmq: %s", zmq_strerror(zmq_errno()));
+        if (!rc && (zmq_socket_monitor(b->router, "inproc://sharehub-monitor",
+                                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
+                    !(b->monitor = zmq_socket(b->ctx, ZMQ_PAIR)) ||
+                    zmq_setsockopt(b->monitor, ZMQ_LINGER, &linger, sizeof linger) ||
+                    zmq_connect(b->monitor, "inproc://sharehub-monitor")))
+            rc = sh_error_set(err, SH_E_IO, "zmq monitor: %s", zmq_strerror(zmq_errno()));
         for (int i = 0; !rc && i < 4 && cfg->endpoints[i]; i++)
             if (zmq_bind(b->router, cfg->endpoints[i]))
                 rc = sh_error_set(err, SH_E_IO, "bind %s: %s", cfg->endpoints[i],
@@ -1320,14 +1384,18 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
                 sh_txn_commit(&t, &err);
             }
         }
-        zmq_pollitem_t items[2] = {{b->router, 0, ZMQ_POLLIN, 0}, {b->zap, 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 2, 100);
+        zmq_pollitem_t items[3] = {{b->router, 0, ZMQ_POLLIN, 0},
+                                   {b->zap, 0, ZMQ_POLLIN, 0},
+                                   {b->monitor, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 3, 100);
         if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) s_zap(b);
+        if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) s_monitor(b);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_batch(b);
         int64_t now = s_now();
         if (now - last_timers >= 100) {
             s_timers(b);
+            s_audit_refused(b, now);
             last_timers = now;
         }
         s_pump(b);
@@ -1356,6 +1424,7 @@ void sh_broker_destroy(sh_broker **bp)
                 sh_txn_abort(&t);
         }
     }
+    if (b->monitor) zmq_close(b->monitor);
     if (b->router) zmq_close(b->router);
     if (b->zap) zmq_close(b->zap);
     if (b->ctx) zmq_ctx_term(b->ctx);
