@@ -14,6 +14,9 @@
  *       peers without CURVE, with unknown keys, spoofing a source, replaying an id, sending a
  *       100 MB frame and a burst of 10,000 malformed frames, while the agents keep working.
  *
+ *   sharehub-reliability keys BUILD-DIR
+ *       the broker and an agent refuse to start on a key file that is loose, missing or wrong.
+ *
  * Each prints its figures and exits 0 only when every check held (1 otherwise, 2 on usage or
  * when the scenario could not be set up).
  */
@@ -27,11 +30,13 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "client.h"
+#include "crypto.h"
 #include "error.h"
 #include "ledger.h"
 #include "synth.h"
@@ -567,11 +572,83 @@ out:
     return status;
 }
 
+/* The last line of a log, into out. */
+static void s_last_line(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        snprintf(out, cap, "%s", line);
+    fclose(f);
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '\n') out[n - 1] = '\0';
+}
+
+/* Starts who, expects it to exit 1 at once with `code` in its last log line. */
+static int s_refuses(rig *r, int who, const char *what, const char *code)
+{
+    char log[600], last[1024];
+    snprintf(log, sizeof log, "%s/%s.log", rig_dir(r), rig_org[who]);
+    if (truncate(log, 0) != 0 && errno != ENOENT) return 1;
+    if (rig_start(r, who)) return 1;
+    int st = rig_wait_exit(r, who, 10000);
+    s_last_line(log, last, sizeof last);
+    int ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(last, code) &&
+             !strstr(last, "ZZTEST");
+    printf("keys: %-4s %s %s: %s\n", ok ? "ok" : "FAIL", rig_org[who], what, last);
+    return !ok;
+}
+
+static int s_keys(const char *bindir)
+{
+    rig_opts o = {.port = 31000 + getpid() % 1700};
+    rig *r = rig_new(bindir, &o);
+    if (!r) return 2;
+    int fails = 0, status = 2;
+    /* stores made once, under the right keys */
+    if (rig_start(r, RIG_BROKER) || rig_start(r, RIG_HUB) || rig_wait_connected(r, RIG_HUB, 15000))
+        goto out;
+    if (rig_stop_all(r)) goto out;
+    status = 1;
+    const int who[2] = {RIG_BROKER, RIG_HUB};
+    for (int k = 0; k < 2; k++) {
+        char store[512], master[512], sign[512], curve[600], saved[600];
+        rig_paths(r, who[k], store, master, sign);
+        snprintf(curve, sizeof curve, "%s/%s.curve", rig_dir(r), rig_org[who[k]]);
+        snprintf(saved, sizeof saved, "%s.saved", master);
+        if (chmod(master, 0644)) goto out;
+        fails += s_refuses(r, who[k], "master key readable by others", "E401");
+        if (chmod(master, 0640)) goto out;
+        fails += s_refuses(r, who[k], "master key readable by its group", "E401");
+        if (chmod(master, 0600) || chmod(curve, 0604)) goto out;
+        fails += s_refuses(r, who[k], "CURVE secret key readable by others", "E401");
+        if (chmod(curve, 0600) || chmod(sign, 0660)) goto out;
+        fails += s_refuses(r, who[k], "signing key writable by its group", "E401");
+        if (chmod(sign, 0600) || rename(master, saved)) goto out;
+        fails += s_refuses(r, who[k], "master key missing", "E400");
+        sh_error err;
+        if (sh_key_generate_file(master, &err)) goto out;
+        fails += s_refuses(r, who[k], "another master key for its store", "E404");
+        if (rename(saved, master)) goto out;
+        FILE *f = fopen(master, "w");
+        if (!f || fputs("not a key\n", f) < 0 || fclose(f)) goto out;
+        fails += s_refuses(r, who[k], "master key file that is not a key", "E402");
+    }
+    status = fails ? 1 : 0;
+out:
+    if (status) fprintf(stderr, "keys: FAILED (KEEP=1 keeps the files)\n");
+    rig_destroy(&r);
+    return status;
+}
+
 static void s_usage(void)
 {
     fputs("usage: sharehub-reliability chaos BUILD-DIR [--seed N] [--kills N]\n"
           "       sharehub-reliability diskfull BUILD-DIR\n"
-          "       sharehub-reliability hostile BUILD-DIR\n",
+          "       sharehub-reliability hostile BUILD-DIR\n"
+          "       sharehub-reliability keys BUILD-DIR\n",
           stderr);
 }
 
@@ -597,6 +674,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "chaos") == 0) return s_chaos(argv[2], seed, kills);
     if (strcmp(argv[1], "diskfull") == 0) return s_diskfull(argv[2], seed);
     if (strcmp(argv[1], "hostile") == 0) return s_hostile(argv[2], seed);
+    if (strcmp(argv[1], "keys") == 0) return s_keys(argv[2]);
     s_usage();
     return 2;
 }

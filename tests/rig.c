@@ -278,6 +278,22 @@ int rig_signal(rig *r, int who, int sig)
     return st;
 }
 
+int rig_wait_exit(rig *r, int who, int timeout_ms)
+{
+    int64_t end = rig_ms() + timeout_ms;
+    int st = 0;
+    while (r->pid[who] > 0 && rig_ms() < end) {
+        pid_t p = waitpid(r->pid[who], &st, WNOHANG);
+        if (p == r->pid[who]) {
+            r->pid[who] = 0;
+            return st;
+        }
+        usleep(10 * 1000);
+    }
+    if (r->pid[who] > 0) rig_signal(r, who, SIGKILL);
+    return -1;
+}
+
 int rig_stop_all(rig *r)
 {
     int bad = 0;

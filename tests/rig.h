@@ -53,6 +53,10 @@ int rig_start(rig *r, int who);
 /* Sends sig and reaps the process; returns its wait status (0 for a clean exit). */
 int rig_signal(rig *r, int who, int sig);
 
+/* Waits up to timeout_ms for process who to exit by itself (SIGKILL after that); its wait
+ * status, or -1 if it had to be killed. */
+int rig_wait_exit(rig *r, int who, int timeout_ms);
+
 /* Stops the agents then the broker with SIGTERM; 0 when every one exited cleanly, else the
  * number that did not (each named on stderr). */
 int rig_stop_all(rig *r);
