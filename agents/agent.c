@@ -662,20 +662,50 @@ done:
     return out;
 }
 
-/* One stored event as JSON: its metadata and (with full) the event itself. */
+/* A stored event that cannot be read back as it was written: its seal fails (the value was
+ * altered on disk, or moved from another key), or it no longer parses. Reported to the reader,
+ * logged and audited; nothing of it is returned. */
+static json_object *s_damaged(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_err why,
+                              const char *user, const char *purpose)
+{
+    char idt[SH_EVENT_ID_STR];
+    sh_event_id_format(id, idt);
+    s_log(a, "error", "event %s is damaged in this store (E%03d %s): not returned", idt, why,
+          sh_err_name(why));
+    s_audit(a, t, SH_AUDIT_READ, SH_AUDIT_FAILED, why, id, NULL, user, NULL, purpose, NULL,
+            "stored event damaged: not returned");
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "event_id", json_object_new_string(idt));
+    json_object_object_add(o, "damaged", json_object_new_boolean(1));
+    json_object_object_add(o, "code", json_object_new_int(why));
+    json_object_object_add(o, "error", json_object_new_string(sh_err_name(why)));
+    json_object_object_add(
+        o, "message",
+        json_object_new_string("this event fails its integrity check in the agency's store "
+                               "(altered or moved on disk); nothing of it is shown: restore the "
+                               "store from a backup and ask the sender to resend"));
+    return o;
+}
+
+/* One stored event as JSON: its metadata and (with full) the event itself. NULL with *why set
+ * when it is not there (SH_E_NOT_FOUND) or cannot be read back (a damage code). */
 static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], int full,
-                                 sh_envelope **env_out)
+                                 sh_envelope **env_out, sh_err *why)
 {
     sh_buf b = {0};
     sh_error err;
     s_record r;
     json_object *o = NULL;
     if (env_out) *env_out = NULL;
-    if (sh_txn_get(t, a->events, id, 16, &b, &err) || s_parse_record(b.data, b.len, &r)) {
+    sh_err rc = sh_txn_get(t, a->events, id, 16, &b, &err);
+    if (!rc && s_parse_record(b.data, b.len, &r)) rc = SH_E_STORE_CORRUPT;
+    if (rc) {
         sh_buf_free(&b);
+        *why = rc;
         return NULL;
     }
     sh_envelope *e = NULL;
+    *why = SH_E_STORE_CORRUPT;
     if (sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) == SH_OK) {
         char idt[SH_EVENT_ID_STR];
         o = json_object_new_object();
@@ -749,8 +779,17 @@ static json_object *s_op_inbox(sh_agent *a, json_object *req)
             memcpy(id, kv.val, 16);
             uint64_t seq = sh_be64_get(kv.key);
             sh_envelope *e = NULL;
-            json_object *item = s_event_json(a, t, id, 0, &e);
-            if (!item) continue;
+            sh_err why;
+            json_object *item = s_event_json(a, t, id, 0, &e, &why);
+            if (!item && why == SH_E_NOT_FOUND) continue;
+            if (!item) {
+                item = s_damaged(a, t, id, why, user, purpose);
+                json_object_object_add(item, "seq", json_object_new_int64((int64_t)seq));
+                json_object_array_add(items, item);
+                next = seq + 1;
+                n++;
+                continue;
+            }
             json_object_object_add(item, "seq", json_object_new_int64((int64_t)seq));
             json_object_array_add(items, item);
             uint8_t refs[4][32];
@@ -784,10 +823,17 @@ static json_object *s_op_show(sh_agent *a, json_object *req)
     sh_error err;
     if (sh_txn_begin(a->store, 1, &t, &err)) return s_error_json(err.code, err.detail);
     sh_envelope *e = NULL;
-    json_object *item = s_event_json(a, t, id, 1, &e);
-    if (!item) {
+    sh_err why;
+    json_object *item = s_event_json(a, t, id, 1, &e, &why);
+    if (!item && why == SH_E_NOT_FOUND) {
         sh_txn_abort(&t);
         return s_error_json(SH_E_NOT_FOUND, "no such event at this agency");
+    }
+    if (!item) { /* the failed read is audited; the reader gets the damage, not the data */
+        json_object_put(s_damaged(a, t, id, why, user, purpose));
+        sh_txn_commit(&t, &err);
+        return s_error_json(why, "this event fails its integrity check in the agency's store "
+                                 "(altered or moved on disk); nothing of it is shown");
     }
     uint8_t refs[4][32];
     int nr = e ? s_child_refs(a, e, refs) : 0;
@@ -880,7 +926,10 @@ static json_object *s_op_child(sh_agent *a, json_object *req)
             uint8_t eid[16];
             memcpy(eid, kv.key + 32, 16);
             sh_envelope *e = NULL;
-            json_object *item = s_event_json(a, t, eid, 1, &e);
+            sh_err why;
+            json_object *item = s_event_json(a, t, eid, 1, &e, &why);
+            if (!item && why != SH_E_NOT_FOUND)
+                json_object_array_add(items, s_damaged(a, t, eid, why, user, purpose));
             if (!item) continue;
             if (e && e->event_type == ET(UNSCHEDULED_CARE_ATTENDANCE)) {
                 json_object *x = json_object_new_object();

@@ -524,6 +524,85 @@ Test(agents, outbox_survives_a_broker_outage)
     cr_assert_fail("the outbox never drained");
 }
 
+/* An intruder with disk access edits the hub's store: one byte of a sealed event flipped, two
+ * events' values swapped. The agent says which events are damaged and returns nothing of them
+ * (the swapped values would otherwise show one child's concern under another's id). */
+Test(agents, a_store_edited_on_disk_is_reported_never_read)
+{
+    char ids[3][40];
+    static uint64_t rng = 77;
+    for (int i = 0; i < 3; i++) {
+        sh_synth_child c;
+        sh_synth_child_make(&rng, "881", &c);
+        json_object *r = s_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
+        cr_assert(s_ok(r), "%s", json_object_to_json_string(r));
+        snprintf(ids[i], sizeof ids[i], "%s", s_get(r, "event_id"));
+        json_object_put(r);
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        json_object *r = s_call(HUB, "{\"op\":\"status\"}");
+        int64_t got = json_object_get_int64(json_object_object_get(r, "received"));
+        json_object_put(r);
+        if (got >= 3) break;
+        usleep(100 * 1000);
+    }
+    s_stop(&agent_pid[HUB]);
+    char *store = s_path("881.store");
+    uint8_t id[3][16], a[1 << 16], b[1 << 16];
+    size_t al = 0, bl = 0;
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(sh_event_id_parse(ids[i], id[i]), SH_OK);
+    cr_assert_eq(tu_raw_flip(store, "events", id[0], 16, 40, 0x04), 0);
+    cr_assert_eq(tu_raw_get(store, "events", id[1], 16, a, sizeof a, &al), 0);
+    cr_assert_eq(tu_raw_get(store, "events", id[2], 16, b, sizeof b, &bl), 0);
+    cr_assert_eq(tu_raw_put(store, "events", id[1], 16, b, bl), 0);
+    cr_assert_eq(tu_raw_put(store, "events", id[2], 16, a, al), 0);
+    free(store);
+    s_start_agent(HUB);
+    for (int i = 0; i < 3; i++) {
+        json_object *r = s_call(
+            HUB, "{\"op\":\"show\",\"event_id\":\"%s\",\"user\":\"sw-7\",\"purpose\":\"triage\"}",
+            ids[i]);
+        const char *txt = json_object_to_json_string(r);
+        cr_assert(!s_ok(r), "a damaged event was shown: %s", txt);
+        cr_assert_eq(json_object_get_int(json_object_object_get(r, "code")), SH_E_AUTH_FAILED,
+                     "%s", txt);
+        cr_assert_not_null(strstr(txt, "integrity"), "%s", txt);
+        cr_assert_null(strstr(txt, "SYNTHETIC-NARRATIVE-MARKER"), "%s", txt);
+        json_object_put(r);
+    }
+    /* the inbox lists them as damaged, with nothing of their content */
+    json_object *r = s_call(HUB, "{\"op\":\"inbox\",\"user\":\"sw-7\",\"purpose\":\"triage\"}");
+    cr_assert(s_ok(r));
+    json_object *items = json_object_object_get(r, "items");
+    int damaged = 0;
+    for (size_t k = 0; k < json_object_array_length(items); k++) {
+        json_object *it = json_object_array_get_idx(items, k);
+        if (json_object_get_boolean(json_object_object_get(it, "damaged"))) {
+            damaged++;
+            cr_assert_null(json_object_object_get(it, "event"));
+        }
+    }
+    cr_assert_eq(damaged, 3, "%s", json_object_to_json_string(r));
+    json_object_put(r);
+    /* and the failed reads are in the hub's audit log */
+    s_stop(&agent_pid[HUB]);
+    char *out = NULL, *st = s_path("881.store"), *mk = s_path("881.master"),
+         *sk = s_path("881.sign");
+    const char *args[] = {"audit", "replay", st, "--master", mk, "--sign-key", sk, "--json", NULL};
+    cr_assert_eq(tu_cli(&out, args), 0, "%s", out);
+    size_t failed = 0;
+    for (const char *p = out; (p = strstr(p, "stored event damaged")); p++)
+        failed++;
+    cr_assert_eq(failed, 6, "three shows and three inbox lines audited as failed reads: %zu",
+                 failed);
+    free(out);
+    free(st);
+    free(mk);
+    free(sk);
+    s_start_agent(HUB);
+}
+
 Test(agents, agent_restart_mid_case_loses_and_duplicates_nothing)
 {
     uint64_t rng = 7;

@@ -498,6 +498,12 @@ static const char *s_jstr_or(json_object *o, const char *path)
 
 static void s_print_item(json_object *it)
 {
+    if (json_object_get_boolean(json_object_object_get(it, "damaged"))) {
+        printf("DAMAGED  %s  E%03d %s: %s\n", s_jstr_or(it, "event_id"),
+               json_object_get_int(json_object_object_get(it, "code")), s_jstr_or(it, "error"),
+               s_jstr_or(it, "message"));
+        return;
+    }
     const char *given = s_jstr(it, "event.child.given_name"),
                *family = s_jstr(it, "event.child.family_name"),
                *nhs = s_jstr(it, "event.child.nhs_number"), *upn = s_jstr(it, "event.child.upn");
