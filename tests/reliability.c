@@ -14,6 +14,9 @@
  *       peers without CURVE, with unknown keys, spoofing a source, replaying an id, sending a
  *       100 MB frame and a burst of 10,000 malformed frames, while the agents keep working.
  *
+ *   sharehub-reliability backlog BUILD-DIR [--events N]
+ *       the hub offline while N events (default 200,000) queue for it: the broker's resident
+ *       memory before and after.
  *   sharehub-reliability keys BUILD-DIR
  *       the broker and an agent refuse to start on a key file that is loose, missing or wrong.
  *
@@ -441,7 +444,7 @@ static int s_hostile(const char *bindir, uint64_t seed)
     if (rig_client(r, RIG_HEALTH, &health) || rig_client(r, RIG_PUB, &pub)) goto out;
     status = 1;
     double base = s_ping_ms(health);
-    long rss0 = rig_rss_kib(r, RIG_BROKER, NULL);
+    long rss0 = rig_rss_kib(r, RIG_BROKER, NULL, NULL);
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
         int ok_ = (cond);                                                                          \
@@ -510,11 +513,11 @@ static int s_hostile(const char *bindir, uint64_t seed)
     sh_client *big = NULL;
     size_t bigsize = 100u << 20;
     uint8_t *huge = calloc(1, bigsize);
-    got = huge && rig_client(r, RIG_PUB, &big) == 0 && sh_client_publish(big, huge, bigsize) == SH_OK &&
-          sh_client_recv(big, 3000, &m) == SH_OK;
+    got = huge && rig_client(r, RIG_PUB, &big) == 0 &&
+          sh_client_publish(big, huge, bigsize) == SH_OK && sh_client_recv(big, 3000, &m) == SH_OK;
     free(huge);
     sh_client_destroy(&big);
-    long rss1 = rig_rss_kib(r, RIG_BROKER, NULL);
+    long rss1 = rig_rss_kib(r, RIG_BROKER, NULL, NULL);
     CHECK(!got && rss1 >= 0 && rss1 - rss0 < 32 * 1024,
           "a 100 MB frame: connection dropped, no answer; broker RSS %ld -> %ld KiB", rss0, rss1);
 
@@ -543,11 +546,31 @@ static int s_hostile(const char *bindir, uint64_t seed)
     CHECK(worst < 1000, "another agent's PING during the burst: worst %.0f ms (idle %.0f ms)",
           worst, base);
 
-    /* 7. the real agents never noticed: events still flow end to end */
+    /* 7. a flood of connections from one key: 200 at once, each pinging, while another agent
+     * pings (ZeroMQ's per-peer pipes are bounded; each connection is its own session) */
+    sh_client *flood[200];
+    int opened = 0;
+    for (; opened < 200; opened++)
+        if (rig_client(r, RIG_PUB, &flood[opened]) || sh_client_ping(flood[opened])) break;
+    double flood_worst = 0;
+    for (int i = 0; i < 20; i++) {
+        double p = s_ping_ms(health);
+        if (p < 0 || p > flood_worst) flood_worst = p < 0 ? 1e9 : p;
+    }
+    int pongs = 0;
+    for (int i = 0; i < opened; i++) {
+        pongs += sh_client_expect(flood[i], "PONG", 3000, &m) == SH_OK;
+        sh_client_destroy(&flood[i]);
+    }
+    CHECK(opened == 200 && flood_worst < 1000,
+          "200 connections from one key (%d answered): another agent's PING worst %.0f ms", pongs,
+          flood_worst);
+
+    /* 8. the real agents never noticed: events still flow end to end */
     int flowed = s_feed_n(r, &f, 50) == 0 && s_settle(r, f.n, 30000) == 0;
     CHECK(flowed, "50 events published through the agents afterwards all delivered");
 
-    /* 8. every refusal is in the broker's audit log (connections once a second, in total) */
+    /* 9. every refusal is in the broker's audit log (connections once a second, in total) */
     sleep(2);
     if (rig_stop_all(r)) fails++;
     long n_mal = s_refusals(r, SH_E_MALFORMED), n_spoof = s_refusals(r, SH_E_SPOOFED_SOURCE),
@@ -643,12 +666,96 @@ out:
     return status;
 }
 
+/* Publishes n requests for support (the hub's alone) straight to the broker with R1L's key,
+ * up to `window` unconfirmed at a time; returns how many were confirmed (-1 on a refusal). */
+static long s_pump_events(sh_client *c, uint64_t *rng, long n, int window)
+{
+    long sent = 0, confirmed = 0;
+    sh_synth_child child;
+    sh_synth_child_make(rng, "881", &child);
+    while (confirmed < n) {
+        while (sent < n && sent - confirmed < window) {
+            uint8_t *env = NULL;
+            size_t len = 0;
+            sh_error err;
+            if (sent % 64 == 0) sh_synth_child_make(rng, "881", &child);
+            if (sh_synth_event(rng, 1, &child, "R1L", NULL, NULL, 0, &env, &len, &err) ||
+                sh_client_publish(c, env, len)) {
+                free(env);
+                return -1;
+            }
+            free(env);
+            sent++;
+        }
+        sh_msg m;
+        if (sh_client_expect(c, "CONFIRM", 10000, &m)) return -1;
+        if (sh_msg_code(&m) != 0) {
+            fprintf(stderr, "backlog: refused E%03d\n", sh_msg_code(&m));
+            return -1;
+        }
+        confirmed++;
+    }
+    return confirmed;
+}
+
+static int s_backlog(const char *bindir, uint64_t seed, long events)
+{
+    rig_opts o = {.port = 31000 + getpid() % 1700, .map_mib = 4096};
+    rig *r = rig_new(bindir, &o);
+    if (!r) return 2;
+    sh_client *c = NULL;
+    int status = 2;
+    /* the broker alone: every recipient is offline */
+    if (rig_start(r, RIG_BROKER) || rig_client(r, RIG_PUB, &c)) goto out;
+    status = 1;
+    uint64_t rng = seed;
+    long warm = events / 20, done = 0;
+    int64_t t0 = rig_ms();
+    if (s_pump_events(c, &rng, warm, 256) != warm) goto out;
+    done += warm;
+    long anon0 = 0, rss0 = rig_rss_kib(r, RIG_BROKER, NULL, &anon0);
+    printf("backlog: %7ld events queued for the offline hub: broker RSS %6ld KiB, of which "
+           "heap %5ld KiB\n",
+           done, rss0, anon0);
+    while (done < events) {
+        long chunk = events / 4 < events - done ? events / 4 : events - done;
+        if (s_pump_events(c, &rng, chunk, 256) != chunk) goto out;
+        done += chunk;
+        long anon = 0, rss = rig_rss_kib(r, RIG_BROKER, NULL, &anon);
+        printf("backlog: %7ld events queued for the offline hub: broker RSS %6ld KiB, of which "
+               "heap %5ld KiB\n",
+               done, rss, anon);
+    }
+    double secs = (double)(rig_ms() - t0) / 1000;
+    long anon1 = 0, peak1 = 0, rss1 = rig_rss_kib(r, RIG_BROKER, &peak1, &anon1);
+    char store[512], master[512], sign[512], data[600];
+    rig_paths(r, RIG_BROKER, store, master, sign);
+    snprintf(data, sizeof data, "%s/data.mdb", store);
+    struct stat st;
+    long mib = stat(data, &st) == 0 ? (long)(st.st_size >> 20) : -1;
+    /* the queue lives in LMDB: the broker's own memory (heap) stays flat; the rest of its RSS
+     * is pages of the store's file mapped read-only, clean page cache the kernel reclaims */
+    int flat = anon1 >= 0 && anon1 - anon0 < 8 * 1024;
+    printf("backlog: %ld events confirmed in %.1f s (%.0f/s); store %ld MiB; broker heap %ld -> "
+           "%ld KiB (%+ld KiB): %s; RSS %ld -> %ld KiB (peak %ld), the rest being the store's "
+           "mapped file pages\n",
+           events, secs, (double)events / secs, mib, anon0, anon1, anon1 - anon0,
+           flat ? "flat" : "GROWING", rss0, rss1, peak1);
+    status = flat ? 0 : 1;
+out:
+    if (status) fprintf(stderr, "backlog: FAILED\n");
+    sh_client_destroy(&c);
+    rig_destroy(&r);
+    return status;
+}
+
 static void s_usage(void)
 {
     fputs("usage: sharehub-reliability chaos BUILD-DIR [--seed N] [--kills N]\n"
           "       sharehub-reliability diskfull BUILD-DIR\n"
           "       sharehub-reliability hostile BUILD-DIR\n"
-          "       sharehub-reliability keys BUILD-DIR\n",
+          "       sharehub-reliability keys BUILD-DIR\n"
+          "       sharehub-reliability backlog BUILD-DIR [--events N]\n",
           stderr);
 }
 
@@ -661,11 +768,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     int kills = 24;
+    long events = 200000;
     for (int i = 3; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--seed") == 0)
             seed = strtoull(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--kills") == 0)
             kills = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--events") == 0)
+            events = atol(argv[i + 1]);
         else {
             s_usage();
             return 2;
@@ -675,6 +785,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "diskfull") == 0) return s_diskfull(argv[2], seed);
     if (strcmp(argv[1], "hostile") == 0) return s_hostile(argv[2], seed);
     if (strcmp(argv[1], "keys") == 0) return s_keys(argv[2]);
+    if (strcmp(argv[1], "backlog") == 0) return s_backlog(argv[2], seed, events);
     s_usage();
     return 2;
 }

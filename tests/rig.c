@@ -474,18 +474,20 @@ const char *rig_broker_public(const rig *r)
     return r->bpub;
 }
 
-long rig_rss_kib(const rig *r, int who, long *peak_kib)
+long rig_rss_kib(const rig *r, int who, long *peak_kib, long *anon_kib)
 {
     char p[64], line[256];
-    long rss = -1, hwm = -1;
+    long rss = -1, hwm = -1, anon = -1;
     snprintf(p, sizeof p, "/proc/%d/status", (int)r->pid[who]);
     FILE *f = fopen(p, "r");
     if (!f) return -1;
     while (fgets(line, sizeof line, f)) {
         sscanf(line, "VmRSS: %ld kB", &rss);
         sscanf(line, "VmHWM: %ld kB", &hwm);
+        sscanf(line, "RssAnon: %ld kB", &anon);
     }
     fclose(f);
     if (peak_kib) *peak_kib = hwm;
+    if (anon_kib) *anon_kib = anon;
     return rss;
 }

@@ -93,8 +93,10 @@ const char *rig_broker_public(const rig *r);
 /* Paths in the scratch directory for a process: its store, master key and signing key. */
 void rig_paths(const rig *r, int who, char store[512], char master[512], char sign[512]);
 
-/* Peak (VmHWM) and current (VmRSS) resident set of a running process, in KiB; -1 if unknown. */
-long rig_rss_kib(const rig *r, int who, long *peak_kib);
+/* Current resident set (VmRSS) of a running process in KiB, -1 if unknown; with its peak
+ * (VmHWM) and its anonymous part (RssAnon: heap and stacks, without file pages such as the
+ * LMDB map) when asked. */
+long rig_rss_kib(const rig *r, int who, long *peak_kib, long *anon_kib);
 
 /* xorshift64* */
 uint64_t rig_rand(uint64_t *s);

@@ -565,8 +565,8 @@ Test(agents, a_store_edited_on_disk_is_reported_never_read)
             ids[i]);
         const char *txt = json_object_to_json_string(r);
         cr_assert(!s_ok(r), "a damaged event was shown: %s", txt);
-        cr_assert_eq(json_object_get_int(json_object_object_get(r, "code")), SH_E_AUTH_FAILED,
-                     "%s", txt);
+        cr_assert_eq(json_object_get_int(json_object_object_get(r, "code")), SH_E_AUTH_FAILED, "%s",
+                     txt);
         cr_assert_not_null(strstr(txt, "integrity"), "%s", txt);
         cr_assert_null(strstr(txt, "SYNTHETIC-NARRATIVE-MARKER"), "%s", txt);
         json_object_put(r);
