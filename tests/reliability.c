@@ -739,15 +739,16 @@ static int s_backlog(const char *bindir, uint64_t seed, long events)
     /* ASan keeps freed memory in quarantine (256 MiB) and grows its own caches: the figures
      * are printed, the dev build judges them */
     int flat = 1;
-    printf("backlog: sanitizer build: memory reported, not judged\n");
+    const char *verdict = "not judged in a sanitizer build";
 #else
     int flat = anon1 >= 0 && anon1 - anon0 < 8 * 1024;
+    const char *verdict = flat ? "flat" : "GROWING";
 #endif
     printf("backlog: %ld events confirmed in %.1f s (%.0f/s); store %ld MiB; broker heap %ld -> "
            "%ld KiB (%+ld KiB): %s; RSS %ld -> %ld KiB (peak %ld), the rest being the store's "
            "mapped file pages\n",
-           events, secs, (double)events / secs, mib, anon0, anon1, anon1 - anon0,
-           flat ? "flat" : "GROWING", rss0, rss1, peak1);
+           events, secs, (double)events / secs, mib, anon0, anon1, anon1 - anon0, verdict, rss0,
+           rss1, peak1);
     status = flat ? 0 : 1;
 out:
     if (status) fprintf(stderr, "backlog: FAILED\n");
