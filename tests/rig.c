@@ -215,6 +215,22 @@ pid_t rig_pid(const rig *r, int who)
     return r->pid[who];
 }
 
+/* Starts argv[0] with stdout and stderr appended to log; its pid, or -1. */
+static pid_t s_spawn(const char *const *argv, const char *log)
+{
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    return pid < 0 ? -1 : pid;
+}
+
 int rig_start(rig *r, int who)
 {
     char bin[600], log[600], store[512], master[512], sign[512], curve[512], reg[512], pol[512],
@@ -245,20 +261,8 @@ int rig_start(rig *r, int who)
         argv[n++] = cfg;
     }
     argv[n] = NULL;
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fd);
+    pid_t pid = s_spawn(argv, log);
+    if (pid < 0) return -1;
     r->pid[who] = pid;
     return 0;
 }
@@ -428,20 +432,8 @@ int rig_cli(rig *r, const char *const *args)
     for (size_t i = 0; args[i] && n < 39; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fd);
+    pid_t pid = s_spawn(argv, log);
+    if (pid < 0) return -1;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) return -1;
