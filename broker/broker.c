@@ -19,6 +19,7 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,10 @@ struct sh_broker {
      * second, so a flood of bad handshakes cannot flood the log or the disk) */
     unsigned refused_key, refused_handshake;
     int64_t refused_audit_ms;
+    /* connections closed, and handshakes failed, since start: every connection that fails
+     * its handshake is reported as failed before it is reported closed, so closed - failed
+     * never exceeds the number of connections closed after their handshake succeeded */
+    uint64_t closed_total, failed_total, dropped_audited;
     char public_key[SH_Z85_LEN + 1];
     sh_key *master, *audit_key;
     sh_signkey *signer;
@@ -1104,7 +1109,11 @@ static void s_zap(sh_broker *b)
 /* ---- refused connections ------------------------------------------------------------- */
 
 /* One event from the router's monitor: a handshake that failed below the protocol (a peer
- * without CURVE, with a wrong server key, or sending bytes that are not ZMTP). */
+ * without CURVE, with a wrong server key, or sending bytes that are not ZMTP), or a closed
+ * connection. ZeroMQ closes a connection without telling the socket when the peer sends a
+ * message over ZMQ_MAXMSGSIZE, so a close after the handshake is the only trace of an
+ * oversized frame. (The events name the local endpoint, not the peer, and the handshake's
+ * success carries no file descriptor: so these are counts.) */
 static void s_monitor(sh_broker *b)
 {
     zmq_msg_t m[2];
@@ -1114,21 +1123,31 @@ static void s_monitor(sh_broker *b)
         zmq_msg_recv(&m[1], b->monitor, 0) >= 0 && zmq_msg_size(&m[0]) >= 2) {
         uint16_t ev;
         memcpy(&ev, zmq_msg_data(&m[0]), 2);
-        if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL))
+        if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
             if (b->refused_handshake++ == 0)
                 s_log("warning", "connection refused: handshake failed (no CURVE, or not ZMTP)");
+        }
+        /* (a refused key is counted by the ZAP handler, which sees it first) */
+        if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
+            b->failed_total++;
+        if (ev & ZMQ_EVENT_DISCONNECTED) b->closed_total++;
     }
     zmq_msg_close(&m[0]);
     zmq_msg_close(&m[1]);
 }
 
-/* Records the connections refused since the last record, in one audit entry. */
+/* Records the connections refused or dropped since the last record, in one audit entry
+ * each. */
 static void s_audit_refused(sh_broker *b, int64_t now)
 {
-    if ((!b->refused_key && !b->refused_handshake) || now - b->refused_audit_ms < 1000) return;
+    uint64_t after = b->closed_total > b->failed_total ? b->closed_total - b->failed_total : 0;
+    uint64_t dropped = after > b->dropped_audited ? after - b->dropped_audited : 0;
+    if ((!b->refused_key && !b->refused_handshake && !dropped) || now - b->refused_audit_ms < 1000)
+        return;
     sh_txn *t = NULL;
     sh_error err;
-    char detail[160];
+    char detail[320];
     if (sh_txn_begin(b->store, 1, &t, &err)) return;
     if (b->refused_key) {
         snprintf(detail, sizeof detail, "%u connection(s) refused: CURVE key not enrolled",
@@ -1143,11 +1162,21 @@ static void s_audit_refused(sh_broker *b, int64_t now)
         s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_PROTOCOL, NULL, NULL, "-", NULL, NULL,
                 detail);
     }
+    if (dropped) {
+        snprintf(detail, sizeof detail,
+                 "%" PRIu64 " connection(s) closed by the transport after the handshake (peer "
+                 "closed or crashed, network failed, or a message over 4 MiB)",
+                 dropped);
+        s_audit(b, t, SH_AUDIT_CONNECTION, SH_AUDIT_FAILED, SH_E_CONNECTION_CLOSED, NULL, NULL, "-",
+                NULL, NULL, detail);
+    }
     if (sh_txn_commit(&t, &err) == SH_OK) {
         if (b->refused_key + b->refused_handshake > 1)
             s_log("warning", "%u connections refused in the last second",
                   b->refused_key + b->refused_handshake);
+        if (dropped) s_log("warning", "%s", detail);
         b->refused_key = b->refused_handshake = 0;
+        b->dropped_audited += dropped;
     }
     b->refused_audit_ms = now;
 }
@@ -1337,9 +1366,10 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
             zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
             zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger))
             rc = sh_error_set(err, SH_E_IO, "zmq: %s", zmq_strerror(zmq_errno()));
-        if (!rc && (zmq_socket_monitor(b->router, "inproc://sharehub-monitor",
-                                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
+        if (!rc && (zmq_socket_monitor(
+                        b->router, "inproc://sharehub-monitor",
+                        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) ||
                     !(b->monitor = zmq_socket(b->ctx, ZMQ_PAIR)) ||
                     zmq_setsockopt(b->monitor, ZMQ_LINGER, &linger, sizeof linger) ||
                     zmq_connect(b->monitor, "inproc://sharehub-monitor")))

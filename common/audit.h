@@ -24,15 +24,16 @@
 #define SH_AUDIT_CP_BYTES   145  /* one signed checkpoint (docs/audit-format.md) */
 
 typedef enum sh_audit_action {
-    SH_AUDIT_WRITE = 1,   /* stored locally */
-    SH_AUDIT_READ = 2,    /* read by a person or system (actor_user, purpose) */
-    SH_AUDIT_SEND = 3,    /* sent to the broker / a recipient (peer_org) */
-    SH_AUDIT_RECEIVE = 4, /* received from peer_org */
-    SH_AUDIT_DENY = 5,    /* sharing with peer_org refused by policy (rule, code) */
-    SH_AUDIT_DELIVER = 6, /* delivered to peer_org and acknowledged */
-    SH_AUDIT_REFUSE = 7,  /* input refused (code), e.g. a malformed or forged event */
-    SH_AUDIT_ADMIN = 8,   /* start, stop, key or policy change */
-    SH_AUDIT_WITNESS = 9, /* (broker) an agent's signed checkpoint recorded (detail) */
+    SH_AUDIT_WRITE = 1,       /* stored locally */
+    SH_AUDIT_READ = 2,        /* read by a person or system (actor_user, purpose) */
+    SH_AUDIT_SEND = 3,        /* sent to the broker / a recipient (peer_org) */
+    SH_AUDIT_RECEIVE = 4,     /* received from peer_org */
+    SH_AUDIT_DENY = 5,        /* sharing with peer_org refused by policy (rule, code) */
+    SH_AUDIT_DELIVER = 6,     /* delivered to peer_org and acknowledged */
+    SH_AUDIT_REFUSE = 7,      /* input refused (code), e.g. a malformed or forged event */
+    SH_AUDIT_ADMIN = 8,       /* start, stop, key or policy change */
+    SH_AUDIT_WITNESS = 9,     /* (broker) an agent's signed checkpoint recorded (detail) */
+    SH_AUDIT_CONNECTION = 10, /* (broker) authenticated connections closed by the transport */
 } sh_audit_action;
 
 typedef enum sh_audit_outcome {

@@ -65,12 +65,13 @@ typedef enum sh_err {
     SH_E_AUDIT_FORMAT = 605,      /* an entry cannot be parsed */
     SH_E_AUDIT_ROLLED_BACK = 606, /* the log is behind or forked from a witnessed checkpoint */
 
-    SH_E_PROTOCOL = 700,       /* not a sharehub protocol message; detail says why */
-    SH_E_NOT_ENROLLED = 701,   /* the peer's key is not (or no longer) enrolled */
-    SH_E_SPOOFED_SOURCE = 702, /* envelope source_org is not the authenticated organisation */
-    SH_E_REPLAYED = 703,       /* an event id already used for different content */
-    SH_E_UNKNOWN_EVENT = 704,  /* a receipt or ack names an event the broker does not hold */
-    SH_E_UNAVAILABLE = 705,    /* the broker cannot accept now (store full, shutting down) */
+    SH_E_PROTOCOL = 700,          /* not a sharehub protocol message; detail says why */
+    SH_E_NOT_ENROLLED = 701,      /* the peer's key is not (or no longer) enrolled */
+    SH_E_SPOOFED_SOURCE = 702,    /* envelope source_org is not the authenticated organisation */
+    SH_E_REPLAYED = 703,          /* an event id already used for different content */
+    SH_E_UNKNOWN_EVENT = 704,     /* a receipt or ack names an event the broker does not hold */
+    SH_E_UNAVAILABLE = 705,       /* the broker cannot accept now (store full, shutting down) */
+    SH_E_CONNECTION_CLOSED = 706, /* the transport closed an authenticated connection */
 
     SH_E_DENY_NO_ISP = 800,     /* no Information Sharing Protocol covers this share */
     SH_E_DENY_NOT_ACTIVE = 801, /* the covering ISP is a draft or suspended */

@@ -222,7 +222,7 @@ Test(audit, bad_entries_are_refused)
     e.detail = NULL;
     e.action = 0;
     cr_assert_eq(sh_audit_append(audit, t, &e, NULL, &err), SH_E_INVAL);
-    e.action = 10;
+    e.action = SH_AUDIT_CONNECTION + 1;
     cr_assert_eq(sh_audit_append(audit, t, &e, NULL, &err), SH_E_INVAL);
     e.action = SH_AUDIT_READ;
     e.outcome = 3;

@@ -393,7 +393,7 @@ Test(store, disk_full_is_a_clean_error)
 {
     /* A private mount namespace with a 512 KiB tmpfs: needs root (CI and the dev machines
      * run as root); skipped where the kernel refuses. */
-    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("tmpfs", dir, "tmpfs", 0, "size=512k,mode=0700") != 0) {
         cr_skip_test("cannot mount a small tmpfs here (%s)", strerror(errno));
     }

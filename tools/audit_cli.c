@@ -568,7 +568,7 @@ static int s_replay_cmd(int argc, char **argv)
             p.f.isp = argv[++i];
         else if (strcmp(argv[i], "--action") == 0) {
             p.f.action = 0;
-            for (int a = SH_AUDIT_WRITE; a <= SH_AUDIT_WITNESS; a++)
+            for (int a = SH_AUDIT_WRITE; a <= SH_AUDIT_CONNECTION; a++)
                 if (strcmp(sh_audit_action_name(a), v) == 0) p.f.action = a;
             bad = p.f.action == 0;
             i++;
