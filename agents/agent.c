@@ -323,7 +323,36 @@ static void s_on_confirm(sh_agent *a, const sh_msg *m)
     if (code) s_log(a, "warning", "the broker refused an event: E%03d", code);
 }
 
-static void s_on_deliver(sh_agent *a, const sh_msg *m)
+/* Deliveries drained from the broker together are stored in one write transaction (group
+ * commit: one fsync for the batch) and acknowledged together once it has committed. */
+#define DELIVER_BATCH 256
+typedef struct s_batch {
+    sh_txn *t;
+    uint64_t inbox_seq; /* the next arrival number inside t */
+    size_t n;
+    uint8_t ack[DELIVER_BATCH][16];
+} s_batch;
+
+/* Commits the batch, then acknowledges each event in it; a failed commit acknowledges
+ * nothing (the broker resends). */
+static void s_flush(sh_agent *a, s_batch *bt)
+{
+    if (!bt->t) return;
+    sh_error err;
+    sh_err rc = s_put_seq(a, bt->t, "inbox_seq", bt->inbox_seq, &err);
+    if (rc || sh_txn_commit(&bt->t, &err)) {
+        sh_txn_abort(&bt->t);
+        s_log(a, "error", "storing %zu deliveries: %s", bt->n, err.detail);
+    } else {
+        a->inbox_seq = bt->inbox_seq;
+        for (size_t i = 0; i < bt->n; i++)
+            sh_client_ack(a->broker, bt->ack[i]);
+    }
+    bt->t = NULL;
+    bt->n = 0;
+}
+
+static void s_on_deliver(sh_agent *a, const sh_msg *m, s_batch *bt)
 {
     if (m->nframes != 5 || m->len[0] != 16 || m->len[1] > SH_ORG_MAX || m->len[2] > 64) return;
     char peer[SH_ORG_MAX + 1], rule[65];
@@ -337,33 +366,36 @@ static void s_on_deliver(sh_agent *a, const sh_msg *m)
         s_log(a, "error", "the broker delivered an invalid event: %s", err.detail);
         return; /* not acknowledged: it stays queued at the broker for inspection */
     }
-    sh_txn *t = NULL;
     sh_buf b = {0};
-    if (sh_txn_begin(a->store, 1, &t, &err)) goto out;
-    sh_err rc = sh_txn_get(t, a->events, m->frame[0], 16, &b, &err);
-    if (rc == SH_OK) { /* a redelivery: already durable here */
-        sh_txn_abort(&t);
-        sh_client_ack(a->broker, m->frame[0]);
+    if (!bt->t) {
+        if (sh_txn_begin(a->store, 1, &bt->t, &err)) goto out;
+        bt->inbox_seq = a->inbox_seq;
+    }
+    sh_err rc = sh_txn_get(bt->t, a->events, m->frame[0], 16, &b, &err);
+    if (rc == SH_OK) { /* a redelivery: already durable here (or in this batch) */
+        memcpy(bt->ack[bt->n++], m->frame[0], 16);
         goto out;
     }
     uint8_t seqkey[8], refs[4][32];
     int nr = s_child_refs(a, e, refs);
-    rc = s_store_event(a, t, DIR_RECEIVED, peer, rule, m->len[3] ? 1 : 0, e, m->frame[4], m->len[4],
-                       &err);
-    sh_be64_put(seqkey, a->inbox_seq);
-    if (!rc) rc = sh_txn_put(t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
-    if (!rc) rc = s_put_seq(a, t, "inbox_seq", a->inbox_seq + 1, &err);
+    rc = s_store_event(a, bt->t, DIR_RECEIVED, peer, rule, m->len[3] ? 1 : 0, e, m->frame[4],
+                       m->len[4], &err);
+    sh_be64_put(seqkey, bt->inbox_seq);
+    if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
     if (!rc)
-        s_audit(a, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, m->frame[0], nr ? refs[0] : NULL, "agent",
-                peer, NULL, rule, sh_event_type_name(e->event_type));
-    if (rc || sh_txn_commit(&t, &err)) {
-        sh_txn_abort(&t);
+        s_audit(a, bt->t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, m->frame[0], nr ? refs[0] : NULL,
+                "agent", peer, NULL, rule, sh_event_type_name(e->event_type));
+    if (rc) {
+        /* the transaction cannot go on: none of the batch is acknowledged, all is resent */
         s_log(a, "error", "storing a delivery: %s", err.detail);
-        goto out; /* not acknowledged: the broker resends it */
+        sh_txn_abort(&bt->t);
+        bt->n = 0;
+        goto out;
     }
-    a->inbox_seq++;
-    sh_client_ack(a->broker, m->frame[0]);
+    bt->inbox_seq++;
+    memcpy(bt->ack[bt->n++], m->frame[0], 16);
 out:
+    if (bt->n == DELIVER_BATCH) s_flush(a, bt);
     sh_buf_free(&b);
     sh_envelope_free(e);
 }
@@ -426,8 +458,14 @@ static void s_on_witnessed(sh_agent *a, const sh_msg *m)
 static void s_broker_io(sh_agent *a)
 {
     sh_msg m;
+    s_batch bt = {0};
     while (sh_client_recv(a->broker, 0, &m) == SH_OK) {
         a->heard_ms = s_now();
+        if (strcmp(m.command, "DELIVER") == 0) {
+            s_on_deliver(a, &m, &bt);
+            continue;
+        }
+        s_flush(a, &bt); /* the other handlers write in their own transactions */
         if (strcmp(m.command, "READY") == 0) {
             a->connected = 1;
             a->nflight = 0;    /* resend what was in flight: the broker dedupes */
@@ -445,12 +483,11 @@ static void s_broker_io(sh_agent *a)
             s_on_witnessed(a, &m);
         } else if (strcmp(m.command, "CONFIRM") == 0) {
             s_on_confirm(a, &m);
-        } else if (strcmp(m.command, "DELIVER") == 0) {
-            s_on_deliver(a, &m);
         } else if (strcmp(m.command, "ERROR") == 0) {
             s_log(a, "error", "broker error E%03d", sh_msg_code(&m));
         }
     }
+    s_flush(a, &bt);
 }
 
 static void s_timers(sh_agent *a)

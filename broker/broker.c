@@ -1314,6 +1314,11 @@ static sh_err s_load_curve(sh_broker *b, char secret[SH_Z85_LEN + 1], sh_error *
 sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err)
 {
     *out = NULL;
+    /* deliveries, confirms and receipts share ZeroMQ's 1,000-message queue per connection */
+    if (cfg->window > 512)
+        return sh_error_set(err, SH_E_INVAL,
+                            "window %u: at most 512 unacknowledged deliveries per recipient",
+                            cfg->window);
     sh_broker *b = calloc(1, sizeof *b);
     if (!b) return sh_error_set(err, SH_E_NOMEM, "broker");
     b->cfg = *cfg;
@@ -1321,7 +1326,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!b->cfg.org_code) b->cfg.org_code = "SHAREHUB";
     if (b->cfg.heartbeat_ms <= 0) b->cfg.heartbeat_ms = 5000;
     if (b->cfg.redeliver_ms <= 0) b->cfg.redeliver_ms = 30000;
-    if (!b->cfg.window) b->cfg.window = 64;
+    if (!b->cfg.window) b->cfg.window = 256;
     b->replies = calloc(BATCH_MAX * 2, sizeof *b->replies);
     char secret[SH_Z85_LEN + 1] = "";
     sh_store_opts so = {.map_size = cfg->map_size};

@@ -89,6 +89,8 @@ static const char *s_policy_head =
     "lawful_basis: {article6: public_task, article9: substantial_public_interest, "
     "dpa_schedule1_paragraph: 18}\nconsent: not_required\n";
 
+static int s_agent_configs(rig *r);
+
 static int s_setup(rig *r)
 {
     char text[4096], pub[RIG_N][SH_Z85_LEN + 1], date[11];
@@ -130,6 +132,11 @@ static int s_setup(rig *r)
              "  - {organisation: RAJ, data_items: [child.nhs_number, "
              "safeguarding_concern.category]}\n",
              s_policy_head, date);
+    if (r->o.policy) {
+        snprintf(text, sizeof text, "id: isp-rig-custom\n%sreview_date: '%s'\n%s", s_policy_head,
+                 date, r->o.policy);
+        return s_write(r, "policy/isp-rig-custom.yaml", text) ? -1 : s_agent_configs(r);
+    }
     if (s_write(r, "policy/isp-rig-concerns.yaml", text)) return -1;
     snprintf(text, sizeof text,
              "id: isp-rig-rfs\n%sreview_date: '%s'\npurposes: [early_help]\n"
@@ -138,6 +145,12 @@ static int s_setup(rig *r)
              "request_for_support]}]\n",
              s_policy_head, date);
     if (s_write(r, "policy/isp-rig-rfs.yaml", text)) return -1;
+    return s_agent_configs(r);
+}
+
+static int s_agent_configs(rig *r)
+{
+    char text[4096];
     for (int i = 1; i < RIG_N; i++) {
         char name[64], subs[128] = "";
         if (i == RIG_HUB && r->o.hub_subscriptions)

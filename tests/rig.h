@@ -30,6 +30,9 @@ typedef struct rig_opts {
     int port;                      /* TCP port on 127.0.0.1 */
     unsigned redeliver_ms;         /* broker redelivery; 0: 1000 */
     const char *hub_subscriptions; /* the hub agent's subscriptions; NULL: all */
+    /* the body of the only ISP (after its id, head and review date: purposes, event types,
+     * senders, recipients); NULL: the rig's two ISPs */
+    const char *policy;
 } rig_opts;
 
 typedef struct rig rig;

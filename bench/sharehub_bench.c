@@ -1,0 +1,419 @@
+/*
+ * sharehub_bench.c — issue 7's workload on sharehub, through the real executables: the broker
+ * and three recipient agents (the hub 881, a school 8819990, an acute trust RAJ), each with its
+ * own encrypted, audited store, on loopback (tests/rig.c starts them). One publisher, holding
+ * the community trust R1L's key, publishes requests for support of about 1 KB that one ISP
+ * permits, whole, to all three.
+ *
+ * A publish is confirmed by the broker only after its durable, audited write; a recipient
+ * acknowledges only after its own durable write; each acknowledgement comes back to the
+ * publisher as a DELIVERED receipt. An event is "fully delivered" when the publisher holds
+ * all three receipts, so the latency printed is publish -> stored at all three recipients ->
+ * receipt back at the publisher: one broker hop more than "stored at the recipient".
+ *
+ * Prints "key value" lines (bench/run makes the table). Not a test.
+ *
+ * usage: sharehub_bench BUILD-DIR throughput N WINDOW
+ *        sharehub_bench BUILD-DIR latency RATE SECONDS
+ *        sharehub_bench BUILD-DIR backlog N        (recipients offline; then kill -9, restart)
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "client.h"
+#include "codec.h"
+#include "rig.h"
+#include "synth.h"
+
+#define NARRATIVE  560 /* makes an encoded request for support of about 1 KB */
+#define RECIPIENTS 3
+
+static const char *s_policy =
+    "purposes: [safeguarding]\nevent_types: [request_for_support]\n"
+    "senders: [{organisation: R1L}]\nrecipients:\n"
+    "  - {organisation: '881', data_items: [child, level_of_need, request_for_support]}\n"
+    "  - {organisation: '8819990', data_items: [child, level_of_need, request_for_support]}\n"
+    "  - {organisation: RAJ, data_items: [child, level_of_need, request_for_support]}\n";
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of n sorted values. */
+static double s_q(const double *v, size_t n, double q)
+{
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return n ? v[i < n ? i : n - 1] : 0;
+}
+
+/* ---- events ------------------------------------------------------------------------- */
+
+typedef struct event {
+    uint8_t *buf;
+    size_t len;
+    uint8_t id[16];
+    double sent, confirmed, delivered;
+    int receipts;
+} event;
+
+typedef struct run {
+    event *ev;
+    size_t n;
+    size_t *slot; /* open-addressing table: event id -> index + 1 */
+    size_t cap;
+    uint64_t rng;
+    sh_synth_child child;
+    size_t bytes;
+} run;
+
+static size_t s_hash(const uint8_t id[16], size_t cap)
+{
+    uint64_t h;
+    memcpy(&h, id + 8, 8); /* UUIDv7: the random half */
+    return (size_t)(h * 0x9E3779B97F4A7C15ull) & (cap - 1);
+}
+
+static event *s_find(run *r, const uint8_t id[16])
+{
+    for (size_t i = s_hash(id, r->cap);; i = (i + 1) & (r->cap - 1)) {
+        if (!r->slot[i]) return NULL;
+        event *e = &r->ev[r->slot[i] - 1];
+        if (memcmp(e->id, id, 16) == 0) return e;
+    }
+}
+
+/* Makes event i (encoded, id recorded and indexed); 0 or -1. */
+static int s_make(run *r, size_t i)
+{
+    sh_error err;
+    sh_envelope *env = NULL;
+    event *e = &r->ev[i];
+    if (i % 50 == 0) sh_synth_child_make(&r->rng, "881", &r->child);
+    if (sh_synth_event(&r->rng, 1, &r->child, "R1L", NULL, NULL, NARRATIVE, &e->buf, &e->len,
+                       &err) ||
+        sh_envelope_decode(e->buf, e->len, &env, &err)) {
+        fprintf(stderr, "sharehub_bench: event: %s\n", err.detail);
+        return -1;
+    }
+    memcpy(e->id, env->event_id.data, 16);
+    sh_envelope_free(env);
+    size_t k = s_hash(e->id, r->cap);
+    while (r->slot[k])
+        k = (k + 1) & (r->cap - 1);
+    r->slot[k] = i + 1;
+    r->bytes += e->len;
+    return 0;
+}
+
+static int s_run_new(run *r, size_t n, uint64_t seed)
+{
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    r->rng = seed;
+    for (r->cap = 1024; r->cap < 2 * n; r->cap *= 2)
+        ;
+    r->ev = calloc(n, sizeof *r->ev);
+    r->slot = calloc(r->cap, sizeof *r->slot);
+    if (!r->ev || !r->slot) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (s_make(r, i)) return -1;
+    return 0;
+}
+
+static void s_run_free(run *r)
+{
+    for (size_t i = 0; r->ev && i < r->n; i++)
+        free(r->ev[i].buf);
+    free(r->ev);
+    free(r->slot);
+}
+
+/* ---- the publisher ------------------------------------------------------------------ */
+
+/* One message from the broker: a CONFIRM, or a receipt (acknowledged). -1 on a refusal. */
+static int s_handle(run *r, sh_client *c, const sh_msg *m, size_t *confirmed, size_t *delivered,
+                    size_t *inflight)
+{
+    double now = s_now();
+    if (strcmp(m->command, "CONFIRM") == 0) {
+        if (sh_msg_code(m) != 0) {
+            fprintf(stderr, "sharehub_bench: publish refused: E%03d %.*s\n", sh_msg_code(m),
+                    m->nframes > 2 ? (int)m->len[2] : 0,
+                    m->nframes > 2 ? (const char *)m->frame[2] : "");
+            return -1;
+        }
+        event *e = m->len[0] == 16 ? s_find(r, m->frame[0]) : NULL;
+        if (e && e->confirmed == 0) {
+            e->confirmed = now;
+            (*confirmed)++;
+            (*inflight)--;
+        }
+    } else if (strcmp(m->command, "DELIVER") == 0 && m->nframes >= 5 && m->len[0] == 16) {
+        sh_envelope *env = NULL;
+        sh_error err;
+        if (sh_envelope_decode_minimised(m->frame[4], m->len[4], &env, &err) == SH_OK &&
+            env->body_case == SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT &&
+            env->delivery_receipt->for_event_id.len == 16) {
+            event *e = s_find(r, env->delivery_receipt->for_event_id.data);
+            if (e && ++e->receipts == RECIPIENTS) {
+                e->delivered = now;
+                (*delivered)++;
+            }
+        }
+        sh_envelope_free(env);
+        uint8_t id[16];
+        memcpy(id, m->frame[0], 16);
+        if (sh_client_ack(c, id)) return -1;
+    }
+    return 0;
+}
+
+/* Publishes every event of r, at most window unconfirmed, at rate events/s (0: as fast as
+ * the window allows); waits until all are fully delivered. 0, or -1. */
+static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_delivery,
+                     double *t_end)
+{
+    size_t next = 0, confirmed = 0, delivered = 0, inflight = 0;
+    double t0 = s_now(), last = t0;
+    sh_msg m;
+    while (need_delivery ? delivered < r->n : confirmed < r->n) {
+        double now = s_now();
+        int progressed = 0;
+        while (next < r->n && inflight < window && (rate <= 0 || now >= t0 + next / rate)) {
+            r->ev[next].sent = now;
+            if (sh_client_publish(c, r->ev[next].buf, r->ev[next].len)) return -1;
+            next++;
+            inflight++;
+            progressed = 1;
+            if (rate > 0) break; /* paced: one at its time */
+        }
+        sh_err rc;
+        while ((rc = sh_client_recv(c, 0, &m)) == SH_OK) {
+            if (s_handle(r, c, &m, &confirmed, &delivered, &inflight)) return -1;
+            progressed = 1;
+        }
+        if (rc != SH_E_NOT_FOUND) return -1;
+        if (progressed) {
+            last = now;
+            continue;
+        }
+        if (now - last > 60) {
+            fprintf(stderr, "sharehub_bench: stalled: %zu confirmed, %zu delivered of %zu\n",
+                    confirmed, delivered, r->n);
+            return -1;
+        }
+        /* nothing to do: wait for a message, or until the next paced send */
+        zmq_pollitem_t item = {sh_client_socket(c), 0, ZMQ_POLLIN, 0};
+        long wait_us = 1000;
+        if (rate > 0 && next < r->n) {
+            double due = t0 + next / rate - now;
+            wait_us = due <= 0 ? 0 : (long)(due * 1e6);
+        }
+        if (wait_us >= 1000)
+            zmq_poll(&item, 1, wait_us / 1000);
+        else if (wait_us > 0)
+            nanosleep(&(struct timespec){0, wait_us * 1000}, NULL);
+    }
+    *t_end = s_now();
+    return 0;
+}
+
+/* ---- the three programs --------------------------------------------------------------- */
+
+static rig *s_rig(const char *bindir, int with_recipients, unsigned map_mib)
+{
+    rig_opts o = {.port = 32000 + getpid() % 1700, .policy = s_policy, .map_mib = map_mib};
+    rig *g = rig_new(bindir, &o);
+    if (!g) return NULL;
+    int ok = rig_start(g, RIG_BROKER) == 0;
+    for (int i = RIG_HUB; ok && with_recipients && i <= RIG_HEALTH; i++)
+        ok = rig_start(g, i) == 0 && rig_wait_connected(g, i, 15000) == 0;
+    if (!ok) rig_destroy(&g);
+    return g;
+}
+
+static sh_client *s_publisher(rig *g)
+{
+    sh_client *c = NULL;
+    sh_msg m;
+    if (rig_client(g, RIG_PUB, &c) || sh_client_hello(c, "*") ||
+        sh_client_expect(c, "READY", 10000, &m)) {
+        sh_client_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+static void s_latencies(const run *r, const char *prefix)
+{
+    double *d = malloc(r->n * sizeof *d);
+    if (!d) return;
+    for (size_t i = 0; i < r->n; i++)
+        d[i] = (r->ev[i].delivered - r->ev[i].sent) * 1e3;
+    qsort(d, r->n, sizeof *d, s_cmp);
+    printf("%s_p50_ms %.2f\n%s_p99_ms %.2f\n%s_p999_ms %.2f\n%s_max_ms %.2f\n", prefix,
+           s_q(d, r->n, 0.5), prefix, s_q(d, r->n, 0.99), prefix, s_q(d, r->n, 0.999), prefix,
+           d[r->n - 1]);
+    free(d);
+}
+
+static int s_throughput(const char *bindir, size_t n, size_t window)
+{
+    run r;
+    rig *g = NULL;
+    sh_client *c = NULL;
+    int status = 1;
+    double t_end;
+    if (s_run_new(&r, n, 0x5eed + n) || !(g = s_rig(bindir, 1, 0)) || !(c = s_publisher(g)))
+        goto out;
+    double t0 = s_now();
+    if (s_publish(&r, c, window, 0, 1, &t_end)) goto out;
+    double last_confirm = 0;
+    for (size_t i = 0; i < n; i++)
+        if (r.ev[i].confirmed > last_confirm) last_confirm = r.ev[i].confirmed;
+    long peak = 0;
+    rig_rss_kib(g, RIG_BROKER, &peak, NULL);
+    printf("events %zu\nevent_bytes %.0f\nconfirmed_per_s %.0f\ndelivered_per_s %.0f\n"
+           "broker_peak_rss_kib %ld\n",
+           n, (double)r.bytes / (double)n, (double)n / (last_confirm - t0),
+           (double)n / (t_end - t0), peak);
+    s_latencies(&r, "saturated");
+    status = 0;
+out:
+    sh_client_destroy(&c);
+    if (g && rig_stop_all(g)) status = 1;
+    rig_destroy(&g);
+    s_run_free(&r);
+    return status;
+}
+
+static int s_latency(const char *bindir, double rate, double seconds)
+{
+    run r;
+    rig *g = NULL;
+    sh_client *c = NULL;
+    int status = 1;
+    double t_end;
+    size_t n = (size_t)(rate * seconds);
+    if (n < 100 || s_run_new(&r, n, 0x1a7 + n) || !(g = s_rig(bindir, 1, 0)) ||
+        !(c = s_publisher(g)))
+        goto out;
+    double t0 = s_now();
+    if (s_publish(&r, c, 100000, rate, 1, &t_end)) goto out;
+    printf("rate %.0f\nevents %zu\nachieved_per_s %.0f\n", rate, n,
+           (double)n / (r.ev[n - 1].sent - t0));
+    s_latencies(&r, "latency");
+    status = 0;
+out:
+    sh_client_destroy(&c);
+    if (g && rig_stop_all(g)) status = 1;
+    rig_destroy(&g);
+    s_run_free(&r);
+    return status;
+}
+
+/* Until the broker answers a PING: seconds, or -1. */
+static double s_until_serving(rig *g, double t0, double limit_s)
+{
+    while (s_now() - t0 < limit_s) {
+        sh_client *c = NULL;
+        sh_msg m;
+        int ok = rig_client(g, RIG_PUB, &c) == 0 && sh_client_ping(c) == SH_OK &&
+                 sh_client_expect(c, "PONG", 100, &m) == SH_OK;
+        sh_client_destroy(&c);
+        if (ok) return s_now() - t0;
+    }
+    return -1;
+}
+
+static int s_backlog(const char *bindir, size_t n)
+{
+    run r;
+    rig *g = NULL;
+    sh_client *c = NULL;
+    int status = 1;
+    double t_end;
+    /* events are made in chunks, so a million need not be held at once */
+    size_t chunk = n < 100000 ? n : 100000, done = 0;
+    if (s_run_new(&r, chunk, 0xb10c) || !(g = s_rig(bindir, 0, 16384)) || !(c = s_publisher(g)))
+        goto out;
+    long rss0 = rig_rss_kib(g, RIG_BROKER, NULL, NULL);
+    double t0 = s_now();
+    while (done < n) {
+        if (done) { /* the next chunk: fresh events under the same table */
+            for (size_t i = 0; i < r.n; i++)
+                free(r.ev[i].buf);
+            memset(r.ev, 0, r.n * sizeof *r.ev);
+            memset(r.slot, 0, r.cap * sizeof *r.slot);
+            for (size_t i = 0; i < r.n; i++)
+                if (s_make(&r, i)) goto out;
+        }
+        if (s_publish(&r, c, 512, 0, 0, &t_end)) goto out;
+        done += r.n;
+        fprintf(stderr, "backlog: %zu queued\n", done);
+    }
+    sleep(2); /* the broker's housekeeping settles */
+    long peak = 0, anon = 0, rss1 = rig_rss_kib(g, RIG_BROKER, &peak, &anon);
+    printf("queued_events %zu\nqueue_entries %zu\npublish_per_s %.0f\nbroker_rss_before_kib "
+           "%ld\nbroker_rss_queued_kib %ld\nbroker_anon_queued_kib %ld\nbroker_peak_rss_kib "
+           "%ld\n",
+           done, done * RECIPIENTS, (double)done / (t_end - t0), rss0, rss1, anon, peak);
+    sh_client_destroy(&c);
+    /* kill -9 with the queue full, restart, time until it answers and until it confirms */
+    if (rig_signal(g, RIG_BROKER, SIGKILL) || rig_wait_exit(g, RIG_BROKER, 10000) < 0) goto out;
+    double k0 = s_now();
+    if (rig_start(g, RIG_BROKER)) goto out;
+    double serving = s_until_serving(g, k0, 30);
+    double confirm = -1;
+    sh_msg m;
+    if (serving >= 0 && (c = s_publisher(g))) {
+        sh_error err;
+        free(r.ev[0].buf);
+        r.ev[0].buf = NULL;
+        if (sh_synth_event(&r.rng, 1, &r.child, "R1L", NULL, NULL, NARRATIVE, &r.ev[0].buf,
+                           &r.ev[0].len, &err) == SH_OK &&
+            sh_client_publish(c, r.ev[0].buf, r.ev[0].len) == SH_OK &&
+            sh_client_expect(c, "CONFIRM", 10000, &m) == SH_OK && sh_msg_code(&m) == 0)
+            confirm = s_now() - k0;
+    }
+    long rss2 = rig_rss_kib(g, RIG_BROKER, NULL, NULL);
+    printf("restart_serving_s %.3f\nrestart_first_confirm_s %.3f\nbroker_rss_restarted_kib %ld\n",
+           serving, confirm, rss2);
+    status = serving >= 0 && confirm >= 0 ? 0 : 1;
+out:
+    sh_client_destroy(&c);
+    if (g && rig_stop_all(g)) status = 1;
+    rig_destroy(&g);
+    s_run_free(&r);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc >= 5 && strcmp(argv[2], "throughput") == 0)
+        return s_throughput(argv[1], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
+    if (argc >= 5 && strcmp(argv[2], "latency") == 0)
+        return s_latency(argv[1], strtod(argv[3], NULL), strtod(argv[4], NULL));
+    if (argc >= 4 && strcmp(argv[2], "backlog") == 0)
+        return s_backlog(argv[1], strtoul(argv[3], NULL, 10));
+    fprintf(stderr, "usage: sharehub_bench BUILD-DIR throughput N WINDOW\n"
+                    "       sharehub_bench BUILD-DIR latency RATE SECONDS\n"
+                    "       sharehub_bench BUILD-DIR backlog N\n");
+    return 2;
+}
