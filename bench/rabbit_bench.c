@@ -16,6 +16,8 @@
  *
  * usage: rabbit_bench PORT throughput N WINDOW
  *        rabbit_bench PORT latency RATE SECONDS
+ *        rabbit_bench PORT fill N          (N persistent messages queued, no consumer)
+ *        rabbit_bench PORT probe SECONDS   (until a publish is confirmed: the seconds taken)
  */
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
@@ -338,6 +340,69 @@ static int s_run(int port, size_t n, size_t window, double rate, int latency_mod
     return status;
 }
 
+/* Publishes n messages (confirmed) into the three queues with nobody consuming. */
+static int s_fill(int port, size_t n)
+{
+    payloads p = {0};
+    size_t chunk = n < 10000 ? n : 10000;
+    if (n == 0 || s_payloads(&p, chunk)) return 2;
+    amqp_connection_state_t c = s_connect(port);
+    if (!c || s_declare(c)) return 2;
+    amqp_confirm_select(c, 1);
+    if (s_ok(c, "confirm select")) return 2;
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 2};
+    uint64_t acked = 0;
+    size_t next = 0;
+    double t0 = s_now();
+    while (acked < n) {
+        while (next < n && next - acked < 512) {
+            amqp_bytes_t body = {p.len[next % chunk], p.buf[next % chunk]};
+            if (amqp_basic_publish(c, 1, amqp_cstring_bytes(EXCHANGE), amqp_empty_bytes, 0, 0,
+                                   &props, body) != 0)
+                return 1;
+            next++;
+        }
+        if (s_confirms(c, &acked, 100000)) return 1;
+    }
+    printf("queued_events %zu\npublish_per_s %.0f\n", n, (double)n / (s_now() - t0));
+    s_close(c);
+    s_payloads_free(&p);
+    return 0;
+}
+
+/* Tries, every 20 ms, to connect and have one persistent message confirmed. */
+static int s_probe(int port, double limit)
+{
+    double t0 = s_now();
+    while (s_now() - t0 < limit) {
+        amqp_connection_state_t c = NULL;
+        int ok = 0;
+        FILE *devnull = freopen("/dev/null", "w", stderr); /* refusals are expected here */
+        (void)devnull;
+        if ((c = s_connect(port)) != NULL) {
+            /* (declaring an existing exchange again is harmless; a fresh node has none) */
+            amqp_exchange_declare(c, 1, amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes("fanout"),
+                                  0, 1, 0, 0, amqp_empty_table);
+            amqp_confirm_select(c, 1);
+            uint64_t acked = 0;
+            amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG,
+                                             .delivery_mode = 2};
+            ok = s_ok(c, "confirm select") == 0 &&
+                 amqp_basic_publish(c, 1, amqp_cstring_bytes(EXCHANGE), amqp_empty_bytes, 0, 0,
+                                    &props, amqp_cstring_bytes("probe")) == 0 &&
+                 s_confirms(c, &acked, 2000000) == 0 && acked == 1;
+            s_close(c);
+        }
+        if (ok) {
+            printf("serving_s %.3f\n", s_now() - t0);
+            return 0;
+        }
+        usleep(20 * 1000);
+    }
+    printf("serving_s -1\n");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -347,7 +412,13 @@ int main(int argc, char **argv)
         double rate = strtod(argv[3], NULL);
         return s_run(atoi(argv[1]), (size_t)(rate * strtod(argv[4], NULL)), 100000, rate, 1);
     }
+    if (argc >= 4 && strcmp(argv[2], "fill") == 0)
+        return s_fill(atoi(argv[1]), strtoul(argv[3], NULL, 10));
+    if (argc >= 4 && strcmp(argv[2], "probe") == 0)
+        return s_probe(atoi(argv[1]), strtod(argv[3], NULL));
     fprintf(stderr, "usage: rabbit_bench PORT throughput N WINDOW\n"
-                    "       rabbit_bench PORT latency RATE SECONDS\n");
+                    "       rabbit_bench PORT latency RATE SECONDS\n"
+                    "       rabbit_bench PORT fill N\n"
+                    "       rabbit_bench PORT probe SECONDS\n");
     return 2;
 }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "audit.h"
@@ -84,6 +85,7 @@ struct sh_broker {
      * its handshake is reported as failed before it is reported closed, so closed - failed
      * never exceeds the number of connections closed after their handshake succeeded */
     uint64_t closed_total, failed_total, dropped_audited;
+    unsigned dropped_sends; /* messages refused by a full peer queue since the last log line */
     char public_key[SH_Z85_LEN + 1];
     sh_key *master, *audit_key;
     sh_signkey *signer;
@@ -168,8 +170,13 @@ static void s_reply_addf(s_reply *r, const char *fmt, ...)
 static void s_send_frames(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *cmd,
                           uint8_t *const *frames, const size_t *lens, size_t n)
 {
-    /* A peer that has gone is not an error: ZeroMQ drops the message. */
-    zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    /* A peer that has gone is not an error (EHOSTUNREACH); one whose queue is full (EAGAIN:
+     * it does not read) loses this message, counted and logged once a second. Nothing of a
+     * message is sent when its first frame is refused. */
+    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() == EAGAIN) b->dropped_sends++;
+        return;
+    }
     zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(b->router, cmd, strlen(cmd), (n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
     for (size_t i = 0; i < n; i++)
@@ -944,6 +951,21 @@ static void s_pump(sh_broker *b)
     sh_txn_abort(&t);
 }
 
+/* The store's pages this process has mapped count in its resident set though they belong
+ * to the page cache; past 32 MiB they are unmapped (they stay cached), so the broker's
+ * resident set stays flat however long the queues grow. Checked once a second. */
+#define MAPPED_MAX (32L << 20)
+static void s_trim(sh_broker *b)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    long size = 0, resident = 0, shared = 0;
+    int n = f ? fscanf(f, "%ld %ld %ld", &size, &resident, &shared) : 0;
+    if (f) fclose(f);
+    if (n == 3 && shared * sysconf(_SC_PAGESIZE) > MAPPED_MAX &&
+        sh_store_release_pages(b->store) != SH_OK)
+        s_log("warning", "could not release the store's mapped pages");
+}
+
 /* Resends deliveries whose ACK is overdue; forgets sessions that went silent. */
 static void s_timers(sh_broker *b)
 {
@@ -1358,7 +1380,10 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
         }
         sh_buf_free(&v);
     }
-    int one = 1, linger = 0;
+    /* messages queued to one peer: ZeroMQ learns what the peer has read only every half of
+     * this, so about 2,000 are dependable: the window (at most 512) plus the publish window
+     * of its agent (64) plus receipts fit with room */
+    int one = 1, linger = 0, hwm = 4096;
     int64_t maxmsg = MAX_MSG;
     if (!rc) {
         b->ctx = zmq_ctx_new();
@@ -1369,7 +1394,9 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
             zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, secret, SH_Z85_LEN) ||
             zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, "sharehub", 8) ||
             zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-            zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger))
+            zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger) ||
+            zmq_setsockopt(b->router, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+            zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one))
             rc = sh_error_set(err, SH_E_IO, "zmq: %s", zmq_strerror(zmq_errno()));
         if (!rc && (zmq_socket_monitor(
                         b->router, "inproc://sharehub-monitor",
@@ -1431,6 +1458,14 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
         if (now - last_timers >= 100) {
             s_timers(b);
             s_audit_refused(b, now);
+            if (now / 1000 != last_timers / 1000) {
+                s_trim(b);
+                if (b->dropped_sends)
+                    s_log("warning",
+                          "%u messages dropped: a peer's queue was full (it is not reading)",
+                          b->dropped_sends);
+                b->dropped_sends = 0;
+            }
             last_timers = now;
         }
         s_pump(b);

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 
 struct sh_store {
@@ -385,6 +387,42 @@ sh_err sh_store_get_info(sh_store *s, sh_store_info *info)
     info->page_size = st.ms_psize;
     info->used = (ei.me_last_pgno + 1) * (size_t)st.ms_psize;
     return SH_OK;
+}
+
+/* Finds LMDB's map of the data file in /proc/self/maps (LMDB does not say where it is: its
+ * envinfo address is only the MDB_FIXEDMAP one), by the data file's device and inode. */
+static sh_err s_find_map(sh_store *s, void **addr, size_t *len)
+{
+    *addr = NULL;
+    int fd = -1;
+    struct stat st;
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &st) != 0) return SH_E_STORE;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f) return SH_E_IO;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino;
+        unsigned maj, mnr;
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &mnr, &ino) == 5 &&
+            ino == (unsigned long)st.st_ino && maj == major(st.st_dev) && mnr == minor(st.st_dev) &&
+            hi > lo) {
+            *addr = (void *)lo;
+            *len = hi - lo;
+            break;
+        }
+    }
+    fclose(f);
+    return *addr ? SH_OK : SH_E_NOT_FOUND;
+}
+
+sh_err sh_store_release_pages(sh_store *s)
+{
+    void *addr;
+    size_t len = 0;
+    sh_err rc = s_find_map(s, &addr, &len); /* found afresh: never a stale address */
+    if (rc) return rc;
+    /* on a shared file mapping MADV_DONTNEED drops page table entries, never data */
+    return madvise(addr, len, MADV_DONTNEED) == 0 ? SH_OK : SH_E_IO;
 }
 
 /* ---- transactions -------------------------------------------------------------------- */

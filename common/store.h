@@ -123,6 +123,12 @@ typedef struct sh_store_info {
 
 sh_err sh_store_get_info(sh_store *s, sh_store_info *info);
 
+/* Unmaps from this process the store's pages it has touched: they stay in the kernel's page
+ * cache (nothing is written or lost: LMDB maps the file read-only and writes with pwrite) and
+ * fault back in when next read. Keeps a long-running process's resident set from growing
+ * with the size of the store it walks. SH_E_IO if the kernel refuses. */
+sh_err sh_store_release_pages(sh_store *s);
+
 /* ---- transactions -------------------------------------------------------------------- */
 
 /* Begins a transaction; write != 0 for a write transaction (one at a time; blocks). */
