@@ -325,7 +325,7 @@ static void s_on_confirm(sh_agent *a, const sh_msg *m)
 
 /* Deliveries drained from the broker together are stored in one write transaction (group
  * commit: one fsync for the batch) and acknowledged together once it has committed. */
-#define DELIVER_BATCH 256
+#define DELIVER_BATCH SH_ACK_MAX
 typedef struct s_batch {
     sh_txn *t;
     uint64_t inbox_seq; /* the next arrival number inside t */
@@ -345,8 +345,7 @@ static void s_flush(sh_agent *a, s_batch *bt)
         s_log(a, "error", "storing %zu deliveries: %s", bt->n, err.detail);
     } else {
         a->inbox_seq = bt->inbox_seq;
-        for (size_t i = 0; i < bt->n; i++)
-            sh_client_ack(a->broker, bt->ack[i]);
+        sh_client_ack_many(a->broker, (const uint8_t(*)[16])bt->ack, bt->n);
     }
     bt->t = NULL;
     bt->n = 0;

@@ -145,9 +145,22 @@ static void s_run_free(run *r)
 
 /* ---- the publisher ------------------------------------------------------------------ */
 
+/* Receipts to acknowledge: one ACK for what one drain of the socket brought, as an agent does. */
+typedef struct acks {
+    uint8_t id[SH_ACK_MAX][16];
+    size_t n;
+} acks;
+
+static int s_ack_flush(sh_client *c, acks *a)
+{
+    sh_err rc = sh_client_ack_many(c, (const uint8_t(*)[16])a->id, a->n);
+    a->n = 0;
+    return rc ? -1 : 0;
+}
+
 /* One message from the broker: a CONFIRM, or a receipt (acknowledged). -1 on a refusal. */
 static int s_handle(run *r, sh_client *c, const sh_msg *m, size_t *confirmed, size_t *delivered,
-                    size_t *inflight)
+                    size_t *inflight, acks *a)
 {
     double now = s_now();
     if (strcmp(m->command, "CONFIRM") == 0) {
@@ -176,9 +189,8 @@ static int s_handle(run *r, sh_client *c, const sh_msg *m, size_t *confirmed, si
             }
         }
         sh_envelope_free(env);
-        uint8_t id[16];
-        memcpy(id, m->frame[0], 16);
-        if (sh_client_ack(c, id)) return -1;
+        memcpy(a->id[a->n++], m->frame[0], 16);
+        if (a->n == SH_ACK_MAX && s_ack_flush(c, a)) return -1;
     }
     return 0;
 }
@@ -191,6 +203,7 @@ static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_
     size_t next = 0, confirmed = 0, delivered = 0, inflight = 0;
     double t0 = s_now(), last = t0;
     sh_msg m;
+    acks a = {.n = 0};
     while (need_delivery ? delivered < r->n : confirmed < r->n) {
         double now = s_now();
         int progressed = 0;
@@ -204,9 +217,10 @@ static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_
         }
         sh_err rc;
         while ((rc = sh_client_recv(c, 0, &m)) == SH_OK) {
-            if (s_handle(r, c, &m, &confirmed, &delivered, &inflight)) return -1;
+            if (s_handle(r, c, &m, &confirmed, &delivered, &inflight, &a)) return -1;
             progressed = 1;
         }
+        if (s_ack_flush(c, &a)) return -1;
         if (rc != SH_E_NOT_FOUND) return -1;
         if (progressed) {
             last = now;

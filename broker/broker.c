@@ -1046,8 +1046,17 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
         }
         s_publish(b, t, seq, from, arg, arglen, r);
     } else if (strcmp(cmd, "ACK") == 0 && n == 4) {
-        s_reply *r = s_reply_new(b, rid, rid_len, "NONE");
-        if (r) s_ack(b, t, seq, si, arg, arglen, r);
+        /* one id, or up to SH_ACK_MAX ids in one frame (s_batch leaves room for them all) */
+        if (arglen == 0 || arglen % 16 || arglen / 16 > SH_ACK_MAX) {
+            s_error_now(b, rid, rid_len, SH_E_PROTOCOL, "ACK: want 1 to 256 event ids of 16 bytes");
+            s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, SH_E_PROTOCOL, NULL, NULL, from->code,
+                    NULL, NULL, "malformed ACK");
+            return;
+        }
+        for (size_t i = 0; i < arglen; i += 16) {
+            s_reply *r = s_reply_new(b, rid, rid_len, "NONE");
+            if (r) s_ack(b, t, seq, si, arg + i, 16, r);
+        }
     } else if (strcmp(cmd, "HELLO") == 0 && n == 4) {
         s_session *s = &b->sessions[si];
         /* one live session per organisation: a reconnect replaces the old one */
@@ -1232,7 +1241,9 @@ static void s_batch(sh_broker *b)
     }
     uint64_t seq = b->seq;
     b->nreplies = 0;
-    for (int k = 0; k < BATCH_MAX; k++) {
+    /* (replies hold BATCH_MAX * 2: stop reading while one more message of SH_ACK_MAX acks
+     * could not fit) */
+    for (int k = 0; k < BATCH_MAX && b->nreplies + SH_ACK_MAX <= BATCH_MAX * 2; k++) {
         zmq_msg_t parts[6];
         size_t n = 0;
         int more = 1, got = 1;

@@ -118,6 +118,13 @@ sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16])
     return s_send(c, "ACK", event_id, 16, 1);
 }
 
+sh_err sh_client_ack_many(sh_client *c, const uint8_t (*ids)[16], size_t n)
+{
+    if (n == 0) return SH_OK;
+    if (n > SH_ACK_MAX) return SH_E_INVAL;
+    return s_send(c, "ACK", ids, n * 16, 1);
+}
+
 sh_err sh_client_ping(sh_client *c)
 {
     return s_send(c, "PING", NULL, 0, 0);

@@ -57,6 +57,11 @@ sh_err sh_client_publish(sh_client *c, const uint8_t *env, size_t len);
 /* Sends ACK for a delivered event, after the agent has made it durable. */
 sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16]);
 
+/* One ACK for n (1..SH_ACK_MAX) delivered events, their ids in one frame. SH_E_INVAL if n is
+ * too large. */
+#define SH_ACK_MAX 256
+sh_err sh_client_ack_many(sh_client *c, const uint8_t (*ids)[16], size_t n);
+
 sh_err sh_client_ping(sh_client *c);
 
 /* Sends WITNESS: this store's id (16 bytes) and its newest signed audit checkpoint (145

@@ -637,6 +637,55 @@ Test(broker, audit_log_verifies_after_a_session)
     sh_signkey_destroy(&sk);
 }
 
+Test(broker, one_ack_settles_a_batch_and_a_malformed_ack_is_refused)
+{
+    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    sh_msg m;
+    uint8_t ids[3][16];
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        uint8_t *ev = s_event(2, "8819990", NULL, &len);
+        s_publish(school, ev, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0);
+        free(ev);
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+        memcpy(ids[i], m.frame[0], 16);
+    }
+    /* one ACK, three ids: three DELIVERED receipts reach the school */
+    cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, 3), SH_OK);
+    int seen[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        sh_envelope *r = NULL;
+        sh_error err;
+        cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
+        cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+        cr_assert_eq(r->delivery_receipt->status,
+                     SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED);
+        for (int i = 0; i < 3; i++)
+            seen[i] |= memcmp(r->delivery_receipt->for_event_id.data, ids[i], 16) == 0;
+        sh_envelope_free(r);
+        uint8_t rid[16];
+        memcpy(rid, m.frame[0], 16);
+        cr_assert_eq(sh_client_ack(school, rid), SH_OK);
+    }
+    cr_assert(seen[0] && seen[1] && seen[2], "a receipt for each acknowledged event");
+    /* the same ACK again changes nothing: no second receipts */
+    cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, 3), SH_OK);
+    cr_assert_eq(sh_client_recv(school, 500, &m), SH_E_NOT_FOUND);
+    /* not a whole number of ids, or too many: refused with its code */
+    uint8_t junk[17] = {0};
+    const void *f[3] = {"SHv1", "ACK", junk};
+    size_t l[3] = {4, 3, sizeof junk};
+    cr_assert_eq(sh_client_send_raw(hub, f, l, 3), SH_OK);
+    cr_assert_eq(sh_client_expect(hub, "ERROR", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), SH_E_PROTOCOL);
+    cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, SH_ACK_MAX + 1), SH_E_INVAL);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+}
+
 Test(broker, read_receipts_go_to_the_sender_only)
 {
     sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB), *health = s_agent(HEALTH);
