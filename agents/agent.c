@@ -30,8 +30,11 @@
 #include "client.h"
 #include "codec.h"
 #include "crypto.h"
+#include "http.h"
 #include "ident.h"
 #include "json.h"
+#include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "yaml.h"
 
@@ -51,7 +54,7 @@ typedef struct y_config {
     char *org;
     int role;
     y_broker *broker;
-    char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions;
+    char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions, *http;
     unsigned heartbeat_ms, witness_ms;
     int log_level;
 } y_config;
@@ -74,6 +77,7 @@ static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("socket", CYAML_FLAG_POINTER, y_config, socket, 1, 100),
     CYAML_FIELD_STRING_PTR("subscriptions", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            subscriptions, 1, 1000),
+    CYAML_FIELD_STRING_PTR("http", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config, http, 1, 64),
     CYAML_FIELD_UINT("heartbeat_ms", CYAML_FLAG_OPTIONAL, y_config, heartbeat_ms),
     CYAML_FIELD_UINT("witness_ms", CYAML_FLAG_OPTIONAL, y_config, witness_ms),
     CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL, y_config, log_level, s_levels, 3),
@@ -103,6 +107,17 @@ struct sh_agent {
     uint64_t inbox_seq, outbox_seq;
     s_flight flight[WINDOW];
     unsigned nflight;
+    /* metrics (docs/operations.md#metrics), each counted once its write has committed */
+    uint64_t outbox0;         /* outbox entries when the agent started */
+    uint64_t queued, settled; /* entries put into the outbox, and removed by a CONFIRM */
+    uint64_t accepted;        /* of those settled: accepted by the broker */
+    uint64_t received;        /* deliveries stored */
+    sh_tally refused;         /* code=,by=: refusals by the broker, and of local requests */
+    sh_tally denied;          /* reason=,isp=: recipients the broker's policy refused */
+    sh_hist confirm_latency;  /* stored in the outbox to confirmed by the broker */
+    sh_hist delivery_latency; /* the sender's published_at to stored here */
+    int64_t started_ms;
+    sh_http *http;
 };
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -114,20 +129,21 @@ static int64_t s_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void s_log(const sh_agent *a, const char *level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_log(const sh_agent *a, const char *level, const char *fmt, ...)
+/* logfmt lines on stderr (common/log.h), naming this agency; never personal data. */
+static void s_log_event(const sh_agent *a, const char *level, const uint8_t *event_id,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void s_log_event(const sh_agent *a, const char *level, const uint8_t *event_id,
+                        const char *fmt, ...)
 {
-    int rank = level[0] == 'e' ? 2 : level[0] == 'w' ? 1 : 0;
-    if (a->cfg && rank < a->cfg->log_level) return;
-    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sh_logv(level[0] == 'e'   ? SH_LOG_ERROR
+            : level[0] == 'w' ? SH_LOG_WARNING
+                              : SH_LOG_INFO,
+            a->cfg ? a->cfg->org : NULL, event_id, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "ts=%lld level=%s component=agent org=%s msg=\"%s\"\n", (long long)s_now(),
-            level, a->cfg ? a->cfg->org : "-", msg);
 }
+#define s_log(a, level, ...) s_log_event(a, level, NULL, __VA_ARGS__)
 
 static void s_audit(sh_agent *a, sh_txn *t, uint8_t action, uint8_t outcome, sh_err code,
                     const uint8_t *id, const uint8_t *child, const char *user, const char *peer,
@@ -274,6 +290,37 @@ static void s_drain(sh_agent *a)
     sh_txn_abort(&t);
 }
 
+static void s_count_refused(sh_agent *a, int code, const char *by)
+{
+    char lab[SH_LABELS_MAX] = "";
+    sh_label(lab, sizeof lab, "code", sh_err_name((sh_err)code));
+    sh_label(lab, sizeof lab, "by", by);
+    sh_tally_add(&a->refused, lab, 1);
+}
+
+/* Counts a CONFIRM once recorded: its code, its latency, and the recipients it names as
+ * denied (outcome lines "<org> deny <code> <rule>", docs/protocol.md). */
+static void s_count_confirm(sh_agent *a, const sh_msg *m, int code, int64_t stored_ms)
+{
+    a->settled++;
+    if (code) {
+        s_count_refused(a, code, "broker");
+        return;
+    }
+    a->accepted++;
+    if (stored_ms) sh_hist_observe(&a->confirm_latency, (double)(s_now() - stored_ms) / 1e3);
+    for (size_t i = 3; i < m->nframes; i++) {
+        char line[160], org[16], rule[72];
+        int dc = 0;
+        snprintf(line, sizeof line, "%.*s", (int)m->len[i], (const char *)m->frame[i]);
+        if (sscanf(line, "%15s deny %d %71s", org, &dc, rule) != 3) continue;
+        char lab[SH_LABELS_MAX] = "";
+        sh_label(lab, sizeof lab, "reason", sh_err_name((sh_err)dc));
+        sh_label(lab, sizeof lab, "isp", rule);
+        sh_tally_add(&a->denied, lab, 1);
+    }
+}
+
 static void s_on_confirm(sh_agent *a, const sh_msg *m)
 {
     if (m->nframes < 3 || m->len[0] != 16) return;
@@ -316,11 +363,19 @@ static void s_on_confirm(sh_agent *a, const sh_msg *m)
                 code == 0 ? SH_AUDIT_OK : SH_AUDIT_DENIED, (sh_err)(code < 0 ? 0 : code),
                 m->frame[0], NULL, "agent", "broker", NULL, NULL,
                 code == 0 ? "accepted by the broker" : "refused by the broker");
+    int64_t stored_ms = 0; /* when the event went into the outbox */
+    sh_buf ev = {0};
+    sh_error gerr;
+    if (!rc && sh_txn_get(t, a->events, m->frame[0], 16, &ev, &gerr) == SH_OK && ev.len >= 9)
+        stored_ms = (int64_t)sh_be64_get(ev.data + 1);
+    sh_buf_free(&ev);
     if (rc || sh_txn_commit(&t, &err)) {
         sh_txn_abort(&t);
         s_log(a, "error", "recording a confirm: %s", err.detail);
+        return;
     }
-    if (code) s_log(a, "warning", "the broker refused an event: E%03d", code);
+    if (code) s_log_event(a, "warning", m->frame[0], "the broker refused an event: E%03d", code);
+    s_count_confirm(a, m, code, stored_ms);
 }
 
 /* Deliveries drained from the broker together are stored in one write transaction (group
@@ -331,6 +386,8 @@ typedef struct s_batch {
     uint64_t inbox_seq; /* the next arrival number inside t */
     size_t n;
     uint8_t ack[DELIVER_BATCH][16];
+    uint64_t stored; /* new events in t (not redeliveries) */
+    sh_hist latency; /* their delivery latency, counted if t commits */
 } s_batch;
 
 /* Commits the batch, then acknowledges each event in it; a failed commit acknowledges
@@ -345,10 +402,14 @@ static void s_flush(sh_agent *a, s_batch *bt)
         s_log(a, "error", "storing %zu deliveries: %s", bt->n, err.detail);
     } else {
         a->inbox_seq = bt->inbox_seq;
+        a->received += bt->stored;
+        sh_hist_merge(&a->delivery_latency, &bt->latency);
         sh_client_ack_many(a->broker, (const uint8_t(*)[16])bt->ack, bt->n);
     }
     bt->t = NULL;
     bt->n = 0;
+    bt->stored = 0;
+    memset(&bt->latency, 0, sizeof bt->latency);
 }
 
 static void s_on_deliver(sh_agent *a, const sh_msg *m, s_batch *bt)
@@ -362,7 +423,8 @@ static void s_on_deliver(sh_agent *a, const sh_msg *m, s_batch *bt)
     sh_envelope *e = NULL;
     sh_error err;
     if (sh_envelope_decode_minimised(m->frame[4], m->len[4], &e, &err)) {
-        s_log(a, "error", "the broker delivered an invalid event: %s", err.detail);
+        s_log_event(a, "error", m->frame[0], "the broker delivered an invalid event: %s",
+                    err.detail);
         return; /* not acknowledged: it stays queued at the broker for inspection */
     }
     sh_buf b = {0};
@@ -389,9 +451,14 @@ static void s_on_deliver(sh_agent *a, const sh_msg *m, s_batch *bt)
         s_log(a, "error", "storing a delivery: %s", err.detail);
         sh_txn_abort(&bt->t);
         bt->n = 0;
+        bt->stored = 0;
+        memset(&bt->latency, 0, sizeof bt->latency);
         goto out;
     }
     bt->inbox_seq++;
+    bt->stored++;
+    if (e->published_at_ms > 0)
+        sh_hist_observe(&bt->latency, (double)(s_now() - e->published_at_ms) / 1e3);
     memcpy(bt->ack[bt->n++], m->frame[0], 16);
 out:
     if (bt->n == DELIVER_BATCH) s_flush(a, bt);
@@ -585,6 +652,7 @@ static sh_err s_publish_env(sh_agent *a, sh_envelope *e, const char *user, const
     }
     if ((rc = sh_txn_commit(&t, err))) return rc;
     a->outbox_seq++;
+    a->queued++;
     s_drain(a);
     return SH_OK;
 }
@@ -706,8 +774,8 @@ static json_object *s_damaged(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_e
 {
     char idt[SH_EVENT_ID_STR];
     sh_event_id_format(id, idt);
-    s_log(a, "error", "event %s is damaged in this store (E%03d %s): not returned", idt, why,
-          sh_err_name(why));
+    s_log_event(a, "error", id, "event damaged in this store (E%03d %s): not returned", why,
+                sh_err_name(why));
     s_audit(a, t, SH_AUDIT_READ, SH_AUDIT_FAILED, why, id, NULL, user, NULL, purpose, NULL,
             "stored event damaged: not returned");
     json_object *o = json_object_new_object();
@@ -1093,8 +1161,8 @@ static json_object *s_op_status(sh_agent *a)
     int64_t waiting = 0;
     if (sh_txn_begin(a->store, 0, &t, &err) == SH_OK) {
         if (sh_cursor_open(t, a->outbox, &c, &err) == SH_OK) {
-            for (sh_err rc = sh_cursor_get(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err); rc == SH_OK;
-                 rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err))
+            for (sh_err rc = sh_cursor_key(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err); rc == SH_OK;
+                 rc = sh_cursor_key(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err))
                 waiting++;
             sh_cursor_close(&c);
         }
@@ -1146,11 +1214,122 @@ static void s_local_io(sh_agent *a)
             out = s_error_json(SH_E_INVAL, "op: status, publish, inbox, show, child or triage");
     }
     zmq_msg_close(&msg);
+    json_object *ok, *code;
+    if (json_object_object_get_ex(out, "ok", &ok) && !json_object_get_boolean(ok) &&
+        json_object_object_get_ex(out, "code", &code))
+        s_count_refused(a, json_object_get_int(code), "local");
     const char *text = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN |
                                                                JSON_C_TO_STRING_NOSLASHESCAPE);
     zmq_send(a->rep, text, strlen(text), 0);
     json_object_put(out);
     if (req) json_object_put(req);
+}
+
+/* ---- metrics and health (docs/operations.md#metrics) -------------------------------- */
+
+/* When the oldest event still in the outbox was stored; 0 if none. */
+static int64_t s_outbox_oldest_ms(sh_agent *a, sh_txn *t)
+{
+    sh_cursor *c = NULL;
+    sh_kv kv;
+    sh_error err;
+    sh_buf ev = {0};
+    int64_t at = 0;
+    if (sh_cursor_open(t, a->outbox, &c, &err)) return 0;
+    if (sh_cursor_get(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err) == SH_OK && kv.vlen >= 18 &&
+        sh_txn_get(t, a->events, kv.val + 2, 16, &ev, &err) == SH_OK && ev.len >= 9)
+        at = (int64_t)sh_be64_get(ev.data + 1);
+    sh_buf_free(&ev);
+    sh_cursor_close(&c);
+    return at;
+}
+
+#define M(name) "sharehub_agent_" name
+
+static int s_render(sh_agent *a, FILE *f)
+{
+    char lab[SH_LABELS_MAX] = "";
+    int e = 0;
+    e |= sh_prom_family(f, "sharehub_build_info", "gauge", "The running build.");
+    sh_label(lab, sizeof lab, "component", "agent");
+    sh_label(lab, sizeof lab, "org", a->cfg->org);
+    sh_label(lab, sizeof lab, "version", SHAREHUB_VERSION);
+    e |= sh_prom_sample(f, "sharehub_build_info", lab, 1);
+    e |= sh_prom_family(f, M("start_time_seconds"), "gauge", "When the agent started (Unix time).");
+    e |= sh_prom_sample(f, M("start_time_seconds"), NULL, (double)(a->started_ms / 1000));
+    e |= sh_prom_family(f, M("events_published_total"), "counter",
+                        "Events stored in the outbox for the broker (publishes and CP-IS access "
+                        "notifications).");
+    e |= sh_prom_sample(f, M("events_published_total"), NULL, (double)a->queued);
+    e |= sh_prom_family(f, M("events_confirmed_total"), "counter",
+                        "Events the broker accepted (confirmed durable and routed).");
+    e |= sh_prom_sample(f, M("events_confirmed_total"), NULL, (double)a->accepted);
+    e |= sh_prom_family(f, M("events_received_total"), "counter",
+                        "Deliveries from the broker stored here (redeliveries not counted).");
+    e |= sh_prom_sample(f, M("events_received_total"), NULL, (double)a->received);
+    e |= sh_prom_family(f, M("shares_denied_total"), "counter",
+                        "Recipients of this agency's events the broker's policy refused, as its "
+                        "confirms report them, by reason and ISP.");
+    e |= sh_prom_tally(f, M("shares_denied_total"), &a->denied);
+    e |= sh_prom_family(f, M("refused_total"), "counter",
+                        "Refusals by error code: by=\"broker\" for events the broker refused, "
+                        "by=\"local\" for requests to this agent.");
+    e |= sh_prom_tally(f, M("refused_total"), &a->refused);
+    e |= sh_prom_family(f, M("confirm_latency_seconds"), "histogram",
+                        "From an event entering the outbox to the broker's confirm.");
+    e |= sh_prom_hist(f, M("confirm_latency_seconds"), &a->confirm_latency);
+    e |= sh_prom_family(f, M("delivery_latency_seconds"), "histogram",
+                        "From the sender's published_at to the delivery stored here (two "
+                        "clocks: read with their skew in mind).");
+    e |= sh_prom_hist(f, M("delivery_latency_seconds"), &a->delivery_latency);
+    uint64_t in = a->outbox0 + a->queued, depth = in > a->settled ? in - a->settled : 0;
+    e |= sh_prom_family(f, M("outbox_depth"), "gauge", "Events waiting for the broker's confirm.");
+    e |= sh_prom_sample(f, M("outbox_depth"), NULL, (double)depth);
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(a->store, 0, &t, &err)) return -1;
+    int64_t oldest = depth ? s_outbox_oldest_ms(a, t) : 0, now = s_now();
+    e |= sh_prom_family(f, M("outbox_oldest_age_seconds"), "gauge",
+                        "Age of the oldest event waiting in the outbox (0 when empty).");
+    e |= sh_prom_sample(f, M("outbox_oldest_age_seconds"), NULL,
+                        oldest && now > oldest ? (double)(now - oldest) / 1e3 : 0);
+    e |= sh_prom_store_audit(f, "sharehub_agent_", a->store, a->audit, t);
+    sh_txn_abort(&t);
+    e |= sh_prom_family(f, M("broker_connected"), "gauge",
+                        "1 while the broker answers (HELLO acknowledged, heartbeats answered).");
+    e |= sh_prom_sample(f, M("broker_connected"), NULL, a->connected ? 1 : 0);
+    return e ? -1 : 0;
+}
+
+#undef M
+
+static int s_http(void *ctx, const char *path, char **body, size_t *len, const char **ctype)
+{
+    sh_agent *a = ctx;
+    if (strcmp(path, "/metrics") == 0) {
+        FILE *f = open_memstream(body, len);
+        if (!f) return 500;
+        int bad = s_render(a, f);
+        if (fclose(f) || bad) {
+            free(*body);
+            *body = NULL;
+            return 500;
+        }
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        return 200;
+    }
+    const char *text = NULL;
+    int status = 404;
+    if (strcmp(path, "/healthz") == 0) {
+        text = "ok\n";
+        status = 200;
+    } else if (strcmp(path, "/readyz") == 0) {
+        /* the store is open for as long as the agent runs; the broker may not be there */
+        status = a->connected ? 200 : 503;
+        text = a->connected ? "ready\n" : "not ready: the broker does not answer\n";
+    }
+    if (text && (*body = strdup(text)) != NULL) *len = strlen(text);
+    return status;
 }
 
 /* ---- life cycle ---------------------------------------------------------------------- */
@@ -1176,6 +1355,7 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
     void *data = NULL;
     sh_err rc = sh_yaml_load(config_path, &s_config_schema, &data, SH_E_INVAL, err);
     a->cfg = data;
+    if (!rc) sh_log_init("agent", a->cfg->log_level);
     if (!rc && sh_org_code_check(a->cfg->org))
         rc = sh_error_set(err, SH_E_INVAL, "%s: org is not an organisation code", config_path);
     char secret[64] = "", pub[SH_Z85_LEN + 1];
@@ -1204,6 +1384,21 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         rc = sh_store_db(a->store, dbs[i].name, dbs[i].flags, dbs[i].db, err);
     if (!rc) rc = s_load_seq(a, "inbox_seq", &a->inbox_seq, err);
     if (!rc) rc = s_load_seq(a, "outbox_seq", &a->outbox_seq, err);
+    if (!rc) {
+        sh_txn *t = NULL;
+        sh_cursor *c = NULL;
+        sh_kv kv;
+        rc = sh_txn_begin(a->store, 0, &t, err);
+        if (!rc) rc = sh_cursor_open(t, a->outbox, &c, err);
+        for (rc = rc ? rc : sh_cursor_key(c, SH_CURSOR_FIRST, NULL, 0, &kv, err); rc == SH_OK;
+             rc = sh_cursor_key(c, SH_CURSOR_NEXT, NULL, 0, &kv, err))
+            a->outbox0++;
+        sh_cursor_close(&c);
+        sh_txn_abort(&t);
+        if (rc == SH_E_NOT_FOUND) rc = SH_OK;
+    }
+    a->started_ms = s_now();
+    if (!rc && a->cfg->http) rc = sh_http_new(a->cfg->http, s_http, a, &a->http, err);
     if (!rc)
         rc = sh_client_new_agent(a->cfg->broker->endpoint, a->cfg->broker->public_key, pub, secret,
                                  100, &a->broker, err);
@@ -1231,6 +1426,7 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
             sh_txn_commit(&t, err);
         }
         s_log(a, "info", "serving %s", a->cfg->socket);
+        if (a->http) s_log(a, "info", "metrics and health on http://%s", a->cfg->http);
     }
     if (rc) {
         sh_agent_destroy(&a);
@@ -1243,10 +1439,14 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
 sh_err sh_agent_run(sh_agent *a, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
-        zmq_pollitem_t items[2] = {{sh_client_socket(a->broker), 0, ZMQ_POLLIN, 0},
-                                   {a->rep, 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 2, 100);
+        zmq_pollitem_t items[3] = {{sh_client_socket(a->broker), 0, ZMQ_POLLIN, 0},
+                                   {a->rep, 0, ZMQ_POLLIN, 0},
+                                   {NULL, a->http ? sh_http_fd(a->http) : -1, ZMQ_POLLIN, 0}};
+        int wait = a->http ? sh_http_wait_ms(a->http, 100) : 100;
+        int rc = zmq_poll(items, a->http ? 3 : 2, wait);
         if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
+        /* (every turn: the agent's loop is never busy enough for this to cost) */
+        if (a->http) sh_http_serve(a->http);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_broker_io(a);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) s_local_io(a);
         s_timers(a);
@@ -1277,6 +1477,7 @@ void sh_agent_destroy(sh_agent **ap)
             if (sh_client_expect(a->broker, "WITNESSED", 1000, &m) == SH_OK) s_on_witnessed(a, &m);
         }
     }
+    sh_http_destroy(&a->http);
     if (a->rep) zmq_close(a->rep);
     if (a->ctx) zmq_ctx_term(a->ctx);
     if (a->cfg && a->cfg->socket) unlink(a->cfg->socket);

@@ -10,7 +10,8 @@
  *   school  (plain)   blind(child id) (32)   -> the child's school of record (org code)
  *   plus the store's own sh_meta and the audit log.
  * event record:    u8 n, sender[n] | u32 n, outcome text[n] | u32 n, envelope[n]
- * delivery record: event id (16) | u8 n, sender[n] | u8 n, rule[n] | u8 flags | copy[...]
+ * delivery record: event id (16) | u8 n, sender[n] | u8 n, rule[n] | u8 flags |
+ *                  [i64 BE accepted ms, when flags has FLAG_TIME] | copy[...]
  *
  * A batch of messages is processed inside one write transaction and committed once (group
  * commit); replies and deliveries are sent only after the commit succeeds. Never: sends a
@@ -32,7 +33,10 @@
 #include "client.h"
 #include "codec.h"
 #include "crypto.h"
+#include "http.h"
 #include "ident.h"
+#include "log.h"
+#include "metrics.h"
 #include "minimise.h"
 #include "policy.h"
 #include "registry.h"
@@ -42,6 +46,7 @@
 #define MAX_MSG      (4 * 1024 * 1024) /* ZeroMQ drops peers that send more in one message */
 #define ORG_KEY      9                 /* queue keys start with the org code, NUL-padded */
 #define FLAG_OVERDUE 1u
+#define FLAG_TIME    2u /* the record holds the time the broker accepted the event */
 #define ET(x)        SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_##x
 
 typedef struct s_flight {
@@ -74,6 +79,17 @@ typedef struct s_reply {
     uint8_t ack_id[16];
 } s_reply;
 
+/* Counters for the metrics endpoint (docs/operations.md#metrics). A batch counts into
+ * b->stage, a copy of b->stats taken as it begins, which becomes b->stats only when the batch
+ * commits: the counters agree with the store and its audit log. */
+typedef struct s_stats {
+    uint64_t accepted; /* events accepted (not counting duplicates) */
+    sh_tally queued;   /* recipient=: queue entries written, events and receipts */
+    sh_tally acked;    /* recipient=: queue entries acknowledged and removed */
+    sh_tally denied;   /* reason=,isp=: shares the policy refused */
+    sh_hist latency;   /* accepted to acknowledged by the recipient, events only */
+} s_stats;
+
 struct sh_broker {
     sh_broker_config cfg;
     void *ctx, *router, *zap, *monitor;
@@ -99,6 +115,12 @@ struct sh_broker {
     s_reply *replies;
     size_t nreplies;
     uint64_t seq; /* next queue sequence number, as committed */
+    s_stats stats, stage;
+    sh_tally depth0;  /* recipient=: queue entries when the broker started */
+    sh_tally refused; /* code=: refusals sent (CONFIRM and ERROR), not in a batch's stage */
+    uint64_t refused_key_total, refused_handshake_total, dropped_total;
+    int64_t started_ms, store_failed_ms; /* store_failed_ms: the last commit failed then */
+    sh_http *http;
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -110,21 +132,17 @@ static int64_t s_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int s_log_level; /* from the config: 0 info, 1 warning, 2 error */
-
-/* logfmt lines on stderr; never personal data. */
+/* logfmt lines on stderr (common/log.h); never personal data. */
 static void s_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_log(const char *level, const char *fmt, ...)
 {
-    int rank = level[0] == 'e' ? 2 : level[0] == 'w' ? 1 : 0;
-    if (rank < s_log_level) return;
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sh_logv(level[0] == 'e'   ? SH_LOG_ERROR
+            : level[0] == 'w' ? SH_LOG_WARNING
+                              : SH_LOG_INFO,
+            NULL, NULL, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "ts=%lld level=%s component=broker msg=\"%s\"\n", (long long)s_now(), level,
-            msg);
 }
 
 static void s_qkey(const char *org, uint64_t seq, uint8_t key[ORG_KEY + 8])
@@ -174,7 +192,7 @@ static void s_send_frames(sh_broker *b, const uint8_t *rid, size_t rid_len, cons
      * it does not read) loses this message, counted and logged once a second. Nothing of a
      * message is sent when its first frame is refused. */
     if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        if (zmq_errno() == EAGAIN) b->dropped_sends++;
+        if (zmq_errno() == EAGAIN) b->dropped_sends++, b->dropped_total++;
         return;
     }
     zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
@@ -183,8 +201,22 @@ static void s_send_frames(sh_broker *b, const uint8_t *rid, size_t rid_len, cons
         zmq_send(b->router, frames[i], lens[i], (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
 }
 
+static void s_count_refused(sh_broker *b, sh_err code)
+{
+    char lab[SH_LABELS_MAX] = "";
+    sh_label(lab, sizeof lab, "code", sh_err_name(code));
+    sh_tally_add(&b->refused, lab, 1);
+}
+
 static void s_reply_flush(sh_broker *b, s_reply *r)
 {
+    /* a CONFIRM's frames: event id, code, detail, outcome lines */
+    if (strcmp(r->cmd, "CONFIRM") == 0 && r->n > 1 &&
+        !(r->lens[1] == 1 && r->frames[1][0] == '0')) {
+        char c[8] = "";
+        memcpy(c, r->frames[1], r->lens[1] < sizeof c - 1 ? r->lens[1] : sizeof c - 1);
+        s_count_refused(b, (sh_err)atoi(c));
+    }
     s_send_frames(b, r->rid, r->rid_len, r->cmd, r->frames, r->lens, r->n);
 }
 
@@ -203,6 +235,7 @@ static void s_error_now(sh_broker *b, const uint8_t *rid, size_t rid_len, sh_err
     int n = snprintf(c, sizeof c, "%d", (int)code);
     uint8_t *f[2] = {(uint8_t *)c, (uint8_t *)detail};
     size_t l[2] = {(size_t)n, strlen(detail)};
+    s_count_refused(b, code);
     s_send_frames(b, rid, rid_len, "ERROR", f, l, 2);
 }
 
@@ -263,6 +296,14 @@ static void s_audit(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh
     sh_error err;
     if (sh_audit_append(b->audit, t, &e, NULL, &err) != SH_OK)
         s_log("error", "audit append failed: %s", err.detail);
+    /* (only a batch writes these two: they count into its stage) */
+    if (action == SH_AUDIT_RECEIVE && outcome == SH_AUDIT_OK) b->stage.accepted++;
+    if (action == SH_AUDIT_DENY) {
+        char lab[SH_LABELS_MAX] = "";
+        sh_label(lab, sizeof lab, "reason", sh_err_name(code));
+        sh_label(lab, sizeof lab, "isp", rule ? rule : "-");
+        sh_tally_add(&b->stage.denied, lab, 1);
+    }
 }
 
 /* A blinded reference to the child for audit entries: NHS number, else UPN, else LA id. */
@@ -349,12 +390,50 @@ static int s_event_sender(sh_broker *b, sh_txn *t, const uint8_t *id, size_t idl
 
 /* ---- queueing ------------------------------------------------------------------------ */
 
+/* A delivery record's parts (layout at the top of this file), pointing into it. */
+typedef struct s_delivery {
+    const uint8_t *id; /* 16 bytes */
+    char sender[SH_ORG_MAX + 1];
+    const uint8_t *rule;
+    size_t rule_len;
+    uint8_t flags;
+    int64_t accepted_ms; /* 0 when the record does not hold it */
+    const uint8_t *copy;
+    size_t copy_len;
+} s_delivery;
+
+/* 0, or -1 when v is not a whole delivery record. */
+static int s_delivery_parse(const uint8_t *v, size_t n, s_delivery *d)
+{
+    if (n < 19) return -1;
+    size_t sl = v[16];
+    if (sl > SH_ORG_MAX || n < 18 + sl) return -1;
+    size_t rl = v[17 + sl];
+    if (n < 19 + sl + rl) return -1;
+    size_t at = 19 + sl + rl;
+    d->id = v;
+    memcpy(d->sender, v + 17, sl);
+    d->sender[sl] = '\0';
+    d->rule = v + 18 + sl;
+    d->rule_len = rl;
+    d->flags = v[18 + sl + rl];
+    d->accepted_ms = 0;
+    if (d->flags & FLAG_TIME) {
+        if (n < at + 8) return -1;
+        d->accepted_ms = (int64_t)sh_be64_get(v + at);
+        at += 8;
+    }
+    d->copy = v + at;
+    d->copy_len = n - at;
+    return 0;
+}
+
 /* Puts a delivery for org into the queue at the next sequence number. */
 static sh_err s_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org,
                         const uint8_t id[16], const char *sender, const char *rule, uint8_t flags,
                         const uint8_t *copy, size_t len, sh_error *err)
 {
-    size_t sl = strlen(sender), rl = strlen(rule), n = 16 + 1 + sl + 1 + rl + 1 + len;
+    size_t sl = strlen(sender), rl = strlen(rule), n = 16 + 1 + sl + 1 + rl + 1 + 8 + len;
     uint8_t *v = malloc(n), *p = v, key[ORG_KEY + 8];
     if (!v) return sh_error_set(err, SH_E_NOMEM, "delivery");
     memcpy(p, id, 16);
@@ -365,7 +444,9 @@ static sh_err s_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org,
     *p++ = (uint8_t)rl;
     memcpy(p, rule, rl);
     p += rl;
-    *p++ = flags;
+    *p++ = flags | FLAG_TIME;
+    sh_be64_put(p, (uint64_t)s_now());
+    p += 8;
     memcpy(p, copy, len);
     s_qkey(org, (*seq)++, key);
     uint8_t sb[8];
@@ -373,6 +454,11 @@ static sh_err s_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org,
     sh_err rc = sh_txn_put(t, b->queue, key, sizeof key, v, n, SH_PUT_NEW, err);
     if (!rc) rc = sh_txn_put(t, b->state, "seq", 3, sb, 8, 0, err);
     free(v);
+    if (!rc) {
+        char lab[SH_LABELS_MAX] = "";
+        sh_label(lab, sizeof lab, "recipient", org);
+        sh_tally_add(&b->stage.queued, lab, 1);
+    }
     return rc;
 }
 
@@ -879,14 +965,13 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
     s_qkey(s->org, qseq, key);
     char sender[SH_ORG_MAX + 1] = "";
     int is_receipt = 1;
-    if (sh_txn_get(t, b->queue, key, sizeof key, &buf, &err) == SH_OK && buf.len > 17) {
-        size_t sl = buf.data[16];
-        if (sl <= SH_ORG_MAX && buf.len > 17 + sl) {
-            memcpy(sender, buf.data + 17, sl);
-            sender[sl] = '\0';
-            size_t rl = buf.data[17 + sl];
-            is_receipt = rl == 7 && memcmp(buf.data + 18 + sl, "receipt", 7) == 0;
-        }
+    int64_t accepted_ms = 0;
+    s_delivery d;
+    if (sh_txn_get(t, b->queue, key, sizeof key, &buf, &err) == SH_OK &&
+        s_delivery_parse(buf.data, buf.len, &d) == 0) {
+        memcpy(sender, d.sender, sizeof sender);
+        is_receipt = d.rule_len == 7 && memcmp(d.rule, "receipt", 7) == 0;
+        accepted_ms = d.accepted_ms;
     }
     sh_buf_free(&buf);
     /* the recipient holds it durably whatever happens to this batch: it leaves the window */
@@ -895,6 +980,11 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
     if (sh_txn_del(t, b->queue, key, sizeof key, &err) != SH_OK) return;
     s_audit(b, t, SH_AUDIT_DELIVER, SH_AUDIT_OK, 0, id, NULL, sender, s->org, NULL,
             "acknowledged by recipient");
+    char lab[SH_LABELS_MAX] = "";
+    sh_label(lab, sizeof lab, "recipient", s->org);
+    sh_tally_add(&b->stage.acked, lab, 1);
+    if (!is_receipt && accepted_ms)
+        sh_hist_observe(&b->stage.latency, (s_now() - accepted_ms) / 1e3);
     if (!is_receipt && sender[0] && strcmp(sender, b->cfg.org_code) != 0)
         s_receipt(b, t, seq, id, sender, s->org,
                   SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, &err);
@@ -905,16 +995,12 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
 
 static void s_deliver_record(sh_broker *b, s_session *s, const uint8_t *v, size_t n)
 {
-    if (n < 19) return;
-    size_t sl = v[16];
-    if (n < 18 + sl) return;
-    size_t rl = v[17 + sl];
-    if (n < 19 + sl + rl) return;
-    uint8_t flags = v[18 + sl + rl];
-    const char *fl = flags & FLAG_OVERDUE ? "overdue" : "";
-    uint8_t *f[5] = {(uint8_t *)v, (uint8_t *)v + 17, (uint8_t *)v + 18 + sl, (uint8_t *)fl,
-                     (uint8_t *)v + 19 + sl + rl};
-    size_t l[5] = {16, sl, rl, strlen(fl), n - 19 - sl - rl};
+    s_delivery d;
+    if (s_delivery_parse(v, n, &d)) return;
+    const char *fl = d.flags & FLAG_OVERDUE ? "overdue" : "";
+    uint8_t *f[5] = {(uint8_t *)d.id, (uint8_t *)d.sender, (uint8_t *)d.rule, (uint8_t *)fl,
+                     (uint8_t *)d.copy};
+    size_t l[5] = {16, strlen(d.sender), d.rule_len, strlen(fl), d.copy_len};
     s_send_frames(b, s->rid, s->rid_len, "DELIVER", f, l, 5);
 }
 
@@ -1131,6 +1217,7 @@ static void s_zap(sh_broker *b)
     zmq_send(b->zap, user, strlen(user), ZMQ_SNDMORE);
     zmq_send(b->zap, "", 0, 0);
     if (status[0] != '2') {
+        b->refused_key_total++;
         if (b->refused_key++ == 0) s_log("warning", "connection refused: key not enrolled");
     }
     for (size_t i = 0; i < n; i++)
@@ -1155,6 +1242,7 @@ static void s_monitor(sh_broker *b)
         uint16_t ev;
         memcpy(&ev, zmq_msg_data(&m[0]), 2);
         if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
+            b->refused_handshake_total++;
             if (b->refused_handshake++ == 0)
                 s_log("warning", "connection refused: handshake failed (no CURVE, or not ZMTP)");
         }
@@ -1231,6 +1319,15 @@ static void s_unflight(sh_broker *b, const s_reply *r, int64_t rewind_ms)
     if (rewind_ms) s->rewind_ms = rewind_ms;
 }
 
+static void s_stats_copy(s_stats *dst, const s_stats *src)
+{
+    dst->accepted = src->accepted;
+    sh_tally_copy(&dst->queued, &src->queued);
+    sh_tally_copy(&dst->acked, &src->acked);
+    sh_tally_copy(&dst->denied, &src->denied);
+    dst->latency = src->latency;
+}
+
 static void s_batch(sh_broker *b)
 {
     sh_txn *t = NULL;
@@ -1241,6 +1338,7 @@ static void s_batch(sh_broker *b)
     }
     uint64_t seq = b->seq;
     b->nreplies = 0;
+    s_stats_copy(&b->stage, &b->stats);
     /* (replies hold BATCH_MAX * 2: stop reading while one more message of SH_ACK_MAX acks
      * could not fit) */
     for (int k = 0; k < BATCH_MAX && b->nreplies + SH_ACK_MAX <= BATCH_MAX * 2; k++) {
@@ -1271,6 +1369,7 @@ static void s_batch(sh_broker *b)
     sh_err rc = sh_txn_commit(&t, &err);
     if (rc) {
         s_log("error", "commit failed, %zu replies refused: %s", b->nreplies, err.detail);
+        b->store_failed_ms = s_now();
         for (size_t i = 0; i < b->nreplies; i++) {
             s_reply *r = &b->replies[i];
             if (r->kind == 1) s_unflight(b, r, s_now() + b->cfg.redeliver_ms);
@@ -1287,12 +1386,219 @@ static void s_batch(sh_broker *b)
         return;
     }
     b->seq = seq;
+    b->store_failed_ms = 0;
+    s_stats_copy(&b->stats, &b->stage);
     for (size_t i = 0; i < b->nreplies; i++) {
         s_reply *r = &b->replies[i];
         if (r->kind == 1) s_unflight(b, r, 0);
         if (strcmp(r->cmd, "NONE") != 0) s_reply_flush(b, r);
         s_reply_free(r);
     }
+}
+
+/* ---- metrics and health (docs/operations.md#metrics) -------------------------------- */
+
+/* Queue entries per recipient when the broker starts, counted by key (nothing is opened):
+ * the base from which the queued and acked counters move each queue's depth. */
+static sh_err s_count_queues(sh_broker *b, sh_error *err)
+{
+    sh_txn *t = NULL;
+    sh_cursor *c = NULL;
+    sh_kv kv;
+    sh_err rc = sh_txn_begin(b->store, 0, &t, err);
+    if (!rc) rc = sh_cursor_open(t, b->queue, &c, err);
+    char org[ORG_KEY + 1] = "", lab[SH_LABELS_MAX];
+    uint64_t n = 0;
+    for (rc = rc ? rc : sh_cursor_key(c, SH_CURSOR_FIRST, NULL, 0, &kv, err); rc == SH_OK;
+         rc = sh_cursor_key(c, SH_CURSOR_NEXT, NULL, 0, &kv, err)) {
+        if (kv.klen != ORG_KEY + 8) continue;
+        if (memcmp(org, kv.key, ORG_KEY) != 0 || !n) {
+            if (n) {
+                lab[0] = '\0';
+                sh_label(lab, sizeof lab, "recipient", org);
+                sh_tally_add(&b->depth0, lab, n);
+            }
+            memcpy(org, kv.key, ORG_KEY);
+            org[ORG_KEY] = '\0';
+            n = 0;
+        }
+        n++;
+    }
+    if (n) {
+        lab[0] = '\0';
+        sh_label(lab, sizeof lab, "recipient", org);
+        sh_tally_add(&b->depth0, lab, n);
+    }
+    sh_cursor_close(&c);
+    sh_txn_abort(&t);
+    return rc == SH_E_NOT_FOUND ? SH_OK : rc;
+}
+
+/* When the broker accepted the oldest event still queued for org; 0 if none or unknown. */
+static int64_t s_oldest_ms(sh_broker *b, sh_txn *t, const char *org)
+{
+    sh_cursor *c = NULL;
+    sh_kv kv;
+    sh_error err;
+    s_delivery d;
+    uint8_t key[ORG_KEY + 8];
+    int64_t at = 0;
+    s_qkey(org, 0, key);
+    if (sh_cursor_open(t, b->queue, &c, &err)) return 0;
+    if (sh_cursor_get(c, SH_CURSOR_SEEK, key, sizeof key, &kv, &err) == SH_OK &&
+        kv.klen == sizeof key && memcmp(kv.key, key, ORG_KEY) == 0 &&
+        s_delivery_parse(kv.val, kv.vlen, &d) == 0)
+        at = d.accepted_ms;
+    sh_cursor_close(&c);
+    return at;
+}
+
+#define M(name) "sharehub_broker_" name
+
+static int s_render(sh_broker *b, FILE *f)
+{
+    const s_stats *st = &b->stats;
+    int64_t now = s_now();
+    char lab[SH_LABELS_MAX];
+    int e = 0;
+    e |= sh_prom_family(f, "sharehub_build_info", "gauge", "The running build.");
+    lab[0] = '\0';
+    sh_label(lab, sizeof lab, "component", "broker");
+    sh_label(lab, sizeof lab, "version", SHAREHUB_VERSION);
+    e |= sh_prom_sample(f, "sharehub_build_info", lab, 1);
+    e |=
+        sh_prom_family(f, M("start_time_seconds"), "gauge", "When the broker started (Unix time).");
+    e |= sh_prom_sample(f, M("start_time_seconds"), NULL, (double)(b->started_ms / 1000));
+
+    e |= sh_prom_family(f, M("events_accepted_total"), "counter",
+                        "Events accepted: decided, queued, durable and confirmed to the sender.");
+    e |= sh_prom_sample(f, M("events_accepted_total"), NULL, (double)st->accepted);
+    e |= sh_prom_family(f, M("deliveries_queued_total"), "counter",
+                        "Queue entries written per recipient (permitted events and receipts).");
+    e |= sh_prom_tally(f, M("deliveries_queued_total"), &st->queued);
+    e |= sh_prom_family(f, M("deliveries_acked_total"), "counter",
+                        "Deliveries the recipient stored and acknowledged.");
+    e |= sh_prom_tally(f, M("deliveries_acked_total"), &st->acked);
+    e |= sh_prom_family(f, M("shares_denied_total"), "counter",
+                        "Shares the policy refused, by reason and by the ISP that decided "
+                        "(isp=\"-\" when none covers the share).");
+    e |= sh_prom_tally(f, M("shares_denied_total"), &st->denied);
+    e |= sh_prom_family(f, M("refused_total"), "counter",
+                        "Messages refused with an error code (CONFIRM or ERROR), by code.");
+    e |= sh_prom_tally(f, M("refused_total"), &b->refused);
+    e |= sh_prom_family(f, M("connections_refused_total"), "counter",
+                        "Connections refused at the handshake.");
+    e |= sh_prom_sample(f, M("connections_refused_total"), "reason=\"not_enrolled\"",
+                        (double)b->refused_key_total);
+    e |= sh_prom_sample(f, M("connections_refused_total"), "reason=\"handshake\"",
+                        (double)b->refused_handshake_total);
+    e |= sh_prom_family(f, M("connections_closed_total"), "counter",
+                        "Authenticated connections closed by the transport.");
+    e |= sh_prom_sample(
+        f, M("connections_closed_total"), NULL,
+        (double)(b->closed_total > b->failed_total ? b->closed_total - b->failed_total : 0));
+    e |= sh_prom_family(f, M("sends_dropped_total"), "counter",
+                        "Messages not sent because a peer's queue was full (it will be offered "
+                        "them again).");
+    e |= sh_prom_sample(f, M("sends_dropped_total"), NULL, (double)b->dropped_total);
+    e |= sh_prom_family(f, M("delivery_latency_seconds"), "histogram",
+                        "From the broker accepting an event to a recipient acknowledging it.");
+    e |= sh_prom_hist(f, M("delivery_latency_seconds"), &st->latency);
+
+    /* queue depth per recipient: entries at start + written - acknowledged */
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(b->store, 0, &t, &err)) return -1;
+    e |= sh_prom_family(f, M("queue_depth"), "gauge", "Deliveries waiting for each recipient.");
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            e |= sh_prom_family(f, M("queue_oldest_age_seconds"), "gauge",
+                                "Age of the oldest delivery waiting for each recipient (absent "
+                                "when none waits).");
+        const sh_tally *sets[2] = {&b->depth0, &st->queued};
+        for (int k = 0; k < 2; k++)
+            for (unsigned i = 0; i < sets[k]->n; i++) {
+                const char *l = sets[k]->e[i].labels;
+                if (k == 1 && sh_tally_get(&b->depth0, l)) continue; /* listed already */
+                uint64_t in = sh_tally_get(&b->depth0, l) + sh_tally_get(&st->queued, l),
+                         out = sh_tally_get(&st->acked, l), depth = in > out ? in - out : 0;
+                if (!pass) {
+                    e |= sh_prom_sample(f, M("queue_depth"), l, (double)depth);
+                    continue;
+                }
+                /* recipient="ORG" */
+                char org[ORG_KEY + 1] = "";
+                sscanf(l, "recipient=\"%9[^\"]\"", org);
+                int64_t at = depth ? s_oldest_ms(b, t, org) : 0;
+                if (at)
+                    e |= sh_prom_sample(f, M("queue_oldest_age_seconds"), l,
+                                        (double)(now > at ? now - at : 0) / 1e3);
+            }
+    }
+    e |= sh_prom_store_audit(f, "sharehub_broker_", b->store, b->audit, t);
+    sh_txn_abort(&t);
+    e |= sh_prom_family(f, M("store_writable"), "gauge",
+                        "0 when the store refused the last write (disk or map full).");
+    e |= sh_prom_sample(f, M("store_writable"), NULL, b->store_failed_ms ? 0 : 1);
+
+    int states[SH_ISP_SUSPENDED + 1] = {0};
+    for (size_t i = 0; i < sh_policy_count(b->policy); i++)
+        states[sh_isp_state_at(sh_policy_at(b->policy, i), now)]++;
+    e |= sh_prom_family(f, M("isps"), "gauge", "Information Sharing Protocols loaded, by state.");
+    for (int s = 0; s <= SH_ISP_SUSPENDED; s++) {
+        lab[0] = '\0';
+        sh_label(lab, sizeof lab, "state", sh_isp_state_name((sh_isp_state)s));
+        e |= sh_prom_sample(f, M("isps"), lab, states[s]);
+    }
+    size_t ready = 0;
+    for (size_t i = 0; i < b->nsessions; i++)
+        ready += b->sessions[i].ready != 0;
+    e |= sh_prom_family(f, M("agents_connected"), "gauge", "Agents connected and receiving.");
+    e |= sh_prom_sample(f, M("agents_connected"), NULL, (double)ready);
+    e |= sh_prom_family(f, M("agent_connected"), "gauge",
+                        "1 while the enrolled organisation's agent is connected and receiving.");
+    for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
+        const sh_org *o = sh_registry_at(b->registry, i);
+        int on = 0;
+        for (size_t k = 0; k < b->nsessions; k++)
+            on |= b->sessions[k].ready && strcmp(b->sessions[k].org, o->code) == 0;
+        lab[0] = '\0';
+        sh_label(lab, sizeof lab, "org", o->code);
+        e |= sh_prom_sample(f, M("agent_connected"), lab, on);
+    }
+    return e ? -1 : 0;
+}
+
+#undef M
+
+static int s_http(void *ctx, const char *path, char **body, size_t *len, const char **ctype)
+{
+    sh_broker *b = ctx;
+    if (strcmp(path, "/metrics") == 0) {
+        FILE *f = open_memstream(body, len);
+        if (!f) return 500;
+        int bad = s_render(b, f);
+        if (fclose(f) || bad) {
+            free(*body);
+            *body = NULL;
+            return 500;
+        }
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        return 200;
+    }
+    /* answering at all shows the event loop turns: that is liveness */
+    const char *text = NULL;
+    int status = 404;
+    if (strcmp(path, "/healthz") == 0) {
+        text = "ok\n";
+        status = 200;
+    } else if (strcmp(path, "/readyz") == 0) {
+        status = b->store_failed_ms ? 503 : 200;
+        text = status == 200 ? "ready\n"
+                             : "not ready: the store refused the last write (disk or map full)\n";
+    }
+    if (text && (*body = strdup(text)) != NULL) *len = strlen(text);
+    return status;
 }
 
 /* ---- life cycle ---------------------------------------------------------------------- */
@@ -1355,7 +1661,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     sh_broker *b = calloc(1, sizeof *b);
     if (!b) return sh_error_set(err, SH_E_NOMEM, "broker");
     b->cfg = *cfg;
-    s_log_level = cfg->log_level;
+    sh_log_init("broker", cfg->log_level);
     if (!b->cfg.org_code) b->cfg.org_code = "SHAREHUB";
     if (b->cfg.heartbeat_ms <= 0) b->cfg.heartbeat_ms = 5000;
     if (b->cfg.redeliver_ms <= 0) b->cfg.redeliver_ms = 30000;
@@ -1423,6 +1729,11 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
                                   zmq_strerror(zmq_errno()));
     }
     sh_wipe(secret, sizeof secret);
+    b->started_ms = s_now();
+    if (!rc && cfg->http_listen) {
+        rc = s_count_queues(b, err);
+        if (!rc) rc = sh_http_new(cfg->http_listen, s_http, b, &b->http, err);
+    }
     if (!rc) {
         sh_txn *t = NULL;
         if (sh_txn_begin(b->store, 1, &t, err) == SH_OK) {
@@ -1431,6 +1742,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
             sh_txn_commit(&t, err);
         }
         s_log("info", "serving on %s (public key %s)", cfg->endpoints[0], b->public_key);
+        if (b->http) s_log("info", "metrics and health on http://%s", cfg->http_listen);
     }
     if (rc) {
         sh_broker_destroy(&b);
@@ -1457,11 +1769,15 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
                 sh_txn_commit(&t, &err);
             }
         }
-        zmq_pollitem_t items[3] = {{b->router, 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[4] = {{b->router, 0, ZMQ_POLLIN, 0},
                                    {b->zap, 0, ZMQ_POLLIN, 0},
-                                   {b->monitor, 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 3, 100);
+                                   {b->monitor, 0, ZMQ_POLLIN, 0},
+                                   {NULL, b->http ? sh_http_fd(b->http) : -1, ZMQ_POLLIN, 0}};
+        int wait = b->http ? sh_http_wait_ms(b->http, 100) : 100;
+        int rc = zmq_poll(items, b->http ? 4 : 3, wait);
         if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
+        if (b->http && (wait == 0 || (rc > 0 && (items[3].revents & ZMQ_POLLIN))))
+            sh_http_serve(b->http);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) s_zap(b);
         if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) s_monitor(b);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_batch(b);
@@ -1469,6 +1785,7 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
         if (now - last_timers >= 100) {
             s_timers(b);
             s_audit_refused(b, now);
+            if (b->http) sh_http_serve(b->http); /* its connection timeouts */
             if (now / 1000 != last_timers / 1000) {
                 s_trim(b);
                 if (b->dropped_sends)
@@ -1505,6 +1822,7 @@ void sh_broker_destroy(sh_broker **bp)
                 sh_txn_abort(&t);
         }
     }
+    sh_http_destroy(&b->http);
     if (b->monitor) zmq_close(b->monitor);
     if (b->router) zmq_close(b->router);
     if (b->zap) zmq_close(b->zap);

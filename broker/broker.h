@@ -32,6 +32,7 @@ typedef struct sh_broker_config {
     size_t map_size;           /* store map size; 0 = default */
     uint32_t checkpoint_every; /* audit checkpoint interval; 0 = default */
     int log_level;             /* 0 info and up (default), 1 warnings and errors, 2 errors */
+    const char *http_listen;   /* metrics and health endpoint, "127.0.0.1:9750"; NULL: none */
 } sh_broker_config;
 
 typedef struct sh_broker sh_broker;

@@ -28,6 +28,7 @@ static void s_usage(void)
           "           --sign-key PEM --curve-key FILE --registry FILE --policy DIR\n"
           "           [--org CODE] [--heartbeat-ms N] [--redeliver-ms N] [--window N]\n"
           "           [--map-mib N] [--checkpoint-every N] [--log-level info|warning|error]\n"
+          "           [--http ADDR:PORT]   (metrics and health, e.g. 127.0.0.1:9750)\n"
           "SIGHUP reloads the registry and the policy; SIGTERM stops cleanly.\n",
           stderr);
 }
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
             cfg.map_size = (size_t)atol(v) << 20;
         else if (strcmp(k, "--checkpoint-every") == 0)
             cfg.checkpoint_every = (uint32_t)atol(v);
+        else if (strcmp(k, "--http") == 0)
+            cfg.http_listen = v;
         else if (strcmp(k, "--log-level") == 0)
             cfg.log_level = strcmp(v, "error") == 0 ? 2 : strcmp(v, "warning") == 0 ? 1 : 0;
         else {

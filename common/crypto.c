@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -75,9 +76,35 @@ sh_err sh_random(void *buf, size_t len)
 
 /* ---- key files ------------------------------------------------------------------------ */
 
+/* A file with a POSIX access ACL shows its ACL mask as its group bits. systemd hands a service
+ * its credentials that way: mode 0400, owned by root, and an ACL entry letting the service's
+ * user read it. Such a file is private when nobody but this process's user may read or write
+ * it: no group entry grants anything, no other user is named, "other" has nothing.
+ * 1 private, 0 not, -1 no ACL (or none readable: judge by the mode). */
+static int s_acl_private(int fd)
+{
+    /* linux/posix_acl_xattr.h: u32 version 2, then entries of u16 tag, u16 perm, u32 id */
+    uint8_t buf[8 * 64 + 4];
+    ssize_t n = fgetxattr(fd, "system.posix_acl_access", buf, sizeof buf);
+    if (n < 4 || (n - 4) % 8 || buf[0] != 2) return -1;
+    unsigned mask = 7;
+    for (ssize_t at = 4; at < n; at += 8)
+        if ((buf[at] | buf[at + 1] << 8) == 0x10) mask = buf[at + 2] & 7u;
+    for (ssize_t at = 4; at < n; at += 8) {
+        unsigned tag = buf[at] | buf[at + 1] << 8, perm = buf[at + 2] & 7u;
+        uint32_t id = (uint32_t)buf[at + 4] | (uint32_t)buf[at + 5] << 8 |
+                      (uint32_t)buf[at + 6] << 16 | (uint32_t)buf[at + 7] << 24;
+        if (tag == 0x20 && perm) return 0;                             /* other */
+        if ((tag == 0x04 || tag == 0x08) && (perm & mask)) return 0;   /* a group */
+        if (tag == 0x02 && (perm & mask) && id != geteuid()) return 0; /* another user */
+    }
+    return 1;
+}
+
 /* Opens a key file for reading and refuses it unless it is a regular file that only its owner
- * can access. The check is made on the open descriptor, so the file cannot be swapped between
- * check and read. Reads at most cap-1 bytes and NUL-terminates. */
+ * (or, through an ACL, only this process's user) can access. The check is made on the open
+ * descriptor, so the file cannot be swapped between check and read. Reads at most cap-1 bytes and
+ * NUL-terminates. */
 static sh_err s_read_key_file(const char *path, char *buf, size_t cap, size_t *len, sh_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -93,7 +120,7 @@ static sh_err s_read_key_file(const char *path, char *buf, size_t cap, size_t *l
         rc = sh_error_set(err, SH_E_IO, "fstat %s: %s", path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
         rc = sh_error_set(err, SH_E_KEY_PERMISSIONS, "%s is not a regular file", path);
-    } else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    } else if ((st.st_mode & S_IRWXO) || ((st.st_mode & S_IRWXG) && s_acl_private(fd) != 1)) {
         rc = sh_error_set(err, SH_E_KEY_PERMISSIONS, "%s has mode %04o; want 0600 or 0400", path,
                           (unsigned)(st.st_mode & 07777));
     } else {

@@ -386,6 +386,10 @@ sh_err sh_store_get_info(sh_store *s, sh_store_info *info)
     info->map_size = ei.me_mapsize;
     info->page_size = st.ms_psize;
     info->used = (ei.me_last_pgno + 1) * (size_t)st.ms_psize;
+    int fd = -1;
+    struct stat fs;
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &fs) != 0) return SH_E_STORE;
+    info->file_size = (size_t)fs.st_size;
     return SH_OK;
 }
 
@@ -593,8 +597,8 @@ sh_err sh_cursor_open(sh_txn *t, sh_db db, sh_cursor **out, sh_error *err)
     return SH_OK;
 }
 
-sh_err sh_cursor_get(sh_cursor *c, sh_cursor_op op, const void *seek, size_t seeklen, sh_kv *kv,
-                     sh_error *err)
+static sh_err s_cursor_move(sh_cursor *c, sh_cursor_op op, const void *seek, size_t seeklen,
+                            sh_kv *kv, int open, sh_error *err)
 {
     static const MDB_cursor_op ops[] = {
         [SH_CURSOR_FIRST] = MDB_FIRST,    [SH_CURSOR_LAST] = MDB_LAST,
@@ -610,6 +614,7 @@ sh_err sh_cursor_get(sh_cursor *c, sh_cursor_op op, const void *seek, size_t see
     if (rc) return s_mdb_err(rc, c->t->s->dbs[c->db].name, err);
     kv->key = k.mv_data;
     kv->klen = k.mv_size;
+    if (!open) return SH_OK;
     if (c->t->s->dbs[c->db].flags == SH_DB_PLAIN) {
         kv->val = v.mv_data; /* points into the map: valid for the transaction */
         kv->vlen = v.mv_size;
@@ -620,6 +625,18 @@ sh_err sh_cursor_get(sh_cursor *c, sh_cursor_op op, const void *seek, size_t see
     kv->val = c->buf.data;
     kv->vlen = c->buf.len;
     return SH_OK;
+}
+
+sh_err sh_cursor_get(sh_cursor *c, sh_cursor_op op, const void *seek, size_t seeklen, sh_kv *kv,
+                     sh_error *err)
+{
+    return s_cursor_move(c, op, seek, seeklen, kv, 1, err);
+}
+
+sh_err sh_cursor_key(sh_cursor *c, sh_cursor_op op, const void *seek, size_t seeklen, sh_kv *kv,
+                     sh_error *err)
+{
+    return s_cursor_move(c, op, seek, seeklen, kv, 0, err);
 }
 
 void sh_cursor_close(sh_cursor **cp)

@@ -119,6 +119,7 @@ typedef struct sh_store_info {
     size_t map_size;  /* configured maximum, bytes */
     size_t used;      /* bytes of the map in use (last page used x page size) */
     size_t page_size; /* bytes */
+    size_t file_size; /* bytes of the data file */
 } sh_store_info;
 
 sh_err sh_store_get_info(sh_store *s, sh_store_info *info);
@@ -189,6 +190,11 @@ sh_err sh_cursor_open(sh_txn *t, sh_db db, sh_cursor **out, sh_error *err) SH_WU
  * does not open gives its error with the cursor positioned on it (kv->key is set, kv->val is
  * NULL), so a scan can name the damaged key and carry on. */
 sh_err sh_cursor_get(sh_cursor *c, sh_cursor_op op, const void *seek, size_t seeklen, sh_kv *kv,
+                     sh_error *err) SH_WUR;
+
+/* Moves the cursor like sh_cursor_get without opening the value (kv->val is NULL): for
+ * counting or scanning keys of a sealed database without decrypting it. */
+sh_err sh_cursor_key(sh_cursor *c, sh_cursor_op op, const void *seek, size_t seeklen, sh_kv *kv,
                      sh_error *err) SH_WUR;
 
 void sh_cursor_close(sh_cursor **c);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # docs_test.sh SOURCE-DIR — the documents stay true to the code: every error code in
 # common/error.h is listed in docs/errors.md with its number, and every event type of the
-# schema is described in docs/schema.md.
+# schema is described in docs/schema.md, and every metric the daemons serve is described in
+# docs/operations.md.
 set -u
 src=$1
 fail=0
@@ -13,5 +14,11 @@ while read -r name _ num; do
     short=${name#EVENT_TYPE_}
     grep -qE "^\| $num \`$short\` \|" "$src/docs/schema.md" || { echo "FAIL: $short missing from docs/schema.md"; exit 1; }
 done || fail=1
-[ "$fail" -eq 0 ] && echo "docs: error codes and event types all documented"
+for m in $(grep -oE 'M\("[a-z_]+"\)' "$src/broker/broker.c" | sed 's/M("\(.*\)")/sharehub_broker_\1/') \
+         $(grep -oE 'M\("[a-z_]+"\)' "$src/agents/agent.c" | sed 's/M("\(.*\)")/sharehub_agent_\1/') \
+         $(grep -oE 's_gauge\(f, prefix, "[a-z_]+"' "$src/common/metrics.c" |
+           sed 's/.*"\(.*\)"/sharehub_broker_\1 sharehub_agent_\1/') sharehub_build_info; do
+    grep -q "\`$m[\`{]" "$src/docs/operations.md" || { echo "FAIL: metric $m missing from docs/operations.md"; fail=1; }
+done
+[ "$fail" -eq 0 ] && echo "docs: error codes, event types and metrics all documented"
 exit "$fail"

@@ -152,9 +152,12 @@ static int s_agent_configs(rig *r)
 {
     char text[4096];
     for (int i = 1; i < RIG_N; i++) {
-        char name[64], subs[128] = "";
+        char name[64], subs[256] = "";
         if (i == RIG_HUB && r->o.hub_subscriptions)
             snprintf(subs, sizeof subs, "subscriptions: '%s'\n", r->o.hub_subscriptions);
+        if (r->o.http_port)
+            snprintf(subs + strlen(subs), sizeof subs - strlen(subs), "http: '127.0.0.1:%d'\n",
+                     r->o.http_port + i);
         snprintf(text, sizeof text,
                  "org: '%s'\nrole: %s\nbroker: {endpoint: '%s', public_key: '%s'}\n"
                  "curve_key: %s/%s.curve\nstore: %s/%s.store\nmaster_key: %s/%s.master\n"
@@ -256,6 +259,7 @@ int rig_start(rig *r, int who)
     snprintf(cfg, sizeof cfg, "%s/%s.yaml", r->dir, rig_org[who]);
     snprintf(map, sizeof map, "%u", r->o.map_mib ? r->o.map_mib : 1024);
     snprintf(redeliver, sizeof redeliver, "%u", r->o.redeliver_ms ? r->o.redeliver_ms : 1000);
+    char http[32];
     const char *argv[32];
     int n = 0;
     if (who == RIG_BROKER) {
@@ -267,6 +271,11 @@ int rig_start(rig *r, int who)
             redeliver, "--heartbeat-ms", "1000",      "--log-level", "warning"};
         for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
             argv[n++] = a[i];
+        if (r->o.http_port) {
+            snprintf(http, sizeof http, "127.0.0.1:%d", r->o.http_port);
+            argv[n++] = "--http";
+            argv[n++] = http;
+        }
     } else {
         snprintf(bin, sizeof bin, "%s/agents/sharehub-agent", r->bindir);
         argv[n++] = bin;

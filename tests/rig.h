@@ -33,6 +33,9 @@ typedef struct rig_opts {
     /* the body of the only ISP (after its id, head and review date: purposes, event types,
      * senders, recipients); NULL: the rig's two ISPs */
     const char *policy;
+    /* metrics and health endpoints on 127.0.0.1: the broker's on this port, each agent's on
+     * the next (in rig order: hub, school, health, publisher); 0: none */
+    int http_port;
 } rig_opts;
 
 typedef struct rig rig;

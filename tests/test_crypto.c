@@ -1,10 +1,12 @@
 /* test_crypto.c — sealing, tamper and wrong-key refusal, nonce uniqueness, HKDF, HMAC,
  * Ed25519, and key-file permission rules. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -213,6 +215,43 @@ Test(crypto, key_files)
     cr_assert_eq(chmod(path, 0400), 0);
     cr_assert_eq(sh_key_load_file(path, &k, &err), SH_OK, "0400 is fine");
     sh_key_destroy(&k);
+
+    /* as systemd hands over a credential: 0400, and an ACL that lets one user read it; the
+     * group bits then show the ACL's mask (r), yet only that user can read the file */
+    uint32_t me = (uint32_t)geteuid(), someone = me + 4242;
+    struct {
+        uint32_t uid;
+        unsigned group_perm;
+        int ok;
+        const char *what;
+    } acls[] = {{me, 0, 1, "an ACL naming this user alone"},
+                {someone, 0, 0, "an ACL naming another user"},
+                {me, 4, 0, "an ACL letting the owning group read"}};
+    for (size_t i = 0; i < sizeof acls / sizeof acls[0]; i++) {
+        /* version 2; user::r, user:uid:r, group::perm, mask::r, other::- */
+        uint8_t x[4 + 5 * 8] = {2, 0, 0, 0};
+        const unsigned tags[5] = {0x01, 0x02, 0x04, 0x10, 0x20},
+                       perms[5] = {4, 4, acls[i].group_perm, 4, 0};
+        for (int e = 0; e < 5; e++) {
+            uint8_t *p = x + 4 + 8 * e;
+            uint32_t id = tags[e] == 0x02 ? acls[i].uid : 0xffffffffu;
+            p[0] = (uint8_t)tags[e];
+            p[1] = 0;
+            p[2] = (uint8_t)perms[e];
+            p[3] = 0;
+            for (int j = 0; j < 4; j++)
+                p[4 + j] = (uint8_t)(id >> (8 * j));
+        }
+        if (setxattr(path, "system.posix_acl_access", x, sizeof x, 0) != 0)
+            cr_skip_test("this filesystem does not take POSIX ACLs: %s", strerror(errno));
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_eq(st.st_mode & 0070, 0040, "the mask shows as the group bits");
+        cr_assert_eq(sh_key_load_file(path, &k, &err), acls[i].ok ? SH_OK : SH_E_KEY_PERMISSIONS,
+                     "%s", acls[i].what);
+        sh_key_destroy(&k);
+    }
+    cr_assert_eq(removexattr(path, "system.posix_acl_access"), 0);
+    cr_assert_eq(chmod(path, 0600), 0);
 
     char *missing = tu_path(dir, "absent.key");
     cr_assert_eq(sh_key_load_file(missing, &k, &err), SH_E_KEY_MISSING);

@@ -1,0 +1,44 @@
+/*
+ * http.h — the daemons' HTTP endpoint for metrics and health checks (docs/operations.md),
+ * served by libmicrohttpd inside the daemon's own event loop: no thread, so a handler reads
+ * the daemon's state without locks, and a daemon whose loop is stuck stops answering its
+ * liveness probe.
+ *
+ * Owns: the listening socket and libmicrohttpd's connections. Never: serves anything but
+ * GET and HEAD; blocks the event loop (libmicrohttpd runs non-blocking, connections are few
+ * and time out).
+ */
+#ifndef SHAREHUB_HTTP_H
+#define SHAREHUB_HTTP_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+/* Answers one GET: sets *body (malloc'd; the server frees it), *len and *ctype (a static
+ * string), returns the HTTP status. A NULL *body is answered 404 "not found" when the
+ * status is 404, else 500. */
+typedef int (*sh_http_handler)(void *ctx, const char *path, char **body, size_t *len,
+                               const char **ctype);
+
+typedef struct sh_http sh_http;
+
+/* Listens on listen ("127.0.0.1:9750", "[::1]:9750"; a numeric address and port). Errors:
+ * SH_E_INVAL (the address is not of that form), SH_E_IO (cannot listen: the detail names the
+ * address). */
+sh_err sh_http_new(const char *listen, sh_http_handler fn, void *ctx, sh_http **out, sh_error *err);
+
+/* The descriptor to poll for input; when it is readable (and at least every second, for
+ * timeouts) call sh_http_serve. */
+int sh_http_fd(const sh_http *h);
+
+/* Accepts, reads and answers what is ready, without blocking. */
+void sh_http_serve(sh_http *h);
+
+/* How long the loop may wait before calling sh_http_serve again: 0 when work is pending
+ * (a response still being written), else at most max_ms. */
+int sh_http_wait_ms(sh_http *h, int max_ms);
+
+void sh_http_destroy(sh_http **h);
+
+#endif
