@@ -80,8 +80,8 @@ typedef struct s_reply {
 } s_reply;
 
 /* Counters for the metrics endpoint (docs/operations.md#metrics). A batch counts into
- * b->stage, a copy of b->stats taken as it begins, which becomes b->stats only when the batch
- * commits: the counters agree with the store and its audit log. */
+ * b->stage, emptied as it begins and added to b->stats only when the batch commits: the
+ * counters agree with the store and its audit log. */
 typedef struct s_stats {
     uint64_t accepted; /* events accepted (not counting duplicates) */
     sh_tally queued;   /* recipient=: queue entries written, events and receipts */
@@ -907,7 +907,7 @@ static void s_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t
     } else if (rc != SH_E_EXISTS) {
         s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, rc, NULL, NULL, from->code, NULL, NULL,
                 detail);
-        s_log("warning", "witness refused for %s: E%03d %s", from->code, (int)rc, detail);
+        sh_log(SH_LOG_WARNING, from->code, NULL, "witness refused: E%03d %s", (int)rc, detail);
     }
     s_reply_addf(r, "%llu", (unsigned long long)info.seq);
     s_reply_addf(r, "%d", rc == SH_E_EXISTS ? 0 : (int)rc);
@@ -1031,7 +1031,7 @@ static void s_pump(sh_broker *b)
             s_deliver_record(b, s, kv.val, kv.vlen);
         }
         if (rc == SH_E_AUTH_FAILED || rc == SH_E_WRONG_KEY)
-            s_log("error", "queue entry for %s does not open: %s", s->org, sh_err_name(rc));
+            sh_log(SH_LOG_ERROR, s->org, NULL, "a queue entry does not open: %s", sh_err_name(rc));
         sh_cursor_close(&c);
     }
     sh_txn_abort(&t);
@@ -1319,13 +1319,22 @@ static void s_unflight(sh_broker *b, const s_reply *r, int64_t rewind_ms)
     if (rewind_ms) s->rewind_ms = rewind_ms;
 }
 
-static void s_stats_copy(s_stats *dst, const s_stats *src)
+static void s_stats_reset(s_stats *st)
 {
-    dst->accepted = src->accepted;
-    sh_tally_copy(&dst->queued, &src->queued);
-    sh_tally_copy(&dst->acked, &src->acked);
-    sh_tally_copy(&dst->denied, &src->denied);
-    dst->latency = src->latency;
+    st->accepted = 0;
+    sh_tally_reset(&st->queued);
+    sh_tally_reset(&st->acked);
+    sh_tally_reset(&st->denied);
+    memset(&st->latency, 0, sizeof st->latency);
+}
+
+static void s_stats_merge(s_stats *dst, const s_stats *src)
+{
+    dst->accepted += src->accepted;
+    sh_tally_merge(&dst->queued, &src->queued);
+    sh_tally_merge(&dst->acked, &src->acked);
+    sh_tally_merge(&dst->denied, &src->denied);
+    sh_hist_merge(&dst->latency, &src->latency);
 }
 
 static void s_batch(sh_broker *b)
@@ -1338,7 +1347,7 @@ static void s_batch(sh_broker *b)
     }
     uint64_t seq = b->seq;
     b->nreplies = 0;
-    s_stats_copy(&b->stage, &b->stats);
+    s_stats_reset(&b->stage);
     /* (replies hold BATCH_MAX * 2: stop reading while one more message of SH_ACK_MAX acks
      * could not fit) */
     for (int k = 0; k < BATCH_MAX && b->nreplies + SH_ACK_MAX <= BATCH_MAX * 2; k++) {
@@ -1387,7 +1396,7 @@ static void s_batch(sh_broker *b)
     }
     b->seq = seq;
     b->store_failed_ms = 0;
-    s_stats_copy(&b->stats, &b->stage);
+    s_stats_merge(&b->stats, &b->stage);
     for (size_t i = 0; i < b->nreplies; i++) {
         s_reply *r = &b->replies[i];
         if (r->kind == 1) s_unflight(b, r, 0);

@@ -40,11 +40,17 @@ uint64_t sh_tally_get(const sh_tally *t, const char *labels)
     return 0;
 }
 
-void sh_tally_copy(sh_tally *dst, const sh_tally *src)
+void sh_tally_merge(sh_tally *dst, const sh_tally *src)
 {
-    dst->n = src->n;
-    dst->overflow = src->overflow;
-    memcpy(dst->e, src->e, src->n * sizeof src->e[0]);
+    for (unsigned i = 0; i < src->n; i++)
+        sh_tally_add(dst, src->e[i].labels, src->e[i].value);
+    dst->overflow += src->overflow;
+}
+
+void sh_tally_reset(sh_tally *t)
+{
+    t->n = 0;
+    t->overflow = 0;
 }
 
 void sh_hist_observe(sh_hist *h, double seconds)

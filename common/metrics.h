@@ -16,10 +16,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* A counter with labels: up to SH_TALLY_MAX label sets, each a rendered label list such as
- * `code="E601",isp="isp-cpis@3"`. Label sets past the limit are counted under
- * `overflow="true"` so the total stays right. */
-#define SH_TALLY_MAX  64
+/* A counter with labels: up to SH_TALLY_MAX label sets (enough for a recipient label per
+ * enrolled organisation of a county: its schools, trusts and services), each a rendered label
+ * list such as `code="E601",isp="isp-cpis@3"`. Label sets past the limit are counted under
+ * `overflow="true"` so the total stays right. Finding a label set is a linear search: count a
+ * batch into a small tally, then merge it into the large one. */
+#define SH_TALLY_MAX  1024
 #define SH_LABELS_MAX 120
 typedef struct sh_tally {
     unsigned n;
@@ -36,8 +38,11 @@ void sh_tally_add(sh_tally *t, const char *labels, uint64_t v);
 /* The value of one label set (0 when absent). */
 uint64_t sh_tally_get(const sh_tally *t, const char *labels);
 
-/* Copies only the entries in use (a tally is large and mostly empty). */
-void sh_tally_copy(sh_tally *dst, const sh_tally *src);
+/* Adds every count of src to dst. */
+void sh_tally_merge(sh_tally *dst, const sh_tally *src);
+
+/* Empties the tally (its memory stays as it is: a tally is large and mostly unused). */
+void sh_tally_reset(sh_tally *t);
 
 /* A latency histogram in seconds with fixed upper bounds 1 ms .. 60 s. */
 #define SH_HIST_BUCKETS 14
