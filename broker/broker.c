@@ -5,6 +5,8 @@
  *   events  (sealed)  event id (16)          -> event record (below)
  *   queue   (sealed)  org code (9, NUL-padded) || seq (u64 BE) -> delivery record (below)
  *   state   (plain)   "seq"                  -> next queue sequence number (u64 BE)
+ *                     "depth:" org code      -> entries in the org's queue (u64 BE)
+ *                     "depths"               -> "1": the depth records are complete
  *   subs    (plain)   org code               -> the org's HELLO subscriptions (text)
  *   consent (plain)   blind(child id) (32) || purpose (1) -> u8 consent state | i64 BE time
  *   school  (plain)   blind(child id) (32)   -> the child's school of record (org code)
@@ -90,6 +92,11 @@ typedef struct s_stats {
     sh_hist latency;   /* accepted to acknowledged by the recipient, events only */
 } s_stats;
 
+typedef struct s_depth {
+    char org[ORG_KEY + 1];
+    uint64_t n;
+} s_depth;
+
 struct sh_broker {
     sh_broker_config cfg;
     void *ctx, *router, *zap, *monitor;
@@ -116,7 +123,8 @@ struct sh_broker {
     size_t nreplies;
     uint64_t seq; /* next queue sequence number, as committed */
     s_stats stats, stage;
-    sh_tally depth0;  /* recipient=: queue entries when the broker started */
+    s_depth *depths; /* entries in each recipient's queue, as committed */
+    size_t ndepths, capdepths;
     sh_tally refused; /* code=: refusals sent (CONFIRM and ERROR), not in a batch's stage */
     uint64_t refused_key_total, refused_handshake_total, dropped_total;
     int64_t started_ms, store_failed_ms; /* store_failed_ms: the last commit failed then */
@@ -1319,6 +1327,113 @@ static void s_unflight(sh_broker *b, const s_reply *r, int64_t rewind_ms)
     if (rewind_ms) s->rewind_ms = rewind_ms;
 }
 
+/* ---- queue depths (docs/protocol.md: the broker's store) ------------------------------ */
+
+/* The depth record of org, made (at 0) when create is set; NULL if absent or out of memory. */
+static s_depth *s_depth_of(sh_broker *b, const char *org, int create)
+{
+    for (size_t i = 0; i < b->ndepths; i++)
+        if (strcmp(b->depths[i].org, org) == 0) return &b->depths[i];
+    if (!create) return NULL;
+    if (b->ndepths == b->capdepths) {
+        size_t cap = b->capdepths ? b->capdepths * 2 : 16;
+        s_depth *d = realloc(b->depths, cap * sizeof *d);
+        if (!d) return NULL;
+        b->depths = d;
+        b->capdepths = cap;
+    }
+    s_depth *d = &b->depths[b->ndepths++];
+    snprintf(d->org, sizeof d->org, "%s", org);
+    d->n = 0;
+    return d;
+}
+
+/* Writes org's depth record in t. */
+static sh_err s_depth_put(sh_broker *b, sh_txn *t, const char *org, uint64_t n, sh_error *err)
+{
+    char key[6 + ORG_KEY + 1];
+    uint8_t v[8];
+    int kl = snprintf(key, sizeof key, "depth:%s", org);
+    sh_be64_put(v, n);
+    return sh_txn_put(t, b->state, key, (size_t)kl, v, 8, 0, err);
+}
+
+/* Loads every recipient's queue depth from the state database. A store written before depths
+ * were recorded is counted once, by key (nothing is opened), and the counts written. */
+static sh_err s_depths_load(sh_broker *b, sh_error *err)
+{
+    sh_txn *t = NULL;
+    sh_cursor *c = NULL;
+    sh_buf v = {0};
+    sh_kv kv;
+    sh_err rc = sh_txn_begin(b->store, 0, &t, err);
+    if (rc) return rc;
+    int recorded = sh_txn_get(t, b->state, "depths", 6, &v, err) == SH_OK;
+    sh_buf_free(&v);
+    rc = sh_cursor_open(t, recorded ? b->state : b->queue, &c, err);
+    if (!rc && recorded) {
+        for (rc = sh_cursor_get(c, SH_CURSOR_SEEK, "depth:", 6, &kv, err);
+             rc == SH_OK && kv.klen > 6 && kv.klen <= 6 + ORG_KEY &&
+             memcmp(kv.key, "depth:", 6) == 0;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, err)) {
+            char org[ORG_KEY + 1];
+            memcpy(org, kv.key + 6, kv.klen - 6);
+            org[kv.klen - 6] = '\0';
+            s_depth *d = kv.vlen == 8 ? s_depth_of(b, org, 1) : NULL;
+            if (d) d->n = sh_be64_get(kv.val);
+        }
+    } else if (!rc) {
+        for (rc = sh_cursor_key(c, SH_CURSOR_FIRST, NULL, 0, &kv, err); rc == SH_OK;
+             rc = sh_cursor_key(c, SH_CURSOR_NEXT, NULL, 0, &kv, err)) {
+            char org[ORG_KEY + 1];
+            if (kv.klen != ORG_KEY + 8) continue;
+            memcpy(org, kv.key, ORG_KEY);
+            org[ORG_KEY] = '\0';
+            s_depth *d = s_depth_of(b, org, 1);
+            if (!d) {
+                rc = sh_error_set(err, SH_E_NOMEM, "queue depths");
+                break;
+            }
+            d->n++;
+        }
+    }
+    sh_cursor_close(&c);
+    sh_txn_abort(&t);
+    if (rc != SH_E_NOT_FOUND && rc != SH_OK) return rc;
+    if (recorded) return SH_OK;
+    rc = sh_txn_begin(b->store, 1, &t, err);
+    for (size_t i = 0; !rc && i < b->ndepths; i++)
+        rc = s_depth_put(b, t, b->depths[i].org, b->depths[i].n, err);
+    if (!rc) rc = sh_txn_put(t, b->state, "depths", 6, "1", 1, 0, err);
+    if (!rc) return sh_txn_commit(&t, err);
+    sh_txn_abort(&t);
+    return rc;
+}
+
+/* The batch's changes to the queue depths: written in t before it commits (t), then, once it
+ * has, made the committed values (t NULL). Recipients: those the stage counts. */
+static sh_err s_depths_apply(sh_broker *b, sh_txn *t, sh_error *err)
+{
+    const sh_tally *sets[2] = {&b->stage.queued, &b->stage.acked};
+    for (int k = 0; k < 2; k++)
+        for (unsigned i = 0; i < sets[k]->n; i++) {
+            const char *l = sets[k]->e[i].labels;
+            if (k == 1 && sh_tally_get(&b->stage.queued, l)) continue; /* done */
+            char org[ORG_KEY + 1] = "";
+            if (sscanf(l, "recipient=\"%9[^\"]\"", org) != 1) continue;
+            s_depth *d = s_depth_of(b, org, t == NULL);
+            uint64_t in = (d ? d->n : 0) + sh_tally_get(&b->stage.queued, l),
+                     out = sh_tally_get(&b->stage.acked, l), n = in > out ? in - out : 0;
+            if (t) {
+                sh_err rc = s_depth_put(b, t, org, n, err);
+                if (rc) return rc;
+            } else if (d) {
+                d->n = n;
+            }
+        }
+    return SH_OK;
+}
+
 static void s_stats_reset(s_stats *st)
 {
     st->accepted = 0;
@@ -1375,6 +1490,8 @@ static void s_batch(sh_broker *b)
         for (size_t i = 0; i < n && i < 6; i++)
             zmq_msg_close(&parts[i]);
     }
+    /* (a failed put leaves the transaction failed: its commit then reports the first error) */
+    s_depths_apply(b, t, &err);
     sh_err rc = sh_txn_commit(&t, &err);
     if (rc) {
         s_log("error", "commit failed, %zu replies refused: %s", b->nreplies, err.detail);
@@ -1397,6 +1514,7 @@ static void s_batch(sh_broker *b)
     b->seq = seq;
     b->store_failed_ms = 0;
     s_stats_merge(&b->stats, &b->stage);
+    s_depths_apply(b, NULL, &err);
     for (size_t i = 0; i < b->nreplies; i++) {
         s_reply *r = &b->replies[i];
         if (r->kind == 1) s_unflight(b, r, 0);
@@ -1406,42 +1524,6 @@ static void s_batch(sh_broker *b)
 }
 
 /* ---- metrics and health (docs/operations.md#metrics) -------------------------------- */
-
-/* Queue entries per recipient when the broker starts, counted by key (nothing is opened):
- * the base from which the queued and acked counters move each queue's depth. */
-static sh_err s_count_queues(sh_broker *b, sh_error *err)
-{
-    sh_txn *t = NULL;
-    sh_cursor *c = NULL;
-    sh_kv kv;
-    sh_err rc = sh_txn_begin(b->store, 0, &t, err);
-    if (!rc) rc = sh_cursor_open(t, b->queue, &c, err);
-    char org[ORG_KEY + 1] = "", lab[SH_LABELS_MAX];
-    uint64_t n = 0;
-    for (rc = rc ? rc : sh_cursor_key(c, SH_CURSOR_FIRST, NULL, 0, &kv, err); rc == SH_OK;
-         rc = sh_cursor_key(c, SH_CURSOR_NEXT, NULL, 0, &kv, err)) {
-        if (kv.klen != ORG_KEY + 8) continue;
-        if (memcmp(org, kv.key, ORG_KEY) != 0 || !n) {
-            if (n) {
-                lab[0] = '\0';
-                sh_label(lab, sizeof lab, "recipient", org);
-                sh_tally_add(&b->depth0, lab, n);
-            }
-            memcpy(org, kv.key, ORG_KEY);
-            org[ORG_KEY] = '\0';
-            n = 0;
-        }
-        n++;
-    }
-    if (n) {
-        lab[0] = '\0';
-        sh_label(lab, sizeof lab, "recipient", org);
-        sh_tally_add(&b->depth0, lab, n);
-    }
-    sh_cursor_close(&c);
-    sh_txn_abort(&t);
-    return rc == SH_E_NOT_FOUND ? SH_OK : rc;
-}
 
 /* When the broker accepted the oldest event still queued for org; 0 if none or unknown. */
 static int64_t s_oldest_ms(sh_broker *b, sh_txn *t, const char *org)
@@ -1514,35 +1596,25 @@ static int s_render(sh_broker *b, FILE *f)
                         "From the broker accepting an event to a recipient acknowledging it.");
     e |= sh_prom_hist(f, M("delivery_latency_seconds"), &st->latency);
 
-    /* queue depth per recipient: entries at start + written - acknowledged */
     sh_txn *t = NULL;
     sh_error err;
     if (sh_txn_begin(b->store, 0, &t, &err)) return -1;
     e |= sh_prom_family(f, M("queue_depth"), "gauge", "Deliveries waiting for each recipient.");
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass)
-            e |= sh_prom_family(f, M("queue_oldest_age_seconds"), "gauge",
-                                "Age of the oldest delivery waiting for each recipient (absent "
-                                "when none waits).");
-        const sh_tally *sets[2] = {&b->depth0, &st->queued};
-        for (int k = 0; k < 2; k++)
-            for (unsigned i = 0; i < sets[k]->n; i++) {
-                const char *l = sets[k]->e[i].labels;
-                if (k == 1 && sh_tally_get(&b->depth0, l)) continue; /* listed already */
-                uint64_t in = sh_tally_get(&b->depth0, l) + sh_tally_get(&st->queued, l),
-                         out = sh_tally_get(&st->acked, l), depth = in > out ? in - out : 0;
-                if (!pass) {
-                    e |= sh_prom_sample(f, M("queue_depth"), l, (double)depth);
-                    continue;
-                }
-                /* recipient="ORG" */
-                char org[ORG_KEY + 1] = "";
-                sscanf(l, "recipient=\"%9[^\"]\"", org);
-                int64_t at = depth ? s_oldest_ms(b, t, org) : 0;
-                if (at)
-                    e |= sh_prom_sample(f, M("queue_oldest_age_seconds"), l,
-                                        (double)(now > at ? now - at : 0) / 1e3);
-            }
+    for (size_t i = 0; i < b->ndepths; i++) {
+        lab[0] = '\0';
+        sh_label(lab, sizeof lab, "recipient", b->depths[i].org);
+        e |= sh_prom_sample(f, M("queue_depth"), lab, (double)b->depths[i].n);
+    }
+    e |= sh_prom_family(f, M("queue_oldest_age_seconds"), "gauge",
+                        "Age of the oldest delivery waiting for each recipient (absent when none "
+                        "waits).");
+    for (size_t i = 0; i < b->ndepths; i++) {
+        int64_t at = b->depths[i].n ? s_oldest_ms(b, t, b->depths[i].org) : 0;
+        if (!at) continue;
+        lab[0] = '\0';
+        sh_label(lab, sizeof lab, "recipient", b->depths[i].org);
+        e |= sh_prom_sample(f, M("queue_oldest_age_seconds"), lab,
+                            (double)(now > at ? now - at : 0) / 1e3);
     }
     e |= sh_prom_store_audit(f, "sharehub_broker_", b->store, b->audit, t);
     sh_txn_abort(&t);
@@ -1739,10 +1811,8 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     }
     sh_wipe(secret, sizeof secret);
     b->started_ms = s_now();
-    if (!rc && cfg->http_listen) {
-        rc = s_count_queues(b, err);
-        if (!rc) rc = sh_http_new(cfg->http_listen, s_http, b, &b->http, err);
-    }
+    if (!rc) rc = s_depths_load(b, err);
+    if (!rc && cfg->http_listen) rc = sh_http_new(cfg->http_listen, s_http, b, &b->http, err);
     if (!rc) {
         sh_txn *t = NULL;
         if (sh_txn_begin(b->store, 1, &t, err) == SH_OK) {
@@ -1839,6 +1909,7 @@ void sh_broker_destroy(sh_broker **bp)
     for (size_t i = 0; i < b->nsessions; i++)
         free(b->sessions[i].flight);
     free(b->sessions);
+    free(b->depths);
     if (b->replies)
         for (size_t i = 0; i < BATCH_MAX * 2; i++)
             s_reply_free(&b->replies[i]);

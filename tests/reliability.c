@@ -685,8 +685,16 @@ out:
     return status;
 }
 
+/* The backlog's policy: requests for support for safeguarding (the synthetic events' purpose)
+ * from R1L to the hub alone. */
+static const char *s_backlog_policy =
+    "purposes: [safeguarding]\nevent_types: [request_for_support]\n"
+    "senders: [{organisation: R1L}]\nrecipients:\n"
+    "  - {organisation: '881', data_items: [child, level_of_need, request_for_support]}\n";
+
 /* Publishes n requests for support (the hub's alone) straight to the broker with R1L's key,
- * up to `window` unconfirmed at a time; returns how many were confirmed (-1 on a refusal). */
+ * up to `window` unconfirmed at a time; returns how many were confirmed, each queued for the
+ * hub as its CONFIRM says (-1 on a refusal, or a confirm that did not queue it). */
 static long s_pump_events(sh_client *c, uint64_t *rng, long n, int window)
 {
     long sent = 0, confirmed = 0;
@@ -712,6 +720,15 @@ static long s_pump_events(sh_client *c, uint64_t *rng, long n, int window)
             fprintf(stderr, "backlog: refused E%03d\n", sh_msg_code(&m));
             return -1;
         }
+        int queued = 0;
+        for (size_t i = 3; i < m.nframes; i++)
+            queued |= m.len[i] >= 10 && memcmp(m.frame[i], "881 permit", 10) == 0;
+        if (!queued) {
+            fprintf(stderr, "backlog: an event was not queued for the hub: %.*s\n",
+                    m.nframes > 3 ? (int)m.len[3] : 0,
+                    m.nframes > 3 ? (const char *)m.frame[3] : "");
+            return -1;
+        }
         confirmed++;
     }
     return confirmed;
@@ -719,7 +736,7 @@ static long s_pump_events(sh_client *c, uint64_t *rng, long n, int window)
 
 static int s_backlog(const char *bindir, uint64_t seed, long events)
 {
-    rig_opts o = {.port = 31000 + getpid() % 1700, .map_mib = 4096};
+    rig_opts o = {.port = 31000 + getpid() % 1700, .map_mib = 4096, .policy = s_backlog_policy};
     rig *r = rig_new(bindir, &o);
     if (!r) return 2;
     sh_client *c = NULL;
