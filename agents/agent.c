@@ -1246,8 +1246,9 @@ static int64_t s_outbox_oldest_ms(sh_agent *a, sh_txn *t)
 
 #define M(name) "sharehub_agent_" name
 
-static int s_render(sh_agent *a, FILE *f)
+static int s_metrics(void *ctx, FILE *f)
 {
+    sh_agent *a = ctx;
     char lab[SH_LABELS_MAX] = "";
     int e = 0;
     e |= sh_prom_family(f, "sharehub_build_info", "gauge", "The running build.");
@@ -1303,33 +1304,11 @@ static int s_render(sh_agent *a, FILE *f)
 
 #undef M
 
-static int s_http(void *ctx, const char *path, char **body, size_t *len, const char **ctype)
+/* (the store is open for as long as the agent runs; the broker may not be there) */
+static const char *s_not_ready(void *ctx)
 {
-    sh_agent *a = ctx;
-    if (strcmp(path, "/metrics") == 0) {
-        FILE *f = open_memstream(body, len);
-        if (!f) return 500;
-        int bad = s_render(a, f);
-        if (fclose(f) || bad) {
-            free(*body);
-            *body = NULL;
-            return 500;
-        }
-        *ctype = "text/plain; version=0.0.4; charset=utf-8";
-        return 200;
-    }
-    const char *text = NULL;
-    int status = 404;
-    if (strcmp(path, "/healthz") == 0) {
-        text = "ok\n";
-        status = 200;
-    } else if (strcmp(path, "/readyz") == 0) {
-        /* the store is open for as long as the agent runs; the broker may not be there */
-        status = a->connected ? 200 : 503;
-        text = a->connected ? "ready\n" : "not ready: the broker does not answer\n";
-    }
-    if (text && (*body = strdup(text)) != NULL) *len = strlen(text);
-    return status;
+    const sh_agent *a = ctx;
+    return a->connected ? NULL : "the broker does not answer";
 }
 
 /* ---- life cycle ---------------------------------------------------------------------- */
@@ -1398,7 +1377,10 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         if (rc == SH_E_NOT_FOUND) rc = SH_OK;
     }
     a->started_ms = s_now();
-    if (!rc && a->cfg->http) rc = sh_http_new(a->cfg->http, s_http, a, &a->http, err);
+    if (!rc && a->cfg->http) {
+        sh_http_site site = {s_metrics, s_not_ready, a};
+        rc = sh_http_new(a->cfg->http, &site, &a->http, err);
+    }
     if (!rc)
         rc = sh_client_new_agent(a->cfg->broker->endpoint, a->cfg->broker->public_key, pub, secret,
                                  100, &a->broker, err);

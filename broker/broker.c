@@ -1546,8 +1546,9 @@ static int64_t s_oldest_ms(sh_broker *b, sh_txn *t, const char *org)
 
 #define M(name) "sharehub_broker_" name
 
-static int s_render(sh_broker *b, FILE *f)
+static int s_metrics(void *ctx, FILE *f)
 {
+    sh_broker *b = ctx;
     const s_stats *st = &b->stats;
     int64_t now = s_now();
     char lab[SH_LABELS_MAX];
@@ -1652,34 +1653,10 @@ static int s_render(sh_broker *b, FILE *f)
 
 #undef M
 
-static int s_http(void *ctx, const char *path, char **body, size_t *len, const char **ctype)
+static const char *s_not_ready(void *ctx)
 {
-    sh_broker *b = ctx;
-    if (strcmp(path, "/metrics") == 0) {
-        FILE *f = open_memstream(body, len);
-        if (!f) return 500;
-        int bad = s_render(b, f);
-        if (fclose(f) || bad) {
-            free(*body);
-            *body = NULL;
-            return 500;
-        }
-        *ctype = "text/plain; version=0.0.4; charset=utf-8";
-        return 200;
-    }
-    /* answering at all shows the event loop turns: that is liveness */
-    const char *text = NULL;
-    int status = 404;
-    if (strcmp(path, "/healthz") == 0) {
-        text = "ok\n";
-        status = 200;
-    } else if (strcmp(path, "/readyz") == 0) {
-        status = b->store_failed_ms ? 503 : 200;
-        text = status == 200 ? "ready\n"
-                             : "not ready: the store refused the last write (disk or map full)\n";
-    }
-    if (text && (*body = strdup(text)) != NULL) *len = strlen(text);
-    return status;
+    const sh_broker *b = ctx;
+    return b->store_failed_ms ? "the store refused the last write (disk or map full)" : NULL;
 }
 
 /* ---- life cycle ---------------------------------------------------------------------- */
@@ -1812,7 +1789,10 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     sh_wipe(secret, sizeof secret);
     b->started_ms = s_now();
     if (!rc) rc = s_depths_load(b, err);
-    if (!rc && cfg->http_listen) rc = sh_http_new(cfg->http_listen, s_http, b, &b->http, err);
+    if (!rc && cfg->http_listen) {
+        sh_http_site site = {s_metrics, s_not_ready, b};
+        rc = sh_http_new(cfg->http_listen, &site, &b->http, err);
+    }
     if (!rc) {
         sh_txn *t = NULL;
         if (sh_txn_begin(b->store, 1, &t, err) == SH_OK) {

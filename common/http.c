@@ -1,7 +1,7 @@
 /*
  * http.c — metrics and health over HTTP, with libmicrohttpd in external-polling epoll mode.
  *
- * Owns: the MHD_Daemon and the translation between its callback and sh_http_handler.
+ * Owns: the MHD_Daemon and the three paths of sh_http_site.
  * Never: runs a thread; answers a method other than GET or HEAD; holds more than a few
  * connections (an endpoint for probes and one scraper, not a web server).
  */
@@ -20,20 +20,27 @@
 
 struct sh_http {
     struct MHD_Daemon *d;
-    sh_http_handler fn;
-    void *ctx;
+    sh_http_site site;
     int fd;
 };
 
-static enum MHD_Result s_text(struct MHD_Connection *c, unsigned status, const char *text)
+/* Queues text (copied) with status and content type. */
+static enum MHD_Result s_answer(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                const char *text, size_t len)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+static enum MHD_Result s_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+    return s_answer(c, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -44,25 +51,30 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     (void)upload;
     (void)upload_len;
     (void)req;
-    sh_http *h = cls;
+    const sh_http_site *site = &((sh_http *)cls)->site;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return s_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-    char *body = NULL;
-    size_t len = 0;
-    const char *ctype = "text/plain; charset=utf-8";
-    int status = h->fn(h->ctx, url, &body, &len, &ctype);
-    if (!body)
-        return status == 404 ? s_text(c, MHD_HTTP_NOT_FOUND, "not found\n")
-                             : s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
+    if (strcmp(url, "/healthz") == 0) return s_text(c, MHD_HTTP_OK, "ok\n");
+    if (strcmp(url, "/readyz") == 0) {
+        const char *why = site->not_ready(site->ctx);
+        if (!why) return s_text(c, MHD_HTTP_OK, "ready\n");
+        char text[256];
+        snprintf(text, sizeof text, "not ready: %s\n", why);
+        return s_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, text);
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
+    if (strcmp(url, "/metrics") != 0) return s_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+    char *page = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&page, &len);
+    if (!f) return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+    int bad = site->metrics(site->ctx, f);
+    if (fclose(f) || bad) {
+        free(page);
+        return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+    }
+    enum MHD_Result rc =
+        s_answer(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", page, len);
+    free(page);
     return rc;
 }
 
@@ -92,7 +104,7 @@ static int s_parse(const char *listen, struct sockaddr_storage *addr)
     return inet_pton(AF_INET, host, &a4->sin_addr) == 1 ? 0 : -1;
 }
 
-sh_err sh_http_new(const char *listen, sh_http_handler fn, void *ctx, sh_http **out, sh_error *err)
+sh_err sh_http_new(const char *listen, const sh_http_site *site, sh_http **out, sh_error *err)
 {
     *out = NULL;
     struct sockaddr_storage addr;
@@ -102,8 +114,7 @@ sh_err sh_http_new(const char *listen, sh_http_handler fn, void *ctx, sh_http **
                             "127.0.0.1:9750 or [::1]:9750");
     sh_http *h = calloc(1, sizeof *h);
     if (!h) return sh_error_set(err, SH_E_NOMEM, "http endpoint");
-    h->fn = fn;
-    h->ctx = ctx;
+    h->site = *site;
     unsigned flags = MHD_USE_EPOLL | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, s_access, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,

@@ -12,21 +12,27 @@
 #define SHAREHUB_HTTP_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "error.h"
 
-/* Answers one GET: sets *body (malloc'd; the server frees it), *len and *ctype (a static
- * string), returns the HTTP status. A NULL *body is answered 404 "not found" when the
- * status is 404, else 500. */
-typedef int (*sh_http_handler)(void *ctx, const char *path, char **body, size_t *len,
-                               const char **ctype);
+/* What a daemon serves (docs/operations.md#metrics-and-health):
+ *   /metrics  metrics(ctx, f) writes the page (Prometheus text 0.0.4); 0, or -1 (500)
+ *   /healthz  200 "ok" whenever the event loop turns
+ *   /readyz   200 "ready" when not_ready(ctx) is NULL, else 503 "not ready: <its reason>"
+ * and 404 for any other path. */
+typedef struct sh_http_site {
+    int (*metrics)(void *ctx, FILE *f);
+    const char *(*not_ready)(void *ctx);
+    void *ctx;
+} sh_http_site;
 
 typedef struct sh_http sh_http;
 
 /* Listens on listen ("127.0.0.1:9750", "[::1]:9750"; a numeric address and port). Errors:
  * SH_E_INVAL (the address is not of that form), SH_E_IO (cannot listen: the detail names the
  * address). */
-sh_err sh_http_new(const char *listen, sh_http_handler fn, void *ctx, sh_http **out, sh_error *err);
+sh_err sh_http_new(const char *listen, const sh_http_site *site, sh_http **out, sh_error *err);
 
 /* The descriptor to poll for input; when it is readable (and at least every second, for
  * timeouts) call sh_http_serve. */

@@ -97,15 +97,19 @@ Test(metrics, histogram_buckets_are_cumulative)
     free(text);
 }
 
-static int s_handler(void *ctx, const char *path, char **body, size_t *len, const char **ctype)
+static int s_page(void *ctx, FILE *f)
 {
     (void)ctx;
-    (void)path;
-    (void)body;
-    (void)len;
-    (void)ctype;
-    return 404;
+    return fputs("# nothing\n", f) < 0 ? -1 : 0;
 }
+
+static const char *s_ready(void *ctx)
+{
+    (void)ctx;
+    return NULL;
+}
+
+static const sh_http_site s_site = {s_page, s_ready, NULL};
 
 Test(metrics, the_http_endpoint_refuses_a_bad_address_and_a_port_in_use)
 {
@@ -115,7 +119,7 @@ Test(metrics, the_http_endpoint_refuses_a_bad_address_and_a_port_in_use)
         "9750",      "localhost:9750", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000",
         "[::1:9750", "300.0.0.1:9750"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(sh_http_new(bad[i], s_handler, NULL, &h, &err), SH_E_INVAL, "%s", bad[i]);
+        cr_assert_eq(sh_http_new(bad[i], &s_site, &h, &err), SH_E_INVAL, "%s", bad[i]);
         cr_assert_null(h);
     }
     /* a port another socket holds */
@@ -126,11 +130,11 @@ Test(metrics, the_http_endpoint_refuses_a_bad_address_and_a_port_in_use)
               getsockname(fd, (struct sockaddr *)&a, &al) == 0);
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
-    cr_assert_eq(sh_http_new(addr, s_handler, NULL, &h, &err), SH_E_IO);
+    cr_assert_eq(sh_http_new(addr, &s_site, &h, &err), SH_E_IO);
     cr_assert(strstr(err.detail, addr), "%s", err.detail);
     close(fd);
     /* free again: it listens, and closes */
-    cr_assert_eq(sh_http_new(addr, s_handler, NULL, &h, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_http_new(addr, &s_site, &h, &err), SH_OK, "%s", err.detail);
     cr_assert(sh_http_fd(h) >= 0);
     sh_http_destroy(&h);
     cr_assert_null(h);
