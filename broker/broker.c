@@ -198,15 +198,28 @@ static void s_send_frames(sh_broker *b, const uint8_t *rid, size_t rid_len, cons
 {
     /* A peer that has gone is not an error (EHOSTUNREACH); one whose queue is full (EAGAIN:
      * it does not read) loses this message, counted and logged once a second. Nothing of a
-     * message is sent when its first frame is refused. */
+     * message is sent when its first frame is refused. The fields go in one body frame, each
+     * a u32 BE length and its bytes (docs/protocol.md): CURVE seals every frame on its own,
+     * so one frame for the fields is one seal instead of one a field. */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += 4 + lens[i];
+    zmq_msg_t body;
+    if (zmq_msg_init_size(&body, total) != 0) return;
+    uint8_t *p = zmq_msg_data(&body);
+    for (size_t i = 0; i < n; i++) {
+        sh_be32_put(p, (uint32_t)lens[i]);
+        if (lens[i]) memcpy(p + 4, frames[i], lens[i]);
+        p += 4 + lens[i];
+    }
     if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (zmq_errno() == EAGAIN) b->dropped_sends++, b->dropped_total++;
+        zmq_msg_close(&body);
         return;
     }
     zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(b->router, cmd, strlen(cmd), (n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-    for (size_t i = 0; i < n; i++)
-        zmq_send(b->router, frames[i], lens[i], (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    zmq_send(b->router, cmd, strlen(cmd), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (zmq_msg_send(&body, b->router, ZMQ_DONTWAIT) < 0) zmq_msg_close(&body);
 }
 
 static void s_count_refused(sh_broker *b, sh_err code)
@@ -1112,7 +1125,8 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
     if (n < 3 || zmq_msg_size(&parts[1]) != 4 ||
         memcmp(zmq_msg_data(&parts[1]), SH_PROTO_SIGNATURE, 4) != 0 ||
         zmq_msg_size(&parts[2]) == 0 || zmq_msg_size(&parts[2]) > 15) {
-        s_error_now(b, rid, rid_len, SH_E_PROTOCOL, "want SHv1, a command and its frames");
+        s_error_now(b, rid, rid_len, SH_E_PROTOCOL,
+                    "want " SH_PROTO_SIGNATURE ", a command and its frames");
         s_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, SH_E_PROTOCOL, NULL, NULL, from->code, NULL,
                 NULL, "not a protocol message");
         return;

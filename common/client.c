@@ -156,9 +156,20 @@ sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m)
         zmq_msg_size(&c->frames[1]) >= sizeof m->command)
         return SH_E_PROTOCOL;
     memcpy(m->command, zmq_msg_data(&c->frames[1]), zmq_msg_size(&c->frames[1]));
-    for (size_t i = 2; i < c->nframes; i++) {
-        m->frame[m->nframes] = zmq_msg_data(&c->frames[i]);
-        m->len[m->nframes++] = zmq_msg_size(&c->frames[i]);
+    /* the fields, in one body frame: u32 BE length and bytes each (the first 16 are kept) */
+    if (c->nframes != 3) return SH_E_PROTOCOL;
+    const uint8_t *p = zmq_msg_data(&c->frames[2]);
+    size_t left = zmq_msg_size(&c->frames[2]);
+    while (left) {
+        if (left < 4) return SH_E_PROTOCOL;
+        size_t l = sh_be32_get(p);
+        if (l > left - 4) return SH_E_PROTOCOL;
+        if (m->nframes < sizeof m->frame / sizeof m->frame[0]) {
+            m->frame[m->nframes] = p + 4;
+            m->len[m->nframes++] = l;
+        }
+        p += 4 + l;
+        left -= 4 + l;
     }
     return SH_OK;
 }

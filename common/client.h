@@ -15,8 +15,22 @@
 
 #include "error.h"
 
-#define SH_PROTO_SIGNATURE "SHv1"
-#define SH_Z85_LEN         40
+#define SH_PROTO_SIGNATURE "SHv2"
+
+/* Big-endian u32: the length before each field of a broker message's body. */
+static inline void sh_be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t sh_be32_get(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+#define SH_Z85_LEN 40
 
 typedef struct sh_client sh_client;
 

@@ -461,7 +461,7 @@ static int s_hostile(const char *bindir, uint64_t seed)
     zmq_setsockopt(plain, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(plain, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
     zmq_connect(plain, rig_endpoint(r));
-    zmq_send(plain, "SHv1", 4, ZMQ_SNDMORE);
+    zmq_send(plain, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE);
     zmq_send(plain, "PING", 4, 0);
     char buf[64];
     int got = zmq_recv(plain, buf, sizeof buf, 0);

@@ -458,7 +458,7 @@ Test(broker, bad_input_gets_its_code_and_the_broker_keeps_serving)
     cr_assert_eq(sh_client_send_raw(c, f, l, 2), SH_OK);
     cr_assert_eq(sh_client_expect(c, "ERROR", WAIT, &m), SH_OK);
     cr_assert_eq(sh_msg_code(&m), SH_E_PROTOCOL);
-    const void *g[2] = {"SHv1", "FROBNICATE"};
+    const void *g[2] = {SH_PROTO_SIGNATURE, "FROBNICATE"};
     size_t gl[2] = {4, 10};
     cr_assert_eq(sh_client_send_raw(c, g, gl, 2), SH_OK);
     cr_assert_eq(sh_client_expect(c, "ERROR", WAIT, &m), SH_OK);
@@ -676,7 +676,7 @@ Test(broker, one_ack_settles_a_batch_and_a_malformed_ack_is_refused)
     cr_assert_eq(sh_client_recv(school, 500, &m), SH_E_NOT_FOUND);
     /* not a whole number of ids, or too many: refused with its code */
     uint8_t junk[17] = {0};
-    const void *f[3] = {"SHv1", "ACK", junk};
+    const void *f[3] = {SH_PROTO_SIGNATURE, "ACK", junk};
     size_t l[3] = {4, 3, sizeof junk};
     cr_assert_eq(sh_client_send_raw(hub, f, l, 3), SH_OK);
     cr_assert_eq(sh_client_expect(hub, "ERROR", WAIT, &m), SH_OK);

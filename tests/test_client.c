@@ -1,0 +1,103 @@
+/* test_client.c — the client's reading of broker messages (docs/protocol.md): fields in one
+ * body frame, each a u32 BE length and its bytes; anything else refused, never overrun. */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "client.h"
+
+static void *s_ctx, *s_server;
+static sh_client *s_c;
+static uint8_t s_rid[256];
+static size_t s_rid_len;
+
+/* A CURVE ROUTER standing in for the broker, and a client connected to it that has said PING
+ * (so the server knows its routing id). */
+static void s_setup(void)
+{
+    char spub[41], ssec[41], cpub[41], csec[41];
+    cr_assert_eq(sh_curve_keypair(spub, ssec), SH_OK);
+    cr_assert_eq(sh_curve_keypair(cpub, csec), SH_OK);
+    s_ctx = zmq_ctx_new();
+    s_server = zmq_socket(s_ctx, ZMQ_ROUTER);
+    int one = 1, linger = 0;
+    cr_assert_eq(zmq_setsockopt(s_server, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+    cr_assert_eq(zmq_setsockopt(s_server, ZMQ_CURVE_SECRETKEY, ssec, 40), 0);
+    cr_assert_eq(zmq_setsockopt(s_server, ZMQ_LINGER, &linger, sizeof linger), 0);
+    cr_assert_eq(zmq_bind(s_server, "tcp://127.0.0.1:*"), 0);
+    char ep[128];
+    size_t epl = sizeof ep;
+    cr_assert_eq(zmq_getsockopt(s_server, ZMQ_LAST_ENDPOINT, ep, &epl), 0);
+    sh_error err;
+    cr_assert_eq(sh_client_new(ep, spub, cpub, csec, &s_c, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_client_ping(s_c), SH_OK);
+    int n = zmq_recv(s_server, s_rid, sizeof s_rid, 0);
+    cr_assert(n > 0);
+    s_rid_len = (size_t)n;
+    char drop[64];
+    while (zmq_getsockopt(s_server, ZMQ_RCVMORE, &one, &(size_t){sizeof one}) == 0 && one)
+        zmq_recv(s_server, drop, sizeof drop, 0);
+}
+
+static void s_teardown(void)
+{
+    sh_client_destroy(&s_c);
+    zmq_close(s_server);
+    zmq_ctx_term(s_ctx);
+}
+
+/* Sends signature, command, and the given frames after it. */
+static void s_send(const char *cmd, const void *const *frames, const size_t *lens, size_t n)
+{
+    zmq_send(s_server, s_rid, s_rid_len, ZMQ_SNDMORE);
+    zmq_send(s_server, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE);
+    zmq_send(s_server, cmd, strlen(cmd), n ? ZMQ_SNDMORE : 0);
+    for (size_t i = 0; i < n; i++)
+        zmq_send(s_server, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+TestSuite(client, .init = s_setup, .fini = s_teardown);
+
+Test(client, fields_come_out_of_the_body_and_bad_bodies_are_refused)
+{
+    sh_msg m;
+    /* two fields: "0" and "ok" */
+    uint8_t good[] = {0, 0, 0, 1, '0', 0, 0, 0, 2, 'o', 'k'};
+    const void *f[2] = {good, good};
+    size_t l[2] = {sizeof good, sizeof good};
+    s_send("ERROR", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
+    cr_assert_str_eq(m.command, "ERROR");
+    cr_assert_eq(m.nframes, 2);
+    cr_assert_eq(m.len[1], 2);
+    cr_assert_eq(memcmp(m.frame[1], "ok", 2), 0);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    /* an empty body: no fields */
+    l[0] = 0;
+    s_send("PONG", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
+    cr_assert_eq(m.nframes, 0);
+    /* a length past the end, a length cut short, two frames, no body frame: refused */
+    uint8_t past[] = {0, 0, 0, 9, 'x'}, cut[] = {0, 0, 0, 1, 'x', 0, 0};
+    const void *bad[3][2] = {{past, NULL}, {cut, NULL}, {good, good}};
+    size_t badl[3][2] = {{sizeof past, 0}, {sizeof cut, 0}, {sizeof good, sizeof good}};
+    size_t badn[3] = {1, 1, 2};
+    for (int i = 0; i < 3; i++) {
+        s_send("DELIVER", bad[i], badl[i], badn[i]);
+        cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "case %d", i);
+    }
+    s_send("READY", NULL, NULL, 0);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "no body frame");
+    /* more fields than a message holds: the first 16 kept, nothing overrun */
+    uint8_t many[20 * 5];
+    for (int i = 0; i < 20; i++) {
+        sh_be32_put(many + 5 * i, 1);
+        many[5 * i + 4] = (uint8_t)('a' + i);
+    }
+    const void *mf[1] = {many};
+    size_t ml[1] = {sizeof many};
+    s_send("CONFIRM", mf, ml, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
+    cr_assert_eq(m.nframes, 16);
+    cr_assert_eq(m.frame[15][0], 'a' + 15);
+}
