@@ -1256,49 +1256,48 @@ static int s_metrics(void *ctx, FILE *f)
     sh_label(lab, sizeof lab, "org", a->cfg->org);
     sh_label(lab, sizeof lab, "version", SHAREHUB_VERSION);
     e |= sh_prom_sample(f, "sharehub_build_info", lab, 1);
-    e |= sh_prom_family(f, M("start_time_seconds"), "gauge", "When the agent started (Unix time).");
-    e |= sh_prom_sample(f, M("start_time_seconds"), NULL, (double)(a->started_ms / 1000));
-    e |= sh_prom_family(f, M("events_published_total"), "counter",
-                        "Events stored in the outbox for the broker (publishes and CP-IS access "
-                        "notifications).");
-    e |= sh_prom_sample(f, M("events_published_total"), NULL, (double)a->queued);
-    e |= sh_prom_family(f, M("events_confirmed_total"), "counter",
-                        "Events the broker accepted (confirmed durable and routed).");
-    e |= sh_prom_sample(f, M("events_confirmed_total"), NULL, (double)a->accepted);
-    e |= sh_prom_family(f, M("events_received_total"), "counter",
-                        "Deliveries from the broker stored here (redeliveries not counted).");
-    e |= sh_prom_sample(f, M("events_received_total"), NULL, (double)a->received);
-    e |= sh_prom_family(f, M("shares_denied_total"), "counter",
-                        "Recipients of this agency's events the broker's policy refused, as its "
-                        "confirms report them, by reason and ISP.");
-    e |= sh_prom_tally(f, M("shares_denied_total"), &a->denied);
-    e |= sh_prom_family(f, M("refused_total"), "counter",
-                        "Refusals by error code: by=\"broker\" for events the broker refused, "
-                        "by=\"local\" for requests to this agent.");
-    e |= sh_prom_tally(f, M("refused_total"), &a->refused);
-    e |= sh_prom_family(f, M("confirm_latency_seconds"), "histogram",
-                        "From an event entering the outbox to the broker's confirm.");
-    e |= sh_prom_hist(f, M("confirm_latency_seconds"), &a->confirm_latency);
-    e |= sh_prom_family(f, M("delivery_latency_seconds"), "histogram",
-                        "From the sender's published_at to the delivery stored here (two "
-                        "clocks: read with their skew in mind).");
-    e |= sh_prom_hist(f, M("delivery_latency_seconds"), &a->delivery_latency);
+    e |= sh_prom_value(f, M("start_time_seconds"), "gauge", "When the agent started (Unix time).",
+                       (double)(a->started_ms / 1000));
+    e |= sh_prom_value(f, M("events_published_total"), "counter",
+                       "Events stored in the outbox for the broker (publishes and CP-IS access "
+                       "notifications).",
+                       (double)a->queued);
+    e |= sh_prom_value(f, M("events_confirmed_total"), "counter",
+                       "Events the broker accepted (confirmed durable and routed).",
+                       (double)a->accepted);
+    e |= sh_prom_value(f, M("events_received_total"), "counter",
+                       "Deliveries from the broker stored here (redeliveries not counted).",
+                       (double)a->received);
+    e |= sh_prom_counters(f, M("shares_denied_total"),
+                          "Recipients of this agency's events the broker's policy refused, as its "
+                          "confirms report them, by reason and ISP.",
+                          &a->denied);
+    e |= sh_prom_counters(f, M("refused_total"),
+                          "Refusals by error code: by=\"broker\" for events the broker refused, "
+                          "by=\"local\" for requests to this agent.",
+                          &a->refused);
+    e |= sh_prom_histogram(f, M("confirm_latency_seconds"),
+                           "From an event entering the outbox to the broker's confirm.",
+                           &a->confirm_latency);
+    e |= sh_prom_histogram(f, M("delivery_latency_seconds"),
+                           "From the sender's published_at to the delivery stored here (two "
+                           "clocks: read with their skew in mind).",
+                           &a->delivery_latency);
     uint64_t in = a->outbox0 + a->queued, depth = in > a->settled ? in - a->settled : 0;
-    e |= sh_prom_family(f, M("outbox_depth"), "gauge", "Events waiting for the broker's confirm.");
-    e |= sh_prom_sample(f, M("outbox_depth"), NULL, (double)depth);
+    e |= sh_prom_value(f, M("outbox_depth"), "gauge", "Events waiting for the broker's confirm.",
+                       (double)depth);
     sh_txn *t = NULL;
     sh_error err;
     if (sh_txn_begin(a->store, 0, &t, &err)) return -1;
     int64_t oldest = depth ? s_outbox_oldest_ms(a, t) : 0, now = s_now();
-    e |= sh_prom_family(f, M("outbox_oldest_age_seconds"), "gauge",
-                        "Age of the oldest event waiting in the outbox (0 when empty).");
-    e |= sh_prom_sample(f, M("outbox_oldest_age_seconds"), NULL,
-                        oldest && now > oldest ? (double)(now - oldest) / 1e3 : 0);
+    e |= sh_prom_value(f, M("outbox_oldest_age_seconds"), "gauge",
+                       "Age of the oldest event waiting in the outbox (0 when empty).",
+                       oldest && now > oldest ? (double)(now - oldest) / 1e3 : 0);
     e |= sh_prom_store_audit(f, "sharehub_agent_", a->store, a->audit, t);
     sh_txn_abort(&t);
-    e |= sh_prom_family(f, M("broker_connected"), "gauge",
-                        "1 while the broker answers (HELLO acknowledged, heartbeats answered).");
-    e |= sh_prom_sample(f, M("broker_connected"), NULL, a->connected ? 1 : 0);
+    e |= sh_prom_value(f, M("broker_connected"), "gauge",
+                       "1 while the broker answers (HELLO acknowledged, heartbeats answered).",
+                       a->connected ? 1 : 0);
     return e ? -1 : 0;
 }
 

@@ -1576,40 +1576,38 @@ static int s_metrics(void *ctx, FILE *f)
         sh_prom_family(f, M("start_time_seconds"), "gauge", "When the broker started (Unix time).");
     e |= sh_prom_sample(f, M("start_time_seconds"), NULL, (double)(b->started_ms / 1000));
 
-    e |= sh_prom_family(f, M("events_accepted_total"), "counter",
-                        "Events accepted: decided, queued, durable and confirmed to the sender.");
-    e |= sh_prom_sample(f, M("events_accepted_total"), NULL, (double)st->accepted);
-    e |= sh_prom_family(f, M("deliveries_queued_total"), "counter",
-                        "Queue entries written per recipient (permitted events and receipts).");
-    e |= sh_prom_tally(f, M("deliveries_queued_total"), &st->queued);
-    e |= sh_prom_family(f, M("deliveries_acked_total"), "counter",
-                        "Deliveries the recipient stored and acknowledged.");
-    e |= sh_prom_tally(f, M("deliveries_acked_total"), &st->acked);
-    e |= sh_prom_family(f, M("shares_denied_total"), "counter",
-                        "Shares the policy refused, by reason and by the ISP that decided "
-                        "(isp=\"-\" when none covers the share).");
-    e |= sh_prom_tally(f, M("shares_denied_total"), &st->denied);
-    e |= sh_prom_family(f, M("refused_total"), "counter",
-                        "Messages refused with an error code (CONFIRM or ERROR), by code.");
-    e |= sh_prom_tally(f, M("refused_total"), &b->refused);
+    e |= sh_prom_value(f, M("events_accepted_total"), "counter",
+                       "Events accepted: decided, queued, durable and confirmed to the sender.",
+                       (double)st->accepted);
+    e |= sh_prom_counters(f, M("deliveries_queued_total"),
+                          "Queue entries written per recipient (permitted events and receipts).",
+                          &st->queued);
+    e |= sh_prom_counters(f, M("deliveries_acked_total"),
+                          "Deliveries the recipient stored and acknowledged.", &st->acked);
+    e |= sh_prom_counters(f, M("shares_denied_total"),
+                          "Shares the policy refused, by reason and by the ISP that decided "
+                          "(isp=\"-\" when none covers the share).",
+                          &st->denied);
+    e |= sh_prom_counters(f, M("refused_total"),
+                          "Messages refused with an error code (CONFIRM or ERROR), by code.",
+                          &b->refused);
     e |= sh_prom_family(f, M("connections_refused_total"), "counter",
                         "Connections refused at the handshake.");
     e |= sh_prom_sample(f, M("connections_refused_total"), "reason=\"not_enrolled\"",
                         (double)b->refused_key_total);
     e |= sh_prom_sample(f, M("connections_refused_total"), "reason=\"handshake\"",
                         (double)b->refused_handshake_total);
-    e |= sh_prom_family(f, M("connections_closed_total"), "counter",
-                        "Authenticated connections closed by the transport.");
-    e |= sh_prom_sample(
-        f, M("connections_closed_total"), NULL,
+    e |= sh_prom_value(
+        f, M("connections_closed_total"), "counter",
+        "Authenticated connections closed by the transport.",
         (double)(b->closed_total > b->failed_total ? b->closed_total - b->failed_total : 0));
-    e |= sh_prom_family(f, M("sends_dropped_total"), "counter",
-                        "Messages not sent because a peer's queue was full (it will be offered "
-                        "them again).");
-    e |= sh_prom_sample(f, M("sends_dropped_total"), NULL, (double)b->dropped_total);
-    e |= sh_prom_family(f, M("delivery_latency_seconds"), "histogram",
-                        "From the broker accepting an event to a recipient acknowledging it.");
-    e |= sh_prom_hist(f, M("delivery_latency_seconds"), &st->latency);
+    e |= sh_prom_value(f, M("sends_dropped_total"), "counter",
+                       "Messages not sent because a peer's queue was full (it will be offered "
+                       "them again).",
+                       (double)b->dropped_total);
+    e |= sh_prom_histogram(f, M("delivery_latency_seconds"),
+                           "From the broker accepting an event to a recipient acknowledging it.",
+                           &st->latency);
 
     sh_txn *t = NULL;
     sh_error err;
@@ -1633,9 +1631,9 @@ static int s_metrics(void *ctx, FILE *f)
     }
     e |= sh_prom_store_audit(f, "sharehub_broker_", b->store, b->audit, t);
     sh_txn_abort(&t);
-    e |= sh_prom_family(f, M("store_writable"), "gauge",
-                        "0 when the store refused the last write (disk or map full).");
-    e |= sh_prom_sample(f, M("store_writable"), NULL, b->store_failed_ms ? 0 : 1);
+    e |= sh_prom_value(f, M("store_writable"), "gauge",
+                       "0 when the store refused the last write (disk or map full).",
+                       b->store_failed_ms ? 0 : 1);
 
     int states[SH_ISP_SUSPENDED + 1] = {0};
     for (size_t i = 0; i < sh_policy_count(b->policy); i++)
@@ -1649,8 +1647,8 @@ static int s_metrics(void *ctx, FILE *f)
     size_t ready = 0;
     for (size_t i = 0; i < b->nsessions; i++)
         ready += b->sessions[i].ready != 0;
-    e |= sh_prom_family(f, M("agents_connected"), "gauge", "Agents connected and receiving.");
-    e |= sh_prom_sample(f, M("agents_connected"), NULL, (double)ready);
+    e |= sh_prom_value(f, M("agents_connected"), "gauge", "Agents connected and receiving.",
+                       (double)ready);
     e |= sh_prom_family(f, M("agent_connected"), "gauge",
                         "1 while the enrolled organisation's agent is connected and receiving.");
     for (size_t i = 0; i < sh_registry_count(b->registry); i++) {

@@ -116,6 +116,21 @@ int sh_prom_hist(FILE *f, const char *name, const sh_hist *h)
     return 0;
 }
 
+int sh_prom_value(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+    return sh_prom_family(f, name, type, help) || sh_prom_sample(f, name, NULL, v) ? -1 : 0;
+}
+
+int sh_prom_counters(FILE *f, const char *name, const char *help, const sh_tally *t)
+{
+    return sh_prom_family(f, name, "counter", help) || sh_prom_tally(f, name, t) ? -1 : 0;
+}
+
+int sh_prom_histogram(FILE *f, const char *name, const char *help, const sh_hist *h)
+{
+    return sh_prom_family(f, name, "histogram", help) || sh_prom_hist(f, name, h) ? -1 : 0;
+}
+
 int sh_label(char *out, size_t cap, const char *key, const char *value)
 {
     size_t n0 = strlen(out), n = n0;
@@ -141,7 +156,7 @@ static int s_gauge(FILE *f, const char *prefix, const char *name, const char *he
 {
     char full[128];
     snprintf(full, sizeof full, "%s%s", prefix, name);
-    return sh_prom_family(f, full, "gauge", help) || sh_prom_sample(f, full, NULL, v) ? -1 : 0;
+    return sh_prom_value(f, full, "gauge", help, v);
 }
 
 int sh_prom_store_audit(FILE *f, const char *prefix, sh_store *s, sh_audit *a, sh_txn *t)

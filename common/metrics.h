@@ -71,6 +71,15 @@ int sh_prom_tally(FILE *f, const char *name, const sh_tally *t);
 /* A histogram's _bucket (cumulative, with le), _sum and _count samples. */
 int sh_prom_hist(FILE *f, const char *name, const sh_hist *h);
 
+/* A family of one unlabelled sample: HELP, TYPE (counter or gauge) and the value. */
+int sh_prom_value(FILE *f, const char *name, const char *type, const char *help, double v);
+
+/* A counter family whose samples are a tally's label sets. */
+int sh_prom_counters(FILE *f, const char *name, const char *help, const sh_tally *t);
+
+/* A histogram family. */
+int sh_prom_histogram(FILE *f, const char *name, const char *help, const sh_hist *h);
+
 /* The store's and the audit log's gauges, names prefixed with prefix ("sharehub_broker_"):
  * store_file_bytes, store_map_used_bytes, store_map_size_bytes, audit_entries,
  * audit_checkpoint_entries, audit_checkpoint_time_seconds; read in transaction t. */
