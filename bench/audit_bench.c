@@ -26,13 +26,7 @@
 #include "ident.h"
 #include "keyring.h"
 #include "store.h"
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "measure.h"
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -46,7 +40,7 @@ static double s_now(void)
 /* Runs argv with stdout to /dev/null; returns seconds taken, exits on failure. */
 static double s_run(char *const argv[])
 {
-    double t0 = s_now();
+    double t0 = bench_now();
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
@@ -58,7 +52,7 @@ static double s_run(char *const argv[])
     CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s %s exited with %d", argv[1], argv[2],
           WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    return s_now() - t0;
+    return bench_now() - t0;
 }
 
 int main(int argc, char **argv)
@@ -103,7 +97,7 @@ int main(int argc, char **argv)
     uint64_t rng = 42;
     uint8_t event[16], child[32];
     int64_t t0ms = 1767225600000; /* 2026-01-01 */
-    double t0 = s_now();
+    double t0 = bench_now();
     uint64_t done = 0;
     while (done < n) {
         sh_txn *t = NULL;
@@ -141,7 +135,7 @@ int main(int argc, char **argv)
         if (done == n) CHECK(!sh_audit_checkpoint(a, t, &err), "%s", err.detail);
         CHECK(!sh_txn_commit(&t, &err), "%s", err.detail);
     }
-    double build = s_now() - t0;
+    double build = bench_now() - t0;
     sh_store_info info;
     CHECK(!sh_store_get_info(s, &info), "info");
 
@@ -155,12 +149,12 @@ int main(int argc, char **argv)
           "keyring %s", err.detail);
     sh_keyring_destroy(&k);
 
-    t0 = s_now();
+    t0 = bench_now();
     sh_audit_report r;
     sh_audit_verify_opts o = {.trusted = (const uint8_t(*)[SH_SIGN_PUB_BYTES]) & pub,
                               .ntrusted = 1};
     CHECK(sh_audit_verify_ex(a, &o, &r) == SH_OK && r.entries == n, "verify: %s", r.detail);
-    double verify = s_now() - t0;
+    double verify = bench_now() - t0;
     sh_audit_destroy(&a);
     sh_store_destroy(&s);
 

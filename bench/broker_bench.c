@@ -24,17 +24,11 @@
 #include "crypto.h"
 #include "ident.h"
 #include "synth.h"
+#include "measure.h"
 
 enum { SCHOOL, HUB, POLICE, HEALTH, NORG };
 static char pub[NORG][41], sec[NORG][41], bpub[41];
 static volatile sig_atomic_t stop_flag, reload_flag;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void s_on_term(int sig)
 {
@@ -49,12 +43,6 @@ static int s_write(const char *path, const char *text, mode_t mode)
     fputs(text, f);
     fclose(f);
     return chmod(path, mode);
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* A recipient: HELLO, then ACK every delivery until n distinct events have arrived. */
@@ -166,10 +154,10 @@ int main(int argc, char **argv)
     if (sh_client_new(ep, bpub, pub[SCHOOL], sec[SCHOOL], &pubc, &err)) return 1;
     double *sent = calloc((size_t)n, sizeof *sent), *lat = calloc((size_t)n, sizeof *lat);
     int next = 0, done = 0, refused = 0;
-    double t0 = s_now();
+    double t0 = bench_now();
     while (done < n) {
         while (next < n && next - done < window) {
-            sent[next] = s_now();
+            sent[next] = bench_now();
             sh_client_publish(pubc, ev[next], len[next]);
             next++;
         }
@@ -179,21 +167,21 @@ int main(int argc, char **argv)
         }
         /* confirms come back in publish order: the broker handles one peer's messages in
          * order and replies after each batch commits */
-        lat[done] = s_now() - sent[done];
+        lat[done] = bench_now() - sent[done];
         refused += sh_msg_code(&m) != 0;
         done++;
     }
-    double t1 = s_now();
+    double t1 = bench_now();
     int ok = 1;
     for (int i = 0; i < 3; i++) {
         int status = 0;
         waitpid(rec[i], &status, 0);
         ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
-    double t2 = s_now();
+    double t2 = bench_now();
     kill(broker, SIGTERM);
     waitpid(broker, NULL, 0);
-    qsort(lat, (size_t)done, sizeof *lat, s_cmp);
+    bench_sort(lat, (size_t)done);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     printf("sharehub broker bench: %d events of %zu bytes on average, window %d, %ld cores\n", n,
            bytes / (size_t)n, window, cores);

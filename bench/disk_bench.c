@@ -15,18 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "measure.h"
 
 /* n rounds of a 4 KiB pwrite and fdatasync on a file of its own; latencies (ms) into lat. */
 static int s_writer(const char *dir, int who, int n, double *lat)
@@ -38,11 +27,11 @@ static int s_writer(const char *dir, int who, int n, double *lat)
     memset(block, 0x5a, sizeof block);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        double t = s_now();
+        double t = bench_now();
         if (pwrite(fd, block, sizeof block, (off_t)(i % 256) * 4096) != (ssize_t)sizeof block ||
             fdatasync(fd) != 0)
             rc = -1;
-        lat[i] = (s_now() - t) * 1e3;
+        lat[i] = (bench_now() - t) * 1e3;
     }
     close(fd);
     unlink(path);
@@ -51,7 +40,7 @@ static int s_writer(const char *dir, int who, int n, double *lat)
 
 static void s_report(const char *name, double *lat, size_t n, double seconds)
 {
-    qsort(lat, n, sizeof *lat, s_cmp);
+    bench_sort(lat, n);
     printf("%s_p50_ms %.3f\n%s_p99_ms %.3f\n%s_per_s %.0f\n", name, lat[n / 2], name,
            lat[(size_t)((double)n * 0.99)], name, (double)n / seconds);
 }
@@ -68,13 +57,13 @@ int main(int argc, char **argv)
     size_t bytes = sizeof(double) * (size_t)n * WRITERS;
     double *lat = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (lat == MAP_FAILED) return 1;
-    double t0 = s_now();
+    double t0 = bench_now();
     if (s_writer(argv[1], 0, n, lat)) {
         perror("disk_bench");
         return 1;
     }
-    s_report("fdatasync_alone", lat, (size_t)n, s_now() - t0);
-    t0 = s_now();
+    s_report("fdatasync_alone", lat, (size_t)n, bench_now() - t0);
+    t0 = bench_now();
     pid_t kid[WRITERS];
     for (int w = 0; w < WRITERS; w++) {
         kid[w] = fork();
@@ -88,7 +77,7 @@ int main(int argc, char **argv)
         ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
     }
     if (!ok) return 1;
-    s_report("fdatasync_4_writers", lat, (size_t)n * WRITERS, s_now() - t0);
+    s_report("fdatasync_4_writers", lat, (size_t)n * WRITERS, bench_now() - t0);
     munmap(lat, bytes);
     return 0;
 }

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "synth.h"
+#include "measure.h"
 
 #define NARRATIVE  560 /* as sharehub_bench: about 1 KB encoded */
 #define RECIPIENTS 3
@@ -42,25 +43,6 @@
 #define EXCHANGE   "sharehub.bench"
 
 static const char *s_queue[RECIPIENTS] = {"bench.881", "bench.8819990", "bench.RAJ"};
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double s_q(const double *v, size_t n, double q)
-{
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return n ? v[i < n ? i : n - 1] : 0;
-}
 
 /* 0 when the last RPC succeeded; otherwise says what failed. */
 static int s_ok(amqp_connection_state_t c, const char *what)
@@ -157,7 +139,7 @@ static int s_consume(int port, int q, size_t n, const char *dir, double *times)
             idx[k++] = (size_t)i;
         }
         if (fdatasync(fd) != 0) return 4;
-        double now = s_now();
+        double now = bench_now();
         for (size_t j = 0; j < k; j++)
             times[idx[j]] = now;
         if (amqp_basic_ack(c, 1, last_tag, 1) != AMQP_STATUS_OK) return 5;
@@ -270,9 +252,9 @@ static int s_run(int port, size_t n, size_t window, double rate, int latency_mod
     uint64_t acked = 0, prev_acked = 0;
     size_t next = 0;
     int status = 0;
-    double t0 = s_now();
+    double t0 = bench_now();
     while (acked < n && status == 0) {
-        double now = s_now();
+        double now = bench_now();
         while (next < n && next - acked < window && (rate <= 0 || now >= t0 + next / rate)) {
             sent[next] = now;
             if (amqp_basic_publish(c, 1, amqp_cstring_bytes(EXCHANGE), amqp_empty_bytes, 0, 0,
@@ -285,17 +267,17 @@ static int s_run(int port, size_t n, size_t window, double rate, int latency_mod
         }
         long wait_us = 0;
         if (rate > 0 && next < n) {
-            double due = t0 + next / rate - s_now();
+            double due = t0 + next / rate - bench_now();
             wait_us = due <= 0 ? 0 : (long)(due * 1e6);
         } else if (next == n || next - acked >= window) {
             wait_us = 100000;
         }
         if (s_confirms(c, &acked, wait_us)) status = 1;
-        double t = s_now();
+        double t = bench_now();
         for (; prev_acked < acked; prev_acked++)
             confirmed_at[prev_acked] = t;
     }
-    double t_confirmed = s_now();
+    double t_confirmed = bench_now();
     for (int q = 0; q < RECIPIENTS; q++) {
         int st = 0;
         waitpid(kid[q], &st, 0);
@@ -314,7 +296,7 @@ static int s_run(int port, size_t n, size_t window, double rate, int latency_mod
             d[i] = (done - sent[i]) * 1e3;
         }
         if (!d) return 2;
-        qsort(d, n, sizeof *d, s_cmp);
+        bench_sort(d, n);
         const char *pre = latency_mode ? "latency" : "saturated";
         printf("events %zu\nevent_bytes %.0f\n", n, (double)p.bytes / (double)n);
         if (latency_mode)
@@ -323,7 +305,8 @@ static int s_run(int port, size_t n, size_t window, double rate, int latency_mod
             printf("confirmed_per_s %.0f\ndelivered_per_s %.0f\n", (double)n / (t_confirmed - t0),
                    (double)n / (last - t0));
         printf("%s_p50_ms %.2f\n%s_p99_ms %.2f\n%s_p999_ms %.2f\n%s_max_ms %.2f\n", pre,
-               s_q(d, n, 0.5), pre, s_q(d, n, 0.99), pre, s_q(d, n, 0.999), pre, d[n - 1]);
+               bench_quantile(d, n, 0.5), pre, bench_quantile(d, n, 0.99), pre,
+               bench_quantile(d, n, 0.999), pre, d[n - 1]);
         free(d);
     }
     s_close(c);
@@ -353,7 +336,7 @@ static int s_fill(int port, size_t n)
     amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 2};
     uint64_t acked = 0;
     size_t next = 0;
-    double t0 = s_now();
+    double t0 = bench_now();
     while (acked < n) {
         while (next < n && next - acked < 512) {
             amqp_bytes_t body = {p.len[next % chunk], p.buf[next % chunk]};
@@ -364,7 +347,7 @@ static int s_fill(int port, size_t n)
         }
         if (s_confirms(c, &acked, 100000)) return 1;
     }
-    printf("queued_events %zu\npublish_per_s %.0f\n", n, (double)n / (s_now() - t0));
+    printf("queued_events %zu\npublish_per_s %.0f\n", n, (double)n / (bench_now() - t0));
     s_close(c);
     s_payloads_free(&p);
     return 0;
@@ -373,8 +356,8 @@ static int s_fill(int port, size_t n)
 /* Tries, every 20 ms, to connect and have one persistent message confirmed. */
 static int s_probe(int port, double limit)
 {
-    double t0 = s_now();
-    while (s_now() - t0 < limit) {
+    double t0 = bench_now();
+    while (bench_now() - t0 < limit) {
         amqp_connection_state_t c = NULL;
         int ok = 0;
         FILE *devnull = freopen("/dev/null", "w", stderr); /* refusals are expected here */
@@ -394,7 +377,7 @@ static int s_probe(int port, double limit)
             s_close(c);
         }
         if (ok) {
-            printf("serving_s %.3f\n", s_now() - t0);
+            printf("serving_s %.3f\n", bench_now() - t0);
             return 0;
         }
         usleep(20 * 1000);

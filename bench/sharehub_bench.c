@@ -30,6 +30,7 @@
 #include "codec.h"
 #include "rig.h"
 #include "synth.h"
+#include "measure.h"
 
 #define NARRATIVE  560 /* makes an encoded request for support of about 1 KB */
 #define RECIPIENTS 3
@@ -40,26 +41,6 @@ static const char *s_policy =
     "  - {organisation: '881', data_items: [child, level_of_need, request_for_support]}\n"
     "  - {organisation: '8819990', data_items: [child, level_of_need, request_for_support]}\n"
     "  - {organisation: RAJ, data_items: [child, level_of_need, request_for_support]}\n";
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The q-quantile of n sorted values. */
-static double s_q(const double *v, size_t n, double q)
-{
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return n ? v[i < n ? i : n - 1] : 0;
-}
 
 /* ---- events ------------------------------------------------------------------------- */
 
@@ -162,7 +143,7 @@ static int s_ack_flush(sh_client *c, acks *a)
 static int s_handle(run *r, sh_client *c, const sh_msg *m, size_t *confirmed, size_t *delivered,
                     size_t *inflight, acks *a)
 {
-    double now = s_now();
+    double now = bench_now();
     if (strcmp(m->command, "CONFIRM") == 0) {
         if (sh_msg_code(m) != 0) {
             fprintf(stderr, "sharehub_bench: publish refused: E%03d %.*s\n", sh_msg_code(m),
@@ -201,11 +182,11 @@ static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_
                      double *t_end)
 {
     size_t next = 0, confirmed = 0, delivered = 0, inflight = 0;
-    double t0 = s_now(), last = t0;
+    double t0 = bench_now(), last = t0;
     sh_msg m;
     acks a = {.n = 0};
     while (need_delivery ? delivered < r->n : confirmed < r->n) {
-        double now = s_now();
+        double now = bench_now();
         int progressed = 0;
         while (next < r->n && inflight < window && (rate <= 0 || now >= t0 + next / rate)) {
             r->ev[next].sent = now;
@@ -249,7 +230,7 @@ static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_
         else if (wait_us > 0)
             nanosleep(&(struct timespec){0, wait_us * 1000}, NULL);
     }
-    *t_end = s_now();
+    *t_end = bench_now();
     return 0;
 }
 
@@ -285,10 +266,10 @@ static void s_latencies(const run *r, const char *prefix)
     if (!d) return;
     for (size_t i = 0; i < r->n; i++)
         d[i] = (r->ev[i].delivered - r->ev[i].sent) * 1e3;
-    qsort(d, r->n, sizeof *d, s_cmp);
+    bench_sort(d, r->n);
     printf("%s_p50_ms %.2f\n%s_p99_ms %.2f\n%s_p999_ms %.2f\n%s_max_ms %.2f\n", prefix,
-           s_q(d, r->n, 0.5), prefix, s_q(d, r->n, 0.99), prefix, s_q(d, r->n, 0.999), prefix,
-           d[r->n - 1]);
+           bench_quantile(d, r->n, 0.5), prefix, bench_quantile(d, r->n, 0.99), prefix,
+           bench_quantile(d, r->n, 0.999), prefix, d[r->n - 1]);
     free(d);
 }
 
@@ -301,7 +282,7 @@ static int s_throughput(const char *bindir, size_t n, size_t window)
     double t_end;
     if (s_run_new(&r, n, 0x5eed + n) || !(g = s_rig(bindir, 1, 0)) || !(c = s_publisher(g)))
         goto out;
-    double t0 = s_now();
+    double t0 = bench_now();
     if (s_publish(&r, c, window, 0, 1, &t_end)) goto out;
     double last_confirm = 0;
     for (size_t i = 0; i < n; i++)
@@ -333,7 +314,7 @@ static int s_latency(const char *bindir, double rate, double seconds)
     if (n < 100 || s_run_new(&r, n, 0x1a7 + n) || !(g = s_rig(bindir, 1, 0)) ||
         !(c = s_publisher(g)))
         goto out;
-    double t0 = s_now();
+    double t0 = bench_now();
     if (s_publish(&r, c, 100000, rate, 1, &t_end)) goto out;
     printf("rate %.0f\nevents %zu\nachieved_per_s %.0f\n", rate, n,
            (double)n / (r.ev[n - 1].sent - t0));
@@ -350,13 +331,13 @@ out:
 /* Until the broker answers a PING: seconds, or -1. */
 static double s_until_serving(rig *g, double t0, double limit_s)
 {
-    while (s_now() - t0 < limit_s) {
+    while (bench_now() - t0 < limit_s) {
         sh_client *c = NULL;
         sh_msg m;
         int ok = rig_client(g, RIG_PUB, &c) == 0 && sh_client_ping(c) == SH_OK &&
                  sh_client_expect(c, "PONG", 100, &m) == SH_OK;
         sh_client_destroy(&c);
-        if (ok) return s_now() - t0;
+        if (ok) return bench_now() - t0;
     }
     return -1;
 }
@@ -373,7 +354,7 @@ static int s_backlog(const char *bindir, size_t n)
     if (s_run_new(&r, chunk, 0xb10c) || !(g = s_rig(bindir, 0, 16384)) || !(c = s_publisher(g)))
         goto out;
     long rss0 = rig_rss_kib(g, RIG_BROKER, NULL, NULL);
-    double t0 = s_now();
+    double t0 = bench_now();
     while (done < n) {
         if (done) { /* the next chunk: fresh events under the same table */
             for (size_t i = 0; i < r.n; i++)
@@ -396,7 +377,7 @@ static int s_backlog(const char *bindir, size_t n)
     sh_client_destroy(&c);
     /* kill -9 with the queue full, restart, time until it answers and until it confirms */
     rig_signal(g, RIG_BROKER, SIGKILL); /* (waits for the exit; returns its status) */
-    double k0 = s_now();
+    double k0 = bench_now();
     if (rig_start(g, RIG_BROKER)) goto out;
     double serving = s_until_serving(g, k0, 30);
     double confirm = -1;
@@ -409,7 +390,7 @@ static int s_backlog(const char *bindir, size_t n)
                            &r.ev[0].len, &err) == SH_OK &&
             sh_client_publish(c, r.ev[0].buf, r.ev[0].len) == SH_OK &&
             sh_client_expect(c, "CONFIRM", 10000, &m) == SH_OK && sh_msg_code(&m) == 0)
-            confirm = s_now() - k0;
+            confirm = bench_now() - k0;
     }
     long rss2 = rig_rss_kib(g, RIG_BROKER, NULL, NULL);
     printf("restart_serving_s %.3f\nrestart_first_confirm_s %.3f\nbroker_rss_restarted_kib %ld\n",
