@@ -8,6 +8,8 @@
 #include "crypto.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +24,12 @@
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
 
+/* enc and dec hold the AES-256-GCM key schedule, made once: a seal or open sets only its
+ * nonce (so a key is used by one thread at a time, as everything in a sharehub process is). */
 struct sh_key {
     uint8_t bytes[SH_KEY_BYTES];
     uint8_t id[SH_KEY_ID_BYTES];
+    EVP_CIPHER_CTX *enc, *dec;
 };
 
 struct sh_mac {
@@ -59,9 +64,31 @@ int sh_hex_digit(char c)
     return -1;
 }
 
-sh_err sh_random(void *buf, size_t len)
+/* Random bytes come from the kernel (getrandom), drawn 4 KiB at a time into a per-thread pool:
+ * on this kind of machine a system call per nonce cost more than the seal it was for. Bytes
+ * are wiped from the pool as they are handed out, and a forked child discards its copy of the
+ * pool (it would otherwise hand out the same bytes as its parent). */
+#define POOL_BYTES 4096
+static atomic_uint s_fork_gen = 1;
+static pthread_once_t s_fork_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct {
+    uint8_t bytes[POOL_BYTES];
+    size_t left; /* unused bytes at the end of bytes[] */
+    unsigned gen;
+} s_pool;
+
+static void s_forked(void)
 {
-    uint8_t *p = buf;
+    atomic_fetch_add(&s_fork_gen, 1);
+}
+
+static void s_fork_watch(void)
+{
+    (void)pthread_atfork(NULL, NULL, s_forked);
+}
+
+static sh_err s_getrandom(uint8_t *p, size_t len)
+{
     while (len > 0) {
         ssize_t r = getrandom(p, len, 0);
         if (r < 0) {
@@ -71,6 +98,25 @@ sh_err sh_random(void *buf, size_t len)
         p += r;
         len -= (size_t)r;
     }
+    return SH_OK;
+}
+
+sh_err sh_random(void *buf, size_t len)
+{
+    if (pthread_once(&s_fork_once, s_fork_watch) != 0) return SH_E_IO;
+    if (len > POOL_BYTES / 16) return s_getrandom(buf, len);
+    unsigned gen = atomic_load(&s_fork_gen);
+    if (s_pool.gen != gen || s_pool.left < len) {
+        sh_wipe(s_pool.bytes, sizeof s_pool.bytes);
+        s_pool.left = 0;
+        if (s_getrandom(s_pool.bytes, sizeof s_pool.bytes) != SH_OK) return SH_E_IO;
+        s_pool.left = sizeof s_pool.bytes;
+        s_pool.gen = gen;
+    }
+    uint8_t *from = s_pool.bytes + sizeof s_pool.bytes - s_pool.left;
+    memcpy(buf, from, len);
+    sh_wipe(from, len);
+    s_pool.left -= len;
     return SH_OK;
 }
 
@@ -199,7 +245,14 @@ static sh_err s_key_finish(sh_key *k)
                    (const unsigned char *)label, sizeof label - 1, mac, sizeof mac, &maclen))
         return SH_E_CRYPTO;
     memcpy(k->id, mac, SH_KEY_ID_BYTES);
-    return SH_OK;
+    EVP_CIPHER *gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    k->enc = EVP_CIPHER_CTX_new();
+    k->dec = EVP_CIPHER_CTX_new();
+    int ok = gcm && k->enc && k->dec &&
+             EVP_EncryptInit_ex(k->enc, gcm, NULL, k->bytes, NULL) == 1 &&
+             EVP_DecryptInit_ex(k->dec, gcm, NULL, k->bytes, NULL) == 1;
+    EVP_CIPHER_free(gcm); /* the contexts hold their own reference */
+    return ok ? SH_OK : SH_E_CRYPTO;
 }
 
 sh_err sh_key_from_bytes(const uint8_t raw[SH_KEY_BYTES], sh_key **out)
@@ -222,7 +275,7 @@ sh_err sh_key_generate_file(const char *path, sh_error *err)
     uint8_t raw[SH_KEY_BYTES];
     char hex[2 * SH_KEY_BYTES + 1];
     if (sh_random(raw, sizeof raw) != SH_OK)
-        return sh_error_set(err, SH_E_IO, "getrandom: %s", strerror(errno));
+        return sh_error_set(err, SH_E_IO, "no random bytes for a key");
     sh_hex_encode(raw, sizeof raw, hex);
     hex[2 * SH_KEY_BYTES] = '\n'; /* replaces the NUL: the file is 64 digits and a newline */
     sh_err rc = s_write_new_file(path, hex, sizeof hex, err);
@@ -298,6 +351,8 @@ void sh_key_id(const sh_key *k, uint8_t out[SH_KEY_ID_BYTES])
 void sh_key_destroy(sh_key **k)
 {
     if (!k || !*k) return;
+    EVP_CIPHER_CTX_free((*k)->enc); /* cleanses the key schedule */
+    EVP_CIPHER_CTX_free((*k)->dec);
     sh_wipe(*k, sizeof **k);
     free(*k);
     *k = NULL;
@@ -318,11 +373,10 @@ sh_err sh_seal(const sh_key *k, const void *ad, size_t adlen, const void *pt, si
     memcpy(hdr + 1, k->id, SH_KEY_ID_BYTES);
     if (sh_random(nonce, SH_NONCE_BYTES) != SH_OK) return SH_E_IO;
 
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (!ctx) return SH_E_NOMEM;
+    EVP_CIPHER_CTX *ctx = k->enc;
     int len = 0, ok = 1;
     size_t total = 0;
-    ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->bytes, nonce);
+    ok = ok && EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce);
     ok = ok && EVP_EncryptUpdate(ctx, NULL, &len, hdr, SH_SEAL_HEADER);
     if (ok && adlen) ok = EVP_EncryptUpdate(ctx, NULL, &len, ad, (int)adlen);
     if (ok && ptlen) {
@@ -333,7 +387,6 @@ sh_err sh_seal(const sh_key *k, const void *ad, size_t adlen, const void *pt, si
     total += (size_t)len;
     ok = ok && total == ptlen &&
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SH_TAG_BYTES, ct + total);
-    EVP_CIPHER_CTX_free(ctx);
     if (!ok) {
         sh_wipe(out, outcap);
         return SH_E_CRYPTO;
@@ -353,11 +406,10 @@ sh_err sh_open(const sh_key *k, const void *ad, size_t adlen, const uint8_t *in,
     if (outcap < ctlen) return SH_E_RANGE;
 
     const uint8_t *nonce = in + 1 + SH_KEY_ID_BYTES, *ct = in + SH_SEAL_HEADER;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (!ctx) return SH_E_NOMEM;
+    EVP_CIPHER_CTX *ctx = k->dec;
     int len = 0, ok = 1;
     size_t total = 0;
-    ok = ok && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->bytes, nonce);
+    ok = ok && EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce);
     ok = ok && EVP_DecryptUpdate(ctx, NULL, &len, in, SH_SEAL_HEADER);
     if (ok && adlen) ok = EVP_DecryptUpdate(ctx, NULL, &len, ad, (int)adlen);
     if (ok && ctlen) {
@@ -373,7 +425,6 @@ sh_err sh_open(const sh_key *k, const void *ad, size_t adlen, const uint8_t *in,
     } else {
         total += (size_t)len;
     }
-    EVP_CIPHER_CTX_free(ctx);
     if (rc != SH_OK || total != ctlen) {
         sh_wipe(out, ctlen);
         return rc != SH_OK ? rc : SH_E_CRYPTO;

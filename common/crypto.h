@@ -129,7 +129,8 @@ sh_err sh_secret_file_write(const char *path, const void *data, size_t len, sh_e
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-/* Fills buf with len random bytes from the OS (getrandom). SH_E_IO on failure. */
+/* Fills buf with len random bytes from the kernel (getrandom, drawn in 4 KiB blocks; see crypto.c).
+ * SH_E_IO on failure. */
 sh_err sh_random(void *buf, size_t len) SH_WUR;
 
 /* Zeroises len bytes in a way the compiler cannot remove. */

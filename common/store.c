@@ -178,7 +178,7 @@ static sh_err s_meta(sh_store *s, MDB_txn *txn, const sh_key *master, sh_error *
     if (fresh) {
         uint8_t fmt[4] = {0, 0, 0, SH_STORE_FORMAT};
         if (sh_random(s->id, sizeof s->id) != SH_OK)
-            return sh_error_set(err, SH_E_IO, "getrandom for the store id");
+            return sh_error_set(err, SH_E_IO, "no random bytes for the store id");
         MDB_val fv = {4, fmt}, ik = {8, (void *)"store_id"}, iv = {SH_STORE_ID_BYTES, s->id};
         if ((mrc = mdb_put(txn, dbi, &k, &fv, 0)) || (mrc = mdb_put(txn, dbi, &ik, &iv, 0)))
             return s_mdb_err(mrc, "write sh_meta", err);

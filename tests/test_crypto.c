@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -118,6 +119,36 @@ Test(crypto, nonces_never_repeat)
                              nonces + (size_t)i * SH_NONCE_BYTES, SH_NONCE_BYTES),
                       0, "nonce repeated");
     free(nonces);
+    sh_key_destroy(&k);
+}
+
+/* The DRBG behind the nonces reseeds after fork: a child and its parent sealing with the same
+ * key (an agent forks nothing, but a library user might) never draw the same nonce. */
+Test(crypto, nonces_differ_after_fork)
+{
+    sh_key *k = tu_key();
+    uint8_t mine[SH_SEAL_OVERHEAD + 4], theirs[SH_SEAL_OVERHEAD + 4];
+    size_t slen;
+    cr_assert_eq(sh_seal(k, NULL, 0, "warm", 4, mine, sizeof mine, &slen), SH_OK);
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        size_t n = 0;
+        int ok = sh_seal(k, NULL, 0, "same", 4, theirs, sizeof theirs, &n) == SH_OK &&
+                 write(fd[1], theirs, n) == (ssize_t)n;
+        _exit(ok ? 0 : 1);
+    }
+    cr_assert_eq(sh_seal(k, NULL, 0, "same", 4, mine, sizeof mine, &slen), SH_OK);
+    cr_assert_eq(read(fd[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_assert_neq(memcmp(mine + 1 + SH_KEY_ID_BYTES, theirs + 1 + SH_KEY_ID_BYTES, SH_NONCE_BYTES),
+                  0, "parent and child drew the same nonce");
+    close(fd[0]);
+    close(fd[1]);
     sh_key_destroy(&k);
 }
 
