@@ -80,19 +80,32 @@ sh_err sh_date_check(const char *s)
 
 /* ---- generic descriptor walk ---------------------------------------------------------- */
 
-static sh_err s_walk(const ProtobufCMessage *m, char *path, size_t pathlen, size_t pathcap,
-                     int depth, sh_error *err);
+/* The names from the envelope down to the field being checked; written out only for an
+ * error message (formatting it for every field was a tenth of the broker's time). */
+#define PATH_MAX_DEPTH 12
+typedef struct s_path {
+    const char *name[PATH_MAX_DEPTH];
+    int n;
+} s_path;
 
-/* Appends ".name" (or "name" at the root) to path for the duration of a check. */
-static size_t s_path_push(char *path, size_t len, size_t cap, const char *name)
+static const char *s_path_text(const s_path *p, char *out, size_t cap)
 {
-    int n = snprintf(path + len, cap - len, "%s%s", len ? "." : "", name);
-    return (n < 0 || (size_t)n >= cap - len) ? cap - 1 : len + (size_t)n;
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < p->n && len + 1 < cap; i++) {
+        int w = snprintf(out + len, cap - len, "%s%s", i ? "." : "", p->name[i]);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+    return out;
 }
 
-static sh_err s_walk_field(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, char *path,
-                           size_t pathlen, size_t pathcap, int depth, sh_error *err)
+static sh_err s_walk(const ProtobufCMessage *m, s_path *path, int depth, sh_error *err);
+
+static sh_err s_walk_field(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                           s_path *path, int depth, sh_error *err)
 {
+    char at[128];
     const char *base = (const char *)m;
     const void *member = base + f->offset;
     size_t count = 1;
@@ -105,27 +118,29 @@ static sh_err s_walk_field(const ProtobufCMessage *m, const ProtobufCFieldDescri
         count = *(const size_t *)(const void *)(base + f->quantifier_offset);
         member = *(const void *const *)member;
         if (count > SH_REPEATED_MAX)
-            return sh_error_set(err, SH_E_BAD_FIELD, "%s: more than %d elements", path,
-                                SH_REPEATED_MAX);
+            return sh_error_set(err, SH_E_BAD_FIELD, "%s: more than %d elements",
+                                s_path_text(path, at, sizeof at), SH_REPEATED_MAX);
     }
     for (size_t i = 0; i < count; i++) {
         switch (f->type) {
         case PROTOBUF_C_TYPE_STRING: {
             const char *s = ((const char *const *)member)[repeated ? i : 0];
-            if (sh_text_check(s) != SH_OK) return sh_error_set(err, SH_E_BAD_TEXT, "%s", path);
+            if (sh_text_check(s) != SH_OK)
+                return sh_error_set(err, SH_E_BAD_TEXT, "%s", s_path_text(path, at, sizeof at));
             break;
         }
         case PROTOBUF_C_TYPE_ENUM: {
             int v = ((const int *)member)[repeated ? i : 0];
             if (!protobuf_c_enum_descriptor_get_value(f->descriptor, v))
-                return sh_error_set(err, SH_E_BAD_FIELD, "%s: unknown enum value %d", path, v);
+                return sh_error_set(err, SH_E_BAD_FIELD, "%s: unknown enum value %d",
+                                    s_path_text(path, at, sizeof at), v);
             break;
         }
         case PROTOBUF_C_TYPE_MESSAGE: {
             const ProtobufCMessage *sub =
                 ((const ProtobufCMessage *const *)member)[repeated ? i : 0];
             if (sub) {
-                sh_err rc = s_walk(sub, path, pathlen, pathcap, depth + 1, err);
+                sh_err rc = s_walk(sub, path, depth + 1, err);
                 if (rc != SH_OK) return rc;
             }
             break;
@@ -137,19 +152,21 @@ static sh_err s_walk_field(const ProtobufCMessage *m, const ProtobufCFieldDescri
     return SH_OK;
 }
 
-static sh_err s_walk(const ProtobufCMessage *m, char *path, size_t pathlen, size_t pathcap,
-                     int depth, sh_error *err)
+static sh_err s_walk(const ProtobufCMessage *m, s_path *path, int depth, sh_error *err)
 {
+    char at[128];
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (depth > 8) return sh_error_set(err, SH_E_BAD_FIELD, "%s: nested too deeply", path);
+    if (depth > 8 || path->n >= PATH_MAX_DEPTH)
+        return sh_error_set(err, SH_E_BAD_FIELD, "%s: nested too deeply",
+                            s_path_text(path, at, sizeof at));
     if (m->n_unknown_fields)
-        return sh_error_set(err, SH_E_BAD_FIELD, "%s%sunknown field number %u", path,
-                            pathlen ? ": " : "", (unsigned)m->unknown_fields[0].tag);
+        return sh_error_set(err, SH_E_BAD_FIELD, "%s%sunknown field number %u",
+                            s_path_text(path, at, sizeof at), path->n ? ": " : "",
+                            (unsigned)m->unknown_fields[0].tag);
     for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        size_t len = s_path_push(path, pathlen, pathcap, f->name);
-        sh_err rc = s_walk_field(m, f, path, len, pathcap, depth, err);
-        path[pathlen] = '\0';
+        path->name[path->n++] = d->fields[i].name;
+        sh_err rc = s_walk_field(m, &d->fields[i], path, depth, err);
+        path->n--;
         if (rc != SH_OK) return rc;
     }
     return SH_OK;
@@ -409,8 +426,8 @@ static sh_err s_validate(const sh_envelope *e, bool lenient, sh_error *err)
 {
     sh_error_clear(err);
     if (!e) return sh_error_set(err, SH_E_INVAL, "no envelope");
-    char path[128] = "";
-    sh_err rc = s_walk(&e->base, path, 0, sizeof path, 0, err);
+    s_path path = {.n = 0};
+    sh_err rc = s_walk(&e->base, &path, 0, err);
     if (rc != SH_OK) return rc;
 
     if ((rc = s_event_ref(e->event_id, "event_id", err))) return rc;
