@@ -45,16 +45,23 @@
 #include "store.h"
 
 #define BATCH_MAX    512
+#define WINDOW_MAX   4096              /* deliveries unacknowledged per recipient */
 #define MAX_MSG      (4 * 1024 * 1024) /* ZeroMQ drops peers that send more in one message */
 #define ORG_KEY      9                 /* queue keys start with the org code, NUL-padded */
 #define FLAG_OVERDUE 1u
 #define FLAG_TIME    2u /* the record holds the time the broker accepted the event */
 #define ET(x)        SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_##x
 
+/* A delivery sent and not yet acknowledged, with what its ACK needs from the queue record
+ * (so the ACK does not open the record again). */
 typedef struct s_flight {
     uint64_t seq;
     uint8_t id[16];
     int64_t sent_ms;
+    int64_t accepted_ms; /* 0 when the record does not hold it */
+    char sender[SH_ORG_MAX + 1];
+    uint8_t receipt; /* the delivery is a receipt (no receipt for a receipt) */
+    uint8_t acked;   /* its ACK committed; it leaves when every older entry has */
 } s_flight;
 
 typedef struct s_session {
@@ -64,8 +71,8 @@ typedef struct s_session {
     int64_t seen_ms;
     int ready;        /* said HELLO: deliveries may flow */
     uint64_t next;    /* next queue seq to send */
-    s_flight *flight; /* window entries */
-    unsigned nflight;
+    s_flight *flight; /* the window: a ring of cfg.window entries, oldest at head */
+    unsigned head, nflight;
     int64_t rewind_ms; /* an ACK was not committed: offer the queue again from its start */
 } s_session;
 
@@ -97,8 +104,15 @@ typedef struct s_depth {
     uint64_t n;
 } s_depth;
 
+/* One DELIVER's body being gathered (s_pump). */
+typedef struct s_body {
+    uint8_t *p;
+    size_t len, cap, n;
+} s_body;
+
 struct sh_broker {
     sh_broker_config cfg;
+    s_body body; /* s_pump's DELIVER being gathered (its buffer is reused) */
     void *ctx, *router, *zap, *monitor;
     /* refused connections since the last audit entry about them (written at most once a
      * second, so a flood of bad handshakes cannot flood the log or the disk) */
@@ -941,15 +955,31 @@ static void s_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t
 
 /* ---- ACK ----------------------------------------------------------------------------- */
 
-/* Finds org's queue entry for event id: in flight first, else by scanning its queue. */
-static sh_err s_find_queued(sh_broker *b, sh_txn *t, s_session *s, const uint8_t id[16],
-                            uint64_t *seq)
+static s_flight *s_flight_at(const sh_broker *b, const s_session *s, unsigned k)
 {
-    for (unsigned i = 0; i < s->nflight; i++)
-        if (memcmp(s->flight[i].id, id, 16) == 0) {
-            *seq = s->flight[i].seq;
-            return SH_OK;
-        }
+    return &s->flight[(s->head + k) % b->cfg.window];
+}
+
+/* The window's entry for event id, or NULL. ACKs come in the order of sending, so the
+ * search ends near the head. */
+static s_flight *s_flight_find(const sh_broker *b, const s_session *s, const uint8_t id[16])
+{
+    for (unsigned k = 0; k < s->nflight; k++) {
+        s_flight *f = s_flight_at(b, s, k);
+        if (!f->acked && memcmp(f->id, id, 16) == 0) return f;
+    }
+    return NULL;
+}
+
+/* Finds org's queue entry for event id: in flight first (*fl set), else by scanning its
+ * queue (*fl NULL). */
+static sh_err s_find_queued(sh_broker *b, sh_txn *t, s_session *s, const uint8_t id[16],
+                            uint64_t *seq, s_flight **fl)
+{
+    if ((*fl = s_flight_find(b, s, id))) {
+        *seq = (*fl)->seq;
+        return SH_OK;
+    }
     sh_cursor *c = NULL;
     sh_error err;
     sh_kv kv;
@@ -975,7 +1005,8 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
     s_session *s = &b->sessions[si];
     sh_error err;
     uint64_t qseq = 0;
-    if (idlen != 16 || s_find_queued(b, t, s, id, &qseq) != SH_OK) {
+    s_flight *f = NULL;
+    if (idlen != 16 || s_find_queued(b, t, s, id, &qseq, &f) != SH_OK) {
         /* an ACK for something already acked (a redelivery crossed the ACK) is harmless */
         r->n = 0;
         snprintf(r->cmd, sizeof r->cmd, "NONE");
@@ -988,8 +1019,12 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
     int is_receipt = 1;
     int64_t accepted_ms = 0;
     s_delivery d;
-    if (sh_txn_get(t, b->queue, key, sizeof key, &buf, &err) == SH_OK &&
-        s_delivery_parse(buf.data, buf.len, &d) == 0) {
+    if (f) {
+        memcpy(sender, f->sender, sizeof sender);
+        is_receipt = f->receipt;
+        accepted_ms = f->accepted_ms;
+    } else if (sh_txn_get(t, b->queue, key, sizeof key, &buf, &err) == SH_OK &&
+               s_delivery_parse(buf.data, buf.len, &d) == 0) {
         memcpy(sender, d.sender, sizeof sender);
         is_receipt = d.rule_len == 7 && memcmp(d.rule, "receipt", 7) == 0;
         accepted_ms = d.accepted_ms;
@@ -1014,15 +1049,62 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
 
 /* ---- delivery pump ------------------------------------------------------------------- */
 
-static void s_deliver_record(sh_broker *b, s_session *s, const uint8_t *v, size_t n)
+/* Deliveries for one session, gathered into the body of one DELIVER (docs/protocol.md): at
+ * most DELIVER_MAX of them or about DELIVER_BYTES, each five length-prefixed fields. */
+#define DELIVER_MAX   64
+#define DELIVER_BYTES (512 * 1024)
+
+static int s_body_field(s_body *bd, const void *f, size_t l)
 {
-    s_delivery d;
-    if (s_delivery_parse(v, n, &d)) return;
-    const char *fl = d.flags & FLAG_OVERDUE ? "overdue" : "";
-    uint8_t *f[5] = {(uint8_t *)d.id, (uint8_t *)d.sender, (uint8_t *)d.rule, (uint8_t *)fl,
-                     (uint8_t *)d.copy};
-    size_t l[5] = {16, strlen(d.sender), d.rule_len, strlen(fl), d.copy_len};
-    s_send_frames(b, s->rid, s->rid_len, "DELIVER", f, l, 5);
+    if (bd->len + 4 + l > bd->cap) {
+        size_t cap = bd->cap ? bd->cap : 16384;
+        while (cap < bd->len + 4 + l)
+            cap *= 2;
+        uint8_t *p = realloc(bd->p, cap);
+        if (!p) return -1;
+        bd->p = p;
+        bd->cap = cap;
+    }
+    sh_be32_put(bd->p + bd->len, (uint32_t)l);
+    if (l) memcpy(bd->p + bd->len + 4, f, l);
+    bd->len += 4 + l;
+    return 0;
+}
+
+/* Adds a queue record's delivery to bd; -1 (nothing added) when out of memory. */
+static int s_body_add(s_body *bd, const s_delivery *d)
+{
+    size_t mark = bd->len;
+    const char *fl = d->flags & FLAG_OVERDUE ? "overdue" : "";
+    if (s_body_field(bd, d->id, 16) || s_body_field(bd, d->sender, strlen(d->sender)) ||
+        s_body_field(bd, d->rule, d->rule_len) || s_body_field(bd, fl, strlen(fl)) ||
+        s_body_field(bd, d->copy, d->copy_len)) {
+        bd->len = mark;
+        return -1;
+    }
+    bd->n++;
+    return 0;
+}
+
+/* Sends what bd holds as one DELIVER to s; bd is empty after (its buffer is kept for the
+ * next: a fresh one per message cost page faults). A message refused (the peer's queue is
+ * full) is resent when its window goes stale. */
+static void s_body_send(sh_broker *b, const s_session *s, s_body *bd)
+{
+    if (!bd->n) return;
+    zmq_msg_t body;
+    size_t len = bd->len;
+    bd->len = bd->n = 0;
+    if (zmq_msg_init_size(&body, len) != 0) return;
+    memcpy(zmq_msg_data(&body), bd->p, len);
+    if (zmq_send(b->router, s->rid, s->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() == EAGAIN) b->dropped_sends++, b->dropped_total++;
+        zmq_msg_close(&body);
+    } else {
+        zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(b->router, "DELIVER", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (zmq_msg_send(&body, b->router, ZMQ_DONTWAIT) < 0) zmq_msg_close(&body);
+    }
 }
 
 /* Sends queued deliveries to every ready session with room in its window. */
@@ -1037,6 +1119,7 @@ static void s_pump(sh_broker *b)
         if (!s->ready || s->nflight >= b->cfg.window) continue;
         sh_cursor *c = NULL;
         sh_kv kv;
+        s_body *bd = &b->body;
         uint8_t key[ORG_KEY + 8];
         s_qkey(s->org, s->next, key);
         if (sh_cursor_open(t, b->queue, &c, &err)) continue;
@@ -1044,13 +1127,28 @@ static void s_pump(sh_broker *b)
         for (; rc == SH_OK && s->nflight < b->cfg.window;
              rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
             if (kv.klen != sizeof key || memcmp(kv.key, key, ORG_KEY) != 0) break;
-            s_flight *f = &s->flight[s->nflight++];
-            f->seq = sh_be64_get(kv.key + ORG_KEY);
+            s_delivery d;
+            uint64_t seq = sh_be64_get(kv.key + ORG_KEY);
+            if (s_delivery_parse(kv.val, kv.vlen, &d) != 0) {
+                /* opened (so written by this broker) but not a record: left for inspection */
+                sh_log(SH_LOG_ERROR, s->org, NULL, "queue entry %llu is damaged; skipped",
+                       (unsigned long long)seq);
+                s->next = seq + 1;
+                continue;
+            }
+            if (s_body_add(bd, &d) != 0) break; /* out of memory: the rest waits a turn */
+            s_flight *f = s_flight_at(b, s, s->nflight++);
+            memset(f, 0, sizeof *f);
+            f->seq = seq;
             memcpy(f->id, kv.val, 16);
             f->sent_ms = now;
-            s->next = f->seq + 1;
-            s_deliver_record(b, s, kv.val, kv.vlen);
+            f->accepted_ms = d.accepted_ms;
+            memcpy(f->sender, d.sender, sizeof f->sender);
+            f->receipt = d.rule_len == 7 && memcmp(d.rule, "receipt", 7) == 0;
+            s->next = seq + 1;
+            if (bd->n == DELIVER_MAX || bd->len >= DELIVER_BYTES) s_body_send(b, s, bd);
         }
+        s_body_send(b, s, bd);
         if (rc == SH_E_AUTH_FAILED || rc == SH_E_WRONG_KEY)
             sh_log(SH_LOG_ERROR, s->org, NULL, "a queue entry does not open: %s", sh_err_name(rc));
         sh_cursor_close(&c);
@@ -1084,12 +1182,14 @@ static void s_timers(sh_broker *b)
             continue;
         }
         int stale = 0;
-        for (unsigned k = 0; k < s->nflight; k++)
-            stale |= now - s->flight[k].sent_ms >= b->cfg.redeliver_ms;
+        for (unsigned k = 0; k < s->nflight; k++) {
+            const s_flight *f = s_flight_at(b, s, k);
+            stale |= !f->acked && now - f->sent_ms >= b->cfg.redeliver_ms;
+        }
         if (stale) {
             /* resend the whole window in order from its oldest entry */
-            s->next = s->nflight ? s->flight[0].seq : s->next;
-            s->nflight = 0;
+            s->next = s->nflight ? s_flight_at(b, s, 0)->seq : s->next;
+            s->nflight = s->head = 0;
         }
         if (s->rewind_ms && now >= s->rewind_ms && s->nflight == 0) {
             /* entries whose ACK could not be committed are still queued: offer them again
@@ -1173,7 +1273,7 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
                 b->sessions[i].ready = 0;
         s->ready = 1;
         s->next = 0;
-        s->nflight = 0;
+        s->nflight = s->head = 0;
         sh_error err;
         if (arglen > 0 && arglen < 1024 &&
             sh_txn_put(t, b->subs, from->code, strlen(from->code), arg, arglen, 0, &err))
@@ -1332,12 +1432,12 @@ static void s_unflight(sh_broker *b, const s_reply *r, int64_t rewind_ms)
     int si = s_session_find(b, r->rid, r->rid_len);
     if (si < 0) return;
     s_session *s = &b->sessions[si];
-    for (unsigned k = 0; k < s->nflight; k++)
-        if (memcmp(s->flight[k].id, r->ack_id, 16) == 0) {
-            memmove(&s->flight[k], &s->flight[k + 1], (s->nflight - k - 1) * sizeof s->flight[0]);
-            s->nflight--;
-            break;
-        }
+    s_flight *f = s_flight_find(b, s, r->ack_id);
+    if (f) f->acked = 1;
+    while (s->nflight && s_flight_at(b, s, 0)->acked) {
+        s->head = (s->head + 1) % b->cfg.window;
+        s->nflight--;
+    }
     if (rewind_ms) s->rewind_ms = rewind_ms;
 }
 
@@ -1723,11 +1823,11 @@ static sh_err s_load_curve(sh_broker *b, char secret[SH_Z85_LEN + 1], sh_error *
 sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err)
 {
     *out = NULL;
-    /* deliveries, confirms and receipts share ZeroMQ's 1,000-message queue per connection */
-    if (cfg->window > 512)
+    /* deliveries, confirms and receipts share ZeroMQ's queue per connection (below) */
+    if (cfg->window > WINDOW_MAX)
         return sh_error_set(err, SH_E_INVAL,
-                            "window %u: at most 512 unacknowledged deliveries per recipient",
-                            cfg->window);
+                            "window %u: at most %d unacknowledged deliveries per recipient",
+                            cfg->window, WINDOW_MAX);
     sh_broker *b = calloc(1, sizeof *b);
     if (!b) return sh_error_set(err, SH_E_NOMEM, "broker");
     b->cfg = *cfg;
@@ -1735,7 +1835,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!b->cfg.org_code) b->cfg.org_code = "SHAREHUB";
     if (b->cfg.heartbeat_ms <= 0) b->cfg.heartbeat_ms = 5000;
     if (b->cfg.redeliver_ms <= 0) b->cfg.redeliver_ms = 30000;
-    if (!b->cfg.window) b->cfg.window = 256;
+    if (!b->cfg.window) b->cfg.window = 1024;
     b->replies = calloc(BATCH_MAX * 2, sizeof *b->replies);
     char secret[SH_Z85_LEN + 1] = "";
     sh_store_opts so = {.map_size = cfg->map_size};
@@ -1768,9 +1868,10 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
         sh_buf_free(&v);
     }
     /* messages queued to one peer: ZeroMQ learns what the peer has read only every half of
-     * this, so about 2,000 are dependable: the window (at most 512) plus the publish window
-     * of its agent (64) plus receipts fit with room */
-    int one = 1, linger = 0, hwm = 4096;
+     * this, so about 8,000 are dependable: a full window sent one delivery a message (at most
+     * 4,096; usually 64 share a message) plus the CONFIRMs of its agent's publish window (64)
+     * plus receipts fit with room */
+    int one = 1, linger = 0, hwm = 16384;
     int64_t maxmsg = MAX_MSG;
     if (!rc) {
         b->ctx = zmq_ctx_new();
@@ -1906,6 +2007,7 @@ void sh_broker_destroy(sh_broker **bp)
         for (size_t i = 0; i < BATCH_MAX * 2; i++)
             s_reply_free(&b->replies[i]);
     free(b->replies);
+    free(b->body.p);
     sh_audit_destroy(&b->audit);
     sh_store_destroy(&b->store);
     sh_key_destroy(&b->audit_key);

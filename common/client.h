@@ -15,7 +15,7 @@
 
 #include "error.h"
 
-#define SH_PROTO_SIGNATURE "SHv2"
+#define SH_PROTO_SIGNATURE "SHv3"
 
 /* Big-endian u32: the length before each field of a broker message's body. */
 static inline void sh_be32_put(uint8_t *p, uint32_t v)
@@ -54,7 +54,10 @@ void sh_client_destroy(sh_client **c);
 void *sh_client_socket(sh_client *c);
 
 /* A message from the broker, parsed. Frames point into the message and live until the next
- * sh_client_recv or sh_client_destroy. */
+ * sh_client_recv or sh_client_destroy. A DELIVER message may carry several deliveries: each
+ * call returns the next one (SH_DELIVER_FIELDS frames) before reading the socket again, so a
+ * caller drains with sh_client_recv(c, 0, &m) until SH_E_NOT_FOUND before polling the socket. */
+#define SH_DELIVER_FIELDS 5
 typedef struct sh_msg {
     char command[16];
     size_t nframes; /* frames after the command */

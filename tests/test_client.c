@@ -101,3 +101,42 @@ Test(client, fields_come_out_of_the_body_and_bad_bodies_are_refused)
     cr_assert_eq(m.nframes, 16);
     cr_assert_eq(m.frame[15][0], 'a' + 15);
 }
+
+/* Builds a body of n one-byte fields 'a', 'b', ... into out (5 bytes each). */
+static size_t s_body(uint8_t *out, int n)
+{
+    for (int i = 0; i < n; i++) {
+        sh_be32_put(out + 5 * i, 1);
+        out[5 * i + 4] = (uint8_t)('a' + i);
+    }
+    return (size_t)n * 5;
+}
+
+Test(client, a_deliver_of_several_deliveries_comes_out_one_at_a_time)
+{
+    sh_msg m;
+    uint8_t body[15 * 5];
+    const void *f[1] = {body};
+    size_t l[1] = {s_body(body, 15)};
+    s_send("DELIVER", f, l, 1);
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK, "delivery %d", k);
+        cr_assert_str_eq(m.command, "DELIVER");
+        cr_assert_eq(m.nframes, SH_DELIVER_FIELDS);
+        for (int i = 0; i < SH_DELIVER_FIELDS; i++)
+            cr_assert_eq(m.frame[i][0], 'a' + 5 * k + i);
+    }
+    cr_assert_eq(sh_client_recv(s_c, 100, &m), SH_E_NOT_FOUND, "three, no more");
+    /* a body that is not whole deliveries hands out none of them; the next message is fine */
+    l[0] = s_body(body, 7);
+    s_send("DELIVER", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL);
+    l[0] = 0;
+    s_send("DELIVER", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "a DELIVER with no delivery");
+    l[0] = s_body(body, 5);
+    s_send("DELIVER", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
+    cr_assert_eq(m.frame[4][0], 'e');
+    cr_assert_eq(sh_client_recv(s_c, 100, &m), SH_E_NOT_FOUND);
+}
