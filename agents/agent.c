@@ -112,6 +112,7 @@ struct sh_agent {
     uint64_t queued, settled; /* entries put into the outbox, and removed by a CONFIRM */
     uint64_t accepted;        /* of those settled: accepted by the broker */
     uint64_t received;        /* deliveries stored */
+    uint64_t delivered;       /* our events recipients acknowledged, from DELIVERED receipts */
     sh_tally refused;         /* code=,by=: refusals by the broker, and of local requests */
     sh_tally denied;          /* reason=,isp=: recipients the broker's policy refused */
     sh_hist confirm_latency;  /* stored in the outbox to confirmed by the broker */
@@ -386,8 +387,9 @@ typedef struct s_batch {
     uint64_t inbox_seq; /* the next arrival number inside t */
     size_t n;
     uint8_t ack[DELIVER_BATCH][16];
-    uint64_t stored; /* new events in t (not redeliveries) */
-    sh_hist latency; /* their delivery latency, counted if t commits */
+    uint64_t stored;    /* new events in t (not redeliveries) */
+    uint64_t delivered; /* events of ours the DELIVERED receipts in t cover */
+    sh_hist latency;    /* their delivery latency, counted if t commits */
 } s_batch;
 
 /* Commits the batch, then acknowledges each event in it; a failed commit acknowledges
@@ -403,12 +405,13 @@ static void s_flush(sh_agent *a, s_batch *bt)
     } else {
         a->inbox_seq = bt->inbox_seq;
         a->received += bt->stored;
+        a->delivered += bt->delivered;
         sh_hist_merge(&a->delivery_latency, &bt->latency);
         sh_client_ack_many(a->broker, (const uint8_t(*)[16])bt->ack, bt->n);
     }
     bt->t = NULL;
     bt->n = 0;
-    bt->stored = 0;
+    bt->stored = bt->delivered = 0;
     memset(&bt->latency, 0, sizeof bt->latency);
 }
 
@@ -451,12 +454,15 @@ static void s_on_deliver(sh_agent *a, const sh_msg *m, s_batch *bt)
         s_log(a, "error", "storing a delivery: %s", err.detail);
         sh_txn_abort(&bt->t);
         bt->n = 0;
-        bt->stored = 0;
+        bt->stored = bt->delivered = 0;
         memset(&bt->latency, 0, sizeof bt->latency);
         goto out;
     }
     bt->inbox_seq++;
     bt->stored++;
+    if (e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt &&
+        e->delivery_receipt->status == SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED)
+        bt->delivered += 1 + e->delivery_receipt->n_more_event_ids; /* one receipt, many events */
     if (e->published_at_ms > 0)
         sh_hist_observe(&bt->latency, (double)(s_now() - e->published_at_ms) / 1e3);
     memcpy(bt->ack[bt->n++], m->frame[0], 16);
@@ -1268,6 +1274,11 @@ static int s_metrics(void *ctx, FILE *f)
     e |= sh_prom_value(f, M("events_received_total"), "counter",
                        "Deliveries from the broker stored here (redeliveries not counted).",
                        (double)a->received);
+    e |= sh_prom_value(f, M("events_delivered_total"), "counter",
+                       "This agency's events a recipient acknowledged as stored, once per "
+                       "recipient, counted from the broker's DELIVERED receipts (one receipt "
+                       "can cover many events).",
+                       (double)a->delivered);
     e |= sh_prom_counters(f, M("shares_denied_total"),
                           "Recipients of this agency's events the broker's policy refused, as its "
                           "confirms report them, by reason and ISP.",

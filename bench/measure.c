@@ -1,7 +1,7 @@
 /*
  * measure.c — the benchmarks' clock and quantiles.
  *
- * Owns: bench_now, bench_sort, bench_quantile. Never: allocates.
+ * Owns: bench_now, bench_wall, bench_sort, bench_quantile. Never: allocates.
  */
 #include "measure.h"
 
@@ -12,6 +12,13 @@ double bench_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double bench_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 

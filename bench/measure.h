@@ -1,6 +1,6 @@
 /*
- * measure.h — what every benchmark program measures with: a monotonic clock in seconds, and
- * quantiles of a sample.
+ * measure.h — what every benchmark program measures with: clocks in seconds, and quantiles of
+ * a sample.
  *
  * Owns: nothing but these helpers. Never: prints (the programs print their own figures).
  */
@@ -11,6 +11,10 @@
 
 /* Seconds on the monotonic clock. */
 double bench_now(void);
+
+/* Seconds on the wall clock (CLOCK_REALTIME), to compare with times other processes of the
+ * same machine wrote into messages. */
+double bench_wall(void);
 
 /* Sorts v[0..n) ascending, for bench_quantile. */
 void bench_sort(double *v, size_t n);

@@ -497,10 +497,15 @@ static sh_err s_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org,
     return rc;
 }
 
-/* A DeliveryReceipt from the broker to the event's sender. */
-static sh_err s_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t for_id[16],
+/* A DeliveryReceipt from the broker to the events' sender, for n (1 to RECEIPT_IDS) events. */
+#define RECEIPT_IDS (1 + SH_REPEATED_MAX)
+static sh_err s_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
                         const char *sender, const char *recipient, int status, sh_error *err)
 {
+    ProtobufCBinaryData more[RECEIPT_IDS - 1];
+    if (n < 1 || n > RECEIPT_IDS) return sh_error_set(err, SH_E_INVAL, "receipt for %zu events", n);
+    for (size_t i = 1; i < n; i++)
+        more[i - 1] = (ProtobufCBinaryData){16, (uint8_t *)ids[i]};
     uint8_t id[16];
     if (sh_event_id_new(id) != SH_OK) return sh_error_set(err, SH_E_IO, "event id");
     int64_t now = s_now();
@@ -516,7 +521,9 @@ static sh_err s_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t fo
     lb.article6 = SHAREHUB__V1__ARTICLE6__ARTICLE6_E_PUBLIC_TASK;
     e.lawful_basis = &lb;
     e.consent = SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_NOT_REQUIRED;
-    r.for_event_id = (ProtobufCBinaryData){16, (uint8_t *)for_id};
+    r.for_event_id = (ProtobufCBinaryData){16, (uint8_t *)ids[0]};
+    r.n_more_event_ids = n - 1;
+    r.more_event_ids = more;
     r.recipient_org = (char *)recipient;
     r.status = status;
     r.at_ms = now;
@@ -668,6 +675,9 @@ static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_o
     sh_buf buf = {0};
     s_event ev;
     const ProtobufCBinaryData *fid = &e->delivery_receipt->for_event_id;
+    if (e->delivery_receipt->n_more_event_ids)
+        return sh_error_set(err, SH_E_BAD_FIELD,
+                            "delivery_receipt.more_event_ids: an agent's receipt covers one event");
     sh_err rc = sh_txn_get(t, b->events, fid->data, 16, &buf, err);
     if (rc == SH_E_NOT_FOUND)
         rc = sh_error_set(err, SH_E_UNKNOWN_EVENT, "delivery_receipt.for_event_id");
@@ -999,8 +1009,17 @@ static sh_err s_find_queued(sh_broker *b, sh_txn *t, s_session *s, const uint8_t
     return SH_E_NOT_FOUND;
 }
 
-static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t *id, size_t idlen,
-                  s_reply *r)
+/* What one ACK message acknowledged that its senders get a receipt for. */
+typedef struct s_acked {
+    size_t n;
+    struct {
+        char sender[SH_ORG_MAX + 1];
+        uint8_t id[16];
+    } e[SH_ACK_MAX];
+} s_acked;
+
+static void s_ack(sh_broker *b, sh_txn *t, int si, const uint8_t *id, size_t idlen, s_reply *r,
+                  s_acked *acked)
 {
     s_session *s = &b->sessions[si];
     sh_error err;
@@ -1041,10 +1060,35 @@ static void s_ack(sh_broker *b, sh_txn *t, uint64_t *seq, int si, const uint8_t 
     sh_tally_add(&b->stage.acked, lab, 1);
     if (!is_receipt && accepted_ms)
         sh_hist_observe(&b->stage.latency, (s_now() - accepted_ms) / 1e3);
-    if (!is_receipt && sender[0] && strcmp(sender, b->cfg.org_code) != 0)
-        s_receipt(b, t, seq, id, sender, s->org,
-                  SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, &err);
+    if (!is_receipt && sender[0] && strcmp(sender, b->cfg.org_code) != 0 && acked->n < SH_ACK_MAX) {
+        memcpy(acked->e[acked->n].sender, sender, sizeof sender);
+        memcpy(acked->e[acked->n++].id, id, 16);
+    }
     snprintf(r->cmd, sizeof r->cmd, "NONE");
+}
+
+/* The DELIVERED receipts for one ACK message: one per sender for up to RECEIPT_IDS of its
+ * events, in the order acknowledged (one ACK of 256 events from one sender: 4 receipts, not
+ * 256). A failed enqueue fails the transaction: the batch's commit reports it. */
+static void s_ack_receipts(sh_broker *b, sh_txn *t, uint64_t *seq, const char *recipient,
+                           s_acked *acked)
+{
+    uint8_t ids[RECEIPT_IDS][16];
+    sh_error err;
+    for (size_t i = 0; i < acked->n; i++) {
+        if (!acked->e[i].sender[0]) continue; /* taken into an earlier receipt */
+        const char *sender = acked->e[i].sender;
+        size_t n = 0;
+        for (size_t k = i; k < acked->n && n < RECEIPT_IDS; k++)
+            if (strcmp(acked->e[k].sender, sender) == 0) {
+                memcpy(ids[n++], acked->e[k].id, 16);
+                if (k > i) acked->e[k].sender[0] = '\0';
+            }
+        s_receipt(b, t, seq, (const uint8_t(*)[16])ids, n, sender, recipient,
+                  SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, &err);
+        acked->e[i].sender[0] = '\0';
+    }
+    acked->n = 0;
 }
 
 /* ---- delivery pump ------------------------------------------------------------------- */
@@ -1261,10 +1305,12 @@ static void s_handle(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, s
                     NULL, NULL, "malformed ACK");
             return;
         }
+        s_acked acked = {.n = 0};
         for (size_t i = 0; i < arglen; i += 16) {
             s_reply *r = s_reply_new(b, rid, rid_len, "NONE");
-            if (r) s_ack(b, t, seq, si, arg + i, 16, r);
+            if (r) s_ack(b, t, si, arg + i, 16, r, &acked);
         }
+        s_ack_receipts(b, t, seq, b->sessions[si].org, &acked);
     } else if (strcmp(cmd, "HELLO") == 0 && n == 4) {
         s_session *s = &b->sessions[si];
         /* one live session per organisation: a reconnect replaces the old one */

@@ -412,6 +412,9 @@ static sh_err s_body(const sh_envelope *e, sh_error *err)
     case BODY(DELIVERY_RECEIPT): {
         const Sharehub__V1__DeliveryReceipt *b = e->delivery_receipt;
         if ((rc = s_event_ref(b->for_event_id, "delivery_receipt.for_event_id", err))) return rc;
+        for (size_t i = 0; i < b->n_more_event_ids; i++)
+            if ((rc = s_event_ref(b->more_event_ids[i], "delivery_receipt.more_event_ids", err)))
+                return rc;
         if ((rc = s_org(b->recipient_org, true, "delivery_receipt.recipient_org", err))) return rc;
         if ((rc = s_require_enum(b->status, "delivery_receipt.status", err))) return rc;
         return s_time(b->at_ms, "delivery_receipt.at_ms", err);

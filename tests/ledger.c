@@ -172,14 +172,18 @@ static int s_read_agent(rig *r, int who, agent_view *v)
             }
             int dir = 0;
             sh_envelope *e = s_record_env(b.data, b.len, &dir);
-            if (e && e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt &&
-                e->delivery_receipt->for_event_id.len == 16) {
+            const Sharehub__V1__DeliveryReceipt *dr =
+                e && e->event_type == ET(DELIVERY_RECEIPT) ? e->delivery_receipt : NULL;
+            /* one receipt may cover several events (more_event_ids) */
+            for (size_t k = 0; dr && !bad && k <= dr->n_more_event_ids; k++) {
+                const ProtobufCBinaryData *id = k ? &dr->more_event_ids[k - 1] : &dr->for_event_id;
+                if (id->len != 16) continue;
                 pair *p = realloc(v->receipts, (v->nreceipts + 1) * sizeof *p);
                 if (!p) bad = 1;
                 if (p) {
                     v->receipts = p;
-                    memcpy(p[v->nreceipts].id, e->delivery_receipt->for_event_id.data, 16);
-                    p[v->nreceipts++].who = s_who(e->delivery_receipt->recipient_org);
+                    memcpy(p[v->nreceipts].id, id->data, 16);
+                    p[v->nreceipts++].who = s_who(dr->recipient_org);
                 }
             }
             sh_envelope_free(e);

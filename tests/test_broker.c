@@ -605,6 +605,25 @@ Test(broker, a_backlog_goes_out_many_deliveries_to_a_message)
         cr_assert_arr_eq(m.frame[0], ids[i], 16, "delivery %d in publish order", i);
     }
     cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, N), SH_OK);
+    /* that one ACK becomes two receipts for the school: 65 events (the most one covers), 35 */
+    size_t covered[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        sh_msg m;
+        sh_envelope *r = NULL;
+        sh_error err;
+        cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK, "receipt %d", k);
+        cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+        cr_assert_eq(r->event_type, SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_DELIVERY_RECEIPT);
+        covered[k] = 1 + r->delivery_receipt->n_more_event_ids;
+        size_t first = k ? 65 : 0;
+        cr_assert_arr_eq(r->delivery_receipt->for_event_id.data, ids[first], 16);
+        for (size_t i = 1; i < covered[k]; i++)
+            cr_assert_arr_eq(r->delivery_receipt->more_event_ids[i - 1].data, ids[first + i], 16);
+        sh_envelope_free(r);
+        cr_assert_eq(sh_client_ack(school, m.frame[0]), SH_OK);
+    }
+    cr_assert_eq(covered[0], 65);
+    cr_assert_eq(covered[1], N - 65);
     sh_client_destroy(&hub);
     sh_client_destroy(&school);
 }
@@ -711,24 +730,23 @@ Test(broker, one_ack_settles_a_batch_and_a_malformed_ack_is_refused)
         cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
         memcpy(ids[i], m.frame[0], 16);
     }
-    /* one ACK, three ids: three DELIVERED receipts reach the school */
+    /* one ACK, three ids: one DELIVERED receipt covers all three, in the order acknowledged */
     cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, 3), SH_OK);
-    int seen[3] = {0};
-    for (int k = 0; k < 3; k++) {
-        sh_envelope *r = NULL;
-        sh_error err;
-        cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
-        cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
-        cr_assert_eq(r->delivery_receipt->status,
-                     SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED);
-        for (int i = 0; i < 3; i++)
-            seen[i] |= memcmp(r->delivery_receipt->for_event_id.data, ids[i], 16) == 0;
-        sh_envelope_free(r);
-        uint8_t rid[16];
-        memcpy(rid, m.frame[0], 16);
-        cr_assert_eq(sh_client_ack(school, rid), SH_OK);
-    }
-    cr_assert(seen[0] && seen[1] && seen[2], "a receipt for each acknowledged event");
+    sh_envelope *r = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+    cr_assert_eq(r->delivery_receipt->status,
+                 SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED);
+    cr_assert_str_eq(r->delivery_receipt->recipient_org, "881");
+    cr_assert_arr_eq(r->delivery_receipt->for_event_id.data, ids[0], 16);
+    cr_assert_eq(r->delivery_receipt->n_more_event_ids, 2);
+    for (int i = 1; i < 3; i++)
+        cr_assert_arr_eq(r->delivery_receipt->more_event_ids[i - 1].data, ids[i], 16);
+    sh_envelope_free(r);
+    uint8_t rid[16];
+    memcpy(rid, m.frame[0], 16);
+    cr_assert_eq(sh_client_ack(school, rid), SH_OK);
     /* the same ACK again changes nothing: no second receipts */
     cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, 3), SH_OK);
     cr_assert_eq(sh_client_recv(school, 500, &m), SH_E_NOT_FOUND);
@@ -778,6 +796,28 @@ Test(broker, read_receipts_go_to_the_sender_only)
         read = r->delivery_receipt->status == SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_READ;
         sh_envelope_free(r);
     }
+    /* an agent's receipt covers one event: more_event_ids is the broker's alone */
+    ProtobufCBinaryData extra = {16, id}, first_id = e->event_id;
+    uint8_t fresh[16];
+    cr_assert_eq(sh_event_id_new(fresh), SH_OK);
+    e->event_id = (ProtobufCBinaryData){16, fresh};
+    e->delivery_receipt->recipient_org = "881";
+    e->delivery_receipt->n_more_event_ids = 1;
+    e->delivery_receipt->more_event_ids = &extra;
+    uint8_t *multi = NULL;
+    size_t mlen = 0;
+    cr_assert_eq(sh_envelope_encode(e, &multi, &mlen, &err), SH_OK, "%s", err.detail);
+    e->delivery_receipt->n_more_event_ids = 0;
+    e->delivery_receipt->more_event_ids = NULL;
+    e->delivery_receipt->recipient_org = decoded_org;
+    e->event_id = first_id;
+    s_publish(hub, multi, mlen, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_BAD_FIELD);
+    char detail[256];
+    snprintf(detail, sizeof detail, "%.*s", m.nframes > 2 ? (int)m.len[2] : 0,
+             m.nframes > 2 ? (const char *)m.frame[2] : "");
+    cr_assert_not_null(strstr(detail, "more_event_ids"), "names the field: %s", detail);
+    free(multi);
     /* health never received the event: it cannot report on it */
     uint8_t *hr = s_event(13, "RAJ", id, &len);
     s_publish(health, hr, len, &m);
