@@ -187,10 +187,12 @@ static sh_err s_put_seq(sh_agent *a, sh_txn *t, const char *key, uint64_t v, sh_
     return sh_txn_put(t, a->state, key, strlen(key), b, 8, 0, err);
 }
 
-/* Stores an event (sent or received) with its indexes, inside t. */
+/* Stores an event (sent or received) with its indexes, inside t; refs[0..nr) are the
+ * child's blinded references (s_child_refs: the caller has them for its audit entry). */
 static sh_err s_store_event(sh_agent *a, sh_txn *t, int direction, const char *peer,
                             const char *rule, uint8_t flags, const sh_envelope *e,
-                            const uint8_t *raw, size_t len, sh_error *err)
+                            const uint8_t *raw, size_t len, const uint8_t (*refs)[32], int nr,
+                            sh_error *err)
 {
     size_t pl = strlen(peer), rl = strlen(rule), n = 1 + 8 + 1 + pl + 1 + rl + 1 + len;
     uint8_t *v = malloc(n), *p = v;
@@ -210,8 +212,7 @@ static sh_err s_store_event(sh_agent *a, sh_txn *t, int direction, const char *p
     sh_err rc = sh_txn_put(t, a->events, id, 16, v, n, SH_PUT_NEW, err);
     free(v);
     if (rc) return rc;
-    uint8_t refs[4][32], key[48];
-    int nr = s_child_refs(a, e, refs);
+    uint8_t key[48];
     for (int i = 0; i < nr && !rc; i++) {
         memcpy(key, refs[i], 32);
         memcpy(key + 32, id, 16);
@@ -443,7 +444,7 @@ static void s_on_deliver(sh_agent *a, const sh_msg *m, s_batch *bt)
     uint8_t seqkey[8], refs[4][32];
     int nr = s_child_refs(a, e, refs);
     rc = s_store_event(a, bt->t, DIR_RECEIVED, peer, rule, m->len[3] ? 1 : 0, e, m->frame[4],
-                       m->len[4], &err);
+                       m->len[4], (const uint8_t(*)[32])refs, nr, &err);
     sh_be64_put(seqkey, bt->inbox_seq);
     if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
     if (!rc)
@@ -644,7 +645,8 @@ static sh_err s_publish_env(sh_agent *a, sh_envelope *e, const char *user, const
     uint8_t key[8], refs[4][32];
     int nr = s_child_refs(a, e, refs);
     sh_be64_put(key, a->outbox_seq);
-    rc = s_store_event(a, t, DIR_SENT, a->cfg->org, "", 0, e, buf, len, err);
+    rc = s_store_event(a, t, DIR_SENT, a->cfg->org, "", 0, e, buf, len, (const uint8_t(*)[32])refs,
+                       nr, err);
     if (rc == SH_E_EXISTS) sh_error_set(err, rc, "event_id: already used here");
     if (!rc) rc = sh_txn_put(t, a->outbox, key, 8, buf, len, SH_PUT_NEW, err);
     if (!rc) rc = s_put_seq(a, t, "outbox_seq", a->outbox_seq + 1, err);
