@@ -38,6 +38,8 @@
 
 /* ---- symmetric keys ------------------------------------------------------------------- */
 
+/* A key holds its AES-GCM contexts (the key schedule is made once), so one key is used by one
+ * thread at a time: sh_seal and sh_open on the same key from two threads at once race. */
 typedef struct sh_key sh_key;
 
 /* Creates path holding a new random 256-bit key as 64 lower-case hex digits and a newline,

@@ -71,12 +71,14 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 cp "$src/deploy/policy/enrolment.yaml" "$tmp/reg.yaml"
 key=$("$bin" keygen curve "$tmp/a.curve" | sed 's/.*public key: //')
 check enrol 0 "enrolled key for RAJ" -- "$bin" enrol --registry "$tmp/reg.yaml" --code RAJ --key "$key"
-grep -qF "$key" "$tmp/reg.yaml" && pass=$((pass + 1)) || { echo "FAIL enrol wrote no key"; fail=$((fail + 1)); }
+grep -qF -- "$key" "$tmp/reg.yaml" && pass=$((pass + 1)) || { echo "FAIL enrol wrote no key"; fail=$((fail + 1)); }
 check enrol-twice 1 "already enrolled for RAJ" -- "$bin" enrol --registry "$tmp/reg.yaml" --code 881 --key "$key"
 check enrol-unknown 1 "no organisation NOBODY" -- "$bin" enrol --registry "$tmp/reg.yaml" --code NOBODY --key "$key"
 check enrol-badkey 1 "E402" -- "$bin" enrol --registry "$tmp/reg.yaml" --code RAJ --key short
 check revoke 0 "revoked key for RAJ" -- "$bin" enrol --registry "$tmp/reg.yaml" --code RAJ --key "$key" --revoke
-grep -qF "$key" "$tmp/reg.yaml" && { echo "FAIL revoke left the key"; fail=$((fail + 1)); } || pass=$((pass + 1))
+rc=0
+grep -qF -- "$key" "$tmp/reg.yaml" || rc=$?
+[ "$rc" -eq 1 ] && pass=$((pass + 1)) || { echo "FAIL revoke left the key (grep rc $rc)"; fail=$((fail + 1)); }
 check registry-still-valid 0 "safeguarding_concern from RAJ" -- "$bin" policy explain \
     --policy "$src/deploy/policy" --registry "$tmp/reg.yaml" --from RAJ --type safeguarding_concern
 

@@ -276,6 +276,20 @@ static void s_publish(sh_client *c, const uint8_t *buf, size_t len, sh_msg *m)
     cr_assert_eq(sh_client_expect(c, "CONFIRM", WAIT, m), SH_OK, "no CONFIRM");
 }
 
+/* Publishes n safeguarding concerns as the school, each accepted; their ids in ids. */
+static void s_publish_concerns(sh_client *school, uint8_t (*ids)[16], int n)
+{
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        uint8_t *ev = s_event(2, "8819990", NULL, &len);
+        sh_msg m;
+        s_publish(school, ev, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0);
+        memcpy(ids[i], m.frame[0], 16);
+        free(ev);
+    }
+}
+
 static int s_has_line(const sh_msg *m, const char *line)
 {
     for (size_t i = 3; i < m->nframes; i++)
@@ -530,15 +544,7 @@ Test(broker, offline_recipient_catches_up_after_broker_restart)
 {
     sh_client *school = s_agent(SCHOOL);
     uint8_t ids[5][16];
-    for (int i = 0; i < 5; i++) {
-        size_t len;
-        uint8_t *ev = s_event(2, "8819990", NULL, &len);
-        sh_msg m;
-        s_publish(school, ev, len, &m);
-        cr_assert_eq(sh_msg_code(&m), 0);
-        memcpy(ids[i], m.frame[0], 16);
-        free(ev);
-    }
+    s_publish_concerns(school, ids, 5);
     sh_client_destroy(&school);
     s_stop();
     s_start();
@@ -583,15 +589,7 @@ Test(broker, a_backlog_goes_out_many_deliveries_to_a_message)
     enum { N = 100 };
     sh_client *school = s_agent(SCHOOL);
     uint8_t ids[N][16];
-    for (int i = 0; i < N; i++) {
-        size_t len;
-        uint8_t *ev = s_event(2, "8819990", NULL, &len);
-        sh_msg m;
-        s_publish(school, ev, len, &m);
-        cr_assert_eq(sh_msg_code(&m), 0);
-        memcpy(ids[i], m.frame[0], 16);
-        free(ev);
-    }
+    s_publish_concerns(school, ids, N);
     sh_client *hub = s_agent(HUB);
     /* the first message holds the first 64 (five fields each), the next the other 36 */
     cr_assert_eq(s_raw_deliver_fields(sh_client_socket(hub)), 64 * SH_DELIVER_FIELDS);
