@@ -319,22 +319,6 @@ out:
     return status;
 }
 
-/* Bytes process who has caused to be written to storage (/proc/PID/io write_bytes); -1 if
- * unknown. Every commit ends in fdatasync, so at the end of a run this is what its store
- * wrote: LMDB rewrites each page a commit touches, which makes it many times the events. */
-static long long s_write_bytes(const rig *g, int who)
-{
-    char path[64], line[128];
-    long long v = -1;
-    snprintf(path, sizeof path, "/proc/%d/io", (int)rig_pid(g, who));
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "write_bytes: %lld", &v) == 1) break;
-    fclose(f);
-    return v;
-}
-
 static int s_latency(const char *bindir, double rate, double seconds)
 {
     run r;
@@ -350,10 +334,10 @@ static int s_latency(const char *bindir, double rate, double seconds)
     if (s_publish(&r, c, 100000, rate, 1, &t_end)) goto out;
     printf("rate %.0f\nevents %zu\nachieved_per_s %.0f\n", rate, n,
            (double)n / (r.ev[n - 1].sent - t0));
-    long long wb = s_write_bytes(g, RIG_BROKER), wa = 0;
+    long long wb = rig_write_bytes(g, RIG_BROKER), wa = 0;
     static const int agents[RECIPIENTS] = {RIG_HUB, RIG_SCHOOL, RIG_HEALTH};
     for (int i = 0; i < RECIPIENTS && wa >= 0; i++) {
-        long long w = s_write_bytes(g, agents[i]);
+        long long w = rig_write_bytes(g, agents[i]);
         wa = w < 0 ? -1 : wa + w;
     }
     if (wb >= 0 && wa >= 0)

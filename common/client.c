@@ -134,34 +134,37 @@ sh_err sh_client_ping(sh_client *c)
     return s_send(c, "PING", NULL, 0, 0);
 }
 
-/* Reads a body's fields (u32 BE length and bytes each) into m, keeping the first max (at most
- * 16); *used is where the fields read end. SH_E_PROTOCOL if the lengths overrun the body. */
-static sh_err s_fields(const uint8_t *p, size_t left, size_t max, sh_msg *m, size_t *used)
+/* Reads up to max of a body's fields (u32 BE length and bytes each), into m if not NULL (the
+ * first 16 are kept); *used is where the fields read end, *count how many there were.
+ * SH_E_PROTOCOL if the lengths overrun the body. */
+static sh_err s_fields(const uint8_t *p, size_t left, size_t max, sh_msg *m, size_t *used,
+                       size_t *count)
 {
     const uint8_t *start = p;
-    size_t count = 0;
-    while (left && count < max) {
+    size_t n = 0;
+    while (left && n < max) {
         if (left < 4) return SH_E_PROTOCOL;
         size_t l = sh_be32_get(p);
         if (l > left - 4) return SH_E_PROTOCOL;
-        if (m->nframes < sizeof m->frame / sizeof m->frame[0]) {
+        if (m && m->nframes < sizeof m->frame / sizeof m->frame[0]) {
             m->frame[m->nframes] = p + 4;
             m->len[m->nframes++] = l;
         }
         p += 4 + l;
         left -= 4 + l;
-        count++;
+        n++;
     }
     *used = (size_t)(p - start);
+    *count = n;
     return SH_OK;
 }
 
 /* The next delivery of a DELIVER message already received and checked. */
 static sh_err s_next_delivery(sh_client *c, sh_msg *m)
 {
-    size_t used = 0;
+    size_t used = 0, count = 0;
     memcpy(m->command, "DELIVER", 8);
-    sh_err rc = s_fields(c->rest, c->rest_len, SH_DELIVER_FIELDS, m, &used);
+    sh_err rc = s_fields(c->rest, c->rest_len, SH_DELIVER_FIELDS, m, &used, &count);
     c->rest += used;
     c->rest_len -= used;
     return rc;
@@ -197,19 +200,14 @@ sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m)
     /* the fields, in one body frame: u32 BE length and bytes each (the first 16 are kept) */
     if (c->nframes != 3) return SH_E_PROTOCOL;
     const uint8_t *p = zmq_msg_data(&c->frames[2]);
-    size_t left = zmq_msg_size(&c->frames[2]), used = 0;
-    if (strcmp(m->command, "DELIVER") != 0) {
-        sh_err frc = s_fields(p, left, SIZE_MAX, m, &used);
-        return frc ? frc : used == left ? SH_OK : SH_E_PROTOCOL;
-    }
+    size_t left = zmq_msg_size(&c->frames[2]), used = 0, count = 0;
+    if (strcmp(m->command, "DELIVER") != 0)
+        return s_fields(p, left, SIZE_MAX, m, &used, &count) ? SH_E_PROTOCOL : SH_OK;
     /* one or more deliveries of five fields each: the whole body is checked before the first
      * is returned, so a malformed message hands out none of them */
-    sh_msg all;
-    memset(&all, 0, sizeof all);
-    size_t count = 0;
-    for (size_t at = 0; at < left; at += used, count++)
-        if (s_fields(p + at, left - at, 1, &all, &used) != SH_OK) return SH_E_PROTOCOL;
-    if (count == 0 || count % SH_DELIVER_FIELDS != 0) return SH_E_PROTOCOL;
+    if (s_fields(p, left, SIZE_MAX, NULL, &used, &count) != SH_OK || count == 0 ||
+        count % SH_DELIVER_FIELDS != 0)
+        return SH_E_PROTOCOL;
     c->rest = p;
     c->rest_len = left;
     return s_next_delivery(c, m);

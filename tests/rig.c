@@ -505,3 +505,16 @@ long rig_rss_kib(const rig *r, int who, long *peak_kib, long *anon_kib)
     if (anon_kib) *anon_kib = anon;
     return rss;
 }
+
+long long rig_write_bytes(const rig *r, int who)
+{
+    char p[64], line[128];
+    long long v = -1;
+    snprintf(p, sizeof p, "/proc/%d/io", (int)r->pid[who]);
+    FILE *f = fopen(p, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "write_bytes: %lld", &v) == 1) break;
+    fclose(f);
+    return v;
+}

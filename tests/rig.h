@@ -104,6 +104,10 @@ void rig_paths(const rig *r, int who, char store[512], char master[512], char si
  * LMDB map) when asked. */
 long rig_rss_kib(const rig *r, int who, long *peak_kib, long *anon_kib);
 
+/* Bytes process who has caused to be written to storage (/proc/PID/io write_bytes), or -1.
+ * A store's commits end in fdatasync, so this is what its store wrote. */
+long long rig_write_bytes(const rig *r, int who);
+
 /* xorshift64* */
 uint64_t rig_rand(uint64_t *s);
 

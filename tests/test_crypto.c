@@ -122,8 +122,9 @@ Test(crypto, nonces_never_repeat)
     sh_key_destroy(&k);
 }
 
-/* The DRBG behind the nonces reseeds after fork: a child and its parent sealing with the same
- * key (an agent forks nothing, but a library user might) never draw the same nonce. */
+/* A forked child discards its copy of the random pool behind the nonces: a child and its
+ * parent sealing with the same key (an agent forks nothing, but a library user might) never
+ * draw the same nonce. */
 Test(crypto, nonces_differ_after_fork)
 {
     sh_key *k = tu_key();
