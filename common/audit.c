@@ -55,7 +55,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
+#include "fault.h"
 
 #define ENTRY_FIXED 22
 #define ENTRY_MAX                                                                                  \
@@ -76,13 +78,6 @@ struct sh_audit {
     uint32_t every;
     uint8_t genesis[SH_MAC_BYTES];
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *sh_audit_action_name(int action)
 {
@@ -184,7 +179,7 @@ static sh_err s_write_checkpoint(sh_audit *a, sh_txn *t, uint64_t seq,
     uint8_t cp[CP_SIZE], msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48];
     cp[0] = SH_AUDIT_VERSION;
     sh_be64_put(cp + 1, seq);
-    sh_be64_put(cp + 9, (uint64_t)s_now_ms());
+    sh_be64_put(cp + 9, (uint64_t)sh_clock_ms());
     memcpy(cp + 17, head, SH_MAC_BYTES);
     sh_signkey_public(a->signer, cp + 49);
     s_cp_message(sh_store_id(a->s), cp, msg);
@@ -198,7 +193,25 @@ static sh_err s_write_checkpoint(sh_audit *a, sh_txn *t, uint64_t seq,
     return rc;
 }
 
+static sh_err s_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t *seq_out,
+                       sh_error *err);
+
 sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t *seq_out,
+                       sh_error *err)
+{
+    /* a write that cannot be audited must not stand: the whole transaction fails with it */
+    sh_err rc = sh_fault("audit_append")
+                    ? sh_error_set(err, SH_E_IO, "audit append: injected fault")
+                    : s_append(a, t, e, seq_out, err);
+    if (rc) {
+        char why[160];
+        snprintf(why, sizeof why, "audit entry refused (E%03d: %.100s)", (int)rc, err->detail);
+        sh_txn_fail(t, rc, why);
+    }
+    return rc;
+}
+
+static sh_err s_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t *seq_out,
                        sh_error *err)
 {
     if (seq_out) *seq_out = 0;
@@ -218,7 +231,7 @@ sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
     *p++ = SH_AUDIT_VERSION;
     sh_be64_put(p, seq);
     p += 8;
-    sh_be64_put(p, (uint64_t)(e->time_ms ? e->time_ms : s_now_ms()));
+    sh_be64_put(p, (uint64_t)(e->time_ms ? e->time_ms : sh_clock_ms()));
     p += 8;
     *p++ = e->action;
     *p++ = e->outcome;

@@ -13,7 +13,7 @@
 
 struct sh_client {
     void *ctx, *sock;
-    zmq_msg_t frames[18];
+    zmq_msg_t frames[3]; /* signature, command, body */
     size_t nframes;
     const uint8_t *rest; /* deliveries of the last DELIVER not yet returned */
     size_t rest_len;
@@ -134,37 +134,13 @@ sh_err sh_client_ping(sh_client *c)
     return s_send(c, "PING", NULL, 0, 0);
 }
 
-/* Reads up to max of a body's fields (u32 BE length and bytes each), into m if not NULL (the
- * first 16 are kept); *used is where the fields read end, *count how many there were.
- * SH_E_PROTOCOL if the lengths overrun the body. */
-static sh_err s_fields(const uint8_t *p, size_t left, size_t max, sh_msg *m, size_t *used,
-                       size_t *count)
-{
-    const uint8_t *start = p;
-    size_t n = 0;
-    while (left && n < max) {
-        if (left < 4) return SH_E_PROTOCOL;
-        size_t l = sh_be32_get(p);
-        if (l > left - 4) return SH_E_PROTOCOL;
-        if (m && m->nframes < sizeof m->frame / sizeof m->frame[0]) {
-            m->frame[m->nframes] = p + 4;
-            m->len[m->nframes++] = l;
-        }
-        p += 4 + l;
-        left -= 4 + l;
-        n++;
-    }
-    *used = (size_t)(p - start);
-    *count = n;
-    return SH_OK;
-}
-
 /* The next delivery of a DELIVER message already received and checked. */
 static sh_err s_next_delivery(sh_client *c, sh_msg *m)
 {
-    size_t used = 0, count = 0;
+    size_t used = 0;
     memcpy(m->command, "DELIVER", 8);
-    sh_err rc = s_fields(c->rest, c->rest_len, SH_DELIVER_FIELDS, m, &used, &count);
+    sh_err rc = sh_wire_body_read(c->rest, c->rest_len, SH_DELIVER_FIELDS, m->frame, m->len,
+                                  SH_DELIVER_FIELDS, &used, &m->nframes);
     c->rest += used;
     c->rest_len -= used;
     return rc;
@@ -180,9 +156,9 @@ sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m)
     while ((rc = zmq_poll(&item, 1, timeout_ms)) < 0)
         if (zmq_errno() != EINTR) return SH_E_IO;
     if (rc == 0) return SH_E_NOT_FOUND;
-    int more = 1;
+    int more = 1, extra = 0;
     while (more) {
-        zmq_msg_t scratch, *f = c->nframes < 18 ? &c->frames[c->nframes++] : &scratch;
+        zmq_msg_t scratch, *f = c->nframes < 3 ? &c->frames[c->nframes++] : &scratch;
         zmq_msg_init(f);
         while (zmq_msg_recv(f, c->sock, 0) < 0)
             if (zmq_errno() != EINTR) {
@@ -190,22 +166,32 @@ sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m)
                 return SH_E_IO;
             }
         more = zmq_msg_more(f);
-        if (f == &scratch) zmq_msg_close(f); /* frames past the 18th are not kept */
+        if (f == &scratch) {
+            zmq_msg_close(f); /* a fourth frame: not a broker message */
+            extra = 1;
+        }
     }
     if (c->nframes < 2 || zmq_msg_size(&c->frames[0]) != 4 ||
         memcmp(zmq_msg_data(&c->frames[0]), SH_PROTO_SIGNATURE, 4) != 0 ||
         zmq_msg_size(&c->frames[1]) >= sizeof m->command)
         return SH_E_PROTOCOL;
     memcpy(m->command, zmq_msg_data(&c->frames[1]), zmq_msg_size(&c->frames[1]));
-    /* the fields, in one body frame: u32 BE length and bytes each (the first 16 are kept) */
-    if (c->nframes != 3) return SH_E_PROTOCOL;
+    /* the fields, in one body frame: u32 BE length and bytes each */
+    if (c->nframes != 3 || extra) return SH_E_PROTOCOL;
     const uint8_t *p = zmq_msg_data(&c->frames[2]);
     size_t left = zmq_msg_size(&c->frames[2]), used = 0, count = 0;
-    if (strcmp(m->command, "DELIVER") != 0)
-        return s_fields(p, left, SIZE_MAX, m, &used, &count) ? SH_E_PROTOCOL : SH_OK;
+    if (strcmp(m->command, "DELIVER") != 0) {
+        /* every field kept; one past the limit is not a broker message */
+        if (sh_wire_body_read(p, left, SH_WIRE_FIELDS_MAX + 1, m->frame, m->len, SH_WIRE_FIELDS_MAX,
+                              &used, &count) != SH_OK ||
+            used != left || count > SH_WIRE_FIELDS_MAX)
+            return SH_E_PROTOCOL;
+        m->nframes = count;
+        return SH_OK;
+    }
     /* one or more deliveries of five fields each: the whole body is checked before the first
      * is returned, so a malformed message hands out none of them */
-    if (s_fields(p, left, SIZE_MAX, NULL, &used, &count) != SH_OK || count == 0 ||
+    if (sh_wire_body_read(p, left, SIZE_MAX, NULL, NULL, 0, &used, &count) != SH_OK || count == 0 ||
         count % SH_DELIVER_FIELDS != 0)
         return SH_E_PROTOCOL;
     c->rest = p;

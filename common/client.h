@@ -14,23 +14,7 @@
 #include <stdint.h>
 
 #include "error.h"
-
-#define SH_PROTO_SIGNATURE "SHv3"
-
-/* Big-endian u32: the length before each field of a broker message's body. */
-static inline void sh_be32_put(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline uint32_t sh_be32_get(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-#define SH_Z85_LEN 40
+#include "wire.h"
 
 typedef struct sh_client sh_client;
 
@@ -56,13 +40,14 @@ void *sh_client_socket(sh_client *c);
 /* A message from the broker, parsed. Frames point into the message and live until the next
  * sh_client_recv or sh_client_destroy. A DELIVER message may carry several deliveries: each
  * call returns the next one (SH_DELIVER_FIELDS frames) before reading the socket again, so a
- * caller drains with sh_client_recv(c, 0, &m) until SH_E_NOT_FOUND before polling the socket. */
-#define SH_DELIVER_FIELDS 5
+ * caller drains with sh_client_recv(c, 0, &m) until SH_E_NOT_FOUND before polling the socket.
+ * A body of more than SH_WIRE_FIELDS_MAX fields is refused (SH_E_PROTOCOL): the broker never
+ * sends one. */
 typedef struct sh_msg {
-    char command[16];
-    size_t nframes; /* frames after the command */
-    const uint8_t *frame[16];
-    size_t len[16];
+    char command[SH_WIRE_CMD_MAX + 1];
+    size_t nframes; /* fields of the body */
+    const uint8_t *frame[SH_WIRE_FIELDS_MAX];
+    size_t len[SH_WIRE_FIELDS_MAX];
 } sh_msg;
 
 /* Sends HELLO with a comma-separated list of event type names to receive ("*" = all). */
@@ -76,7 +61,6 @@ sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16]);
 
 /* One ACK for n (1..SH_ACK_MAX) delivered events, their ids in one frame. SH_E_INVAL if n is
  * too large. */
-#define SH_ACK_MAX 256
 sh_err sh_client_ack_many(sh_client *c, const uint8_t (*ids)[16], size_t n);
 
 sh_err sh_client_ping(sh_client *c);

@@ -533,6 +533,67 @@ void sh_envelope_free(sh_envelope *e)
     if (e) sharehub__v1__envelope__free_unpacked(e, NULL);
 }
 
+/* A protobuf varint at *p (before end); -1 when it runs past end or over 10 bytes. */
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t c = *(*p)++;
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return 0;
+    }
+    return -1;
+}
+
+int sh_envelope_peek_id(const uint8_t *buf, size_t len, uint8_t id[16])
+{
+    const uint8_t *p = buf, *end = buf + (buf ? len : 0);
+    while (p < end) {
+        uint64_t key, n;
+        if (s_varint(&p, end, &key)) return 0;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (s_varint(&p, end, &n)) return 0;
+            break;
+        case 1: /* 64-bit */
+            if ((size_t)(end - p) < 8) return 0;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (s_varint(&p, end, &n) || n > (uint64_t)(end - p)) return 0;
+            if (key >> 3 == 1 && n == 16) {
+                memcpy(id, p, 16);
+                return 1;
+            }
+            p += n;
+            break;
+        case 5: /* 32-bit */
+            if ((size_t)(end - p) < 4) return 0;
+            p += 4;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 0;
+}
+
+sh_err sh_envelope_start(sh_envelope *e, uint8_t id[16], int type, const char *source, int purpose,
+                         Sharehub__V1__LawfulBasis *lb, int64_t now_ms)
+{
+    sharehub__v1__envelope__init(e);
+    if (sh_event_id_new(id) != SH_OK) return SH_E_IO;
+    e->event_id = (ProtobufCBinaryData){16, id};
+    e->schema_version = SH_SCHEMA_VERSION;
+    e->event_type = type;
+    e->source_org = (char *)source;
+    e->occurred_at_ms = e->published_at_ms = now_ms;
+    e->purpose = purpose;
+    e->lawful_basis = lb;
+    e->consent = SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_NOT_REQUIRED;
+    return SH_OK;
+}
+
 const char *sh_event_type_name(int t)
 {
     static const char *const names[] = {

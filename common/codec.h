@@ -48,6 +48,20 @@ sh_err sh_envelope_decode_minimised(const uint8_t *buf, size_t len, sh_envelope 
  * Errors: those of sh_envelope_validate, SH_E_TOO_LARGE, SH_E_NOMEM. */
 sh_err sh_envelope_encode(const sh_envelope *env, uint8_t **out, size_t *len, sh_error *err);
 
+/* The event id of encoded envelope bytes that may not be valid: the first field 1 of 16
+ * bytes at the top level, whatever else is wrong (so a refusal can name the event). 1 when
+ * found (copied into id), 0 when the bytes hold none or are not protobuf. Never reads past
+ * buf[len). */
+int sh_envelope_peek_id(const uint8_t *buf, size_t len, uint8_t id[16]);
+
+/* Starts an envelope a daemon makes itself (a delivery receipt, an access notification):
+ * initialises *e, draws a new event id into id (e points at it), and sets this schema
+ * version, type, source (not copied), occurred and published times now_ms, purpose, the
+ * lawful basis lb (not copied) and consent "not required". The caller adds the child, the
+ * thread and the body. SH_E_IO when no event id can be drawn. */
+sh_err sh_envelope_start(sh_envelope *e, uint8_t id[16], int type, const char *source, int purpose,
+                         Sharehub__V1__LawfulBasis *lb, int64_t now_ms) SH_WUR;
+
 /* Frees an Envelope returned by sh_envelope_decode. Accepts NULL. */
 void sh_envelope_free(sh_envelope *env);
 

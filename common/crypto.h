@@ -23,8 +23,6 @@
 
 #include "error.h"
 
-#define SH_WUR __attribute__((warn_unused_result))
-
 #define SH_KEY_BYTES      32
 #define SH_KEY_ID_BYTES   8
 #define SH_NONCE_BYTES    12

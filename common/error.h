@@ -12,6 +12,9 @@
 #ifndef SHAREHUB_ERROR_H
 #define SHAREHUB_ERROR_H
 
+/* On every function whose result must be checked (verify, decrypt, open, load). */
+#define SH_WUR __attribute__((warn_unused_result))
+
 #include <stddef.h>
 
 typedef enum sh_err {
@@ -72,6 +75,7 @@ typedef enum sh_err {
     SH_E_UNKNOWN_EVENT = 704,     /* a receipt or ack names an event the broker does not hold */
     SH_E_UNAVAILABLE = 705,       /* the broker cannot accept now (store full, shutting down) */
     SH_E_CONNECTION_CLOSED = 706, /* the transport closed an authenticated connection */
+    SH_E_BAD_SUBSCRIPTION = 707,  /* HELLO names an event type that does not exist */
 
     SH_E_DENY_NO_ISP = 800,     /* no Information Sharing Protocol covers this share */
     SH_E_DENY_NOT_ACTIVE = 801, /* the covering ISP is a draft or suspended */

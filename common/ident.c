@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "crypto.h"
 
 static bool s_digit(char c)
@@ -146,9 +147,7 @@ sh_err sh_event_id_new(uint8_t out[SH_EVENT_ID_LEN])
 {
     uint8_t rnd[10];
     if (sh_random(rnd, sizeof rnd) != SH_OK) return SH_E_IO;
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return SH_E_IO;
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = sh_clock_ms();
 
     pthread_mutex_lock(&s_uuid_lock);
     if (now > s_uuid_ms) {

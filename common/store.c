@@ -23,6 +23,8 @@
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 
+#include "fault.h"
+
 struct sh_store {
     MDB_env *env;
     sh_key *root;  /* HKDF(master, store id, "store root") */
@@ -43,7 +45,8 @@ struct sh_txn {
     sh_store *s;
     MDB_txn *txn;
     int write;
-    sh_err failed; /* non-zero once a write failed in a way that poisons the transaction */
+    sh_err failed;        /* non-zero once a write failed in a way that poisons the transaction */
+    char failed_why[160]; /* what failed, for the commit's error (sh_txn_fail) */
 };
 
 struct sh_cursor {
@@ -558,7 +561,11 @@ sh_err sh_txn_commit(sh_txn **tp, sh_error *err)
     sh_err e;
     if (t->failed) {
         mdb_txn_abort(t->txn);
-        e = sh_error_set(err, t->failed, "transaction failed earlier; nothing was written");
+        e = sh_error_set(err, t->failed, "%s%snothing was written",
+                         t->failed_why[0] ? t->failed_why : "transaction failed earlier", "; ");
+    } else if (t->write && sh_fault("txn_commit")) {
+        mdb_txn_abort(t->txn);
+        e = sh_error_set(err, SH_E_DISK_FULL, "commit: injected fault; nothing was written");
     } else {
         /* mdb_txn_commit frees the transaction whether or not it succeeds. */
         int rc = mdb_txn_commit(t->txn);
@@ -567,6 +574,13 @@ sh_err sh_txn_commit(sh_txn **tp, sh_error *err)
     }
     free(t);
     return e;
+}
+
+void sh_txn_fail(sh_txn *t, sh_err code, const char *detail)
+{
+    if (!t || t->failed || !code) return;
+    t->failed = code;
+    snprintf(t->failed_why, sizeof t->failed_why, "%s", detail ? detail : "");
 }
 
 void sh_txn_abort(sh_txn **tp)

@@ -162,6 +162,11 @@ sh_err sh_txn_del(sh_txn *t, sh_db db, const void *key, size_t klen, sh_error *e
  * SH_E_IO, SH_E_STORE. */
 sh_err sh_txn_commit(sh_txn **t, sh_error *err);
 
+/* Marks write transaction t failed with code and detail: its commit then writes nothing and
+ * returns code. For writes that must stand or fall together (an audited write and its audit
+ * entry). A transaction already failed keeps its first error. */
+void sh_txn_fail(sh_txn *t, sh_err code, const char *detail);
+
 /* Discards the transaction and frees it; *t = NULL. Accepts NULL and *t == NULL. */
 void sh_txn_abort(sh_txn **t);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 
 void sh_synth_child_make(uint64_t *rng, const char *la, sh_synth_child *c)
@@ -26,13 +27,6 @@ void sh_synth_child_make(uint64_t *rng, const char *la, sh_synth_child *c)
     snprintf(c->date_of_birth, sizeof c->date_of_birth, "%04u-%02u-%02u", 2008 + (unsigned)(r % 17),
              1 + (unsigned)(r / 17 % 12), 1 + (unsigned)(r / 204 % 28));
     snprintf(c->responsible_la, sizeof c->responsible_la, "%.3s", la);
-}
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 sh_err sh_synth_event(uint64_t *rng, int type, const sh_synth_child *c, const char *source_org,
@@ -57,7 +51,7 @@ sh_err sh_synth_event(uint64_t *rng, int type, const sh_synth_child *c, const ch
         narrative[i] = sentence[i % (sizeof sentence - 1)];
     narrative[nlen] = '\0';
 
-    int64_t now = s_now_ms();
+    int64_t now = sh_clock_ms();
     Sharehub__V1__Envelope e = SHAREHUB__V1__ENVELOPE__INIT;
     Sharehub__V1__Child child = SHAREHUB__V1__CHILD__INIT;
     Sharehub__V1__LawfulBasis basis = SHAREHUB__V1__LAWFUL_BASIS__INIT;

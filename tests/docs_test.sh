@@ -14,8 +14,11 @@ while read -r name _ num; do
     short=${name#EVENT_TYPE_}
     grep -qE "^\| $num \`$short\` \|" "$src/docs/schema.md" || { echo "FAIL: $short missing from docs/schema.md"; exit 1; }
 done || fail=1
-for m in $(grep -oE 'M\("[a-z_]+"\)' "$src/broker/broker.c" | sed 's/M("\(.*\)")/sharehub_broker_\1/') \
-         $(grep -oE 'M\("[a-z_]+"\)' "$src/agents/agent.c" | sed 's/M("\(.*\)")/sharehub_agent_\1/') \
+# (the metrics are named in each daemon's stats.c; finding none there means this test lost them)
+n=$(cat "$src/broker/stats.c" "$src/agents/stats.c" | grep -cE 'M\("[a-z_]+"\)')
+[ "$n" -ge 20 ] || { echo "FAIL: only $n metric names found in broker/stats.c and agents/stats.c"; fail=1; }
+for m in $(grep -oE 'M\("[a-z_]+"\)' "$src/broker/stats.c" | sed 's/M("\(.*\)")/sharehub_broker_\1/') \
+         $(grep -oE 'M\("[a-z_]+"\)' "$src/agents/stats.c" | sed 's/M("\(.*\)")/sharehub_agent_\1/') \
          $(grep -oE 's_gauge\(f, prefix, "[a-z_]+"' "$src/common/metrics.c" |
            sed 's/.*"\(.*\)"/sharehub_broker_\1 sharehub_agent_\1/') sharehub_build_info; do
     grep -q "\`$m[\`{]" "$src/docs/operations.md" || { echo "FAIL: metric $m missing from docs/operations.md"; fail=1; }

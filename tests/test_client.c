@@ -88,18 +88,28 @@ Test(client, fields_come_out_of_the_body_and_bad_bodies_are_refused)
     }
     s_send("READY", NULL, NULL, 0);
     cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "no body frame");
-    /* more fields than a message holds: the first 16 kept, nothing overrun */
-    uint8_t many[20 * 5];
-    for (int i = 0; i < 20; i++) {
+    /* every field up to SH_WIRE_FIELDS_MAX is kept; a body with more is not a broker
+     * message (the broker never sends one) */
+    uint8_t many[(SH_WIRE_FIELDS_MAX + 1) * 5];
+    for (int i = 0; i <= SH_WIRE_FIELDS_MAX; i++) {
         sh_be32_put(many + 5 * i, 1);
-        many[5 * i + 4] = (uint8_t)('a' + i);
+        many[5 * i + 4] = (uint8_t)i;
     }
-    const void *mf[1] = {many};
-    size_t ml[1] = {sizeof many};
+    const void *mf[2] = {many, good};
+    size_t ml[2] = {SH_WIRE_FIELDS_MAX * 5, sizeof good};
     s_send("CONFIRM", mf, ml, 1);
     cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
-    cr_assert_eq(m.nframes, 16);
-    cr_assert_eq(m.frame[15][0], 'a' + 15);
+    cr_assert_eq(m.nframes, SH_WIRE_FIELDS_MAX);
+    cr_assert_eq(m.frame[SH_WIRE_FIELDS_MAX - 1][0], SH_WIRE_FIELDS_MAX - 1);
+    ml[0] = sizeof many;
+    s_send("CONFIRM", mf, ml, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "one field past the limit");
+    ml[0] = 5;
+    s_send("CONFIRM", mf, ml, 2);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "a frame after the body");
+    s_send("PONG", mf, ml, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK, "and the next message reads");
+    cr_assert_eq(m.nframes, 1);
 }
 
 /* Builds a body of n one-byte fields 'a', 'b', ... into out (5 bytes each). */

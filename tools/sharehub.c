@@ -22,6 +22,7 @@
 #include "audit.h"
 #include "auditor.h"
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 #include "crypto.h"
 #include "ident.h"
@@ -180,13 +181,6 @@ static sh_err s_open(const char *dir, const char *master, const char *sign, uint
 
 /* ---- policy ---------------------------------------------------------------------------- */
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef struct s_lint_out {
     int warnings;
 } s_lint_out;
@@ -230,7 +224,7 @@ static int s_policy_check(int argc, char **argv)
         sh_registry_destroy(&reg);
         return EXIT_BAD;
     }
-    int64_t now = s_now_ms();
+    int64_t now = sh_clock_ms();
     s_lint_out o = {0};
     int errors = sh_policy_lint(p, reg, now, s_print_finding, &o);
     int active = 0;
@@ -355,7 +349,7 @@ static int s_policy_explain(int argc, char **argv)
     }
     printf("%s from %s (purpose %d, level of need %u, consent %d):\n",
            sh_event_type_name(e->event_type), from, e->purpose, e->level_of_need, e->consent);
-    int64_t now = s_now_ms();
+    int64_t now = sh_clock_ms();
     for (size_t i = 0; i < sh_registry_count(reg); i++) {
         const sh_org *to = sh_registry_at(reg, i);
         if (to == sender) continue;

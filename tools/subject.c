@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "auditor.h"
+#include "clock.h"
 #include "codec.h"
 #include "ident.h"
 
@@ -340,9 +341,7 @@ static void s_report_event(const s_subject *s, s_out *o, const s_ev *ev)
 static void s_report(s_subject *s, s_out *o, char *const *ids)
 {
     char line[600], now[32];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    sh_iso_time((int64_t)ts.tv_sec * 1000, now);
+    sh_iso_time(sh_clock_ms() / 1000 * 1000, now);
     if (o->html)
         fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
               "<title>sharehub subject report</title>\n<style>\n"

@@ -1,0 +1,181 @@
+/*
+ * agent_int.h — the agent's private state, shared by its files and by nothing else.
+ *
+ *   agent.c     configuration, the loop, start and stop; logging and auditing
+ *   holdings.c  storing an event with its indexes (by child, by thread); sequence numbers
+ *   outbox.c    local publishes made durable, drained to the broker, settled by CONFIRM
+ *   inbox.c     deliveries stored in batches (one commit each) and acknowledged
+ *   link.c      the broker link: HELLO, PING, the messages received, witnessing
+ *   local.c     the local interface: one JSON request, one JSON answer
+ *   reads.c     reading what the agency holds (inbox, show, child), every read audited
+ *   cpis.c      health's CP-IS: the flag of a child, the access notification
+ *   triage.c    the hub's triage: a hub decision made from a referral
+ *   stats.c     counters, the metrics page and readiness
+ *
+ * Store layout (one LMDB environment, docs/agent.md):
+ *   events    (sealed) event id -> agent record (agent_record.h)
+ *   by_child  (plain)  blind(kind, identifier) (32) | event id (16) -> ""
+ *   by_thread (plain)  correlation id (16) | event id (16)          -> ""
+ *   inbox     (plain)  u64 BE arrival seq -> event id
+ *   outbox    (sealed) u64 BE seq -> encoded envelope waiting for the broker's CONFIRM
+ *   outcome   (plain)  event id -> the broker's answer (outcome lines or the refusal)
+ *   state     (plain)  "inbox_seq", "outbox_seq" -> u64 BE
+ * Never: acknowledges a delivery before it is durable here; drops an outbox entry before the
+ * broker has answered it with a final code; lets a write stand whose audit entry failed.
+ */
+#ifndef SHAREHUB_AGENT_INT_H
+#define SHAREHUB_AGENT_INT_H
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "agent.h"
+#include "agent_record.h"
+#include "audit.h"
+#include "client.h"
+#include "codec.h"
+#include "daemon.h"
+#include "http.h"
+#include "metrics.h"
+#include "store.h"
+#include "yaml.h"
+
+#define ET(x)    SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_##x
+#define WINDOW   64 /* publishes sent to the broker and not yet confirmed */
+#define USER_MAX 64 /* bytes of a user or purpose named in a request (the audit log's limit) */
+
+enum { ROLE_EDUCATION = 1, ROLE_HEALTH = 2, ROLE_SOCIAL_CARE = 3 };
+
+typedef struct y_broker {
+    char *endpoint, *public_key;
+} y_broker;
+
+typedef struct y_config {
+    char *org;
+    int role;
+    y_broker *broker;
+    char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions, *http;
+    unsigned heartbeat_ms, witness_ms;
+    int log_level;
+} y_config;
+
+typedef struct ag_flight {
+    uint64_t seq;
+    uint8_t id[16];
+    int64_t sent_ms;
+} ag_flight;
+
+/* Deliveries drained from the broker together are stored in one write transaction (group
+ * commit: one fsync for the batch) and acknowledged together once it has committed. */
+#define DELIVER_BATCH SH_ACK_MAX
+typedef struct ag_batch {
+    sh_txn *t;
+    uint64_t inbox_seq; /* the next arrival number inside t */
+    size_t n;
+    uint8_t ack[DELIVER_BATCH][16];
+    uint64_t stored;    /* new events in t (not redeliveries) */
+    uint64_t delivered; /* events of ours the DELIVERED receipts in t cover */
+    sh_hist latency;    /* their delivery latency, counted if t commits */
+} ag_batch;
+
+struct sh_agent {
+    y_config *cfg;
+    sh_vault vault;
+    sh_store *store; /* vault.store */
+    sh_audit *audit; /* vault.audit */
+    sh_db events, by_child, by_thread, inbox, outbox, outcome, state;
+    sh_client *broker;
+    void *ctx, *rep;
+    int connected;
+    int64_t heard_ms, hello_ms, ping_ms, witness_ms;
+    int64_t retry_ms;       /* the broker asked us to retry: no resend before this time */
+    uint64_t witnessed_seq; /* newest checkpoint the broker has recorded */
+    uint64_t inbox_seq, outbox_seq;
+    ag_flight flight[WINDOW];
+    unsigned nflight;
+    int64_t store_failed_ms; /* the last commit failed then (disk or map full); 0 when it works */
+    /* metrics (docs/operations.md#metrics), each counted once its write has committed */
+    uint64_t outbox0;         /* outbox entries when the agent started */
+    uint64_t queued, settled; /* entries put into the outbox, and removed by a CONFIRM */
+    uint64_t accepted;        /* of those settled: accepted by the broker */
+    uint64_t received;        /* deliveries stored */
+    uint64_t delivered;       /* our events recipients acknowledged, from DELIVERED receipts */
+    sh_tally refused;         /* code=,by=: refusals by the broker, and of local requests */
+    sh_tally denied;          /* reason=,isp=: recipients the broker's policy refused */
+    sh_hist confirm_latency;  /* stored in the outbox to confirmed by the broker */
+    sh_hist delivery_latency; /* the sender's published_at to stored here */
+    int64_t started_ms;
+    sh_http *http;
+};
+
+/* ---- agent.c ---- */
+/* logfmt lines on stderr (common/log.h), naming this agency; never personal data. */
+void ag_log_event(const sh_agent *a, const char *level, const uint8_t *event_id, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+#define ag_log(a, level, ...) ag_log_event(a, level, NULL, __VA_ARGS__)
+/* Appends an audit entry in t. A failed append fails t (its commit reports the error) and is
+ * returned: the caller stops writing. */
+sh_err ag_audit(sh_agent *a, sh_txn *t, uint8_t action, uint8_t outcome, sh_err code,
+                const uint8_t *id, const uint8_t *child, const char *user, const char *peer,
+                const char *purpose, const char *rule, const char *detail);
+/* Commits t and records whether the store took it (the agent's readiness and the
+ * store_writable metric); a commit that works after failures asks the broker to resend. */
+sh_err ag_commit(sh_agent *a, sh_txn **t, sh_error *err);
+
+/* ---- holdings.c ---- */
+sh_err ag_put_seq(sh_agent *a, sh_txn *t, const char *key, uint64_t v, sh_error *err);
+sh_err ag_load_seq(sh_agent *a, const char *key, uint64_t *v, sh_error *err);
+sh_err ag_store_event(sh_agent *a, sh_txn *t, int direction, const char *peer, const char *rule,
+                      uint8_t flags, const sh_envelope *e, const uint8_t *raw, size_t len,
+                      const uint8_t (*refs)[SH_BLIND_BYTES], int nr, sh_error *err);
+
+/* ---- outbox.c ---- */
+sh_err ag_complete(sh_agent *a, sh_envelope *e, uint8_t idbuf[16], sh_error *err);
+sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
+                      sh_error *err);
+void ag_drain(sh_agent *a);
+void ag_on_confirm(sh_agent *a, const sh_msg *m);
+
+/* ---- inbox.c ---- */
+void ag_flush(sh_agent *a, ag_batch *bt);
+void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt);
+
+/* ---- link.c ---- */
+void ag_witness(sh_agent *a);
+void ag_on_witnessed(sh_agent *a, const sh_msg *m);
+void ag_broker_io(sh_agent *a);
+void ag_timers(sh_agent *a);
+
+/* ---- local.c ---- */
+json_object *ag_error_json(sh_err code, const char *detail);
+json_object *ag_ok(void);
+const char *ag_str(json_object *req, const char *key);
+json_object *ag_require_reader(json_object *req, const char **user, const char **purpose);
+json_object *ag_op_publish(sh_agent *a, json_object *req);
+void ag_local_io(sh_agent *a);
+
+/* ---- reads.c ---- */
+json_object *ag_op_inbox(sh_agent *a, json_object *req);
+json_object *ag_op_show(sh_agent *a, json_object *req);
+json_object *ag_op_child(sh_agent *a, json_object *req);
+
+/* ---- cpis.c ---- */
+/* CP-IS: the current child-protection or looked-after flag for this child (FlagType value,
+ * 0 when none) and its responsible LA; returns the flag. */
+int ag_flag_for(sh_agent *a, sh_txn *t, const uint8_t ref[SH_BLIND_BYTES], int *flag, char *la,
+                size_t lacap);
+/* After a health agent published an unscheduled-care attendance of a flagged child: queues
+ * the access notification to its responsible LA and names it in out. */
+void ag_cpis_attendance(sh_agent *a, const sh_envelope *e, json_object *out);
+
+/* ---- triage.c ---- */
+json_object *ag_op_triage(sh_agent *a, json_object *req);
+
+/* ---- stats.c ---- */
+void ag_count_refused(sh_agent *a, int code, const char *by);
+void ag_count_confirm(sh_agent *a, const sh_msg *m, int code, int64_t stored_ms);
+int ag_metrics(void *ctx, FILE *f);
+const char *ag_not_ready(void *ctx);
+
+#endif

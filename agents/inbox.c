@@ -1,0 +1,91 @@
+/*
+ * inbox.c — deliveries: stored in batches (one write transaction, one commit, one ACK for the
+ * batch once it is durable), redeliveries recognised and acknowledged again.
+ *
+ * Owns: the inbox database's entries. Never: acknowledges a delivery before its batch has
+ * committed; stores a delivery that does not decode.
+ */
+#include <string.h>
+
+#include "agent_int.h"
+#include "clock.h"
+
+/* Commits the batch, then acknowledges each event in it; a failed commit acknowledges
+ * nothing (the broker resends). */
+void ag_flush(sh_agent *a, ag_batch *bt)
+{
+    if (!bt->t) return;
+    sh_error err;
+    sh_err rc = ag_put_seq(a, bt->t, "inbox_seq", bt->inbox_seq, &err);
+    if (rc || ag_commit(a, &bt->t, &err)) {
+        sh_txn_abort(&bt->t);
+        ag_log(a, "error", "storing %zu deliveries: %s", bt->n, err.detail);
+    } else {
+        a->inbox_seq = bt->inbox_seq;
+        a->received += bt->stored;
+        a->delivered += bt->delivered;
+        sh_hist_merge(&a->delivery_latency, &bt->latency);
+        sh_client_ack_many(a->broker, (const uint8_t(*)[16])bt->ack, bt->n);
+    }
+    bt->t = NULL;
+    bt->n = 0;
+    bt->stored = bt->delivered = 0;
+    memset(&bt->latency, 0, sizeof bt->latency);
+}
+
+void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
+{
+    if (m->nframes != 5 || m->len[0] != 16 || m->len[1] > SH_ORG_MAX || m->len[2] > 64) return;
+    char peer[SH_ORG_MAX + 1], rule[65];
+    memcpy(peer, m->frame[1], m->len[1]);
+    peer[m->len[1]] = '\0';
+    memcpy(rule, m->frame[2], m->len[2]);
+    rule[m->len[2]] = '\0';
+    sh_envelope *e = NULL;
+    sh_error err;
+    if (sh_envelope_decode_minimised(m->frame[4], m->len[4], &e, &err)) {
+        ag_log_event(a, "error", m->frame[0], "the broker delivered an invalid event: %s",
+                     err.detail);
+        return; /* not acknowledged: it stays queued at the broker for inspection */
+    }
+    sh_buf b = {0};
+    if (!bt->t) {
+        if (sh_txn_begin(a->store, 1, &bt->t, &err)) goto out;
+        bt->inbox_seq = a->inbox_seq;
+    }
+    sh_err rc = sh_txn_get(bt->t, a->events, m->frame[0], 16, &b, &err);
+    if (rc == SH_OK) { /* a redelivery: already durable here (or in this batch) */
+        memcpy(bt->ack[bt->n++], m->frame[0], 16);
+        goto out;
+    }
+    uint8_t seqkey[8], refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    int nr = sh_child_refs(a->store, e->child, refs);
+    rc = ag_store_event(a, bt->t, SH_DIR_RECEIVED, peer, rule, m->len[3] ? 1 : 0, e, m->frame[4],
+                        m->len[4], (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, &err);
+    sh_be64_put(seqkey, bt->inbox_seq);
+    if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
+    if (!rc)
+        ag_audit(a, bt->t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, m->frame[0], nr ? refs[0] : NULL,
+                 "agent", peer, NULL, rule, sh_event_type_name(e->event_type));
+    if (rc) {
+        /* the transaction cannot go on: none of the batch is acknowledged, all is resent */
+        ag_log(a, "error", "storing a delivery: %s", err.detail);
+        sh_txn_abort(&bt->t);
+        bt->n = 0;
+        bt->stored = bt->delivered = 0;
+        memset(&bt->latency, 0, sizeof bt->latency);
+        goto out;
+    }
+    bt->inbox_seq++;
+    bt->stored++;
+    if (e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt &&
+        e->delivery_receipt->status == SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED)
+        bt->delivered += 1 + e->delivery_receipt->n_more_event_ids; /* one receipt, many events */
+    if (e->published_at_ms > 0)
+        sh_hist_observe(&bt->latency, (double)(sh_clock_ms() - e->published_at_ms) / 1e3);
+    memcpy(bt->ack[bt->n++], m->frame[0], 16);
+out:
+    if (bt->n == DELIVER_BATCH) ag_flush(a, bt);
+    sh_buf_free(&b);
+    sh_envelope_free(e);
+}

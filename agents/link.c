@@ -1,0 +1,129 @@
+/*
+ * link.c — the link to the broker: HELLO until READY, PING every heartbeat, the messages the
+ * broker sends (deliveries, confirms, witness answers, errors), and witnessing this store's
+ * audit checkpoints.
+ *
+ * Owns: the connection state (connected, heard, hello, ping, witness times). Never: treats
+ * the broker as there when it has not answered for three heartbeats.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_int.h"
+#include "clock.h"
+
+/* ---- witnessing ---------------------------------------------------------------------- */
+
+/* Checkpoints the audit head if entries were added since the last checkpoint, then sends the
+ * newest checkpoint to the broker unless it already holds it (docs/audit.md). */
+void ag_witness(sh_agent *a)
+{
+    sh_txn *t = NULL;
+    sh_error err;
+    uint8_t cp[SH_AUDIT_CP_BYTES], head[SH_MAC_BYTES];
+    uint64_t head_seq = 0, cp_seq = 0;
+    a->witness_ms = sh_clock_ms();
+    if (sh_txn_begin(a->store, 1, &t, &err)) return;
+    sh_err rc = sh_audit_head(a->audit, t, &head_seq, head, &err);
+    sh_err cprc = rc ? rc : sh_audit_last_checkpoint(a->audit, t, cp, &cp_seq, &err);
+    if (!rc && head_seq > 0 && (cprc == SH_E_NOT_FOUND || (!cprc && cp_seq < head_seq))) {
+        if (sh_audit_checkpoint(a->audit, t, &err) || ag_commit(a, &t, &err)) {
+            ag_log(a, "error", "audit checkpoint: %s", err.detail);
+            sh_txn_abort(&t);
+            return;
+        }
+        if (sh_txn_begin(a->store, 0, &t, &err)) return;
+        cprc = sh_audit_last_checkpoint(a->audit, t, cp, &cp_seq, &err);
+    }
+    sh_txn_abort(&t);
+    if (!cprc && cp_seq > a->witnessed_seq && a->connected)
+        sh_client_witness(a->broker, sh_store_id(a->store), cp, sizeof cp);
+}
+
+void ag_on_witnessed(sh_agent *a, const sh_msg *m)
+{
+    if (m->nframes < 3) return;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%.*s", (int)(m->len[0] < 20 ? m->len[0] : 20),
+             (const char *)m->frame[0]);
+    char codetext[8];
+    snprintf(codetext, sizeof codetext, "%.*s", (int)(m->len[1] < 6 ? m->len[1] : 6),
+             (const char *)m->frame[1]);
+    int code = atoi(codetext);
+    if (code == 0 && codetext[0] == '0') {
+        uint64_t v = strtoull(seq, NULL, 10);
+        if (v > a->witnessed_seq) a->witnessed_seq = v;
+        return;
+    }
+    ag_log(a, "error", "the broker refused this store's audit checkpoint %s: E%03d %.*s", seq, code,
+           (int)(m->len[2] < 200 ? m->len[2] : 200), (const char *)m->frame[2]);
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(a->store, 1, &t, &err) == SH_OK) {
+        ag_audit(a, t, SH_AUDIT_ADMIN, SH_AUDIT_FAILED, (sh_err)code, NULL, NULL, "agent", NULL,
+                 NULL, NULL, "the broker refused this store's audit checkpoint");
+        if (ag_commit(a, &t, &err)) ag_log(a, "error", "audit: %s", err.detail);
+    }
+    a->witnessed_seq = UINT64_MAX; /* do not resend: an operator must look at this store */
+}
+
+void ag_broker_io(sh_agent *a)
+{
+    sh_msg m;
+    ag_batch bt = {0};
+    while (sh_client_recv(a->broker, 0, &m) == SH_OK) {
+        a->heard_ms = sh_clock_ms();
+        if (strcmp(m.command, "DELIVER") == 0) {
+            ag_on_deliver(a, &m, &bt);
+            continue;
+        }
+        ag_flush(a, &bt); /* the other handlers write in their own transactions */
+        if (strcmp(m.command, "READY") == 0) {
+            a->connected = 1;
+            a->nflight = 0;    /* resend what was in flight: the broker dedupes */
+            a->witness_ms = 0; /* and offer the newest audit checkpoint */
+            ag_log(a, "info", "connected to the broker");
+        } else if (strcmp(m.command, "PONG") == 0) {
+            if (a->connected && m.nframes == 1 && m.len[0] == 5 &&
+                !memcmp(m.frame[0], "hello", 5)) {
+                /* the broker restarted or forgot us: say HELLO again, deliveries resume */
+                a->connected = 0;
+                a->hello_ms = 0;
+                ag_log(a, "warning", "the broker has no session for us; saying HELLO again");
+            }
+        } else if (strcmp(m.command, "WITNESSED") == 0) {
+            ag_on_witnessed(a, &m);
+        } else if (strcmp(m.command, "CONFIRM") == 0) {
+            ag_on_confirm(a, &m);
+        } else if (strcmp(m.command, "ERROR") == 0) {
+            ag_log(a, "error", "broker error E%03d", sh_msg_code(&m));
+        }
+    }
+    ag_flush(a, &bt);
+}
+
+void ag_timers(sh_agent *a)
+{
+    int64_t now = sh_clock_ms();
+    int64_t hb = a->cfg->heartbeat_ms ? a->cfg->heartbeat_ms : 2000;
+    if (a->connected && now - a->heard_ms > 3 * hb) {
+        a->connected = 0;
+        a->nflight = 0;
+        ag_log(a, "warning", "broker silent; working offline, publishes wait in the outbox");
+    }
+    if (!a->connected && now - a->hello_ms >= hb / 2) {
+        a->hello_ms = now;
+        sh_client_hello(a->broker, a->cfg->subscriptions ? a->cfg->subscriptions : "*");
+    }
+    if (a->connected && now - a->ping_ms >= hb) {
+        a->ping_ms = now;
+        if (sh_client_ping(a->broker)) a->connected = 0;
+    }
+    int64_t every = a->cfg->witness_ms ? a->cfg->witness_ms : 10000;
+    if (a->connected && now - a->witness_ms >= every) ag_witness(a);
+    for (unsigned i = 0; i < a->nflight; i++)
+        if (now - a->flight[i].sent_ms > 10 * hb) { /* no CONFIRM: resend from here */
+            a->nflight = i;
+            break;
+        }
+}

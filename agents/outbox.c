@@ -1,0 +1,190 @@
+/*
+ * outbox.c — publishing: an event made locally is completed (id, source, times), stored and
+ * put in the outbox in one transaction, drained to the broker in order (at most WINDOW
+ * unconfirmed), and settled by the broker's CONFIRM.
+ *
+ * Owns: the outbox and outcome databases and the window of publishes in flight. Never:
+ * removes an outbox entry before a final answer (a retryable refusal keeps it).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_int.h"
+#include "clock.h"
+#include "log.h"
+
+static int s_retryable(int code)
+{
+    return code == SH_E_MAP_FULL || code == SH_E_DISK_FULL || code == SH_E_UNAVAILABLE ||
+           code == SH_E_NOMEM || code == SH_E_IO || code == SH_E_STORE;
+}
+
+void ag_drain(sh_agent *a)
+{
+    if (!a->connected || a->nflight >= WINDOW || sh_clock_ms() < a->retry_ms) return;
+    sh_txn *t = NULL;
+    sh_cursor *c = NULL;
+    sh_error err;
+    sh_kv kv;
+    uint8_t from[8];
+    uint64_t next = a->nflight ? a->flight[a->nflight - 1].seq + 1 : 0;
+    sh_be64_put(from, next);
+    if (sh_txn_begin(a->store, 0, &t, &err)) return;
+    if (sh_cursor_open(t, a->outbox, &c, &err) == SH_OK) {
+        sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, from, 8, &kv, &err);
+        for (; rc == SH_OK && a->nflight < WINDOW;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+            if (kv.vlen < 18) continue;
+            if (sh_client_publish(a->broker, kv.val, kv.vlen) != SH_OK) {
+                a->connected = 0; /* the broker is unreachable: retry after reconnecting */
+                break;
+            }
+            ag_flight *f = &a->flight[a->nflight++];
+            f->seq = sh_be64_get(kv.key);
+            memcpy(f->id, kv.val + 2, 16); /* field 1, length 16, then the id */
+            f->sent_ms = sh_clock_ms();
+        }
+        sh_cursor_close(&c);
+    }
+    sh_txn_abort(&t);
+}
+
+/* Counts a CONFIRM once recorded: its code, its latency, and the recipients it names as
+ * denied (outcome lines "<org> deny <code> <rule>", docs/protocol.md). */
+void ag_count_confirm(sh_agent *a, const sh_msg *m, int code, int64_t stored_ms)
+{
+    a->settled++;
+    if (code) {
+        ag_count_refused(a, code, "broker");
+        return;
+    }
+    a->accepted++;
+    if (stored_ms) sh_hist_observe(&a->confirm_latency, (double)(sh_clock_ms() - stored_ms) / 1e3);
+    for (size_t i = 3; i < m->nframes; i++) {
+        char line[160], org[16], rule[72];
+        int dc = 0;
+        snprintf(line, sizeof line, "%.*s", (int)m->len[i], (const char *)m->frame[i]);
+        if (sscanf(line, "%15s deny %d %71s", org, &dc, rule) != 3) continue;
+        char lab[SH_LABELS_MAX] = "";
+        sh_label(lab, sizeof lab, "reason", sh_err_name((sh_err)dc));
+        sh_label(lab, sizeof lab, "isp", rule);
+        sh_tally_add(&a->denied, lab, 1);
+    }
+}
+
+void ag_on_confirm(sh_agent *a, const sh_msg *m)
+{
+    if (m->nframes < 3 || m->len[0] != 16) return;
+    unsigned k = 0;
+    while (k < a->nflight && memcmp(a->flight[k].id, m->frame[0], 16) != 0)
+        k++;
+    if (k == a->nflight) return; /* an answer to a resend already settled */
+    int code = sh_msg_code(m);
+    if (s_retryable(code)) {
+        ag_log(a, "warning", "broker asked to retry (E%03d); the outbox keeps the event", code);
+        a->nflight = 0; /* resend everything in flight, in order, in a second */
+        a->retry_ms = sh_clock_ms() + 1000;
+        return;
+    }
+    uint64_t seq = a->flight[k].seq;
+    memmove(&a->flight[k], &a->flight[k + 1], (a->nflight - k - 1) * sizeof a->flight[0]);
+    a->nflight--;
+    char text[4096];
+    size_t used = 0;
+    if (code == 0)
+        used +=
+            (size_t)snprintf(text, sizeof text, "%.*s", (int)m->len[2], (const char *)m->frame[2]);
+    else
+        used +=
+            (size_t)snprintf(text, sizeof text, "refused E%03d %s: %.*s", code,
+                             sh_err_name((sh_err)code), (int)m->len[2], (const char *)m->frame[2]);
+    for (size_t i = 3; i < m->nframes && used < sizeof text - 1; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "\n%.*s", (int)m->len[i],
+                                 (const char *)m->frame[i]);
+    if (used >= sizeof text) used = sizeof text - 1;
+    sh_txn *t = NULL;
+    sh_error err;
+    uint8_t key[8];
+    sh_be64_put(key, seq);
+    if (sh_txn_begin(a->store, 1, &t, &err)) return;
+    sh_err rc = sh_txn_del(t, a->outbox, key, 8, &err);
+    if (!rc) rc = sh_txn_put(t, a->outcome, m->frame[0], 16, text, used, 0, &err);
+    if (!rc)
+        ag_audit(a, t, code == 0 ? SH_AUDIT_SEND : SH_AUDIT_REFUSE,
+                 code == 0 ? SH_AUDIT_OK : SH_AUDIT_DENIED, (sh_err)(code < 0 ? 0 : code),
+                 m->frame[0], NULL, "agent", "broker", NULL, NULL,
+                 code == 0 ? "accepted by the broker" : "refused by the broker");
+    int64_t stored_ms = 0; /* when the event went into the outbox */
+    sh_buf ev = {0};
+    sh_error gerr;
+    if (!rc && sh_txn_get(t, a->events, m->frame[0], 16, &ev, &gerr) == SH_OK && ev.len >= 9)
+        stored_ms = (int64_t)sh_be64_get(ev.data + 1);
+    sh_buf_free(&ev);
+    if (rc || ag_commit(a, &t, &err)) {
+        sh_txn_abort(&t);
+        ag_log(a, "error", "recording a confirm: %s", err.detail);
+        return;
+    }
+    if (code) ag_log_event(a, "warning", m->frame[0], "the broker refused an event: E%03d", code);
+    ag_count_confirm(a, m, code, stored_ms);
+}
+
+/* Validates, stores and queues one envelope built locally. */
+sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
+                      sh_error *err)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    sh_err rc = sh_envelope_encode(e, &buf, &len, err);
+    if (rc) return rc;
+    sh_txn *t = NULL;
+    if ((rc = sh_txn_begin(a->store, 1, &t, err))) {
+        free(buf);
+        return rc;
+    }
+    uint8_t key[8], refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    int nr = sh_child_refs(a->store, e->child, refs);
+    sh_be64_put(key, a->outbox_seq);
+    rc = ag_store_event(a, t, SH_DIR_SENT, a->cfg->org, "", 0, e, buf, len,
+                        (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, err);
+    if (rc == SH_E_EXISTS) sh_error_set(err, rc, "event_id: already used here");
+    if (!rc) rc = sh_txn_put(t, a->outbox, key, 8, buf, len, SH_PUT_NEW, err);
+    if (!rc) rc = ag_put_seq(a, t, "outbox_seq", a->outbox_seq + 1, err);
+    if (!rc)
+        ag_audit(a, t, SH_AUDIT_WRITE, SH_AUDIT_OK, 0, e->event_id.data, nr ? refs[0] : NULL, user,
+                 NULL, purpose, NULL, sh_event_type_name(e->event_type));
+    free(buf);
+    if (rc) {
+        sh_txn_abort(&t);
+        return rc;
+    }
+    if ((rc = ag_commit(a, &t, err))) return rc;
+    a->outbox_seq++;
+    a->queued++;
+    ag_drain(a);
+    return SH_OK;
+}
+
+/* Fills what the agent knows: id, version, source, times. */
+sh_err ag_complete(sh_agent *a, sh_envelope *e, uint8_t idbuf[16], sh_error *err)
+{
+    if (e->event_id.len == 0) {
+        if (sh_event_id_new(idbuf)) return sh_error_set(err, SH_E_IO, "event id");
+        e->event_id.data = malloc(16);
+        if (!e->event_id.data) return sh_error_set(err, SH_E_NOMEM, "event id");
+        memcpy(e->event_id.data, idbuf, 16);
+        e->event_id.len = 16;
+    }
+    if (!e->schema_version) e->schema_version = SH_SCHEMA_VERSION;
+    if (!e->source_org || !e->source_org[0]) {
+        if (e->source_org != protobuf_c_empty_string) free(e->source_org);
+        e->source_org = strdup(a->cfg->org);
+        if (!e->source_org) return sh_error_set(err, SH_E_NOMEM, "source");
+    } else if (strcmp(e->source_org, a->cfg->org) != 0) {
+        return sh_error_set(err, SH_E_SPOOFED_SOURCE, "source_org: this agent is %s", a->cfg->org);
+    }
+    int64_t now = sh_clock_ms();
+    if (!e->published_at_ms) e->published_at_ms = now;
+    if (!e->occurred_at_ms) e->occurred_at_ms = now;
+    return SH_OK;
+}

@@ -1,0 +1,278 @@
+/*
+ * reads.c — reading what the agency holds: the inbox, one event, everything about a child.
+ * Every read is audited with who read and why, in the same transaction as the read: a read
+ * that cannot be audited shows nothing.
+ *
+ * Owns: nothing stored. Never: returns a damaged event's content; shows a read it could not
+ * audit.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_int.h"
+#include "ident.h"
+#include "json.h"
+
+#define ATTENDANCES_SHOWN 25 /* the newest unscheduled-care attendances a child view lists */
+
+/* A stored event that cannot be read back as it was written: its seal fails (the value was
+ * altered on disk, or moved from another key), or it no longer parses. Reported to the reader,
+ * logged and audited; nothing of it is returned. */
+static json_object *s_damaged(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_err why,
+                              const char *user, const char *purpose)
+{
+    char idt[SH_EVENT_ID_STR];
+    sh_event_id_format(id, idt);
+    ag_log_event(a, "error", id, "event damaged in this store (E%03d %s): not returned", why,
+                 sh_err_name(why));
+    ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_FAILED, why, id, NULL, user, NULL, purpose, NULL,
+             "stored event damaged: not returned");
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "event_id", json_object_new_string(idt));
+    json_object_object_add(o, "damaged", json_object_new_boolean(1));
+    json_object_object_add(o, "code", json_object_new_int(why));
+    json_object_object_add(o, "error", json_object_new_string(sh_err_name(why)));
+    json_object_object_add(
+        o, "message",
+        json_object_new_string("this event fails its integrity check in the agency's store "
+                               "(altered or moved on disk); nothing of it is shown: restore the "
+                               "store from a backup and ask the sender to resend"));
+    return o;
+}
+
+/* One stored event as JSON: its metadata and (with full) the event itself. NULL with *why set
+ * when it is not there (SH_E_NOT_FOUND) or cannot be read back (a damage code). */
+static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], int full,
+                                 sh_envelope **env_out, sh_err *why)
+{
+    sh_buf b = {0};
+    sh_error err;
+    sh_agent_record r;
+    json_object *o = NULL;
+    if (env_out) *env_out = NULL;
+    sh_err rc = sh_txn_get(t, a->events, id, 16, &b, &err);
+    if (!rc && sh_agent_record_parse(b.data, b.len, &r)) rc = SH_E_STORE_CORRUPT;
+    if (rc) {
+        sh_buf_free(&b);
+        *why = rc;
+        return NULL;
+    }
+    sh_envelope *e = NULL;
+    *why = SH_E_STORE_CORRUPT;
+    if (sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) == SH_OK) {
+        char idt[SH_EVENT_ID_STR];
+        o = json_object_new_object();
+        json_object_object_add(o, "event_id", json_object_new_string(sh_event_id_format(id, idt)));
+        json_object_object_add(o, "type",
+                               json_object_new_string(sh_event_type_name(e->event_type)));
+        json_object_object_add(
+            o, "direction",
+            json_object_new_string(r.direction == SH_DIR_SENT ? "sent" : "received"));
+        json_object_object_add(o, "peer", json_object_new_string(r.peer));
+        if (r.rule[0]) json_object_object_add(o, "rule", json_object_new_string(r.rule));
+        if (r.flags) json_object_object_add(o, "overdue", json_object_new_boolean(1));
+        json_object_object_add(o, "stored_at_ms", json_object_new_int64(r.at_ms));
+        sh_buf ob = {0};
+        if (sh_txn_get(t, a->outcome, id, 16, &ob, &err) == SH_OK)
+            json_object_object_add(o, "broker",
+                                   json_object_new_string_len((const char *)ob.data, (int)ob.len));
+        else if (r.direction == SH_DIR_SENT)
+            json_object_object_add(o, "broker", json_object_new_string("waiting in the outbox"));
+        sh_buf_free(&ob);
+        char *ej = sh_json_from_message(&e->base, 0);
+        json_object *ev = ej ? json_tokener_parse(ej) : NULL;
+        free(ej);
+        if (!full && ev) { /* a summary: who it is about and the body, not everything */
+            json_object *keep = json_object_new_object(), *v;
+            if (json_object_object_get_ex(ev, "child", &v))
+                json_object_object_add(keep, "child", json_object_get(v));
+            if (json_object_object_get_ex(ev, "level_of_need", &v))
+                json_object_object_add(keep, "level_of_need", json_object_get(v));
+            const ProtobufCFieldDescriptor *bf = protobuf_c_message_descriptor_get_field(
+                &sharehub__v1__envelope__descriptor, (unsigned)e->body_case);
+            if (bf && json_object_object_get_ex(ev, bf->name, &v))
+                json_object_object_add(keep, bf->name, json_object_get(v));
+            json_object_put(ev);
+            ev = keep;
+        }
+        if (ev) json_object_object_add(o, "event", ev);
+        if (env_out)
+            *env_out = e;
+        else
+            sh_envelope_free(e);
+    }
+    sh_buf_free(&b);
+    return o;
+}
+
+json_object *ag_op_inbox(sh_agent *a, json_object *req)
+{
+    const char *user, *purpose;
+    json_object *bad = ag_require_reader(req, &user, &purpose), *v;
+    if (bad) return bad;
+    uint64_t since = 0;
+    int limit = 100;
+    if (json_object_object_get_ex(req, "since", &v)) since = (uint64_t)json_object_get_int64(v);
+    if (json_object_object_get_ex(req, "limit", &v)) limit = json_object_get_int(v);
+    if (limit <= 0 || limit > 1000) limit = 100;
+    sh_txn *t = NULL;
+    sh_cursor *c = NULL;
+    sh_error err;
+    sh_kv kv;
+    if (sh_txn_begin(a->store, 1, &t, &err)) return ag_error_json(err.code, err.detail);
+    json_object *out = ag_ok(), *items = json_object_new_array();
+    uint8_t from[8];
+    sh_be64_put(from, since);
+    uint64_t next = since;
+    if (sh_cursor_open(t, a->inbox, &c, &err) == SH_OK) {
+        int n = 0;
+        for (sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, from, 8, &kv, &err);
+             rc == SH_OK && n < limit; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+            if (kv.vlen != 16) continue;
+            uint8_t id[16];
+            memcpy(id, kv.val, 16);
+            uint64_t seq = sh_be64_get(kv.key);
+            sh_envelope *e = NULL;
+            sh_err why;
+            json_object *item = s_event_json(a, t, id, 0, &e, &why);
+            if (!item && why == SH_E_NOT_FOUND) continue;
+            if (!item) {
+                item = s_damaged(a, t, id, why, user, purpose);
+                json_object_object_add(item, "seq", json_object_new_int64((int64_t)seq));
+                json_object_array_add(items, item);
+                next = seq + 1;
+                n++;
+                continue;
+            }
+            json_object_object_add(item, "seq", json_object_new_int64((int64_t)seq));
+            json_object_array_add(items, item);
+            uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+            int nr = e ? sh_child_refs(a->store, e->child, refs) : 0;
+            ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, id, nr ? refs[0] : NULL, user, NULL,
+                     purpose, NULL, "inbox");
+            sh_envelope_free(e);
+            next = seq + 1;
+            n++;
+        }
+        sh_cursor_close(&c);
+    }
+    if (ag_commit(a, &t, &err)) { /* the reads could not be audited: show nothing */
+        json_object_put(out);
+        json_object_put(items);
+        return ag_error_json(err.code, err.detail);
+    }
+    json_object_object_add(out, "items", items);
+    json_object_object_add(out, "next", json_object_new_int64((int64_t)next));
+    return out;
+}
+
+json_object *ag_op_show(sh_agent *a, json_object *req)
+{
+    const char *user, *purpose, *ids = ag_str(req, "event_id");
+    json_object *bad = ag_require_reader(req, &user, &purpose);
+    if (bad) return bad;
+    uint8_t id[16];
+    if (sh_event_id_parse(ids, id)) return ag_error_json(SH_E_BAD_EVENT_ID, "event_id");
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(a->store, 1, &t, &err)) return ag_error_json(err.code, err.detail);
+    sh_envelope *e = NULL;
+    sh_err why;
+    json_object *item = s_event_json(a, t, id, 1, &e, &why);
+    if (!item && why == SH_E_NOT_FOUND) {
+        sh_txn_abort(&t);
+        return ag_error_json(SH_E_NOT_FOUND, "no such event at this agency");
+    }
+    if (!item) { /* the failed read is audited; the reader gets the damage, not the data */
+        json_object_put(s_damaged(a, t, id, why, user, purpose));
+        ag_commit(a, &t, &err);
+        return ag_error_json(why, "this event fails its integrity check in the agency's store "
+                                  "(altered or moved on disk); nothing of it is shown");
+    }
+    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    int nr = e ? sh_child_refs(a->store, e->child, refs) : 0;
+    ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, id, nr ? refs[0] : NULL, user, NULL, purpose,
+             NULL, "event");
+    sh_envelope_free(e);
+    if (ag_commit(a, &t, &err)) {
+        json_object_put(item);
+        return ag_error_json(err.code, err.detail);
+    }
+    json_object *out = ag_ok();
+    json_object_object_add(out, "item", item);
+    return out;
+}
+
+static int s_cmp_arrival(const void *x, const void *y)
+{
+    int64_t a = json_object_get_int64(json_object_object_get(*(json_object *const *)x, "at"));
+    int64_t b = json_object_get_int64(json_object_object_get(*(json_object *const *)y, "at"));
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+json_object *ag_op_child(sh_agent *a, json_object *req)
+{
+    const char *user, *purpose, *id = ag_str(req, "id");
+    json_object *bad = ag_require_reader(req, &user, &purpose);
+    if (bad) return bad;
+    char canon[40];
+    const char *kind = id ? sh_ident_kind(id, canon, sizeof canon) : NULL;
+    if (!kind)
+        return ag_error_json(SH_E_INVAL, "id: an NHS number, a UPN or a local-authority child id");
+    uint8_t ref[32];
+    if (sh_store_blind(a->store, kind, canon, ref)) return ag_error_json(SH_E_CRYPTO, "blind");
+    sh_txn *t = NULL;
+    sh_cursor *c = NULL;
+    sh_error err;
+    sh_kv kv;
+    if (sh_txn_begin(a->store, 1, &t, &err)) return ag_error_json(err.code, err.detail);
+    json_object *out = ag_ok(), *items = json_object_new_array(), *att = json_object_new_array();
+    if (sh_cursor_open(t, a->by_child, &c, &err) == SH_OK) {
+        for (sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, ref, 32, &kv, &err);
+             rc == SH_OK && kv.klen == 48 && memcmp(kv.key, ref, 32) == 0;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+            uint8_t eid[16];
+            memcpy(eid, kv.key + 32, 16);
+            sh_envelope *e = NULL;
+            sh_err why;
+            json_object *item = s_event_json(a, t, eid, 1, &e, &why);
+            if (!item && why != SH_E_NOT_FOUND)
+                json_object_array_add(items, s_damaged(a, t, eid, why, user, purpose));
+            if (!item) continue;
+            if (e && e->event_type == ET(UNSCHEDULED_CARE_ATTENDANCE)) {
+                json_object *x = json_object_new_object();
+                json_object_object_add(
+                    x, "at", json_object_new_int64(e->unscheduled_care_attendance->arrived_at_ms));
+                json_object_object_add(
+                    x, "site", json_object_new_string(e->unscheduled_care_attendance->site_code));
+                json_object_object_add(x, "event_id",
+                                       json_object_get(json_object_object_get(item, "event_id")));
+                json_object_array_add(att, x);
+            }
+            json_object_array_add(items, item);
+            ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, eid, ref, user, NULL, purpose, NULL,
+                     "child record");
+            sh_envelope_free(e);
+        }
+        sh_cursor_close(&c);
+    }
+    int flag = 0;
+    char la[8] = "";
+    ag_flag_for(a, t, ref, &flag, la, sizeof la);
+    if (ag_commit(a, &t, &err)) {
+        json_object_put(out);
+        json_object_put(items);
+        json_object_put(att);
+        return ag_error_json(err.code, err.detail);
+    }
+    json_object_array_sort(att, s_cmp_arrival);
+    while (json_object_array_length(att) > ATTENDANCES_SHOWN)
+        json_object_array_del_idx(att, ATTENDANCES_SHOWN, 1);
+    static const char *const flags[] = {"none", "child_protection_plan", "looked_after",
+                                        "pre_birth_plan"};
+    json_object_object_add(out, "flag", json_object_new_string(flags[flag]));
+    if (flag) json_object_object_add(out, "responsible_la", json_object_new_string(la));
+    json_object_object_add(out, "attendances", att);
+    json_object_object_add(out, "events", items);
+    return out;
+}

@@ -1,0 +1,226 @@
+/*
+ * broker_int.h — the broker's private state, shared by its files and by nothing else.
+ *
+ *   broker.c     the event loop, configuration, the batch (one transaction, one commit)
+ *   dispatch.c   one message: who sent it, which command, its frames
+ *   reply.c      replies that wait for the batch to commit; immediate errors
+ *   session.c    sessions: HELLO and subscriptions, PING, the delivery window, ACK, timers
+ *   publish.c    PUBLISH: decode, spoof check, dedupe, decide, minimise, outcome lines
+ *   queue.c      queue entries, receipts, the delivery pump, queue depths
+ *   facts.c      what the broker knows about a child: consent and school on record
+ *   witness.c    recording agents' audit checkpoints
+ *   admission.c  ZAP, the handshake monitor, refused connections
+ *   stats.c      counters, the metrics page and readiness
+ *
+ * Store layout (one LMDB environment; docs/protocol.md, "The broker's store"):
+ *   events  (sealed)  event id (16)          -> event record (broker_record.h)
+ *   queue   (sealed)  org code (9, NUL-padded) || seq (u64 BE) -> delivery record
+ *   state   (plain)   "seq"                  -> next queue sequence number (u64 BE)
+ *                     "depth:" org code      -> entries in the org's queue (u64 BE)
+ *                     "depths"               -> "1": the depth records are complete
+ *   subs    (plain)   org code               -> the org's HELLO subscriptions (text)
+ *   consent (plain)   blind(child id) (32) || purpose (1) -> u8 consent state | i64 BE time
+ *   school  (plain)   blind(child id) (32)   -> the child's school of record (org code)
+ *   witness (plain)   agent store id (16)    -> u8 n, org[n] | u64 BE seq | head mac (32)
+ *   plus the store's own sh_meta and the audit log.
+ *
+ * A batch of messages is processed inside one write transaction and committed once (group
+ * commit); replies and deliveries are sent only after the commit succeeds. Never: sends a
+ * CONFIRM for an event that is not durable; lets a write stand whose audit entry failed.
+ */
+#ifndef SHAREHUB_BROKER_INT_H
+#define SHAREHUB_BROKER_INT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <zmq.h>
+
+#include "audit.h"
+#include "broker.h"
+#include "broker_record.h"
+#include "codec.h"
+#include "daemon.h"
+#include "http.h"
+#include "metrics.h"
+#include "policy.h"
+#include "registry.h"
+#include "store.h"
+#include "wire.h"
+
+#define BATCH_MAX   512 /* messages read into one transaction */
+#define REPLIES_MAX (BATCH_MAX * 2)
+#define WINDOW_MAX  4096                  /* deliveries unacknowledged per recipient */
+#define RID_MAX     256                   /* bytes of a ZeroMQ routing id */
+#define RECEIPT_IDS (1 + SH_REPEATED_MAX) /* events one DeliveryReceipt covers */
+#define ET(x)       SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_##x
+
+/* A delivery sent and not yet acknowledged, with what its ACK needs from the queue record
+ * (so the ACK does not open the record again). */
+typedef struct bk_flight {
+    uint64_t seq;
+    uint8_t id[16];
+    int64_t sent_ms;
+    int64_t accepted_ms; /* 0 when the record does not hold it */
+    char sender[SH_ORG_MAX + 1];
+    uint8_t receipt; /* the delivery is a receipt (no receipt for a receipt) */
+    uint8_t acked;   /* its ACK committed; it leaves when every older entry has */
+} bk_flight;
+
+typedef struct bk_session {
+    uint8_t rid[RID_MAX]; /* ZeroMQ routing id */
+    size_t rid_len;
+    char org[SH_ORG_MAX + 1];
+    int64_t seen_ms;
+    int ready;         /* said HELLO: deliveries may flow */
+    uint64_t next;     /* next queue seq to send */
+    bk_flight *flight; /* the window: a ring of cfg.window entries, oldest at head */
+    unsigned head, nflight;
+    int64_t rewind_ms; /* an ACK was not committed: offer the queue again from its start */
+} bk_session;
+
+/* A reply or side effect that waits for the batch to commit. */
+typedef enum { BK_REPLY_FRAMES = 0, BK_REPLY_ACK = 1 } bk_reply_kind;
+typedef struct bk_reply {
+    uint8_t rid[RID_MAX];
+    size_t rid_len;
+    bk_reply_kind kind;
+    char cmd[SH_WIRE_CMD_MAX + 1]; /* "NONE": nothing is sent */
+    sh_wire_body body;             /* its fields */
+    int code;                      /* a CONFIRM's code, once added */
+    uint8_t id[16];                /* a CONFIRM's event id, or an ACK's */
+    int has_id;
+} bk_reply;
+
+/* Counters for the metrics endpoint (docs/operations.md#metrics). A batch counts into
+ * b->stage, emptied as it begins and added to b->stats only when the batch commits: the
+ * counters agree with the store and its audit log. */
+typedef struct bk_stats {
+    uint64_t accepted; /* events accepted (not counting duplicates) */
+    sh_tally queued;   /* recipient=: queue entries written, events and receipts */
+    sh_tally acked;    /* recipient=: queue entries acknowledged and removed */
+    sh_tally denied;   /* reason=,isp=: shares the policy refused */
+    sh_hist latency;   /* accepted to acknowledged by the recipient, events only */
+} bk_stats;
+
+typedef struct bk_depth {
+    char org[SH_QKEY_ORG + 1];
+    uint64_t n;
+} bk_depth;
+
+/* What one ACK message acknowledged that its senders get a receipt for. */
+typedef struct bk_acked {
+    size_t n;
+    struct {
+        char sender[SH_ORG_MAX + 1];
+        uint8_t id[16];
+    } e[SH_ACK_MAX];
+} bk_acked;
+
+struct sh_broker {
+    sh_broker_config cfg;
+    sh_wire_body deliver; /* the DELIVER being gathered by the pump (its buffer is reused) */
+    void *ctx, *router, *zap, *monitor;
+    /* refused connections since the last audit entry about them (written at most once a
+     * second, so a flood of bad handshakes cannot flood the log or the disk) */
+    unsigned refused_key, refused_handshake, interrupted;
+    int64_t refused_audit_ms;
+    /* connections closed, and handshakes failed, since start: every connection that fails
+     * its handshake is reported as failed before it is reported closed, so closed - failed
+     * never exceeds the number of connections closed after their handshake succeeded */
+    uint64_t closed_total, failed_total, dropped_audited;
+    unsigned dropped_sends; /* messages refused by a full peer queue since the last log line */
+    char public_key[SH_Z85_LEN + 1];
+    sh_vault vault;
+    sh_store *store; /* vault.store */
+    sh_audit *audit; /* vault.audit */
+    sh_db events, queue, state, subs, consent, school, witness;
+    sh_registry *registry;
+    sh_policy *policy;
+    bk_session *sessions;
+    size_t nsessions, capsessions;
+    bk_reply *replies;
+    size_t nreplies;
+    uint64_t seq; /* next queue sequence number, as committed */
+    bk_stats stats, stage;
+    bk_depth *depths; /* entries in each recipient's queue, as committed */
+    size_t ndepths, capdepths;
+    sh_tally refused; /* code=: refusals sent (CONFIRM and ERROR), not in a batch's stage */
+    uint64_t refused_key_total, refused_handshake_total, interrupted_total, dropped_total;
+    int64_t started_ms, store_failed_ms; /* store_failed_ms: the last commit failed then */
+    sh_http *http;
+};
+
+/* ---- broker.c ---- */
+void bk_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends an audit entry in t. A failed append fails t (its commit reports the error) and is
+ * returned: the caller stops writing for this message. */
+sh_err bk_audit(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh_err code,
+                const uint8_t *event_id, const uint8_t *child_ref, const char *actor,
+                const char *peer, const char *rule, const char *detail);
+
+/* ---- dispatch.c ---- */
+void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, size_t n);
+
+/* ---- reply.c ---- */
+bk_reply *bk_reply_new(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *cmd);
+void bk_reply_add(bk_reply *r, const void *data, size_t len);
+void bk_reply_addf(bk_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A CONFIRM's first three fields: the event id (when id is not NULL), the code, the detail. */
+void bk_confirm(bk_reply *r, const uint8_t *id, sh_err code, const char *detail);
+void bk_reply_flush(sh_broker *b, bk_reply *r);
+void bk_reply_free(bk_reply *r);
+/* An ERROR sent at once, outside any batch. */
+void bk_error_now(sh_broker *b, const uint8_t *rid, size_t rid_len, sh_err code,
+                  const char *detail);
+
+/* ---- session.c ---- */
+int bk_session_find(sh_broker *b, const uint8_t *rid, size_t rid_len);
+void bk_session_drop(sh_broker *b, size_t i);
+int bk_session_get(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *org);
+bk_flight *bk_flight_at(const sh_broker *b, const bk_session *s, unsigned k);
+void bk_hello(sh_broker *b, sh_txn *t, int si, const uint8_t *arg, size_t arglen, bk_reply *r);
+int bk_subscribed(sh_broker *b, sh_txn *t, const char *org, int type, sh_buf *buf);
+void bk_ack(sh_broker *b, sh_txn *t, int si, const uint8_t *id, bk_reply *r, bk_acked *acked);
+void bk_ack_receipts(sh_broker *b, sh_txn *t, uint64_t *seq, const char *recipient,
+                     bk_acked *acked);
+void bk_unflight(sh_broker *b, const bk_reply *r, int64_t rewind_ms);
+void bk_timers(sh_broker *b);
+
+/* ---- publish.c ---- */
+void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, const uint8_t *raw,
+                size_t len, bk_reply *r);
+
+/* ---- queue.c ---- */
+sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
+                  const char *sender, const char *rule, uint8_t flags, const uint8_t *copy,
+                  size_t len, sh_error *err);
+sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
+                  const char *sender, const char *recipient, int status, sh_error *err);
+void bk_pump(sh_broker *b);
+sh_err bk_depths_load(sh_broker *b, sh_error *err);
+sh_err bk_depths_apply(sh_broker *b, sh_txn *t, sh_error *err);
+int64_t bk_oldest_ms(sh_broker *b, sh_txn *t, const char *org);
+
+/* ---- facts.c ---- */
+sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, sh_error *err);
+int bk_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, int *recorded);
+sh_err bk_school_record(sh_broker *b, sh_txn *t, const sh_envelope *e, const sh_org *from,
+                        sh_error *err);
+void bk_school_lookup(sh_broker *b, sh_txn *t, const sh_envelope *e, char out[SH_ORG_MAX + 1]);
+
+/* ---- witness.c ---- */
+void bk_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t *id, size_t idlen,
+                const uint8_t *cp, size_t cplen, bk_reply *r);
+
+/* ---- admission.c ---- */
+void bk_zap(sh_broker *b);
+void bk_monitor(sh_broker *b);
+void bk_audit_refused(sh_broker *b, int64_t now);
+
+/* ---- stats.c ---- */
+void bk_stats_reset(bk_stats *st);
+void bk_stats_merge(bk_stats *dst, const bk_stats *src);
+int bk_metrics(void *ctx, FILE *f);
+const char *bk_not_ready(void *ctx);
+
+#endif

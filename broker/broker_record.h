@@ -1,0 +1,72 @@
+/*
+ * broker_record.h — the records of the broker's store (docs/protocol.md, "The broker's
+ * store"): the accepted event and the queued delivery. Each is written and parsed here and
+ * nowhere else; the broker and `sharehub audit` both use these functions.
+ *
+ *   events  event id (16)            -> u8 n, sender[n] | u32 BE n, outcome text[n] |
+ *                                       u32 BE n, envelope[n]
+ *   queue   org (9, NUL-padded) |    -> event id (16) | u8 n, sender[n] | u8 n, rule[n] |
+ *           seq (u64 BE)                u8 flags | [i64 BE accepted ms, if flags has
+ *                                       SH_DELIVERY_TIME] | minimised copy
+ *
+ * Never: reads past the value it is given; a parser that returns 0 has checked every length.
+ */
+#ifndef SHAREHUB_BROKER_RECORD_H
+#define SHAREHUB_BROKER_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ident.h"
+
+#define SH_QKEY_ORG         9 /* queue keys start with the org code, NUL-padded to 9 bytes */
+#define SH_QKEY_BYTES       (SH_QKEY_ORG + 8)
+#define SH_DELIVERY_OVERDUE 1u        /* the ISP that permitted it was past its review date */
+#define SH_DELIVERY_TIME    2u        /* the record holds the time the broker accepted the event */
+#define SH_RULE_RECEIPT     "receipt" /* the rule of a delivery that is a receipt */
+
+/* The parts of an event record, pointing into the value parsed. */
+typedef struct sh_broker_event {
+    char sender[SH_ORG_MAX + 1];
+    const char *outcome; /* outcome lines, '\n'-separated, not NUL-terminated */
+    size_t outcome_len;
+    const uint8_t *env;
+    size_t env_len;
+} sh_broker_event;
+
+/* 0, or -1 when v[0..n) is not a whole event record. */
+int sh_broker_event_parse(const uint8_t *v, size_t n, sh_broker_event *ev);
+
+/* A new event record (malloc'd, *len bytes); NULL when out of memory or sender is over
+ * SH_ORG_MAX bytes. */
+uint8_t *sh_broker_event_build(const char *sender, const char *outcome, const uint8_t *env,
+                               size_t env_len, size_t *len);
+
+/* The parts of a delivery record, pointing into the value parsed. */
+typedef struct sh_broker_delivery {
+    const uint8_t *id; /* 16 bytes */
+    char sender[SH_ORG_MAX + 1];
+    const uint8_t *rule;
+    size_t rule_len;
+    uint8_t flags;
+    int64_t accepted_ms; /* 0 when the record does not hold it */
+    const uint8_t *copy;
+    size_t copy_len;
+} sh_broker_delivery;
+
+/* 0, or -1 when v[0..n) is not a whole delivery record. */
+int sh_broker_delivery_parse(const uint8_t *v, size_t n, sh_broker_delivery *d);
+
+/* A new delivery record (malloc'd, *len bytes) accepted at accepted_ms; NULL when out of
+ * memory or sender or rule is too long (SH_ORG_MAX, 255). SH_DELIVERY_TIME is always set. */
+uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, const char *rule,
+                                  uint8_t flags, int64_t accepted_ms, const uint8_t *copy,
+                                  size_t copy_len, size_t *len);
+
+/* 1 when the delivery is a receipt (receipts are not answered with receipts). */
+int sh_broker_delivery_is_receipt(const sh_broker_delivery *d);
+
+/* The queue key of org's entry seq. */
+void sh_broker_qkey(const char *org, uint64_t seq, uint8_t key[SH_QKEY_BYTES]);
+
+#endif

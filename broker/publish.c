@@ -1,0 +1,264 @@
+/*
+ * publish.c — PUBLISH: an agent's event is decoded and checked (its source is the key that
+ * sent it), deduplicated by event id, decided for every enrolled organisation under the
+ * policy (with the consent and school on record), minimised for each permitted recipient,
+ * queued, stored and audited; the CONFIRM carries one outcome line per recipient named.
+ *
+ * Owns: the events database. Never: queues a field an ISP does not allow; confirms before
+ * the batch commits (reply.c sends after the commit); believes source_org over the key.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_int.h"
+#include "clock.h"
+#include "minimise.h"
+
+/* The sender of a stored event, into out; 0 when found. */
+static int s_event_sender(sh_broker *b, sh_txn *t, const uint8_t *id, size_t idlen, char *out,
+                          size_t cap, sh_buf *buf)
+{
+    sh_error err;
+    sh_broker_event ev;
+    if (idlen != 16 || sh_txn_get(t, b->events, id, 16, buf, &err) != SH_OK ||
+        sh_broker_event_parse(buf->data, buf->len, &ev))
+        return -1;
+    snprintf(out, cap, "%s", ev.sender);
+    return 0;
+}
+
+/* Appends a formatted line to text[0..cap), never past its end. */
+static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
+{
+    if (*used + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text + *used, cap - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0) *used += (size_t)n < cap - *used ? (size_t)n : cap - *used - 1;
+}
+
+/* Routes a receipt published by a recipient (e.g. READ) back to the original sender. */
+static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from,
+                              const sh_envelope *e, const uint8_t *raw, size_t len, char *outcome,
+                              size_t cap, sh_error *err)
+{
+    sh_buf buf = {0};
+    sh_broker_event ev;
+    const ProtobufCBinaryData *fid = &e->delivery_receipt->for_event_id;
+    if (e->delivery_receipt->n_more_event_ids)
+        return sh_error_set(err, SH_E_BAD_FIELD,
+                            "delivery_receipt.more_event_ids: an agent's receipt covers one event");
+    sh_err rc = sh_txn_get(t, b->events, fid->data, 16, &buf, err);
+    if (rc == SH_E_NOT_FOUND)
+        rc = sh_error_set(err, SH_E_UNKNOWN_EVENT, "delivery_receipt.for_event_id");
+    else if (!rc && sh_broker_event_parse(buf.data, buf.len, &ev))
+        rc = sh_error_set(err, SH_E_STORE_CORRUPT, "event record");
+    if (!rc) {
+        /* only a recipient of the event may report on it */
+        char needle[SH_ORG_MAX + 10];
+        snprintf(needle, sizeof needle, "%s permit", from->code);
+        int was = 0;
+        for (size_t i = 0; i + strlen(needle) <= ev.outcome_len && !was; i++)
+            was = (i == 0 || ev.outcome[i - 1] == '\n') &&
+                  memcmp(ev.outcome + i, needle, strlen(needle)) == 0;
+        if (!was)
+            rc = sh_error_set(err, SH_E_DENY_PARTY, "%s did not receive that event", from->code);
+        else
+            rc = bk_enqueue(b, t, seq, ev.sender, e->event_id.data, from->code, SH_RULE_RECEIPT, 0,
+                            raw, len, err);
+        if (!rc) snprintf(outcome, cap, "%s permit receipt", ev.sender);
+    }
+    sh_buf_free(&buf);
+    return rc;
+}
+
+/* What the routing decisions of an event depended on, for the `receive` audit entry, so that
+ * `sharehub audit whatif` can decide them again under another policy (docs/audit.md). */
+#define SH_BROKER_CONTEXT_MAX 256
+static void s_decision_context(const sh_envelope *e, const char *school, const char *referrer,
+                               char *out, size_t cap)
+{
+    const Sharehub__V1__LawfulBasis *lb = e->lawful_basis;
+    const char *la = sh_policy_responsible_la(e);
+    snprintf(out, cap,
+             "type=%s purpose=%d a6=%d a9=%d para=%u level=%u consent=%d la=%s school=%s "
+             "referrer=%s",
+             sh_event_type_name(e->event_type), (int)e->purpose, lb ? (int)lb->article6 : 0,
+             lb ? (int)lb->article9 : 0, lb ? lb->dpa_schedule1_paragraph : 0, e->level_of_need,
+             (int)e->consent, la && la[0] ? la : "-", school[0] ? school : "-",
+             referrer[0] ? referrer : "-");
+}
+
+/* A CONFIRM's outcome lines from text[0..len) ('\n'-separated): at most SH_OUTCOME_LINES_MAX;
+ * when there are more, the last one sent is "more <n>", n the lines not sent (each is in the
+ * broker's audit log). */
+static void s_outcome_lines(bk_reply *r, const char *text, size_t len)
+{
+    size_t total = 0, sent = 0;
+    for (size_t i = 0; i < len; i++)
+        total += text[i] == '\n';
+    total += len && text[len - 1] != '\n';
+    const char *o = text, *end = text + len;
+    while (o < end) {
+        const char *nl = memchr(o, '\n', (size_t)(end - o));
+        if (total > SH_OUTCOME_LINES_MAX && sent == SH_OUTCOME_LINES_MAX - 1) {
+            bk_reply_addf(r, "more %zu", total - sent);
+            return;
+        }
+        bk_reply_add(r, o, (size_t)((nl ? nl : end) - o));
+        sent++;
+        o = nl ? nl + 1 : end;
+    }
+}
+
+void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, const uint8_t *raw,
+                size_t len, bk_reply *r)
+{
+    sh_error err = {0};
+    sh_envelope *e = NULL;
+    sh_buf buf = {0};
+    char *outcome = NULL;
+    uint8_t *copy = NULL;
+    const uint8_t *child = NULL;
+    sh_err rc = sh_envelope_decode(raw, len, &e, &err);
+    if (rc) {
+        /* the event id, whenever the bytes hold one, lets a pipelining sender match the
+         * refusal to its event (docs/protocol.md) */
+        uint8_t peek[16];
+        int has = sh_envelope_peek_id(raw, len, peek);
+        bk_confirm(r, has ? peek : NULL, rc, err.detail);
+        bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, rc, has ? peek : NULL, NULL, from->code,
+                 NULL, NULL, err.detail);
+        return;
+    }
+    const uint8_t *id = e->event_id.data;
+    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    child = sh_child_refs(b->store, e->child, refs) ? refs[0] : NULL;
+    if (strcmp(e->source_org, from->code) != 0) {
+        bk_confirm(r, id, SH_E_SPOOFED_SOURCE, "source_org is not the authenticated organisation");
+        bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_SPOOFED_SOURCE, id, child, from->code,
+                 NULL, NULL, "source_org differs from the key's organisation");
+        goto out;
+    }
+    /* idempotent publish: the same bytes again are confirmed again, stored once */
+    rc = sh_txn_get(t, b->events, id, 16, &buf, &err);
+    if (rc == SH_OK) {
+        sh_broker_event ev;
+        if (sh_broker_event_parse(buf.data, buf.len, &ev) == 0 &&
+            strcmp(ev.sender, from->code) == 0 && ev.env_len == len &&
+            memcmp(ev.env, raw, len) == 0) {
+            bk_confirm(r, id, SH_OK, "duplicate: already accepted");
+            s_outcome_lines(r, ev.outcome, ev.outcome_len);
+        } else {
+            bk_confirm(r, id, SH_E_REPLAYED, "event_id was used for another event");
+            bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_REPLAYED, id, child, from->code,
+                     NULL, NULL, "event id reused with different content");
+        }
+        goto out;
+    }
+    if (rc != SH_E_NOT_FOUND) {
+        bk_confirm(r, id, rc, err.detail);
+        goto out;
+    }
+
+    size_t cap = 128 * (sh_registry_count(b->registry) + 1), used = 0;
+    outcome = calloc(1, cap);
+    copy = malloc(len + SH_MINIMISE_SLACK);
+    if (!outcome || !copy) {
+        bk_confirm(r, id, SH_E_NOMEM, "out of memory");
+        goto out;
+    }
+    char context[SH_BROKER_CONTEXT_MAX];
+    snprintf(context, sizeof context, "type=%s", sh_event_type_name(e->event_type));
+    if (e->event_type == ET(DELIVERY_RECEIPT)) {
+        rc = s_route_receipt(b, t, seq, from, e, raw, len, outcome, cap, &err);
+        if (rc) {
+            bk_confirm(r, id, rc, err.detail);
+            bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, rc, id, NULL, from->code, NULL, NULL,
+                     err.detail);
+            goto out;
+        }
+        used = strlen(outcome);
+    } else {
+        char referrer[SH_ORG_MAX + 1] = "";
+        if (e->event_type == ET(HUB_DECISION))
+            s_event_sender(b, t, e->hub_decision->referral_event_id.data,
+                           e->hub_decision->referral_event_id.len, referrer, sizeof referrer, &buf);
+        int64_t now = sh_clock_ms();
+        /* decide with the consent on record; the event's own bytes are what is stored */
+        int overridden = 0, claimed = e->consent;
+        char school[SH_ORG_MAX + 1];
+        bk_school_lookup(b, t, e, school);
+        e->consent = bk_effective_consent(b, t, e, &overridden);
+        s_decision_context(e, school, referrer, context, sizeof context);
+        for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
+            const sh_org *to = sh_registry_at(b->registry, i);
+            if (strcmp(to->code, from->code) == 0) continue;
+            sh_share s = {
+                e, from, to, referrer[0] ? referrer : NULL, now, school[0] ? school : NULL};
+            sh_decision d;
+            sh_policy_decide(b->policy, &s, &d);
+            const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
+            if (!d.permit) {
+                if (overridden && d.code == SH_E_DENY_CONSENT)
+                    strncat(d.reason, " (withdrawn or refused on record)",
+                            sizeof d.reason - strlen(d.reason) - 1);
+                bk_audit(b, t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, child, from->code,
+                         to->code, rule, d.reason);
+                /* organisations no protocol names as recipients are audited, not listed */
+                if (d.code == SH_E_DENY_NO_ISP || d.code == SH_E_DENY_PARTY) continue;
+                s_append(outcome, &used, cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
+                continue;
+            }
+            if (!bk_subscribed(b, t, to->code, e->event_type, &buf)) {
+                s_append(outcome, &used, cap, "%s unsubscribed %s\n", to->code, rule);
+                bk_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, child, from->code, to->code,
+                         rule, "not queued: the recipient does not subscribe to this type");
+                continue;
+            }
+            size_t clen = 0;
+            rc = sh_minimise(raw, len, d.items, d.n_items, copy, len + SH_MINIMISE_SLACK, &clen);
+            uint8_t flags = d.state == SH_ISP_OVERDUE ? SH_DELIVERY_OVERDUE : 0;
+            if (!rc)
+                rc = bk_enqueue(b, t, seq, to->code, id, from->code, rule, flags, copy, clen, &err);
+            if (rc) {
+                bk_confirm(r, id, rc, err.detail);
+                goto out;
+            }
+            s_append(outcome, &used, cap, "%s permit %s%s\n", to->code, rule,
+                     flags ? " overdue" : "");
+            char detail[SH_POLICY_ITEMS_TEXT_MAX + 40];
+            size_t dn =
+                (size_t)snprintf(detail, sizeof detail, "queued%s items=", flags ? " overdue" : "");
+            sh_decision_items(&d, detail + dn, sizeof detail - dn);
+            bk_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, child, from->code, to->code, rule,
+                     detail);
+        }
+        e->consent = claimed;
+    }
+    if (used && outcome[used - 1] == '\n') outcome[--used] = '\0';
+    size_t vlen = 0;
+    uint8_t *v = sh_broker_event_build(from->code, outcome, raw, len, &vlen);
+    rc = v ? sh_txn_put(t, b->events, id, 16, v, vlen, SH_PUT_NEW, &err)
+           : sh_error_set(&err, SH_E_NOMEM, "event");
+    free(v);
+    /* a consent event also becomes the consent on record for later decisions */
+    if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, &err);
+    if (!rc) rc = bk_school_record(b, t, e, from, &err);
+    if (rc) {
+        bk_confirm(r, id, rc, err.detail);
+        goto out;
+    }
+    bk_audit(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, NULL, NULL, context);
+    bk_confirm(r, id, SH_OK, "accepted");
+    s_outcome_lines(r, outcome, used);
+out:
+    sh_envelope_free(e);
+    sh_buf_free(&buf);
+    free(outcome);
+    free(copy);
+}

@@ -1,0 +1,288 @@
+/*
+ * queue.c — the broker's per-recipient queues: entries written (deliveries and receipts),
+ * the pump that sends them in DELIVER messages, and the depth of each queue.
+ *
+ * Owns: the queue and state databases' entries, b->deliver, b->depths. Never: removes a
+ * queue entry (only an ACK does: session.c), or counts a depth the store does not hold.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_int.h"
+#include "clock.h"
+#include "log.h"
+
+sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
+                  const char *sender, const char *rule, uint8_t flags, const uint8_t *copy,
+                  size_t len, sh_error *err)
+{
+    size_t n = 0;
+    uint8_t *v = sh_broker_delivery_build(id, sender, rule, flags, sh_clock_ms(), copy, len, &n);
+    uint8_t key[SH_QKEY_BYTES], sb[8];
+    if (!v) return sh_error_set(err, SH_E_NOMEM, "delivery");
+    sh_broker_qkey(org, (*seq)++, key);
+    sh_be64_put(sb, *seq);
+    sh_err rc = sh_txn_put(t, b->queue, key, sizeof key, v, n, SH_PUT_NEW, err);
+    if (!rc) rc = sh_txn_put(t, b->state, "seq", 3, sb, 8, 0, err);
+    free(v);
+    if (!rc) {
+        char lab[SH_LABELS_MAX] = "";
+        sh_label(lab, sizeof lab, "recipient", org);
+        sh_tally_add(&b->stage.queued, lab, 1);
+    }
+    return rc;
+}
+
+sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
+                  const char *sender, const char *recipient, int status, sh_error *err)
+{
+    /* A DeliveryReceipt from the broker to the events' sender, for n (1 to RECEIPT_IDS)
+     * events. */
+    ProtobufCBinaryData more[RECEIPT_IDS - 1];
+    if (n < 1 || n > RECEIPT_IDS) return sh_error_set(err, SH_E_INVAL, "receipt for %zu events", n);
+    for (size_t i = 1; i < n; i++)
+        more[i - 1] = (ProtobufCBinaryData){16, (uint8_t *)ids[i]};
+    uint8_t id[16];
+    int64_t now = sh_clock_ms();
+    sh_envelope e;
+    Sharehub__V1__LawfulBasis lb = SHAREHUB__V1__LAWFUL_BASIS__INIT;
+    Sharehub__V1__DeliveryReceipt r = SHAREHUB__V1__DELIVERY_RECEIPT__INIT;
+    lb.article6 = SHAREHUB__V1__ARTICLE6__ARTICLE6_E_PUBLIC_TASK;
+    if (sh_envelope_start(&e, id, ET(DELIVERY_RECEIPT), b->cfg.org_code,
+                          SHAREHUB__V1__PURPOSE__PURPOSE_SERVICE_OPERATION, &lb, now))
+        return sh_error_set(err, SH_E_IO, "event id");
+    r.for_event_id = (ProtobufCBinaryData){16, (uint8_t *)ids[0]};
+    r.n_more_event_ids = n - 1;
+    r.more_event_ids = more;
+    r.recipient_org = (char *)recipient;
+    r.status = status;
+    r.at_ms = now;
+    e.body_case = SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT;
+    e.delivery_receipt = &r;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    sh_err rc = sh_envelope_encode(&e, &buf, &len, err);
+    if (!rc)
+        rc = bk_enqueue(b, t, seq, sender, id, b->cfg.org_code, SH_RULE_RECEIPT, 0, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+/* ---- delivery pump ------------------------------------------------------------------- */
+
+/* Adds a queue record's delivery (five fields, docs/protocol.md) to bd; -1 (nothing added)
+ * when out of memory. */
+static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d)
+{
+    size_t mark = bd->len, nmark = bd->nfields;
+    const char *fl = d->flags & SH_DELIVERY_OVERDUE ? "overdue" : "";
+    if (sh_wire_body_add(bd, d->id, 16) || sh_wire_body_add(bd, d->sender, strlen(d->sender)) ||
+        sh_wire_body_add(bd, d->rule, d->rule_len) || sh_wire_body_add(bd, fl, strlen(fl)) ||
+        sh_wire_body_add(bd, d->copy, d->copy_len)) {
+        bd->len = mark;
+        bd->nfields = nmark;
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends what bd holds as one DELIVER to s; bd is empty after (its buffer is kept for the
+ * next: a fresh one per message cost page faults). A message refused (the peer's queue is
+ * full) is resent when its window goes stale. */
+static void s_deliver_send(sh_broker *b, const bk_session *s, sh_wire_body *bd)
+{
+    if (!bd->nfields) return;
+    assert(bd->nfields % SH_DELIVER_FIELDS == 0);
+    zmq_msg_t body;
+    size_t len = bd->len;
+    sh_wire_body_clear(bd);
+    if (zmq_msg_init_size(&body, len) != 0) return;
+    memcpy(zmq_msg_data(&body), bd->p, len);
+    if (zmq_send(b->router, s->rid, s->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() == EAGAIN) b->dropped_sends++, b->dropped_total++;
+        zmq_msg_close(&body);
+    } else {
+        zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(b->router, "DELIVER", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (zmq_msg_send(&body, b->router, ZMQ_DONTWAIT) < 0) zmq_msg_close(&body);
+    }
+}
+
+void bk_pump(sh_broker *b)
+{
+    /* Sends queued deliveries to every ready session with room in its window: at most
+     * SH_DELIVER_MAX to a DELIVER, closed once its body passes SH_DELIVER_BYTES. */
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(b->store, 0, &t, &err)) return;
+    int64_t now = sh_clock_ms();
+    for (size_t i = 0; i < b->nsessions; i++) {
+        bk_session *s = &b->sessions[i];
+        if (!s->ready || s->nflight >= b->cfg.window) continue;
+        sh_cursor *c = NULL;
+        sh_kv kv;
+        sh_wire_body *bd = &b->deliver;
+        uint8_t key[SH_QKEY_BYTES];
+        sh_broker_qkey(s->org, s->next, key);
+        if (sh_cursor_open(t, b->queue, &c, &err)) continue;
+        sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, key, sizeof key, &kv, &err);
+        for (; rc == SH_OK && s->nflight < b->cfg.window;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+            if (kv.klen != sizeof key || memcmp(kv.key, key, SH_QKEY_ORG) != 0) break;
+            sh_broker_delivery d;
+            uint64_t seq = sh_be64_get(kv.key + SH_QKEY_ORG);
+            if (sh_broker_delivery_parse(kv.val, kv.vlen, &d) != 0) {
+                /* opened (so written by this broker) but not a record: left for inspection */
+                sh_log(SH_LOG_ERROR, s->org, NULL, "queue entry %llu is damaged; skipped",
+                       (unsigned long long)seq);
+                s->next = seq + 1;
+                continue;
+            }
+            if (s_deliver_add(bd, &d) != 0) break; /* out of memory: the rest waits a turn */
+            bk_flight *f = bk_flight_at(b, s, s->nflight++);
+            memset(f, 0, sizeof *f);
+            f->seq = seq;
+            memcpy(f->id, d.id, 16);
+            f->sent_ms = now;
+            f->accepted_ms = d.accepted_ms;
+            memcpy(f->sender, d.sender, sizeof f->sender);
+            f->receipt = (uint8_t)sh_broker_delivery_is_receipt(&d);
+            s->next = seq + 1;
+            if (bd->nfields == SH_DELIVER_MAX * SH_DELIVER_FIELDS || bd->len >= SH_DELIVER_BYTES)
+                s_deliver_send(b, s, bd);
+        }
+        s_deliver_send(b, s, bd);
+        if (rc == SH_E_AUTH_FAILED || rc == SH_E_WRONG_KEY)
+            sh_log(SH_LOG_ERROR, s->org, NULL, "a queue entry does not open: %s", sh_err_name(rc));
+        sh_cursor_close(&c);
+    }
+    sh_txn_abort(&t);
+}
+
+int64_t bk_oldest_ms(sh_broker *b, sh_txn *t, const char *org)
+{
+    /* When the broker accepted the oldest event still queued for org; 0 if none or unknown. */
+    sh_cursor *c = NULL;
+    sh_kv kv;
+    sh_error err;
+    sh_broker_delivery d;
+    uint8_t key[SH_QKEY_BYTES];
+    int64_t at = 0;
+    sh_broker_qkey(org, 0, key);
+    if (sh_cursor_open(t, b->queue, &c, &err)) return 0;
+    if (sh_cursor_get(c, SH_CURSOR_SEEK, key, sizeof key, &kv, &err) == SH_OK &&
+        kv.klen == sizeof key && memcmp(kv.key, key, SH_QKEY_ORG) == 0 &&
+        sh_broker_delivery_parse(kv.val, kv.vlen, &d) == 0)
+        at = d.accepted_ms;
+    sh_cursor_close(&c);
+    return at;
+}
+
+/* ---- queue depths (docs/protocol.md: the broker's store) ------------------------------ */
+
+/* The depth record of org, made (at 0) when create is set; NULL if absent or out of memory. */
+static bk_depth *s_depth_of(sh_broker *b, const char *org, int create)
+{
+    for (size_t i = 0; i < b->ndepths; i++)
+        if (strcmp(b->depths[i].org, org) == 0) return &b->depths[i];
+    if (!create) return NULL;
+    if (b->ndepths == b->capdepths) {
+        size_t cap = b->capdepths ? b->capdepths * 2 : 16;
+        bk_depth *d = realloc(b->depths, cap * sizeof *d);
+        if (!d) return NULL;
+        b->depths = d;
+        b->capdepths = cap;
+    }
+    bk_depth *d = &b->depths[b->ndepths++];
+    snprintf(d->org, sizeof d->org, "%s", org);
+    d->n = 0;
+    return d;
+}
+
+/* Writes org's depth record in t. */
+static sh_err s_depth_put(sh_broker *b, sh_txn *t, const char *org, uint64_t n, sh_error *err)
+{
+    char key[6 + SH_QKEY_ORG + 1];
+    uint8_t v[8];
+    int kl = snprintf(key, sizeof key, "depth:%s", org);
+    sh_be64_put(v, n);
+    return sh_txn_put(t, b->state, key, (size_t)kl, v, 8, 0, err);
+}
+
+/* Loads every recipient's queue depth from the state database. A store written before depths
+ * were recorded is counted once, by key (nothing is opened), and the counts written. */
+sh_err bk_depths_load(sh_broker *b, sh_error *err)
+{
+    sh_txn *t = NULL;
+    sh_cursor *c = NULL;
+    sh_buf v = {0};
+    sh_kv kv;
+    sh_err rc = sh_txn_begin(b->store, 0, &t, err);
+    if (rc) return rc;
+    int recorded = sh_txn_get(t, b->state, "depths", 6, &v, err) == SH_OK;
+    sh_buf_free(&v);
+    rc = sh_cursor_open(t, recorded ? b->state : b->queue, &c, err);
+    if (!rc && recorded) {
+        for (rc = sh_cursor_get(c, SH_CURSOR_SEEK, "depth:", 6, &kv, err);
+             rc == SH_OK && kv.klen > 6 && kv.klen <= 6 + SH_QKEY_ORG &&
+             memcmp(kv.key, "depth:", 6) == 0;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, err)) {
+            char org[SH_QKEY_ORG + 1];
+            memcpy(org, kv.key + 6, kv.klen - 6);
+            org[kv.klen - 6] = '\0';
+            bk_depth *d = kv.vlen == 8 ? s_depth_of(b, org, 1) : NULL;
+            if (d) d->n = sh_be64_get(kv.val);
+        }
+    } else if (!rc) {
+        for (rc = sh_cursor_key(c, SH_CURSOR_FIRST, NULL, 0, &kv, err); rc == SH_OK;
+             rc = sh_cursor_key(c, SH_CURSOR_NEXT, NULL, 0, &kv, err)) {
+            char org[SH_QKEY_ORG + 1];
+            if (kv.klen != SH_QKEY_ORG + 8) continue;
+            memcpy(org, kv.key, SH_QKEY_ORG);
+            org[SH_QKEY_ORG] = '\0';
+            bk_depth *d = s_depth_of(b, org, 1);
+            if (!d) {
+                rc = sh_error_set(err, SH_E_NOMEM, "queue depths");
+                break;
+            }
+            d->n++;
+        }
+    }
+    sh_cursor_close(&c);
+    sh_txn_abort(&t);
+    if (rc != SH_E_NOT_FOUND && rc != SH_OK) return rc;
+    if (recorded) return SH_OK;
+    rc = sh_txn_begin(b->store, 1, &t, err);
+    for (size_t i = 0; !rc && i < b->ndepths; i++)
+        rc = s_depth_put(b, t, b->depths[i].org, b->depths[i].n, err);
+    if (!rc) rc = sh_txn_put(t, b->state, "depths", 6, "1", 1, 0, err);
+    if (!rc) return sh_txn_commit(&t, err);
+    sh_txn_abort(&t);
+    return rc;
+}
+
+/* The batch's changes to the queue depths: written in t before it commits (t), then, once it
+ * has, made the committed values (t NULL). Recipients: those the stage counts. */
+sh_err bk_depths_apply(sh_broker *b, sh_txn *t, sh_error *err)
+{
+    const sh_tally *sets[2] = {&b->stage.queued, &b->stage.acked};
+    for (int k = 0; k < 2; k++)
+        for (unsigned i = 0; i < sets[k]->n; i++) {
+            const char *l = sets[k]->e[i].labels;
+            if (k == 1 && sh_tally_get(&b->stage.queued, l)) continue; /* done */
+            char org[SH_QKEY_ORG + 1] = "";
+            if (sscanf(l, "recipient=\"%9[^\"]\"", org) != 1) continue;
+            bk_depth *d = s_depth_of(b, org, t == NULL);
+            uint64_t in = (d ? d->n : 0) + sh_tally_get(&b->stage.queued, l),
+                     out = sh_tally_get(&b->stage.acked, l), n = in > out ? in - out : 0;
+            if (t) {
+                sh_err rc = s_depth_put(b, t, org, n, err);
+                if (rc) return rc;
+            } else if (d) {
+                d->n = n;
+            }
+        }
+    return SH_OK;
+}
