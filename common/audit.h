@@ -84,8 +84,10 @@ void sh_audit_destroy(sh_audit **a);
 
 /* Appends e inside write transaction t, chained to the entry before it; when the new sequence
  * number is a multiple of checkpoint_every a signed checkpoint is written too. The entry
- * exists once t commits. Errors: SH_E_INVAL (bad field: the detail names it), SH_E_TXN,
- * SH_E_AUDIT_FORMAT (the current head cannot be read), and the store's write errors. */
+ * exists once t commits. A write that cannot be audited must not stand: on any error t is
+ * failed (sh_txn_fail), so its commit writes nothing and returns this error.
+ * Errors: SH_E_INVAL (bad field: the detail names it), SH_E_TXN, SH_E_AUDIT_FORMAT (the
+ * current head cannot be read), and the store's write errors. */
 sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t *seq_out,
                        sh_error *err) SH_WUR;
 

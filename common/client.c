@@ -210,7 +210,7 @@ sh_err sh_client_expect(sh_client *c, const char *command, int timeout_ms, sh_ms
 
 int sh_msg_code(const sh_msg *m)
 {
-    size_t at = strcmp(m->command, "CONFIRM") == 0 ? 1 : 0;
+    size_t at = strcmp(m->command, "CONFIRM") == 0 || strcmp(m->command, "WITNESSED") == 0;
     if (m->nframes <= at || m->len[at] == 0 || m->len[at] > 6) return -1;
     char buf[8];
     memcpy(buf, m->frame[at], m->len[at]);

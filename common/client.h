@@ -79,7 +79,8 @@ sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m);
 /* Waits for the next message with this command, skipping others (up to timeout_ms). */
 sh_err sh_client_expect(sh_client *c, const char *command, int timeout_ms, sh_msg *m);
 
-/* The numeric code of a CONFIRM (frame 1) or ERROR (frame 0) message; -1 if absent. */
+/* The numeric code of a CONFIRM or WITNESSED (frame 1) or ERROR (frame 0) message; -1 if
+ * absent. */
 int sh_msg_code(const sh_msg *m);
 
 /* Generates a CURVE keypair as Z85 text (41 bytes each with NUL). */

@@ -18,288 +18,15 @@
 #include "broker.h"
 #include "client.h"
 #include "codec.h"
+#include "broker_fixture.h"
 #include "synth.h"
 #include "testutil.h"
 
-#define WAIT 3000 /* ms to wait for anything the broker should send */
-
-enum { HUB, SCHOOL, HEALTH, POLICE, SOUTHEND, NORG };
-static const char *org_code[NORG] = {"881", "8819990", "RAJ", "ESXPOL", "882"};
-static char pub[NORG][41], sec[NORG][41];
-static char broker_pub[41];
-static char *dir, *tcp, *ipc;
-static pid_t broker;
-static sh_broker_config cfg;
-
-static char *s_path(const char *name)
-{
-    return tu_path(dir, name);
-}
-
-static void s_write(const char *name, const char *text)
-{
-    char *p = s_path(name);
-    FILE *f = fopen(p, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-    free(p);
-}
-
-/* The registry, with every org's key except those in `revoked` (a bit set). */
-static void s_registry(unsigned revoked)
-{
-    static const char *const sector[NORG] = {"social_care", "education", "health", "police",
-                                             "social_care"};
-    static const char *const locality[NORG] = {"essex", "essex", "essex", "essex", "southend"};
-    char text[4096] = "organisations:\n";
-    for (int i = 0; i < NORG; i++) {
-        size_t n = strlen(text);
-        snprintf(text + n, sizeof text - n,
-                 "  - {code: '%s', name: Org %d, sector: %s, locality: %s%s%s, keys: [%s%s%s]}\n",
-                 org_code[i], i, sector[i], locality[i], i == HUB ? ", la_code: '881'" : "",
-                 i == SOUTHEND ? ", la_code: '882'" : "", revoked & (1u << i) ? "" : "'",
-                 revoked & (1u << i) ? "" : pub[i], revoked & (1u << i) ? "" : "'");
-    }
-    s_write("registry.yaml", text);
-}
-
-static void s_policy(void)
-{
-    char date[11], text[2048];
-    time_t t = time(NULL) + 365 * 24 * 3600;
-    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
-    const char *basis = "lawful_basis: {article6: public_task, article9: "
-                        "substantial_public_interest, dpa_schedule1_paragraph: 18}\n";
-    snprintf(text, sizeof text,
-             "id: isp-sgc\nversion: 1\ntitle: concerns\nstatus: active\nreview_date: '%s'\n"
-             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
-             "purposes: [safeguarding]\nevent_types: [safeguarding_concern]\n"
-             "senders: [{sector: education}, {sector: health}]\nrecipients:\n"
-             "  - {organisation: '881', data_items: [child, safeguarding_concern]}\n"
-             "  - {sector: police, data_items: [child.nhs_number, safeguarding_concern.category]}\n"
-             "%sconsent: not_required\n",
-             date, basis);
-    s_write("policy/isp-sgc.yaml", text);
-    snprintf(text, sizeof text,
-             "id: isp-feedback\nversion: 1\ntitle: feedback\nstatus: active\nreview_date: '%s'\n"
-             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
-             "purposes: [safeguarding, early_help]\nevent_types: [hub_decision]\n"
-             "senders: [{organisation: '881'}]\nrecipients:\n"
-             "  - {relationship: referrer, data_items: [child.upn, hub_decision.outcome]}\n"
-             "%sconsent: not_required\n",
-             date, basis);
-    s_write("policy/isp-feedback.yaml", text);
-    snprintf(text, sizeof text,
-             "id: isp-eh\nversion: 1\ntitle: early help\nstatus: active\nreview_date: '%s'\n"
-             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
-             "purposes: [early_help]\nevent_types: [request_for_support]\n"
-             "senders: [{sector: education}]\n"
-             "recipients: [{organisation: '881', data_items: [child, request_for_support]}]\n"
-             "%sconsent: required\n",
-             date, basis);
-    s_write("policy/isp-eh.yaml", text);
-    snprintf(text, sizeof text,
-             "id: isp-consent\nversion: 1\ntitle: consent records\nstatus: active\n"
-             "review_date: '%s'\nlead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
-             "purposes: [early_help]\nevent_types: [consent]\nsenders: [{sector: education}]\n"
-             "recipients: [{organisation: '881', data_items: [child, consent_change]}]\n"
-             "lawful_basis: {article6: public_task, article9: none}\nconsent: not_required\n",
-             date);
-    s_write("policy/isp-consent.yaml", text);
-    snprintf(text, sizeof text,
-             "id: isp-cp-school\nversion: 1\ntitle: CP status to the school\nstatus: active\n"
-             "review_date: '%s'\nlead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
-             "purposes: [safeguarding]\nevent_types: [cp_plan_status]\n"
-             "senders: [{organisation: '881'}]\n"
-             "recipients: [{relationship: child_school, data_items: [child.upn, "
-             "cp_plan_status.status, cp_plan_status.start_date]}]\n%sconsent: not_required\n",
-             date, basis);
-    s_write("policy/isp-cp-school.yaml", text);
-}
-
-static volatile sig_atomic_t child_stop, child_reload;
-
-static void s_on_signal(int sig)
-{
-    if (sig == SIGHUP)
-        child_reload = 1;
-    else
-        child_stop = 1;
-}
-
-/* Forks the broker: a separate process with its own store, sockets and signal handlers. */
-static void s_start(void)
-{
-    broker = fork();
-    cr_assert_neq(broker, -1);
-    if (broker == 0) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = s_on_signal;
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        sh_broker *b = NULL;
-        sh_error err;
-        if (sh_broker_new(&cfg, &b, &err)) {
-            fprintf(stderr, "broker: %s\n", err.detail);
-            _exit(3);
-        }
-        sh_err rc = sh_broker_run(b, &child_stop, &child_reload);
-        sh_broker_destroy(&b);
-        _exit(rc == SH_OK ? 0 : 4);
-    }
-    /* serving once it answers a PING over tcp (the hub's key is always enrolled here) */
-    sh_client *c = NULL;
-    sh_error err;
-    cr_assert_eq(sh_client_new(tcp, broker_pub, pub[0], sec[0], &c, &err), SH_OK);
-    sh_msg m;
-    int up = 0;
-    for (int i = 0; i < 100 && !up; i++) {
-        cr_assert_eq(sh_client_ping(c), SH_OK);
-        up = sh_client_expect(c, "PONG", 100, &m) == SH_OK;
-    }
-    sh_client_destroy(&c);
-    cr_assert(up, "the broker did not start");
-}
-
-static void s_stop(void)
-{
-    if (broker <= 0) return;
-    kill(broker, SIGTERM);
-    int status = 0;
-    waitpid(broker, &status, 0);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker exit status %d", status);
-    broker = 0;
-}
-
-static sh_client *s_client_at(int org, const char *endpoint)
-{
-    sh_client *c = NULL;
-    sh_error err;
-    cr_assert_eq(sh_client_new(endpoint, broker_pub, pub[org], sec[org], &c, &err), SH_OK, "%s",
-                 err.detail);
-    return c;
-}
-
-static sh_client *s_client(int org)
-{
-    return s_client_at(org, tcp);
-}
-
-/* A client that has said HELLO and got READY. */
-static sh_client *s_agent(int org)
-{
-    sh_client *c = s_client(org);
-    sh_msg m;
-    cr_assert_eq(sh_client_hello(c, "*"), SH_OK);
-    cr_assert_eq(sh_client_expect(c, "READY", WAIT, &m), SH_OK, "%s got no READY", org_code[org]);
-    cr_assert_eq(m.len[0], strlen(org_code[org]));
-    cr_assert_arr_eq(m.frame[0], org_code[org], m.len[0]);
-    return c;
-}
-
-static void setup(void)
-{
-    dir = tu_tmpdir();
-    for (int i = 0; i < NORG; i++)
-        cr_assert_eq(sh_curve_keypair(pub[i], sec[i]), SH_OK);
-    char bsec[42];
-    cr_assert_eq(sh_curve_keypair(broker_pub, bsec), SH_OK);
-    bsec[40] = '\n';
-    bsec[41] = '\0';
-    s_write("broker.curve", bsec);
-    char *p = s_path("broker.curve");
-    chmod(p, 0600);
-    free(p);
-    sh_error err;
-    char *mk = s_path("master.key"), *sk = s_path("sign.pem"), *pol = s_path("policy");
-    cr_assert_eq(sh_key_generate_file(mk, &err), SH_OK);
-    cr_assert_eq(sh_signkey_generate_file(sk, &err), SH_OK);
-    cr_assert_eq(mkdir(pol, 0700), 0);
-    s_registry(0);
-    s_policy();
-    int port =
-        11000 + (int)(getpid() % 10000); /* below the ephemeral range, apart from test_agents.c */
-    tcp = malloc(64);
-    snprintf(tcp, 64, "tcp://127.0.0.1:%d", port);
-    ipc = malloc(strlen(dir) + 32);
-    sprintf(ipc, "ipc://%s/broker.ipc", dir);
-    memset(&cfg, 0, sizeof cfg);
-    cfg.endpoints[0] = tcp;
-    cfg.endpoints[1] = ipc;
-    cfg.store_dir = s_path("store");
-    cfg.master_key = mk;
-    cfg.sign_key = sk;
-    cfg.curve_key = s_path("broker.curve");
-    cfg.registry = s_path("registry.yaml");
-    cfg.policy_dir = pol;
-    cfg.heartbeat_ms = 60000;
-    cfg.redeliver_ms = 400;
-    cfg.checkpoint_every = 50;
-    cfg.log_level = 1;
-    s_start();
-}
-
-static void teardown(void)
-{
-    int status = 0;
-    if (broker > 0) { /* stop it before judging, so a failure cannot leave it running */
-        kill(broker, SIGTERM);
-        waitpid(broker, &status, 0);
-        broker = 0;
-    }
-    tu_rmrf(dir);
-    cr_assert(status == 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
-              "broker exit status %d", status);
-}
-
-TestSuite(broker, .init = setup, .fini = teardown, .timeout = 60);
-
-/* An encoded synthetic event of `type` published as `org` (source_org = as). */
-static uint8_t *s_event(int type, const char *as, const uint8_t *ref, size_t *len)
-{
-    static uint64_t rng = 99;
-    sh_synth_child c;
-    sh_synth_child_make(&rng, "881", &c);
-    uint8_t *buf = NULL;
-    sh_error err;
-    cr_assert_eq(sh_synth_event(&rng, type, &c, as, NULL, ref, 200, &buf, len, &err), SH_OK, "%s",
-                 err.detail);
-    return buf;
-}
-
-/* Publishes and returns the CONFIRM. */
-static void s_publish(sh_client *c, const uint8_t *buf, size_t len, sh_msg *m)
-{
-    cr_assert_eq(sh_client_publish(c, buf, len), SH_OK);
-    cr_assert_eq(sh_client_expect(c, "CONFIRM", WAIT, m), SH_OK, "no CONFIRM");
-}
-
-/* Publishes n safeguarding concerns as the school, each accepted; their ids in ids. */
-static void s_publish_concerns(sh_client *school, uint8_t (*ids)[16], int n)
-{
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        uint8_t *ev = s_event(2, "8819990", NULL, &len);
-        sh_msg m;
-        s_publish(school, ev, len, &m);
-        cr_assert_eq(sh_msg_code(&m), 0);
-        memcpy(ids[i], m.frame[0], 16);
-        free(ev);
-    }
-}
-
-static int s_has_line(const sh_msg *m, const char *line)
-{
-    for (size_t i = 3; i < m->nframes; i++)
-        if (m->len[i] == strlen(line) && memcmp(m->frame[i], line, m->len[i]) == 0) return 1;
-    return 0;
-}
+TestSuite(broker, .init = bf_setup, .fini = bf_teardown, .timeout = 60);
 
 Test(broker, enrolled_keys_are_admitted_others_refused)
 {
-    sh_client *c = s_client(HEALTH);
+    sh_client *c = bf_client(HEALTH);
     sh_msg m;
     cr_assert_eq(sh_client_ping(c), SH_OK);
     cr_assert_eq(sh_client_expect(c, "PONG", WAIT, &m), SH_OK);
@@ -309,12 +36,12 @@ Test(broker, enrolled_keys_are_admitted_others_refused)
     cr_assert_eq(sh_curve_keypair(p2, s2), SH_OK);
     sh_client *stranger = NULL;
     sh_error err;
-    cr_assert_eq(sh_client_new(tcp, broker_pub, p2, s2, &stranger, &err), SH_OK);
+    cr_assert_eq(sh_client_new(bf_tcp, bf_broker_pub, p2, s2, &stranger, &err), SH_OK);
     cr_assert_eq(sh_client_ping(stranger), SH_OK);
     cr_assert_eq(sh_client_recv(stranger, 1000, &m), SH_E_NOT_FOUND);
     sh_client_destroy(&stranger);
     /* the right key over ipc works too */
-    c = s_client_at(SCHOOL, ipc);
+    c = bf_client_at(SCHOOL, bf_ipc);
     cr_assert_eq(sh_client_ping(c), SH_OK);
     cr_assert_eq(sh_client_expect(c, "PONG", WAIT, &m), SH_OK);
     sh_client_destroy(&c);
@@ -322,16 +49,16 @@ Test(broker, enrolled_keys_are_admitted_others_refused)
 
 Test(broker, routes_minimises_delivers_and_receipts)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB), *police = s_agent(POLICE);
-    sh_client *health = s_agent(HEALTH);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB), *police = bf_agent(POLICE);
+    sh_client *health = bf_agent(HEALTH);
     size_t len;
-    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    uint8_t *ev = bf_event(2, "8819990", NULL, &len);
     sh_msg m;
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0, "refused: %.*s", (int)m.len[2], m.frame[2]);
-    cr_assert(s_has_line(&m, "881 permit isp-sgc@1"));
-    cr_assert(s_has_line(&m, "ESXPOL permit isp-sgc@1"));
-    cr_assert(!s_has_line(&m, "RAJ permit isp-sgc@1"));
+    cr_assert(bf_has_line(&m, "881 permit isp-sgc@1"));
+    cr_assert(bf_has_line(&m, "ESXPOL permit isp-sgc@1"));
+    cr_assert(!bf_has_line(&m, "RAJ permit isp-sgc@1"));
 
     /* the hub sees the whole concern */
     cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
@@ -382,10 +109,10 @@ Test(broker, routes_minimises_delivers_and_receipts)
     free(ev);
 
     /* the hub's decision goes back to the referrer only, minimised */
-    ev = s_event(3, "881", id, &len);
-    s_publish(hub, ev, len, &m);
+    ev = bf_event(3, "881", id, &len);
+    bf_publish(hub, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
-    cr_assert(s_has_line(&m, "8819990 permit isp-feedback@1"));
+    cr_assert(bf_has_line(&m, "8819990 permit isp-feedback@1"));
     do { /* a late duplicate receipt may still come first */
         cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
         cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &e, &err), SH_OK);
@@ -408,11 +135,11 @@ Test(broker, routes_minimises_delivers_and_receipts)
 
 Test(broker, spoofed_source_is_refused)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
     size_t len;
-    uint8_t *ev = s_event(2, "RAJ", NULL, &len); /* claims to be the hospital */
+    uint8_t *ev = bf_event(2, "RAJ", NULL, &len); /* claims to be the hospital */
     sh_msg m;
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), SH_E_SPOOFED_SOURCE);
     cr_assert_eq(sh_client_recv(hub, 500, &m), SH_E_NOT_FOUND, "nothing delivered");
     free(ev);
@@ -422,14 +149,14 @@ Test(broker, spoofed_source_is_refused)
 
 Test(broker, bad_input_gets_its_code_and_the_broker_keeps_serving)
 {
-    sh_client *c = s_agent(HEALTH);
+    sh_client *c = bf_agent(HEALTH);
     sh_msg m;
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
-    s_publish(c, junk, sizeof junk, &m);
+    bf_publish(c, junk, sizeof junk, &m);
     cr_assert_eq(sh_msg_code(&m), SH_E_MALFORMED);
 
     size_t len;
-    uint8_t *ev = s_event(2, "RAJ", NULL, &len);
+    uint8_t *ev = bf_event(2, "RAJ", NULL, &len);
     sh_envelope *e = NULL;
     sh_error err;
     cr_assert_eq(sh_envelope_decode(ev, len, &e, &err), SH_OK);
@@ -455,7 +182,7 @@ Test(broker, bad_input_gets_its_code_and_the_broker_keeps_serving)
         e->child->upn = upn;
         e->safeguarding_concern->narrative = sg;
         e->event_type = type;
-        s_publish(c, buf, n, &m);
+        bf_publish(c, buf, n, &m);
         cr_assert_eq(sh_msg_code(&m), cases[i].want, "%s: got %d", cases[i].what, sh_msg_code(&m));
         free(buf);
     }
@@ -463,7 +190,7 @@ Test(broker, bad_input_gets_its_code_and_the_broker_keeps_serving)
 
     /* oversize: 1.5 MiB */
     uint8_t *big = calloc(1, 1536 * 1024);
-    s_publish(c, big, 1536 * 1024, &m);
+    bf_publish(c, big, 1536 * 1024, &m);
     cr_assert_eq(sh_msg_code(&m), SH_E_TOO_LARGE);
     free(big);
 
@@ -486,7 +213,7 @@ Test(broker, bad_input_gets_its_code_and_the_broker_keeps_serving)
         cr_assert_eq(sh_client_expect(c, "CONFIRM", WAIT, &m), SH_OK, "confirm %d", i);
         cr_assert_eq(sh_msg_code(&m), SH_E_MALFORMED);
     }
-    s_publish(c, ev, len, &m);
+    bf_publish(c, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
     free(ev);
     sh_client_destroy(&c);
@@ -494,16 +221,16 @@ Test(broker, bad_input_gets_its_code_and_the_broker_keeps_serving)
 
 Test(broker, republish_is_idempotent_and_replay_refused)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
     size_t len;
-    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    uint8_t *ev = bf_event(2, "8819990", NULL, &len);
     sh_msg m;
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0, "republish confirmed again");
     cr_assert_arr_eq(m.frame[2], "duplicate", 9);
-    cr_assert(s_has_line(&m, "881 permit isp-sgc@1"), "with the same outcome");
+    cr_assert(bf_has_line(&m, "881 permit isp-sgc@1"), "with the same outcome");
     cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
     uint8_t id[16];
     memcpy(id, m.frame[0], 16);
@@ -512,7 +239,7 @@ Test(broker, republish_is_idempotent_and_replay_refused)
 
     /* the same id with other content */
     ev[len - 1] ^= 0x01; /* inside the last text field */
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), SH_E_REPLAYED);
     free(ev);
     sh_client_destroy(&school);
@@ -521,11 +248,11 @@ Test(broker, republish_is_idempotent_and_replay_refused)
 
 Test(broker, unacked_delivery_is_resent)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
     size_t len;
-    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    uint8_t *ev = bf_event(2, "8819990", NULL, &len);
     sh_msg m;
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
     cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
     uint8_t id[16];
@@ -542,13 +269,13 @@ Test(broker, unacked_delivery_is_resent)
 
 Test(broker, offline_recipient_catches_up_after_broker_restart)
 {
-    sh_client *school = s_agent(SCHOOL);
+    sh_client *school = bf_agent(SCHOOL);
     uint8_t ids[5][16];
-    s_publish_concerns(school, ids, 5);
+    bf_publish_concerns(school, ids, 5);
     sh_client_destroy(&school);
-    s_stop();
-    s_start();
-    sh_client *hub = s_agent(HUB);
+    bf_stop();
+    bf_start();
+    sh_client *hub = bf_agent(HUB);
     for (int i = 0; i < 5; i++) {
         sh_msg m;
         cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK, "delivery %d", i);
@@ -587,10 +314,10 @@ static long s_raw_deliver_fields(void *sock)
 Test(broker, a_backlog_goes_out_many_deliveries_to_a_message)
 {
     enum { N = 100 };
-    sh_client *school = s_agent(SCHOOL);
+    sh_client *school = bf_agent(SCHOOL);
     uint8_t ids[N][16];
-    s_publish_concerns(school, ids, N);
-    sh_client *hub = s_agent(HUB);
+    bf_publish_concerns(school, ids, N);
+    sh_client *hub = bf_agent(HUB);
     /* the first message holds the first 64 (five fields each), the next the other 36 */
     cr_assert_eq(s_raw_deliver_fields(sh_client_socket(hub)), 64 * SH_DELIVER_FIELDS);
     cr_assert_eq(s_raw_deliver_fields(sh_client_socket(hub)), (N - 64) * SH_DELIVER_FIELDS);
@@ -628,17 +355,17 @@ Test(broker, a_backlog_goes_out_many_deliveries_to_a_message)
 
 Test(broker, revoked_key_is_refused_after_sighup)
 {
-    sh_client *health = s_agent(HEALTH);
+    sh_client *health = bf_agent(HEALTH);
     size_t len;
-    uint8_t *ev = s_event(2, "RAJ", NULL, &len);
+    uint8_t *ev = bf_event(2, "RAJ", NULL, &len);
     sh_msg m;
-    s_publish(health, ev, len, &m);
+    bf_publish(health, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
     free(ev);
-    s_registry(1u << HEALTH);
-    kill(broker, SIGHUP);
+    bf_registry(1u << HEALTH);
+    kill(bf_broker, SIGHUP);
     usleep(300 * 1000);
-    ev = s_event(2, "RAJ", NULL, &len);
+    ev = bf_event(2, "RAJ", NULL, &len);
     cr_assert_eq(sh_client_publish(health, ev, len), SH_OK);
     cr_assert_eq(sh_client_expect(health, "ERROR", WAIT, &m), SH_OK,
                  "the connected peer's next message is refused");
@@ -646,7 +373,7 @@ Test(broker, revoked_key_is_refused_after_sighup)
     free(ev);
     sh_client_destroy(&health);
     /* a new connection with that key is not admitted at all */
-    sh_client *again = s_client(HEALTH);
+    sh_client *again = bf_client(HEALTH);
     cr_assert_eq(sh_client_ping(again), SH_OK);
     cr_assert_eq(sh_client_recv(again, 1000, &m), SH_E_NOT_FOUND);
     sh_client_destroy(&again);
@@ -654,13 +381,13 @@ Test(broker, revoked_key_is_refused_after_sighup)
 
 Test(broker, audit_log_verifies_after_a_session)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
     size_t len;
-    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    uint8_t *ev = bf_event(2, "8819990", NULL, &len);
     sh_msg m;
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
-    s_publish(school, (const uint8_t *)"\xff\xff", 2, &m);
+    bf_publish(school, (const uint8_t *)"\xff\xff", 2, &m);
     free(ev);
     cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
     uint8_t id[16];
@@ -669,16 +396,16 @@ Test(broker, audit_log_verifies_after_a_session)
     usleep(200 * 1000);
     sh_client_destroy(&school);
     sh_client_destroy(&hub);
-    s_stop();
+    bf_stop();
 
     sh_key *mk = NULL, *ak = NULL;
     sh_signkey *sk = NULL;
     sh_store *st = NULL;
     sh_audit *a = NULL;
     sh_error err;
-    cr_assert_eq(sh_key_load_file(cfg.master_key, &mk, &err), SH_OK);
-    cr_assert_eq(sh_signkey_load_file(cfg.sign_key, &sk, &err), SH_OK);
-    cr_assert_eq(sh_store_open(cfg.store_dir, mk, NULL, &st, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_key_load_file(bf_cfg.master_key, &mk, &err), SH_OK);
+    cr_assert_eq(sh_signkey_load_file(bf_cfg.sign_key, &sk, &err), SH_OK);
+    cr_assert_eq(sh_store_open(bf_cfg.store_dir, mk, NULL, &st, &err), SH_OK, "%s", err.detail);
     cr_assert_eq(sh_store_derive_key(st, "audit mac", &ak), SH_OK);
     cr_assert_eq(sh_audit_open(st, ak, NULL, 0, &a, &err), SH_OK);
     uint8_t spub[32];
@@ -714,13 +441,13 @@ Test(broker, audit_log_verifies_after_a_session)
 
 Test(broker, one_ack_settles_a_batch_and_a_malformed_ack_is_refused)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
     sh_msg m;
     uint8_t ids[3][16];
     for (int i = 0; i < 3; i++) {
         size_t len;
-        uint8_t *ev = s_event(2, "8819990", NULL, &len);
-        s_publish(school, ev, len, &m);
+        uint8_t *ev = bf_event(2, "8819990", NULL, &len);
+        bf_publish(school, ev, len, &m);
         cr_assert_eq(sh_msg_code(&m), 0);
         free(ev);
     }
@@ -762,17 +489,17 @@ Test(broker, one_ack_settles_a_batch_and_a_malformed_ack_is_refused)
 
 Test(broker, read_receipts_go_to_the_sender_only)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB), *health = s_agent(HEALTH);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB), *health = bf_agent(HEALTH);
     size_t len;
-    uint8_t *ev = s_event(2, "8819990", NULL, &len);
+    uint8_t *ev = bf_event(2, "8819990", NULL, &len);
     sh_msg m;
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
     uint8_t id[16];
     memcpy(id, m.frame[0], 16);
     free(ev);
     /* the hub received it and reports it read */
-    uint8_t *rc = s_event(13, "881", id, &len);
+    uint8_t *rc = bf_event(13, "881", id, &len);
     sh_envelope *e = NULL;
     sh_error err;
     cr_assert_eq(sh_envelope_decode(rc, len, &e, &err), SH_OK);
@@ -783,9 +510,9 @@ Test(broker, read_receipts_go_to_the_sender_only)
     size_t blen = 0;
     cr_assert_eq(sh_envelope_encode(e, &buf, &blen, &err), SH_OK);
     e->delivery_receipt->recipient_org = decoded_org; /* the literal is not ours to free */
-    s_publish(hub, buf, blen, &m);
+    bf_publish(hub, buf, blen, &m);
     cr_assert_eq(sh_msg_code(&m), 0, "%.*s", (int)m.len[2], m.frame[2]);
-    cr_assert(s_has_line(&m, "8819990 permit receipt"));
+    cr_assert(bf_has_line(&m, "8819990 permit receipt"));
     int read = 0;
     while (!read) {
         sh_envelope *r = NULL;
@@ -809,7 +536,7 @@ Test(broker, read_receipts_go_to_the_sender_only)
     e->delivery_receipt->more_event_ids = NULL;
     e->delivery_receipt->recipient_org = decoded_org;
     e->event_id = first_id;
-    s_publish(hub, multi, mlen, &m);
+    bf_publish(hub, multi, mlen, &m);
     cr_assert_eq(sh_msg_code(&m), SH_E_BAD_FIELD);
     char detail[256];
     snprintf(detail, sizeof detail, "%.*s", m.nframes > 2 ? (int)m.len[2] : 0,
@@ -817,15 +544,15 @@ Test(broker, read_receipts_go_to_the_sender_only)
     cr_assert_not_null(strstr(detail, "more_event_ids"), "names the field: %s", detail);
     free(multi);
     /* health never received the event: it cannot report on it */
-    uint8_t *hr = s_event(13, "RAJ", id, &len);
-    s_publish(health, hr, len, &m);
+    uint8_t *hr = bf_event(13, "RAJ", id, &len);
+    bf_publish(health, hr, len, &m);
     cr_assert_eq(sh_msg_code(&m), SH_E_DENY_PARTY);
     free(hr);
     /* nor on an event the broker never saw */
     uint8_t unknown[16];
     cr_assert_eq(sh_event_id_new(unknown), SH_OK);
-    hr = s_event(13, "RAJ", unknown, &len);
-    s_publish(health, hr, len, &m);
+    hr = bf_event(13, "RAJ", unknown, &len);
+    bf_publish(health, hr, len, &m);
     cr_assert_eq(sh_msg_code(&m), SH_E_UNKNOWN_EVENT);
     free(hr);
     free(buf);
@@ -838,10 +565,10 @@ Test(broker, read_receipts_go_to_the_sender_only)
 
 Test(broker, full_store_refuses_new_publishes_and_keeps_the_old)
 {
-    s_stop();
-    cfg.map_size = 2u << 20; /* 2 MiB */
-    s_start();
-    sh_client *school = s_agent(SCHOOL);
+    bf_stop();
+    bf_cfg.map_size = 2u << 20; /* 2 MiB */
+    bf_start();
+    sh_client *school = bf_agent(SCHOOL);
     uint8_t ids[400][16];
     int accepted = 0, refused = 0;
     static uint64_t rng = 5;
@@ -854,7 +581,7 @@ Test(broker, full_store_refuses_new_publishes_and_keeps_the_old)
         cr_assert_eq(sh_synth_event(&rng, 2, &c, "8819990", NULL, NULL, 20000, &buf, &len, &err),
                      SH_OK);
         sh_msg m;
-        s_publish(school, buf, len, &m);
+        bf_publish(school, buf, len, &m);
         int code = sh_msg_code(&m);
         if (code == 0)
             memcpy(ids[accepted++], m.frame[0], 16);
@@ -867,7 +594,7 @@ Test(broker, full_store_refuses_new_publishes_and_keeps_the_old)
     cr_assert(refused, "a 2 MiB store never filled");
     cr_assert_gt(accepted, 10);
     /* everything confirmed before is still delivered, in order */
-    sh_client *hub = s_agent(HUB);
+    sh_client *hub = bf_agent(HUB);
     for (int i = 0; i < accepted; i++) {
         sh_msg m;
         cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK, "delivery %d of %d", i,
@@ -907,7 +634,7 @@ static uint8_t *s_eh_event(int type, const sh_synth_child *c, int action, size_t
 
 Test(broker, consent_withdrawal_is_honoured_from_then_on)
 {
-    sh_client *school = s_agent(SCHOOL);
+    sh_client *school = bf_agent(SCHOOL);
     uint64_t rng = 555;
     sh_synth_child c;
     sh_synth_child_make(&rng, "881", &c);
@@ -926,27 +653,27 @@ Test(broker, consent_withdrawal_is_honoured_from_then_on)
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         usleep(5000); /* records are ordered by time */
         uint8_t *ev = s_eh_event(steps[i].type, &c, steps[i].action, &len);
-        s_publish(school, ev, len, &m);
+        bf_publish(school, ev, len, &m);
         cr_assert_eq(sh_msg_code(&m), 0, "step %zu refused", i);
-        cr_assert(s_has_line(&m, steps[i].want), "step %zu: want '%s'", i, steps[i].want);
+        cr_assert(bf_has_line(&m, steps[i].want), "step %zu: want '%s'", i, steps[i].want);
         free(ev);
     }
     /* another child is unaffected by this child's withdrawal */
     sh_synth_child other;
     sh_synth_child_make(&rng, "881", &other);
     uint8_t *ev = s_eh_event(12, &c, SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_WITHDRAWN, &len);
-    s_publish(school, ev, len, &m);
+    bf_publish(school, ev, len, &m);
     free(ev);
     ev = s_eh_event(1, &other, 0, &len);
-    s_publish(school, ev, len, &m);
-    cr_assert(s_has_line(&m, "881 permit isp-eh@1"));
+    bf_publish(school, ev, len, &m);
+    cr_assert(bf_has_line(&m, "881 permit isp-eh@1"));
     free(ev);
     sh_client_destroy(&school);
 }
 
 Test(broker, cp_status_reaches_the_childs_school_of_record_only)
 {
-    sh_client *school = s_agent(SCHOOL), *hub = s_agent(HUB);
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
     uint64_t rng = 808;
     sh_synth_child c, unknown;
     sh_synth_child_make(&rng, "881", &c);
@@ -957,7 +684,7 @@ Test(broker, cp_status_reaches_the_childs_school_of_record_only)
     sh_msg m;
     /* the school raises a concern about the child: it becomes the school of record */
     cr_assert_eq(sh_synth_event(&rng, 2, &c, "8819990", NULL, NULL, 0, &buf, &len, &err), SH_OK);
-    s_publish(school, buf, len, &m);
+    bf_publish(school, buf, len, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
     free(buf);
     /* a child-protection plan starts for that child and for a child it never reported */
@@ -965,9 +692,9 @@ Test(broker, cp_status_reaches_the_childs_school_of_record_only)
         cr_assert_eq(
             sh_synth_event(&rng, 4, k ? &unknown : &c, "881", NULL, NULL, 0, &buf, &len, &err),
             SH_OK);
-        s_publish(hub, buf, len, &m);
+        bf_publish(hub, buf, len, &m);
         cr_assert_eq(sh_msg_code(&m), 0);
-        cr_assert_eq(s_has_line(&m, "8819990 permit isp-cp-school@1"), !k,
+        cr_assert_eq(bf_has_line(&m, "8819990 permit isp-cp-school@1"), !k,
                      "child %d: only the school of record is told", k);
         free(buf);
     }

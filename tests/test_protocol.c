@@ -1,0 +1,251 @@
+/* test_protocol.c — the wire protocol held to docs/protocol.md by a real broker process and
+ * raw ZeroMQ clients: every command with exactly its frames, refusals that name the event,
+ * subscriptions that must name real event types, WITNESSED built only from what the broker
+ * computed, a peer gone mid-handshake recorded as a closed connection (not an attack), and a
+ * write that cannot be audited refused whole (the fault points of common/fault.h). */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "broker_fixture.h"
+#include "codec.h"
+#include "error.h"
+
+TestSuite(protocol, .init = bf_setup, .fini = bf_teardown, .timeout = 60);
+
+/* Sends signature, command and the given frames as org's client; returns the client. */
+static void s_raw(sh_client *c, const char *cmd, const void *const *args, const size_t *lens,
+                  size_t n)
+{
+    const void *f[8] = {SH_PROTO_SIGNATURE, cmd};
+    size_t l[8] = {4, strlen(cmd)};
+    for (size_t i = 0; i < n; i++) {
+        f[2 + i] = args[i];
+        l[2 + i] = lens[i];
+    }
+    cr_assert_eq(sh_client_send_raw(c, f, l, 2 + n), SH_OK);
+}
+
+/* The code of the next ERROR, and its detail into detail (NUL-terminated). */
+static int s_error(sh_client *c, char *detail, size_t cap)
+{
+    sh_msg m;
+    cr_assert_eq(sh_client_expect(c, "ERROR", WAIT, &m), SH_OK, "no ERROR");
+    snprintf(detail, cap, "%.*s", m.nframes > 1 ? (int)m.len[1] : 0,
+             m.nframes > 1 ? (const char *)m.frame[1] : "");
+    return sh_msg_code(&m);
+}
+
+/* PING answered: "ready" or "hello". */
+static void s_pong(sh_client *c, const char *want)
+{
+    sh_msg m;
+    cr_assert_eq(sh_client_ping(c), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "PONG", WAIT, &m), SH_OK, "the broker stopped answering");
+    cr_assert_eq(m.nframes, 1);
+    cr_assert_eq(m.len[0], strlen(want));
+    cr_assert_arr_eq(m.frame[0], want, m.len[0]);
+}
+
+Test(protocol, every_command_has_exactly_its_frames)
+{
+    sh_client *c = bf_agent(SCHOOL);
+    static const struct {
+        const char *cmd;
+        size_t n; /* frames after the command */
+    } bad[] = {{"PING", 1},    {"PING", 2},    {"HELLO", 0},   {"HELLO", 2}, {"PUBLISH", 0},
+               {"PUBLISH", 2}, {"ACK", 0},     {"ACK", 2},     {"WITNESS", 1}, {"WITNESS", 3},
+               {"BOGUS", 1},   {"ping", 0}};
+    uint8_t id[16] = {1};
+    const void *args[3] = {id, id, id};
+    size_t lens[3] = {16, 16, 16};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char detail[200];
+        s_raw(c, bad[i].cmd, args, lens, bad[i].n);
+        cr_assert_eq(s_error(c, detail, sizeof detail), SH_E_PROTOCOL, "%s with %zu", bad[i].cmd,
+                     bad[i].n);
+        if (strcmp(bad[i].cmd, "BOGUS") == 0)
+            cr_assert_not_null(strstr(detail, "unknown command 'BOGUS'"), "%s", detail);
+        else if (strcmp(bad[i].cmd, "ping") != 0)
+            cr_assert_not_null(strstr(detail, "frames"), "%s names the frame count", detail);
+    }
+    s_pong(c, "ready"); /* none of it disturbed the session */
+    sh_client_destroy(&c);
+}
+
+/* An envelope made invalid after it was built (pack does not validate); malloc'd. */
+static uint8_t *s_broken(int how, uint8_t id[16], size_t *len)
+{
+    size_t l;
+    uint8_t *good = bf_event(2, "8819990", NULL, &l);
+    sh_envelope *e = NULL;
+    sh_error err;
+    cr_assert_eq(sh_envelope_decode(good, l, &e, &err), SH_OK);
+    free(good);
+    if (how == 0) { /* a check digit that does not hold */
+        char *nhs = e->child->nhs_number;
+        nhs[9] = nhs[9] == '9' ? '0' : (char)(nhs[9] + 1);
+    } else if (how == 1) {
+        e->schema_version = 2;
+    } else { /* a version 4 id: not the UUIDv7 the protocol wants */
+        e->event_id.data[6] = (uint8_t)(0x40 | (e->event_id.data[6] & 0x0f));
+    }
+    memcpy(id, e->event_id.data, 16);
+    *len = protobuf_c_message_get_packed_size(&e->base);
+    uint8_t *out = malloc(*len);
+    cr_assert_not_null(out);
+    protobuf_c_message_pack(&e->base, out);
+    sh_envelope_free(e);
+    return out;
+}
+
+Test(protocol, a_refused_publish_names_its_event)
+{
+    sh_client *c = bf_agent(SCHOOL);
+    static const sh_err want[3] = {SH_E_BAD_NHS_NUMBER, SH_E_SCHEMA_VERSION, SH_E_BAD_EVENT_ID};
+    for (int how = 0; how < 3; how++) {
+        uint8_t id[16];
+        size_t len;
+        uint8_t *ev = s_broken(how, id, &len);
+        sh_msg m;
+        bf_publish(c, ev, len, &m);
+        free(ev);
+        cr_assert_eq(sh_msg_code(&m), want[how], "case %d: code %d", how, sh_msg_code(&m));
+        cr_assert_eq(m.len[0], 16, "case %d: the refusal names the event", how);
+        cr_assert_arr_eq(m.frame[0], id, 16);
+    }
+    /* bytes that hold no id: the refusal has an empty id */
+    sh_msg m;
+    bf_publish(c, (const uint8_t *)"\x08\x01", 2, &m);
+    cr_assert_neq(sh_msg_code(&m), 0);
+    cr_assert_eq(m.len[0], 0);
+    sh_client_destroy(&c);
+}
+
+Test(protocol, subscriptions_must_name_event_types)
+{
+    sh_client *c = bf_client(SCHOOL);
+    static const char *const bad[] = {"SAFEGUARDING_CONCERN",
+                                      "consent_change",
+                                      "no_such_type",
+                                      "safeguarding_concern, hub_decision",
+                                      "safeguarding_concern,,hub_decision",
+                                      "hub_decision,",
+                                      ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char detail[300];
+        const void *a[1] = {bad[i]};
+        size_t l[1] = {strlen(bad[i])};
+        s_raw(c, "HELLO", a, l, 1);
+        cr_assert_eq(s_error(c, detail, sizeof detail), SH_E_BAD_SUBSCRIPTION, "'%s'", bad[i]);
+        cr_assert_not_null(strstr(detail, "subscriptions"), "%s", detail);
+        s_pong(c, "hello"); /* not ready: nothing would be delivered */
+    }
+    char detail[300];
+    const void *a[1] = {"no_such_type"};
+    size_t l[1] = {12};
+    s_raw(c, "HELLO", a, l, 1);
+    s_error(c, detail, sizeof detail);
+    cr_assert_not_null(strstr(detail, "'no_such_type' is not an event type"), "%s", detail);
+    sh_msg m;
+    cr_assert_eq(sh_client_hello(c, "safeguarding_concern,hub_decision"), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "READY", WAIT, &m), SH_OK);
+    s_pong(c, "ready");
+    sh_client_destroy(&c);
+    bf_stop();
+    cr_assert_eq(bf_audit_count(SH_AUDIT_REFUSE, SH_E_BAD_SUBSCRIPTION, NULL), 8);
+}
+
+Test(protocol, witnessed_answers_only_what_the_broker_computed)
+{
+    sh_client *c = bf_agent(SCHOOL);
+    uint8_t store_id[16], cp[SH_AUDIT_CP_BYTES];
+    memset(store_id, 0x5a, sizeof store_id);
+    memset(cp, 0x77, sizeof cp);
+    const void *args[2] = {store_id, cp};
+    size_t cases[3][2] = {{15, sizeof cp}, {16, sizeof cp}, {16, 20}};
+    for (int i = 0; i < 3; i++) {
+        sh_msg m;
+        s_raw(c, "WITNESS", args, cases[i], 2);
+        cr_assert_eq(sh_client_expect(c, "WITNESSED", WAIT, &m), SH_OK);
+        cr_assert_eq(m.nframes, 3);
+        cr_assert_eq(m.len[0], 1, "case %d: seq is '0', %zu bytes came", i, m.len[0]);
+        cr_assert_eq(m.frame[0][0], '0');
+        cr_assert_neq(sh_msg_code(&m), 0);
+        for (size_t k = 0; k < m.len[2]; k++) /* the detail is the broker's own text */
+            cr_assert(m.frame[2][k] >= 0x20 && m.frame[2][k] < 0x7f, "case %d byte %zu", i, k);
+    }
+    sh_client_destroy(&c);
+}
+
+Test(protocol, a_write_that_cannot_be_audited_is_not_made)
+{
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
+    size_t len;
+    uint8_t *ev = bf_event(2, "8819990", NULL, &len), id[16];
+    cr_assert(sh_envelope_peek_id(ev, len, id));
+    sh_msg m;
+    bf_fault("audit_append", 1);
+    bf_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_IO, "refused with the append's error, got %d",
+                 sh_msg_code(&m));
+    cr_assert_eq(m.len[0], 16);
+    cr_assert_arr_eq(m.frame[0], id, 16);
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", 300, &m), SH_E_NOT_FOUND, "nothing was sent");
+    bf_fault("audit_append", 0);
+    bf_fault("txn_commit", 1);
+    bf_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_DISK_FULL);
+    bf_fault("txn_commit", 0);
+    /* accepted now as new, not as a duplicate: nothing of the refused attempts was stored */
+    bf_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    cr_assert_eq(m.len[2], strlen("accepted"));
+    cr_assert_arr_eq(m.frame[2], "accepted", m.len[2]);
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    cr_assert_arr_eq(m.frame[0], id, 16);
+    free(ev);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+    bf_stop();
+    cr_assert_eq(bf_audit_count(SH_AUDIT_RECEIVE, -1, NULL), 1, "one accepted event, audited");
+}
+
+/* Opens a TCP connection to the broker, sends the first bytes of a ZMTP greeting and closes
+ * it: what a peer killed during its handshake looks like from the broker. */
+static void s_half_handshake(void)
+{
+    int port = 0;
+    cr_assert_eq(sscanf(bf_tcp, "tcp://127.0.0.1:%d", &port), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    static const uint8_t greeting[10] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f};
+    cr_assert_eq(write(fd, greeting, sizeof greeting), (ssize_t)sizeof greeting);
+    usleep(50 * 1000);
+    close(fd);
+}
+
+Test(protocol, a_peer_gone_mid_handshake_is_not_recorded_as_refused)
+{
+    for (int i = 0; i < 3; i++)
+        s_half_handshake();
+    usleep(1300 * 1000); /* the broker audits connection counts once a second */
+    sh_client *c = bf_agent(SCHOOL);
+    s_pong(c, "ready");
+    sh_client_destroy(&c);
+    bf_stop();
+    cr_assert_eq(bf_audit_count(SH_AUDIT_REFUSE, SH_E_PROTOCOL, NULL), 0,
+                 "a closed handshake is not an attack");
+    cr_assert_geq(bf_audit_count(SH_AUDIT_CONNECTION, SH_E_CONNECTION_CLOSED,
+                                 "closed during the handshake"),
+                  1);
+}
