@@ -80,7 +80,7 @@ sh_err ag_audit(sh_agent *a, sh_txn *t, uint8_t action, uint8_t outcome, sh_err 
 sh_err ag_commit(sh_agent *a, sh_txn **t, sh_error *err)
 {
     sh_err rc = sh_txn_commit(t, err);
-    if (rc == SH_E_DISK_FULL || rc == SH_E_MAP_FULL || rc == SH_E_IO || rc == SH_E_STORE) {
+    if (rc) {
         if (!a->store_failed_ms)
             ag_log(a, "error", "the store refuses writes (E%03d %s): not ready", (int)rc,
                    sh_err_name(rc));
@@ -110,6 +110,18 @@ static int s_subscriptions_check(const char *subs)
         if (!p[l]) return 0;
         p += l + 1;
     }
+}
+
+void ag_store_probe(sh_agent *a)
+{
+    /* after a refused write nothing else may come to write: try one audit entry a second, so
+     * the agent learns as soon as the store takes writes again (ag_commit) */
+    sh_txn *t = NULL;
+    sh_error err;
+    if (sh_txn_begin(a->store, 1, &t, &err)) return;
+    ag_audit(a, t, SH_AUDIT_ADMIN, SH_AUDIT_OK, 0, NULL, NULL, "agent", NULL, NULL, NULL,
+             "the store takes writes again");
+    (void)ag_commit(a, &t, &err); /* (a failure keeps the store marked, and the time of it) */
 }
 
 sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)

@@ -122,6 +122,10 @@ sh_err ag_audit(sh_agent *a, sh_txn *t, uint8_t action, uint8_t outcome, sh_err 
 /* Commits t and records whether the store took it (the agent's readiness and the
  * store_writable metric); a commit that works after failures asks the broker to resend. */
 sh_err ag_commit(sh_agent *a, sh_txn **t, sh_error *err);
+/* While the store refuses writes: one audited write a STORE_PROBE_MS to learn when it takes
+ * them again. */
+#define STORE_PROBE_MS 1000
+void ag_store_probe(sh_agent *a);
 
 /* ---- holdings.c ---- */
 sh_err ag_put_seq(sh_agent *a, sh_txn *t, const char *key, uint64_t v, sh_error *err);

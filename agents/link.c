@@ -105,6 +105,7 @@ void ag_broker_io(sh_agent *a)
 void ag_timers(sh_agent *a)
 {
     int64_t now = sh_clock_ms();
+    if (a->store_failed_ms && now - a->store_failed_ms >= STORE_PROBE_MS) ag_store_probe(a);
     int64_t hb = a->cfg->heartbeat_ms ? a->cfg->heartbeat_ms : 2000;
     if (a->connected && now - a->heard_ms > 3 * hb) {
         a->connected = 0;

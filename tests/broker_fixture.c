@@ -175,8 +175,8 @@ sh_client *bf_client_at(int org, const char *endpoint)
 {
     sh_client *c = NULL;
     sh_error err;
-    cr_assert_eq(sh_client_new(endpoint, bf_broker_pub, bf_pub[org], bf_sec[org], &c, &err), SH_OK, "%s",
-                 err.detail);
+    cr_assert_eq(sh_client_new(endpoint, bf_broker_pub, bf_pub[org], bf_sec[org], &c, &err), SH_OK,
+                 "%s", err.detail);
     return c;
 }
 
@@ -254,7 +254,6 @@ void bf_teardown(void)
     cr_assert(status == 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
               "broker exit status %d", status);
 }
-
 
 /* An encoded synthetic event of `type` published as `org` (source_org = as). */
 uint8_t *bf_event(int type, const char *as, const uint8_t *ref, size_t *len)

@@ -55,43 +55,6 @@ static void s_check(const char *prog, int ok, const char *fmt, ...)
 
 /* ---- scraping ------------------------------------------------------------------------- */
 
-/* One HTTP request with curl: the status (0 when curl could not connect) and the body
- * (malloc'd, NUL-ended) in *body when asked. */
-static int s_curl(int port, const char *method, const char *path, char **body)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd,
-             "curl -s --max-time 5 -X %s -o - -w '\\n%%{http_code}' http://127.0.0.1:%d%s", method,
-             port, path);
-    FILE *p = popen(cmd, "r");
-    if (!p) return 0;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *more = realloc(buf, cap *= 2);
-            if (!more) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = more;
-        }
-    }
-    pclose(p);
-    if (!buf) return 0;
-    buf[n] = '\0';
-    char *nl = strrchr(buf, '\n');
-    int status = nl ? atoi(nl + 1) : 0;
-    if (nl) *nl = '\0';
-    if (body)
-        *body = buf;
-    else
-        free(buf);
-    return status;
-}
-
 /* A metrics page. */
 typedef struct page {
     char *text;
@@ -101,7 +64,7 @@ static int s_scrape(int port, page *pg)
 {
     free(pg->text);
     pg->text = NULL;
-    return s_curl(port, "GET", "/metrics", &pg->text) == 200 ? 0 : -1;
+    return rig_http(port, "GET", "/metrics", &pg->text) == 200 ? 0 : -1;
 }
 
 /* The value of the sample `series` (a name, with its labels in braces if it has some),
@@ -214,18 +177,18 @@ static int s_metrics(const char *bindir, const char *promtool)
 
     /* 1. every endpoint answers; what is not served is refused */
     for (int who = 0; who < RIG_N; who++) {
-        int port = o.http_port + who, st = s_curl(port, "GET", "/healthz", &body);
+        int port = o.http_port + who, st = rig_http(port, "GET", "/healthz", &body);
         s_check(P, st == 200 && body && strcmp(body, "ok\n") == 0, "%-8s /healthz 200 ok",
                 rig_org[who]);
         free(body);
         body = NULL;
-        st = s_curl(port, "GET", "/readyz", &body);
+        st = rig_http(port, "GET", "/readyz", &body);
         s_check(P, st == 200, "%-8s /readyz %d", rig_org[who], st);
         free(body);
         body = NULL;
     }
-    s_check(P, s_curl(bport, "GET", "/nothing", NULL) == 404, "an unknown path: 404");
-    s_check(P, s_curl(bport, "POST", "/metrics", NULL) == 405, "POST /metrics: 405");
+    s_check(P, rig_http(bport, "GET", "/nothing", NULL) == 404, "an unknown path: 404");
+    s_check(P, rig_http(bport, "POST", "/metrics", NULL) == 405, "POST /metrics: 405");
     if (s_scrape(bport, &b0) || s_scrape(pub, &p0) || s_scrape(hub, &h0)) {
         s_check(P, 0, "first scrape");
         goto out;
@@ -353,7 +316,7 @@ static int s_metrics(const char *bindir, const char *promtool)
     rig_signal(r, RIG_BROKER, SIGKILL);
     int st = 0;
     int64_t until = rig_ms() + 10000;
-    while (rig_ms() < until && (st = s_curl(pub, "GET", "/readyz", NULL)) != 503)
+    while (rig_ms() < until && (st = rig_http(pub, "GET", "/readyz", NULL)) != 503)
         usleep(200 * 1000);
     s_check(P, st == 503, "broker killed: the publisher's agent /readyz %d", st);
     if (s_publish(r, &rng, m2, &more)) goto out;
@@ -371,7 +334,7 @@ static int s_metrics(const char *bindir, const char *promtool)
     /* 6. the broker back: it counts what is queued from its store; the outbox drains */
     if (rig_start(r, RIG_BROKER)) goto out;
     w = s_wait(pub, "sharehub_agent_outbox_depth", 0, 0, 15000, &x);
-    s_check(P, w == 0 && s_curl(pub, "GET", "/readyz", NULL) == 200,
+    s_check(P, w == 0 && rig_http(pub, "GET", "/readyz", NULL) == 200,
             "broker back: the outbox drained, the publisher's agent ready");
     w = s_wait(bport, "sharehub_broker_queue_depth{recipient=\"881\"}", m1 + m2, m1 + m2, 10000,
                &x);

@@ -231,13 +231,15 @@ pid_t rig_pid(const rig *r, int who)
     return r->pid[who];
 }
 
-/* Starts argv[0] with stdout and stderr appended to log; its pid, or -1. */
-static pid_t s_spawn(const char *const *argv, const char *log)
+/* Starts argv[0] with stdout and stderr appended to log, its fault points (common/fault.h)
+ * in faults when not NULL; its pid, or -1. */
+static pid_t s_spawn(const char *const *argv, const char *log, const char *faults)
 {
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return -1;
     pid_t pid = fork();
     if (pid == 0) {
+        if (faults) setenv("SHAREHUB_FAULT_DIR", faults, 1);
         dup2(fd, 1);
         dup2(fd, 2);
         execv(argv[0], (char *const *)argv);
@@ -283,9 +285,23 @@ int rig_start(rig *r, int who)
         argv[n++] = cfg;
     }
     argv[n] = NULL;
-    pid_t pid = s_spawn(argv, log);
+    char faults[600];
+    snprintf(faults, sizeof faults, "%s/faults-%s", r->dir, rig_org[who]);
+    if (mkdir(faults, 0700) != 0 && errno != EEXIST) return -1;
+    pid_t pid = s_spawn(argv, log, faults);
     if (pid < 0) return -1;
     r->pid[who] = pid;
+    return 0;
+}
+
+int rig_fault(rig *r, int who, const char *point, int on)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/faults-%s/%s", r->dir, rig_org[who], point);
+    if (!on) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    close(fd);
     return 0;
 }
 
@@ -454,7 +470,7 @@ int rig_cli(rig *r, const char *const *args)
     for (size_t i = 0; args[i] && n < 39; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = s_spawn(argv, log);
+    pid_t pid = s_spawn(argv, log, NULL);
     if (pid < 0) return -1;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0)
@@ -517,4 +533,41 @@ long long rig_write_bytes(const rig *r, int who)
         if (sscanf(line, "write_bytes: %lld", &v) == 1) break;
     fclose(f);
     return v;
+}
+
+/* One HTTP request with curl: the status (0 when curl could not connect) and the body
+ * (malloc'd, NUL-ended) in *body when asked. */
+int rig_http(int port, const char *method, const char *path, char **body)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "curl -s --max-time 5 -X %s -o - -w '\\n%%{http_code}' http://127.0.0.1:%d%s", method,
+             port, path);
+    FILE *p = popen(cmd, "r");
+    if (!p) return 0;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = more;
+        }
+    }
+    pclose(p);
+    if (!buf) return 0;
+    buf[n] = '\0';
+    char *nl = strrchr(buf, '\n');
+    int status = nl ? atoi(nl + 1) : 0;
+    if (nl) *nl = '\0';
+    if (body)
+        *body = buf;
+    else
+        free(buf);
+    return status;
 }

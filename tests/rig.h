@@ -56,6 +56,10 @@ pid_t rig_pid(const rig *r, int who);
 /* Starts process who (its stderr appended to DIR/<org>.log). 0, or -1. */
 int rig_start(rig *r, int who);
 
+/* Turns process who's fault point on or off (common/fault.h: it fails while on; test builds
+ * only). 0, or -1. */
+int rig_fault(rig *r, int who, const char *point, int on);
+
 /* Sends sig and reaps the process; returns its wait status (0 for a clean exit). */
 int rig_signal(rig *r, int who, int sig);
 
@@ -107,6 +111,10 @@ long rig_rss_kib(const rig *r, int who, long *peak_kib, long *anon_kib);
 /* Bytes process who has caused to be written to storage (/proc/PID/io write_bytes), or -1.
  * A store's commits end in fdatasync, so this is what its store wrote. */
 long long rig_write_bytes(const rig *r, int who);
+
+/* One HTTP request with curl to 127.0.0.1:port: the status (0 when curl could not connect)
+ * and the body (malloc'd, NUL-ended) in *body when asked. */
+int rig_http(int port, const char *method, const char *path, char **body);
 
 /* xorshift64* */
 uint64_t rig_rand(uint64_t *s);

@@ -59,9 +59,9 @@ Test(protocol, every_command_has_exactly_its_frames)
     static const struct {
         const char *cmd;
         size_t n; /* frames after the command */
-    } bad[] = {{"PING", 1},    {"PING", 2},    {"HELLO", 0},   {"HELLO", 2}, {"PUBLISH", 0},
-               {"PUBLISH", 2}, {"ACK", 0},     {"ACK", 2},     {"WITNESS", 1}, {"WITNESS", 3},
-               {"BOGUS", 1},   {"ping", 0}};
+    } bad[] = {{"PING", 1},    {"PING", 2},    {"HELLO", 0}, {"HELLO", 2},
+               {"PUBLISH", 0}, {"PUBLISH", 2}, {"ACK", 0},   {"ACK", 2},
+               {"WITNESS", 1}, {"WITNESS", 3}, {"BOGUS", 1}, {"ping", 0}};
     uint8_t id[16] = {1};
     const void *args[3] = {id, id, id};
     size_t lens[3] = {16, 16, 16};
@@ -245,7 +245,7 @@ Test(protocol, a_peer_gone_mid_handshake_is_not_recorded_as_refused)
     bf_stop();
     cr_assert_eq(bf_audit_count(SH_AUDIT_REFUSE, SH_E_PROTOCOL, NULL), 0,
                  "a closed handshake is not an attack");
-    cr_assert_geq(bf_audit_count(SH_AUDIT_CONNECTION, SH_E_CONNECTION_CLOSED,
-                                 "closed during the handshake"),
-                  1);
+    cr_assert_geq(
+        bf_audit_count(SH_AUDIT_CONNECTION, SH_E_CONNECTION_CLOSED, "closed during the handshake"),
+        1);
 }

@@ -450,8 +450,16 @@ static json_object *s_agent_call(const char *socket, json_object *req)
         zmq_send(s, text, strlen(text), 0) >= 0) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, s, 0) >= 0)
-            out = json_tokener_parse(zmq_msg_size(&m) ? (const char *)zmq_msg_data(&m) : "");
+        if (zmq_msg_recv(&m, s, 0) >= 0 && zmq_msg_size(&m) <= INT32_MAX) {
+            /* a received buffer has no terminating NUL: parsed with its length */
+            json_tokener *tok = json_tokener_new();
+            out = tok ? json_tokener_parse_ex(tok, zmq_msg_data(&m), (int)zmq_msg_size(&m)) : NULL;
+            if (out && json_tokener_get_parse_end(tok) != zmq_msg_size(&m)) {
+                json_object_put(out); /* trailing bytes: not one JSON reply */
+                out = NULL;
+            }
+            if (tok) json_tokener_free(tok);
+        }
         zmq_msg_close(&m);
     }
     if (!out) fprintf(stderr, "sharehub: the agent at %s did not answer\n", socket);
