@@ -27,7 +27,7 @@ static const cyaml_schema_field_t s_broker_fields[] = {
     CYAML_FIELD_END};
 static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("org", CYAML_FLAG_POINTER, y_config, org, 1, 9),
-    CYAML_FIELD_ENUM("role", CYAML_FLAG_DEFAULT, y_config, role, s_roles, 3),
+    CYAML_FIELD_ENUM("role", CYAML_FLAG_STRICT, y_config, role, s_roles, 3),
     CYAML_FIELD_MAPPING_PTR("broker", CYAML_FLAG_POINTER, y_config, broker, s_broker_fields),
     CYAML_FIELD_STRING_PTR("curve_key", CYAML_FLAG_POINTER, y_config, curve_key, 1, 4096),
     CYAML_FIELD_STRING_PTR("store", CYAML_FLAG_POINTER, y_config, store, 1, 4096),
@@ -39,7 +39,8 @@ static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("http", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config, http, 1, 64),
     CYAML_FIELD_UINT("heartbeat_ms", CYAML_FLAG_OPTIONAL, y_config, heartbeat_ms),
     CYAML_FIELD_UINT("witness_ms", CYAML_FLAG_OPTIONAL, y_config, witness_ms),
-    CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL, y_config, log_level, s_levels, 3),
+    CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, y_config, log_level,
+                     s_levels, 3),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t s_config_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, y_config, s_config_fields)};

@@ -125,8 +125,8 @@ void bk_audit_refused(sh_broker *b, int64_t now)
     }
     if (b->interrupted) {
         snprintf(detail, sizeof detail,
-                 "%u connection(s) closed during the handshake (the peer stopped or crashed, or "
-                 "the network failed)",
+                 "%u connection(s) closed during the handshake (the peer hung up: it stopped or "
+                 "crashed, the network failed, or it gave up, as a peer without CURVE may)",
                  b->interrupted);
         bk_audit(b, t, SH_AUDIT_CONNECTION, SH_AUDIT_FAILED, SH_E_CONNECTION_CLOSED, NULL, NULL,
                  "-", NULL, NULL, detail);

@@ -33,12 +33,15 @@ typedef struct y_party {
     unsigned data_items_count;
 } y_party;
 
+/* (numbers are read as text and parsed strictly by s_number: libcyaml reads "2.1" as 2) */
 typedef struct y_basis {
     int article6, article9;
+    char *paragraph_text;
     unsigned dpa_schedule1_paragraph;
 } y_basis;
 
 typedef struct y_range {
+    char *min_text, *max_text;
     unsigned min, max;
 } y_range;
 
@@ -48,6 +51,7 @@ typedef struct y_approver {
 
 typedef struct y_isp {
     char *id;
+    char *version_text;
     unsigned version;
     char *title;
     int status;
@@ -113,16 +117,17 @@ static const cyaml_strval_t s_consent[] = {
 
 static const cyaml_schema_value_t s_string = {CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 64)};
 static const cyaml_schema_value_t s_purpose = {
-    CYAML_VALUE_ENUM(CYAML_FLAG_DEFAULT, int, s_purposes, N(s_purposes))};
+    CYAML_VALUE_ENUM(CYAML_FLAG_STRICT, int, s_purposes, N(s_purposes))};
 static const cyaml_schema_value_t s_event_type = {
-    CYAML_VALUE_ENUM(CYAML_FLAG_DEFAULT, int, s_event_types, N(s_event_types))};
+    CYAML_VALUE_ENUM(CYAML_FLAG_STRICT, int, s_event_types, N(s_event_types))};
 
 static const cyaml_schema_field_t s_party_fields[] = {
     CYAML_FIELD_STRING_PTR("organisation", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_party,
                            organisation, 1, 9),
-    CYAML_FIELD_ENUM("sector", CYAML_FLAG_OPTIONAL, y_party, sector, s_sectors, N(s_sectors)),
-    CYAML_FIELD_ENUM("relationship", CYAML_FLAG_OPTIONAL, y_party, relationship, s_relations,
-                     N(s_relations)),
+    CYAML_FIELD_ENUM("sector", CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, y_party, sector, s_sectors,
+                     N(s_sectors)),
+    CYAML_FIELD_ENUM("relationship", CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, y_party, relationship,
+                     s_relations, N(s_relations)),
     CYAML_FIELD_SEQUENCE("localities", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_party,
                          localities, &s_string, 1, 64),
     CYAML_FIELD_SEQUENCE("data_items", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_party,
@@ -132,15 +137,15 @@ static const cyaml_schema_value_t s_party = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_party, s_party_fields)};
 
 static const cyaml_schema_field_t s_basis_fields[] = {
-    CYAML_FIELD_ENUM("article6", CYAML_FLAG_DEFAULT, y_basis, article6, s_article6, N(s_article6)),
-    CYAML_FIELD_ENUM("article9", CYAML_FLAG_DEFAULT, y_basis, article9, s_article9, N(s_article9)),
-    CYAML_FIELD_UINT("dpa_schedule1_paragraph", CYAML_FLAG_OPTIONAL, y_basis,
-                     dpa_schedule1_paragraph),
+    CYAML_FIELD_ENUM("article6", CYAML_FLAG_STRICT, y_basis, article6, s_article6, N(s_article6)),
+    CYAML_FIELD_ENUM("article9", CYAML_FLAG_STRICT, y_basis, article9, s_article9, N(s_article9)),
+    CYAML_FIELD_STRING_PTR("dpa_schedule1_paragraph", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           y_basis, paragraph_text, 1, 9),
     CYAML_FIELD_END};
 
 static const cyaml_schema_field_t s_range_fields[] = {
-    CYAML_FIELD_UINT("min", CYAML_FLAG_DEFAULT, y_range, min),
-    CYAML_FIELD_UINT("max", CYAML_FLAG_DEFAULT, y_range, max), CYAML_FIELD_END};
+    CYAML_FIELD_STRING_PTR("min", CYAML_FLAG_POINTER, y_range, min_text, 1, 9),
+    CYAML_FIELD_STRING_PTR("max", CYAML_FLAG_POINTER, y_range, max_text, 1, 9), CYAML_FIELD_END};
 
 static const cyaml_schema_field_t s_approver_fields[] = {
     CYAML_FIELD_STRING_PTR("role", CYAML_FLAG_POINTER, y_approver, role, 1, 100),
@@ -153,9 +158,9 @@ static const cyaml_schema_value_t s_approver = {
 
 static const cyaml_schema_field_t s_isp_fields[] = {
     CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, y_isp, id, 1, 48),
-    CYAML_FIELD_UINT("version", CYAML_FLAG_DEFAULT, y_isp, version),
+    CYAML_FIELD_STRING_PTR("version", CYAML_FLAG_POINTER, y_isp, version_text, 1, 9),
     CYAML_FIELD_STRING_PTR("title", CYAML_FLAG_POINTER, y_isp, title, 1, 200),
-    CYAML_FIELD_ENUM("status", CYAML_FLAG_DEFAULT, y_isp, status, s_status, N(s_status)),
+    CYAML_FIELD_ENUM("status", CYAML_FLAG_STRICT, y_isp, status, s_status, N(s_status)),
     CYAML_FIELD_STRING_PTR("review_date", CYAML_FLAG_POINTER, y_isp, review_date, 10, 10),
     CYAML_FIELD_STRING_PTR("lead", CYAML_FLAG_POINTER, y_isp, lead, 1, 9),
     CYAML_FIELD_SEQUENCE("purposes", CYAML_FLAG_POINTER, y_isp, purposes, &s_purpose, 1, 6),
@@ -165,7 +170,7 @@ static const cyaml_schema_field_t s_isp_fields[] = {
     CYAML_FIELD_SEQUENCE("recipients", CYAML_FLAG_POINTER, y_isp, recipients, &s_party, 1, 64),
     CYAML_FIELD_MAPPING_PTR("lawful_basis", CYAML_FLAG_POINTER, y_isp, lawful_basis,
                             s_basis_fields),
-    CYAML_FIELD_ENUM("consent", CYAML_FLAG_DEFAULT, y_isp, consent, s_consent, N(s_consent)),
+    CYAML_FIELD_ENUM("consent", CYAML_FLAG_STRICT, y_isp, consent, s_consent, N(s_consent)),
     CYAML_FIELD_MAPPING_PTR("level_of_need", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_isp,
                             level_of_need, s_range_fields),
     CYAML_FIELD_SEQUENCE("approvers", CYAML_FLAG_POINTER, y_isp, approvers, &s_approver, 1, 32),
@@ -296,16 +301,53 @@ static sh_err s_check_party(const char *file, const char *side, unsigned i, cons
     return SH_OK;
 }
 
+/* A whole number lo..hi written in decimal digits only (no sign, point or exponent). */
+static sh_err s_number(const char *file, const char *key, const char *text, unsigned lo,
+                       unsigned hi, unsigned *out, sh_error *err)
+{
+    unsigned long v = 0;
+    size_t n = strspn(text, "0123456789");
+    if (n == 0 || text[n] || n > 9 || (v = strtoul(text, NULL, 10)) < lo || v > hi)
+        return sh_error_set(err, SH_E_POLICY_FILE,
+                            "%s: %s: '%s' is not a whole number from %u to %u", file, key, text, lo,
+                            hi);
+    *out = (unsigned)v;
+    return SH_OK;
+}
+
+/* A real calendar date as YYYY-MM-DD. */
+static sh_err s_date(const char *file, const char *key, const char *text, sh_error *err)
+{
+    if (sh_date_check(text) == SH_OK) return SH_OK;
+    return sh_error_set(err, SH_E_POLICY_FILE,
+                        "%s: %s: '%s' is not a calendar date written YYYY-MM-DD (as 2027-01-31)",
+                        file, key, text);
+}
+
 static sh_err s_check_isp(const char *file, sh_isp *isp, sh_error *err)
 {
-    const y_isp *y = isp->y;
+    y_isp *y = isp->y;
+    sh_err rc;
     for (const char *c = y->id; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
             return sh_error_set(err, SH_E_POLICY_FILE, "%s: id is not [a-z0-9-]", file);
-    if (y->version < 1)
-        return sh_error_set(err, SH_E_POLICY_FILE, "%s: version must be 1 or more", file);
-    if (sh_date_check(y->review_date) != SH_OK)
-        return sh_error_set(err, SH_E_POLICY_FILE, "%s: review_date is not YYYY-MM-DD", file);
+    if ((rc = s_number(file, "version", y->version_text, 1, 999999, &y->version, err)) ||
+        (rc = s_date(file, "review_date", y->review_date, err)))
+        return rc;
+    if (y->lawful_basis->paragraph_text &&
+        (rc =
+             s_number(file, "lawful_basis.dpa_schedule1_paragraph", y->lawful_basis->paragraph_text,
+                      1, 37, &y->lawful_basis->dpa_schedule1_paragraph, err)))
+        return rc;
+    if (y->level_of_need && ((rc = s_number(file, "level_of_need.min", y->level_of_need->min_text,
+                                            0, 4, &y->level_of_need->min, err)) ||
+                             (rc = s_number(file, "level_of_need.max", y->level_of_need->max_text,
+                                            0, 4, &y->level_of_need->max, err))))
+        return rc;
+    for (unsigned i = 0; i < y->approvers_count; i++)
+        if (y->approvers[i].approved_on &&
+            (rc = s_date(file, "approvers.approved_on", y->approvers[i].approved_on, err)))
+            return rc;
     if (sh_org_code_check(y->lead) != SH_OK)
         return sh_error_set(err, SH_E_POLICY_FILE, "%s: lead is not an organisation code", file);
     if (y->lawful_basis->article9 == 4 && y->lawful_basis->dpa_schedule1_paragraph == 0)
@@ -317,7 +359,6 @@ static sh_err s_check_isp(const char *file, sh_isp *isp, sh_error *err)
         (y->level_of_need->min > y->level_of_need->max || y->level_of_need->max > 4))
         return sh_error_set(err, SH_E_POLICY_FILE, "%s: level_of_need: want 0 <= min <= max <= 4",
                             file);
-    sh_err rc;
     for (unsigned i = 0; i < y->senders_count; i++)
         if ((rc = s_check_party(file, "sender", i, &y->senders[i], 0, err))) return rc;
     for (unsigned i = 0; i < y->recipients_count; i++)

@@ -52,7 +52,7 @@ static const cyaml_schema_value_t s_string = {
 static const cyaml_schema_field_t s_org_fields[] = {
     CYAML_FIELD_STRING_PTR("code", CYAML_FLAG_POINTER, y_org, code, 1, 9),
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_org, name, 1, 200),
-    CYAML_FIELD_ENUM("sector", CYAML_FLAG_DEFAULT, y_org, sector, s_sectors, 5),
+    CYAML_FIELD_ENUM("sector", CYAML_FLAG_STRICT, y_org, sector, s_sectors, 5),
     CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),
     CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, la_code, 3,
                            3),

@@ -224,24 +224,42 @@ uint64_t sh_rng_next(uint64_t *rng)
     return z ^ (z >> 31);
 }
 
+void sh_nhs_synthetic_at(uint64_t index, char out[SH_NHS_LEN + 1])
+{
+    /* digits 4-8 are a permutation of index / 9 (7919 is prime to 10^5); digit 9 is the
+     * (index % 9)-th of the nine values that leave a valid check digit: for fixed digits 1-8,
+     * each value of digit 9 (weight 2, invertible mod 11) gives a different sum mod 11, so
+     * exactly one of the ten makes the check digit 10 */
+    index %= SH_SYNTH_INDEXES;
+    unsigned a = (unsigned)((index / 9 * 7919 + 4321) % 100000), j = (unsigned)(index % 9);
+    snprintf(out, SH_NHS_LEN + 1, "999%05u00", a);
+    for (int d9 = 0, k = 0; d9 <= 9; d9++) {
+        out[8] = (char)('0' + d9);
+        int check = s_nhs_check_digit(out);
+        if (check < 0) continue;
+        if ((unsigned)k++ == j) {
+            out[9] = (char)('0' + check);
+            return;
+        }
+    }
+}
+
 void sh_nhs_synthetic(uint64_t *rng, char out[SH_NHS_LEN + 1])
 {
-    for (;;) {
-        uint64_t r = sh_rng_next(rng) % 1000000;
-        snprintf(out, SH_NHS_LEN + 1, "999%06llu0", (unsigned long long)r);
-        int check = s_nhs_check_digit(out);
-        if (check < 0) continue; /* 1 in 11: the check digit would be 10 */
-        out[9] = (char)('0' + check);
-        return;
-    }
+    sh_nhs_synthetic_at(sh_rng_next(rng) % SH_SYNTH_INDEXES, out);
+}
+
+void sh_upn_synthetic_at(uint64_t index, const char *la, char out[SH_UPN_LEN + 1])
+{
+    /* 9 digits after the LA code: a permutation of index (1000003 is prime to 10^9) */
+    unsigned v = (unsigned)((index % 1000000000u * 1000003u + 12345u) % 1000000000u);
+    snprintf(out, SH_UPN_LEN + 1, "?%.3s%09u", la, v);
+    out[0] = sh_upn_check_letter(out + 1);
 }
 
 void sh_upn_synthetic(uint64_t *rng, const char *la, char out[SH_UPN_LEN + 1])
 {
-    uint64_t r = sh_rng_next(rng);
-    snprintf(out, SH_UPN_LEN + 1, "?%.3s%04u%02u%03u", la, (unsigned)(r % 10000),
-             (unsigned)(r / 10000 % 100), (unsigned)(r / 1000000 % 1000));
-    out[0] = sh_upn_check_letter(out + 1);
+    sh_upn_synthetic_at(sh_rng_next(rng) % 1000000000u, la, out);
 }
 
 const char *sh_ident_kind(const char *in, char *canon, size_t cap)

@@ -79,10 +79,23 @@ sh_err sh_event_id_parse(const char *s, uint8_t out[SH_EVENT_ID_LEN]);
 /* splitmix64: the next value of the sequence, advancing *rng. */
 uint64_t sh_rng_next(uint64_t *rng);
 
-/* A valid NHS number from the never-issued range 999 000 0000 - 999 999 9999. */
+/* How many distinct synthetic children there are: the *_at functions give different
+ * identifiers for every index below this (900,000 = 10^5 x the 9 final digits that keep an NHS
+ * check digit valid). */
+#define SH_SYNTH_INDEXES 900000u
+
+/* The synthetic NHS number of index (mod SH_SYNTH_INDEXES): valid, in the never-issued range
+ * 999 000 0000 - 999 999 9999, and different for every index below SH_SYNTH_INDEXES. */
+void sh_nhs_synthetic_at(uint64_t index, char out[SH_NHS_LEN + 1]);
+
+/* A valid NHS number from that range, for a random index drawn from *rng. */
 void sh_nhs_synthetic(uint64_t *rng, char out[SH_NHS_LEN + 1]);
 
-/* A valid permanent UPN for LA code la (3 digits, e.g. "881"). */
+/* The synthetic permanent UPN of index for LA code la (3 digits, e.g. "881"): valid, and
+ * different for every index below 10^9. */
+void sh_upn_synthetic_at(uint64_t index, const char *la, char out[SH_UPN_LEN + 1]);
+
+/* A valid permanent UPN for LA code la, for a random index drawn from *rng. */
 void sh_upn_synthetic(uint64_t *rng, const char *la, char out[SH_UPN_LEN + 1]);
 
 #endif

@@ -14,19 +14,28 @@
 #include "clock.h"
 #include "codec.h"
 
-void sh_synth_child_make(uint64_t *rng, const char *la, sh_synth_child *c)
+void sh_synth_child_at(uint64_t index, const char *la, sh_synth_child *c)
 {
+    index %= SH_SYNTH_INDEXES;
     memset(c, 0, sizeof *c);
-    sh_nhs_synthetic(rng, c->nhs_number);
-    sh_upn_synthetic(rng, la, c->upn);
-    uint64_t r = sh_rng_next(rng);
-    snprintf(c->la_child_id, sizeof c->la_child_id, "LA%s-%06u", la, (unsigned)(r % 1000000));
+    sh_nhs_synthetic_at(index, c->nhs_number);
+    sh_upn_synthetic_at(index, la, c->upn);
+    /* the LA id: a permutation of index below 10^6 (7919 is prime to 10^6) */
+    snprintf(c->la_child_id, sizeof c->la_child_id, "LA%.3s-%06u", la,
+             (unsigned)((index * 7919 + 17) % 1000000));
+    uint64_t h = index; /* names and birth date: any values will do, the same for an index */
+    uint64_t r = sh_rng_next(&h);
     snprintf(c->given_name, sizeof c->given_name, "Child%03u", (unsigned)(r / 1000000 % 1000));
     snprintf(c->family_name, sizeof c->family_name, "ZZTEST-%04u",
              (unsigned)(r / 1000000000 % 10000));
     snprintf(c->date_of_birth, sizeof c->date_of_birth, "%04u-%02u-%02u", 2008 + (unsigned)(r % 17),
              1 + (unsigned)(r / 17 % 12), 1 + (unsigned)(r / 204 % 28));
     snprintf(c->responsible_la, sizeof c->responsible_la, "%.3s", la);
+}
+
+void sh_synth_child_make(uint64_t *rng, const char *la, sh_synth_child *c)
+{
+    sh_synth_child_at(sh_rng_next(rng) % SH_SYNTH_INDEXES, la, c);
 }
 
 sh_err sh_synth_event(uint64_t *rng, int type, const sh_synth_child *c, const char *source_org,

@@ -25,7 +25,11 @@ typedef struct sh_synth_child {
     char responsible_la[4];
 } sh_synth_child;
 
-/* A synthetic child of local authority la (a DfE code such as "881"). */
+/* Synthetic child number index (mod SH_SYNTH_INDEXES) of local authority la (a DfE code such
+ * as "881"): its NHS number, UPN and LA child id differ from every other index's. */
+void sh_synth_child_at(uint64_t index, const char *la, sh_synth_child *c);
+
+/* A synthetic child of local authority la at a random index drawn from *rng. */
 void sh_synth_child_make(uint64_t *rng, const char *la, sh_synth_child *c);
 
 /* An encoded, valid v1 Envelope of event_type (1-13) about child c, published by source_org,

@@ -13,7 +13,9 @@
 #include "error.h"
 
 /* Loads path against schema into *out (free with sh_yaml_free). On failure returns code with
- * err->detail = "<path>: <what cyaml reported>". */
+ * err->detail = "<path>:<line>:<column>: <key>: <problem>", and for an enumeration the values
+ * it allows ("... is not one of: draft, active, suspended"). Enumerations in schemas given
+ * here should carry CYAML_FLAG_STRICT: names only, never numbers. */
 sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, sh_err code,
                     sh_error *err);
 

@@ -51,6 +51,19 @@ expect explain-unknown-type 2 "not an event type" -- "$bin" policy explain --pol
     --registry "$tmp/enrolment.yaml" --from 881 --type parking_ticket
 expect explain-unknown-org 2 "not in the enrolment registry" -- "$bin" policy explain \
     --policy "$tmp" --registry "$tmp/enrolment.yaml" --from NOBODY --type cp_plan_status
+# --school names the child's school of record (it was in the usage text and not parsed)
+sed -e 's/id: isp-cpis/id: isp-school/' -e 's/recipients:/recipients:\n  - {relationship: child_school, data_items: [cp_plan_status.status]}/' \
+    -e '/sector: health, data_items/d' "$tmp/isp-cpis.yaml" >"$tmp/isp-school.yaml"
+expect explain-school 0 "PERMIT 8819990" -- "$bin" policy explain --policy "$tmp" \
+    --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status --school 8819990
+expect explain-no-school 0 "deny   8819990" -- "$bin" policy explain --policy "$tmp" \
+    --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
+expect explain-bad-school 2 "--school NOSUCH is not in the enrolment registry" -- "$bin" policy \
+    explain --policy "$tmp" --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status \
+    --school NOSUCH
+expect explain-bad-option 2 "unknown option '--bogus'" -- "$bin" policy explain --policy "$tmp" \
+    --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status --bogus x
+rm "$tmp/isp-school.yaml"
 
 sed -e "s/$inyear/$ago5/" -e 's/isp-cpis/isp-old/' "$tmp/isp-cpis.yaml" >"$tmp/isp-old.yaml"
 expect check-lapsed 1 "error: .*isp-old@1: lapsed" -- \

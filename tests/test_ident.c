@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "ident.h"
+#include "synth.h"
 
 Test(ident, nhs_valid_vectors)
 {
@@ -186,4 +187,35 @@ Test(ident, rng_is_deterministic)
         cr_assert_eq(sh_rng_next(&a), sh_rng_next(&b));
     uint64_t c = 6;
     cr_assert_neq(sh_rng_next(&a), sh_rng_next(&c));
+}
+
+Test(ident, every_synthetic_index_is_a_different_valid_child)
+{
+    /* seeds 100766 and 101262 once gave the same NHS number: now every index below
+     * SH_SYNTH_INDEXES has its own, and its own UPN and LA id */
+    uint8_t *seen = calloc(10000000 / 8, 1), *seen_la = calloc(1000000 / 8, 1);
+    cr_assert(seen && seen_la);
+    for (uint64_t i = 0; i < SH_SYNTH_INDEXES; i++) {
+        char nhs[SH_NHS_LEN + 1];
+        sh_nhs_synthetic_at(i, nhs);
+        cr_assert_eq(sh_nhs_check(nhs), SH_OK, "index %llu: %s", (unsigned long long)i, nhs);
+        cr_assert_eq(memcmp(nhs, "999", 3), 0);
+        unsigned v = (unsigned)strtoul(nhs + 3, NULL, 10);
+        cr_assert_eq(seen[v / 8] & (1u << (v % 8)), 0, "index %llu repeats an NHS number",
+                     (unsigned long long)i);
+        seen[v / 8] |= (uint8_t)(1u << (v % 8));
+        if (i % 97 == 0) { /* the whole child, for a sample (UPN and LA id are permutations) */
+            sh_synth_child c;
+            sh_synth_child_at(i, "881", &c);
+            cr_assert_str_eq(c.nhs_number, nhs);
+            cr_assert_eq(sh_upn_check(c.upn), SH_OK, "%s", c.upn);
+            cr_assert_eq(sh_la_child_id_check(c.la_child_id), SH_OK);
+            unsigned la = (unsigned)strtoul(c.la_child_id + 6, NULL, 10);
+            cr_assert_eq(seen_la[la / 8] & (1u << (la % 8)), 0, "index %llu repeats an LA id",
+                         (unsigned long long)i);
+            seen_la[la / 8] |= (uint8_t)(1u << (la % 8));
+        }
+    }
+    free(seen);
+    free(seen_la);
 }

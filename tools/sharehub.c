@@ -110,10 +110,33 @@ static int s_keygen(int argc, char **argv)
 static int s_ident(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "synthetic") == 0) {
-        /* a synthetic child as JSON, for scripts and demos: never a real person */
-        uint64_t rng = argc >= 2 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
+        /* a synthetic child as JSON, for scripts and demos: never a real person; each SEED
+         * below SH_SYNTH_INDEXES is a different child */
+        if (argc > 3) {
+            fprintf(stderr, "sharehub ident synthetic: extra argument '%s'\n", argv[3]);
+            return EXIT_USAGE;
+        }
+        uint64_t seed = (uint64_t)sh_clock_ms() % SH_SYNTH_INDEXES;
+        const char *la = argc >= 3 ? argv[2] : "881";
+        if (argc >= 2) {
+            size_t n = strspn(argv[1], "0123456789");
+            if (n == 0 || argv[1][n] || n > 7 || strtoull(argv[1], NULL, 10) >= SH_SYNTH_INDEXES) {
+                fprintf(stderr,
+                        "sharehub ident synthetic: SEED '%s': want a whole number from 0 to %u\n",
+                        argv[1], SH_SYNTH_INDEXES - 1);
+                return EXIT_USAGE;
+            }
+            seed = strtoull(argv[1], NULL, 10);
+        }
+        if (sh_la_code_check(la) != SH_OK) {
+            fprintf(stderr,
+                    "sharehub ident synthetic: LA '%s': not a DfE local authority code (3 digits, "
+                    "201-938, such as 881 for Essex)\n",
+                    la);
+            return EXIT_USAGE;
+        }
         sh_synth_child c;
-        sh_synth_child_make(&rng, argc >= 3 ? argv[2] : "881", &c);
+        sh_synth_child_at(seed, la, &c);
         printf("{\"nhs_number\":\"%s\",\"upn\":\"%s\",\"la_child_id\":\"%s\","
                "\"given_name\":\"%s\",\"family_name\":\"%s\",\"date_of_birth\":\"%s\","
                "\"responsible_la\":\"%s\"}\n",
@@ -281,8 +304,10 @@ static int s_policy_explain(int argc, char **argv)
             consent = v;
         else if (strcmp(k, "--referrer") == 0)
             referrer = v;
+        else if (strcmp(k, "--school") == 0)
+            school = v;
         else {
-            s_usage(stderr);
+            fprintf(stderr, "sharehub policy explain: unknown option '%s'\n", k);
             return EXIT_USAGE;
         }
     }
@@ -306,6 +331,13 @@ static int s_policy_explain(int argc, char **argv)
         fprintf(stderr, "sharehub: --from %s is not in the enrolment registry\n", from);
         goto out;
     }
+    const char *named[2][2] = {{"--school", school}, {"--referrer", referrer}};
+    for (int i = 0; i < 2; i++)
+        if (named[i][1] && !sh_registry_by_code(reg, named[i][1])) {
+            fprintf(stderr, "sharehub: %s %s is not in the enrolment registry\n", named[i][0],
+                    named[i][1]);
+            goto out;
+        }
     if (file) {
         if (s_read_file(file, &buf, &len)) {
             fprintf(stderr, "sharehub: %s: %s\n", file, strerror(errno));
