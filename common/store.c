@@ -353,6 +353,21 @@ sh_err sh_store_db(sh_store *s, const char *name, unsigned flags, sh_db *out, sh
     return e;
 }
 
+int sh_store_db_exists(sh_store *s, const char *name)
+{
+    if (!s_name_ok(name)) return 0;
+    MDB_txn *txn = NULL;
+    MDB_dbi main;
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int found = 0;
+    /* named databases are keys of the main (unnamed) database */
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) == 0) {
+        found = mdb_dbi_open(txn, NULL, 0, &main) == 0 && mdb_get(txn, main, &k, &v) == 0;
+        mdb_txn_abort(txn);
+    }
+    return found;
+}
+
 const uint8_t *sh_store_id(const sh_store *s)
 {
     return s->id;

@@ -98,6 +98,10 @@ enum {
  * Errors: SH_E_INVAL (bad name, flag mismatch, too many databases), SH_E_STORE. */
 sh_err sh_store_db(sh_store *s, const char *name, unsigned flags, sh_db *out, sh_error *err);
 
+/* 1 when the store holds a database of this name (opened or not; nothing is created), else 0:
+ * what tells a broker's store (it has "queue") from an agent's ("outbox"). */
+int sh_store_db_exists(sh_store *s, const char *name);
+
 /* The store's random 16-byte id (fixed at creation). */
 const uint8_t *sh_store_id(const sh_store *s);
 

@@ -838,6 +838,17 @@ Test(agents, the_auditor_reports_the_case_and_what_another_policy_would_have_don
     cr_assert_eq(tu_cli(&out, read), 0, "%s", out);
     cr_assert(strstr(out, "SYNTHETIC-NARRATIVE-MARKER"), "%s", out);
     free(out);
+    /* the broker's copy of the same event, parsed as a broker's record (its store has a queue) */
+    char *bmk = s_path("broker.master"), *bsk = s_path("broker.sign");
+    const char *bread[] = {"audit",    "event", st[0],        id,
+                           "--master", bmk,     "--sign-key", bsk,
+                           "--user",   "ig-1",  "--purpose",  "subject access request",
+                           NULL};
+    cr_assert_eq(tu_cli(&out, bread), 0, "%s", out);
+    cr_assert(strstr(out, "SYNTHETIC-NARRATIVE-MARKER"), "%s", out);
+    free(out);
+    free(bmk);
+    free(bsk);
     const char *trail[] = {"audit",    "replay", st[1],   "--keyring", ring, "--json",
                            "--action", "read",   "--org", "auditor",   NULL};
     cr_assert_eq(tu_cli(&out, trail), 0, "%s", out);

@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_record.h"
 #include "auditor.h"
+#include "broker_record.h"
 #include "codec.h"
 #include "ident.h"
 #include "json.h"
@@ -690,41 +692,24 @@ static int s_event(int argc, char **argv)
     sh_err rc = sh_store_db(l.store, "events", SH_DB_SEALED, &events, &err);
     if (!rc) rc = sh_txn_begin(l.store, 1, &t, &err);
     if (!rc) rc = sh_txn_get(t, events, id, 16, &b, &err);
-    /* broker: u8 n sender · u32 n outcome · u32 n envelope; agent: u8 direction · i64 ·
-     * u8 n peer · u8 n rule · u8 flags · envelope (docs/protocol.md, docs/agent.md) */
+    /* the record's owner parses it: a broker's store has a queue, an agent's an outbox */
+    int broker = sh_store_db_exists(l.store, "queue"), agent = sh_store_db_exists(l.store, "outbox");
     const uint8_t *env = NULL;
     size_t envlen = 0;
-    if (!rc) {
-        const uint8_t *p = b.data, *end = b.data + b.len;
-        if (b.len > 9 && (p[0] == 1 || p[0] == 2) && (size_t)(end - p) > 9 + (size_t)p[9]) {
-            /* agent layout */
-            size_t off = 9 + 1 + p[9];
-            if (off < b.len && off + 1 + p[off] < b.len) {
-                off += 1 + p[off] + 1;
-                env = p + off;
-                envlen = b.len - off;
-            }
-        }
-        if (!env || sh_envelope_decode_minimised(env, envlen, &e, &err) != SH_OK) {
-            env = NULL;
-            size_t off = 1 + (b.len ? p[0] : 0);
-            if (off + 4 <= b.len) {
-                uint32_t n = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
-                             (uint32_t)p[off + 2] << 8 | p[off + 3];
-                off += 4 + n;
-                if (off + 4 <= b.len) {
-                    uint32_t m = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
-                                 (uint32_t)p[off + 2] << 8 | p[off + 3];
-                    if (off + 4 + m == b.len) {
-                        env = p + off + 4;
-                        envlen = m;
-                    }
-                }
-            }
-            if (!env || sh_envelope_decode_minimised(env, envlen, &e, &err) != SH_OK)
-                rc = sh_error_set(&err, SH_E_STORE_CORRUPT, "stored event cannot be decoded");
-        }
+    sh_broker_event bev;
+    sh_agent_record arec;
+    if (!rc && broker && sh_broker_event_parse(b.data, b.len, &bev) == 0) {
+        env = bev.env;
+        envlen = bev.env_len;
+    } else if (!rc && agent && sh_agent_record_parse(b.data, b.len, &arec) == 0) {
+        env = arec.env;
+        envlen = arec.env_len;
     }
+    if (!rc && !broker && !agent)
+        rc = sh_error_set(&err, SH_E_STORE_CORRUPT, "%s: neither a broker's nor an agent's store",
+                          dir);
+    else if (!rc && (!env || sh_envelope_decode_minimised(env, envlen, &e, &err) != SH_OK))
+        rc = sh_error_set(&err, SH_E_STORE_CORRUPT, "stored event cannot be decoded");
     if (!rc) {
         sh_audit_entry ae = {.action = SH_AUDIT_READ,
                              .event_id = id,
