@@ -13,6 +13,7 @@
 
 #include "broker_int.h"
 #include "clock.h"
+#include "decide.h"
 #include "minimise.h"
 
 /* The sender of a stored event, into out; 0 when found. */
@@ -76,23 +77,6 @@ static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_o
     return rc;
 }
 
-/* What the routing decisions of an event depended on, for the `receive` audit entry, so that
- * `sharehub audit whatif` can decide them again under another policy (docs/audit.md). */
-#define SH_BROKER_CONTEXT_MAX 256
-static void s_decision_context(const sh_envelope *e, const char *school, const char *referrer,
-                               char *out, size_t cap)
-{
-    const Sharehub__V1__LawfulBasis *lb = e->lawful_basis;
-    const char *la = sh_policy_responsible_la(e);
-    snprintf(out, cap,
-             "type=%s purpose=%d a6=%d a9=%d para=%u level=%u consent=%d la=%s school=%s "
-             "referrer=%s",
-             sh_event_type_name(e->event_type), (int)e->purpose, lb ? (int)lb->article6 : 0,
-             lb ? (int)lb->article9 : 0, lb ? lb->dpa_schedule1_paragraph : 0, e->level_of_need,
-             (int)e->consent, la && la[0] ? la : "-", school[0] ? school : "-",
-             referrer[0] ? referrer : "-");
-}
-
 /* A CONFIRM's outcome lines from text[0..len) ('\n'-separated): at most SH_OUTCOME_LINES_MAX;
  * when there are more, the last one sent is "more <n>", n the lines not sent (each is in the
  * broker's audit log). */
@@ -113,6 +97,69 @@ static void s_outcome_lines(bk_reply *r, const char *text, size_t len)
         sent++;
         o = nl ? nl + 1 : end;
     }
+}
+
+/* One recipient's share of an accepted event (sh_decide_all calls it for each). */
+typedef struct s_route {
+    sh_broker *b;
+    sh_txn *t;
+    uint64_t *seq;
+    const sh_org *from;
+    const sh_envelope *e;
+    const uint8_t *raw;
+    size_t len;
+    const uint8_t *child; /* the child's blinded reference, for the audit entries */
+    uint8_t *copy;        /* room for a minimised copy: len + SH_MINIMISE_SLACK */
+    char *outcome;        /* outcome lines gathered */
+    size_t cap, *used;
+    int overridden; /* the consent decided with came from the record, not the event */
+    sh_buf *buf;
+    sh_error *err;
+} s_route;
+
+/* Audits the decision and, when it permits, queues the minimised copy; adds the outcome line.
+ * Non-zero (an error code, in r->err) when the copy could not be queued. */
+static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
+{
+    s_route *r = ctx;
+    sh_broker *b = r->b;
+    sh_decision d = *dec;
+    const uint8_t *id = r->e->event_id.data;
+    const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
+    if (!d.permit) {
+        if (r->overridden && d.code == SH_E_DENY_CONSENT)
+            strncat(d.reason, " (withdrawn or refused on record)",
+                    sizeof d.reason - strlen(d.reason) - 1);
+        bk_audit(b, r->t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, r->child, r->from->code,
+                 to->code, rule, d.reason);
+        /* organisations no protocol names as recipients are audited, not listed */
+        if (d.code != SH_E_DENY_NO_ISP && d.code != SH_E_DENY_PARTY)
+            s_append(r->outcome, r->used, r->cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
+        return 0;
+    }
+    if (!bk_subscribed(b, r->t, to->code, r->e->event_type, r->buf)) {
+        s_append(r->outcome, r->used, r->cap, "%s unsubscribed %s\n", to->code, rule);
+        bk_audit(b, r->t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, r->child, r->from->code, to->code,
+                 rule, "not queued: the recipient does not subscribe to this type");
+        return 0;
+    }
+    size_t clen = 0;
+    sh_err rc =
+        sh_minimise(r->raw, r->len, d.items, d.n_items, r->copy, r->len + SH_MINIMISE_SLACK, &clen);
+    if (rc) sh_error_set(r->err, rc, "minimising the copy for %s", to->code);
+    uint8_t flags = d.state == SH_ISP_OVERDUE ? SH_DELIVERY_OVERDUE : 0;
+    if (!rc)
+        rc = bk_enqueue(b, r->t, r->seq, to->code, id, r->from->code, rule, flags, r->copy, clen,
+                        r->err);
+    if (rc) return (int)rc;
+    s_append(r->outcome, r->used, r->cap, "%s permit %s%s\n", to->code, rule,
+             flags ? " overdue" : "");
+    char detail[SH_POLICY_ITEMS_TEXT_MAX + 40];
+    size_t dn = (size_t)snprintf(detail, sizeof detail, "queued%s items=", flags ? " overdue" : "");
+    sh_decision_items(&d, detail + dn, sizeof detail - dn);
+    bk_audit(b, r->t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, r->child, r->from->code, to->code, rule,
+             detail);
+    return 0;
 }
 
 void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, const uint8_t *raw,
@@ -172,7 +219,7 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         bk_confirm(r, id, SH_E_NOMEM, "out of memory");
         goto out;
     }
-    char context[SH_BROKER_CONTEXT_MAX];
+    char context[SH_DECIDE_CONTEXT_MAX];
     snprintf(context, sizeof context, "type=%s", sh_event_type_name(e->event_type));
     if (e->event_type == ET(DELIVERY_RECEIPT)) {
         rc = s_route_receipt(b, t, seq, from, e, raw, len, outcome, cap, &err);
@@ -194,49 +241,15 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         char school[SH_ORG_MAX + 1];
         bk_school_lookup(b, t, e, school);
         e->consent = bk_effective_consent(b, t, e, &overridden);
-        s_decision_context(e, school, referrer, context, sizeof context);
-        for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
-            const sh_org *to = sh_registry_at(b->registry, i);
-            if (strcmp(to->code, from->code) == 0) continue;
-            sh_share s = {
-                e, from, to, referrer[0] ? referrer : NULL, now, school[0] ? school : NULL};
-            sh_decision d;
-            sh_policy_decide(b->policy, &s, &d);
-            const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
-            if (!d.permit) {
-                if (overridden && d.code == SH_E_DENY_CONSENT)
-                    strncat(d.reason, " (withdrawn or refused on record)",
-                            sizeof d.reason - strlen(d.reason) - 1);
-                bk_audit(b, t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, child, from->code,
-                         to->code, rule, d.reason);
-                /* organisations no protocol names as recipients are audited, not listed */
-                if (d.code == SH_E_DENY_NO_ISP || d.code == SH_E_DENY_PARTY) continue;
-                s_append(outcome, &used, cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
-                continue;
-            }
-            if (!bk_subscribed(b, t, to->code, e->event_type, &buf)) {
-                s_append(outcome, &used, cap, "%s unsubscribed %s\n", to->code, rule);
-                bk_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, child, from->code, to->code,
-                         rule, "not queued: the recipient does not subscribe to this type");
-                continue;
-            }
-            size_t clen = 0;
-            rc = sh_minimise(raw, len, d.items, d.n_items, copy, len + SH_MINIMISE_SLACK, &clen);
-            uint8_t flags = d.state == SH_ISP_OVERDUE ? SH_DELIVERY_OVERDUE : 0;
-            if (!rc)
-                rc = bk_enqueue(b, t, seq, to->code, id, from->code, rule, flags, copy, clen, &err);
-            if (rc) {
-                bk_confirm(r, id, rc, err.detail);
-                goto out;
-            }
-            s_append(outcome, &used, cap, "%s permit %s%s\n", to->code, rule,
-                     flags ? " overdue" : "");
-            char detail[SH_POLICY_ITEMS_TEXT_MAX + 40];
-            size_t dn =
-                (size_t)snprintf(detail, sizeof detail, "queued%s items=", flags ? " overdue" : "");
-            sh_decision_items(&d, detail + dn, sizeof detail - dn);
-            bk_audit(b, t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, child, from->code, to->code, rule,
-                     detail);
+        sh_decide_context_write(e, school, referrer, context);
+        s_route route = {b,    t,       seq, from,  e,          raw,  len, child,
+                         copy, outcome, cap, &used, overridden, &buf, &err};
+        rc = (sh_err)sh_decide_all(b->policy, b->registry, e, from, referrer, school, now,
+                                   s_route_one, &route);
+        if (rc) {
+            bk_confirm(r, id, rc, err.detail);
+            e->consent = claimed;
+            goto out;
         }
         e->consent = claimed;
     }

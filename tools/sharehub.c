@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "crypto.h"
+#include "decide.h"
 #include "ident.h"
 #include "lint.h"
 #include "minimise.h"
@@ -281,6 +282,22 @@ static int s_read_file(const char *path, uint8_t **out, size_t *len)
     return 0;
 }
 
+/* One recipient's decision, as `policy explain` prints it. */
+static int s_explain_one(void *ctx, const sh_org *to, const sh_decision *d)
+{
+    (void)ctx;
+    if (d->permit) {
+        printf("  PERMIT %-9s %s\n         %s\n         sees:", to->code, to->name, d->reason);
+        for (size_t k = 0; k < d->n_items; k++)
+            printf(" %s", d->items[k]);
+        putchar('\n');
+    } else {
+        printf("  deny   %-9s %s\n         E%03d %s: %s\n", to->code, to->name, (int)d->code,
+               sh_err_name(d->code), d->reason);
+    }
+    return 0;
+}
+
 static int s_policy_explain(int argc, char **argv)
 {
     const char *dir = NULL, *regpath = NULL, *from = NULL, *file = NULL, *type = NULL;
@@ -381,23 +398,7 @@ static int s_policy_explain(int argc, char **argv)
     }
     printf("%s from %s (purpose %d, level of need %u, consent %d):\n",
            sh_event_type_name(e->event_type), from, e->purpose, e->level_of_need, e->consent);
-    int64_t now = sh_clock_ms();
-    for (size_t i = 0; i < sh_registry_count(reg); i++) {
-        const sh_org *to = sh_registry_at(reg, i);
-        if (to == sender) continue;
-        sh_share s = {e, sender, to, referrer, now, school};
-        sh_decision d;
-        sh_policy_decide(p, &s, &d);
-        if (d.permit) {
-            printf("  PERMIT %-9s %s\n         %s\n         sees:", to->code, to->name, d.reason);
-            for (size_t k = 0; k < d.n_items; k++)
-                printf(" %s", d.items[k]);
-            putchar('\n');
-        } else {
-            printf("  deny   %-9s %s\n         E%03d %s: %s\n", to->code, to->name, (int)d.code,
-                   sh_err_name(d.code), d.reason);
-        }
-    }
+    sh_decide_all(p, reg, e, sender, referrer, school, sh_clock_ms(), s_explain_one, NULL);
     rc = EXIT_OK;
 out:
     free(buf);

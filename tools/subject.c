@@ -15,6 +15,7 @@
 #include "auditor.h"
 #include "clock.h"
 #include "codec.h"
+#include "decide.h"
 #include "ident.h"
 
 #define MAX_STORES 32
@@ -229,12 +230,14 @@ static void s_table_end(s_out *o)
 
 /* ---- the report ---------------------------------------------------------------------------- */
 
-/* "type=X ..." (broker) or "X" (agents): the event type an entry names, or "". */
+/* "type=X ..." (broker: a decision context) or "X" (agents): the event type an entry names,
+ * or "". */
 static void s_type_of(const char *detail, char *out, size_t cap)
 {
-    const char *p = strncmp(detail, "type=", 5) == 0 ? detail + 5 : detail;
-    size_t n = strcspn(p, " ;");
-    snprintf(out, cap, "%.*s", (int)n, p);
+    sh_decide_context_type(detail, out, cap);
+    if (out[0]) return;
+    size_t n = strcspn(detail, " ;");
+    snprintf(out, cap, "%.*s", (int)n, detail);
     if (!sh_event_type_from_name(out)) out[0] = '\0';
 }
 

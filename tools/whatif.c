@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "auditor.h"
+#include "decide.h"
 #include "codec.h"
 #include "ident.h"
 #include "policy.h"
@@ -59,32 +60,6 @@ typedef struct s_whatif {
     size_t nbuckets, capbuckets;
     int nomem;
 } s_whatif;
-
-/* Reads "key=value" from a space-separated detail. */
-static int s_kv(const char *detail, const char *key, char *out, size_t cap)
-{
-    size_t n = strlen(key);
-    for (const char *p = detail; p && *p; p = strchr(p, ' '), p = p ? p + 1 : NULL) {
-        if (strncmp(p, key, n) == 0 && p[n] == '=') {
-            size_t len = strcspn(p + n + 1, " ");
-            if (len >= cap) return -1;
-            memcpy(out, p + n + 1, len);
-            out[len] = '\0';
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int s_kv_int(const char *detail, const char *key, int *out)
-{
-    char buf[16], *end;
-    if (s_kv(detail, key, buf, sizeof buf)) return -1;
-    long v = strtol(buf, &end, 10);
-    if (*end || end == buf || v < 0 || v > 1000000) return -1;
-    *out = (int)v;
-    return 0;
-}
 
 /* Whether comma list a holds item x. */
 static int s_has_item(const char *list, const char *x, size_t xn)
@@ -140,111 +115,100 @@ static void s_count(s_whatif *w, int kind, const char *org, const char *type, co
         snprintf(w->ex[kind][w->nex[kind]++].text, sizeof w->ex[kind][0].text, "%s", text);
 }
 
+/* Compares one recipient's new decision d with what the broker recorded for the event of r. */
+static void s_compare(s_whatif *w, const sh_audit_record *r, const char *type, const char *code,
+                      const sh_decision *dp)
+{
+    sh_decision d = *dp;
+    const s_recorded *old = NULL;
+    for (size_t k = 0; k < w->nrec && !old; k++)
+        if (strcmp(w->rec[k].peer, code) == 0) old = &w->rec[k];
+    w->decisions++;
+    char ev[SH_EVENT_ID_STR], when[32], text[1400], items[SH_POLICY_ITEMS_TEXT_MAX + 1] = "";
+    sh_event_id_format(r->event_id, ev);
+    sh_iso_time(r->time_ms, when);
+    if (d.permit) sh_decision_items(&d, items, sizeof items);
+    const char *newrule = d.isp ? sh_isp_rule(d.isp) : "-";
+    int old_permit = old && old->permit;
+    if (!old_permit && d.permit) {
+        snprintf(text, sizeof text, "%s %s %s -> %s: was %s%s%s, now permitted by %s (items %s)",
+                 when, ev, type, code, old ? "denied" : "not decided", old ? " " : "",
+                 old ? old->rule : "", newrule, items);
+        s_count(w, C_PERMITTED, code, type, text);
+    } else if (old_permit && !d.permit) {
+        snprintf(text, sizeof text, "%s %s %s -> %s: was permitted by %s, now denied: E%03d %s",
+                 when, ev, type, code, old->rule, (int)d.code, d.reason);
+        s_count(w, C_DENIED, code, type, text);
+    } else if (old_permit && d.permit) {
+        char added[600], removed[600];
+        s_minus(items, old->items, added, sizeof added);
+        s_minus(old->items, items, removed, sizeof removed);
+        int changed = 0;
+        if (added[0]) {
+            snprintf(text, sizeof text, "%s %s %s -> %s: %s would also share %s", when, ev, type,
+                     code, newrule, added);
+            s_count(w, C_ITEMS_ADDED, code, type, text);
+            changed = 1;
+        }
+        if (removed[0]) {
+            snprintf(text, sizeof text, "%s %s %s -> %s: %s would no longer share %s", when, ev,
+                     type, code, newrule, removed);
+            s_count(w, C_ITEMS_REMOVED, code, type, text);
+            changed = 1;
+        }
+        if (!changed && strcmp(old->rule, newrule) != 0) {
+            snprintf(text, sizeof text, "%s %s %s -> %s: was permitted by %s, now by %s", when, ev,
+                     type, code, old->rule, newrule);
+            s_count(w, C_RULE, code, type, text);
+            changed = 1;
+        }
+        if (!changed) w->unchanged++;
+    } else {
+        w->unchanged++;
+    }
+}
+
+typedef struct s_again {
+    s_whatif *w;
+    const sh_audit_record *r;
+    const char *type;
+} s_again;
+
+static int s_again_one(void *ctx, const sh_org *to, const sh_decision *d)
+{
+    s_again *x = ctx;
+    s_compare(x->w, x->r, x->type, to->code, d);
+    return 0;
+}
+
 /* Decides the buffered event again and compares. r is its broker `receive` entry. */
 static void s_decide_again(s_whatif *w, const sh_audit_record *r)
 {
-    char type[48], la[16], school[16], referrer[16];
-    int purpose, a6, a9, para, level, consent, et = 0;
-    if (s_kv(r->detail, "type", type, sizeof type) || s_kv_int(r->detail, "purpose", &purpose) ||
-        s_kv_int(r->detail, "a6", &a6) || s_kv_int(r->detail, "a9", &a9) ||
-        s_kv_int(r->detail, "para", &para) || s_kv_int(r->detail, "level", &level) ||
-        s_kv_int(r->detail, "consent", &consent) || s_kv(r->detail, "la", la, sizeof la) ||
-        s_kv(r->detail, "school", school, sizeof school) ||
-        s_kv(r->detail, "referrer", referrer, sizeof referrer))
+    sh_decide_context c;
+    if (sh_decide_context_read(r->detail, &c))
         return; /* a receipt, or an entry from before contexts were recorded */
-    if (!(et = sh_event_type_from_name(type))) return;
-    Sharehub__V1__Envelope env = SHAREHUB__V1__ENVELOPE__INIT;
-    Sharehub__V1__LawfulBasis lb = SHAREHUB__V1__LAWFUL_BASIS__INIT;
-    Sharehub__V1__Child child = SHAREHUB__V1__CHILD__INIT;
-    Sharehub__V1__CpPlanStatus cps = SHAREHUB__V1__CP_PLAN_STATUS__INIT;
-    Sharehub__V1__LookedAfterStatus las = SHAREHUB__V1__LOOKED_AFTER_STATUS__INIT;
-    env.event_type = et;
-    env.purpose = purpose;
-    lb.article6 = a6;
-    lb.article9 = a9;
-    lb.dpa_schedule1_paragraph = (uint32_t)para;
-    env.lawful_basis = &lb;
-    env.level_of_need = (uint32_t)level;
-    env.consent = consent;
-    child.responsible_la = strcmp(la, "-") ? la : (char *)"";
-    env.child = &child;
-    if (et == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_CP_PLAN_STATUS) env.cp_plan_status = &cps;
-    if (et == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_LOOKED_AFTER_STATUS)
-        env.looked_after_status = &las;
+    const char *type = sh_event_type_name(c.event_type);
     const sh_org *sender = sh_registry_by_code(w->registry, r->actor_org);
-    sh_org unknown_sender = {.code = r->actor_org};
     w->events++;
-
-    /* every recipient the new registry names, and every one the broker decided about */
+    /* every recipient the new registry names, decided as the broker decides */
+    s_again x = {w, r, type};
+    if (sender)
+        sh_decide_all(w->policy, w->registry, &c.env, sender, c.referrer, c.school, r->time_ms,
+                      s_again_one, &x);
+    /* and every one the broker decided about that the registry no longer holds (or all, when
+     * the sender is gone): nothing covers them now */
     size_t nreg = sh_registry_count(w->registry);
     for (size_t i = 0; i < nreg + w->nrec; i++) {
-        const sh_org *to = i < nreg ? sh_registry_at(w->registry, i) : NULL;
-        const char *code = to ? to->code : w->rec[i - nreg].peer;
-        if (!to && sh_registry_by_code(w->registry, code)) continue; /* seen already */
+        const char *code = i < nreg ? sh_registry_at(w->registry, i)->code : w->rec[i - nreg].peer;
+        if (sender && i < nreg) continue;
+        if (i >= nreg && sh_registry_by_code(w->registry, code)) continue;
         if (strcmp(code, r->actor_org) == 0) continue;
-        const s_recorded *old = NULL;
-        for (size_t k = 0; k < w->nrec && !old; k++)
-            if (strcmp(w->rec[k].peer, code) == 0) old = &w->rec[k];
-        sh_org gone = {.code = code};
-        sh_share s = {&env,
-                      sender ? sender : &unknown_sender,
-                      to ? to : &gone,
-                      strcmp(referrer, "-") ? referrer : NULL,
-                      r->time_ms,
-                      strcmp(school, "-") ? school : NULL};
         sh_decision d;
-        if (sender && to)
-            sh_policy_decide(w->policy, &s, &d);
-        else {
-            memset(&d, 0, sizeof d);
-            d.code = SH_E_DENY_NO_ISP;
-            snprintf(d.reason, sizeof d.reason, "%s is not in the registry",
-                     sender ? code : r->actor_org);
-        }
-        w->decisions++;
-        char ev[SH_EVENT_ID_STR], when[32], text[1400], items[SH_POLICY_ITEMS_TEXT_MAX + 1] = "";
-        sh_event_id_format(r->event_id, ev);
-        sh_iso_time(r->time_ms, when);
-        if (d.permit) sh_decision_items(&d, items, sizeof items);
-        const char *newrule = d.isp ? sh_isp_rule(d.isp) : "-";
-        int old_permit = old && old->permit;
-        if (!old_permit && d.permit) {
-            snprintf(text, sizeof text,
-                     "%s %s %s -> %s: was %s%s%s, now permitted by %s (items %s)", when, ev, type,
-                     code, old ? "denied" : "not decided", old ? " " : "", old ? old->rule : "",
-                     newrule, items);
-            s_count(w, C_PERMITTED, code, type, text);
-        } else if (old_permit && !d.permit) {
-            snprintf(text, sizeof text, "%s %s %s -> %s: was permitted by %s, now denied: E%03d %s",
-                     when, ev, type, code, old->rule, (int)d.code, d.reason);
-            s_count(w, C_DENIED, code, type, text);
-        } else if (old_permit && d.permit) {
-            char added[600], removed[600];
-            s_minus(items, old->items, added, sizeof added);
-            s_minus(old->items, items, removed, sizeof removed);
-            int changed = 0;
-            if (added[0]) {
-                snprintf(text, sizeof text, "%s %s %s -> %s: %s would also share %s", when, ev,
-                         type, code, newrule, added);
-                s_count(w, C_ITEMS_ADDED, code, type, text);
-                changed = 1;
-            }
-            if (removed[0]) {
-                snprintf(text, sizeof text, "%s %s %s -> %s: %s would no longer share %s", when, ev,
-                         type, code, newrule, removed);
-                s_count(w, C_ITEMS_REMOVED, code, type, text);
-                changed = 1;
-            }
-            if (!changed && strcmp(old->rule, newrule) != 0) {
-                snprintf(text, sizeof text, "%s %s %s -> %s: was permitted by %s, now by %s", when,
-                         ev, type, code, old->rule, newrule);
-                s_count(w, C_RULE, code, type, text);
-                changed = 1;
-            }
-            if (!changed) w->unchanged++;
-        } else {
-            w->unchanged++;
-        }
+        memset(&d, 0, sizeof d);
+        d.code = SH_E_DENY_NO_ISP;
+        snprintf(d.reason, sizeof d.reason, "%s is not in the registry",
+                 sender ? code : r->actor_org);
+        s_compare(w, r, type, code, &d);
     }
 }
 

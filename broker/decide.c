@@ -1,0 +1,119 @@
+/*
+ * decide.c — one loop over the registry for an event's decisions, and the decision context
+ * (decide.h).
+ *
+ * Owns: the context's text format. Never: reads a key or value past the detail it is given.
+ */
+#include "decide.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope *e,
+                  const sh_org *from, const char *referrer, const char *school, int64_t now_ms,
+                  sh_decide_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < sh_registry_count(reg); i++) {
+        const sh_org *to = sh_registry_at(reg, i);
+        if (strcmp(to->code, from->code) == 0) continue;
+        sh_share s = {e,      from,
+                      to,     referrer && referrer[0] ? referrer : NULL,
+                      now_ms, school && school[0] ? school : NULL};
+        sh_decision d;
+        sh_policy_decide(p, &s, &d);
+        int rc = fn(ctx, to, &d);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void sh_decide_context_write(const sh_envelope *e, const char *school, const char *referrer,
+                             char out[SH_DECIDE_CONTEXT_MAX])
+{
+    const Sharehub__V1__LawfulBasis *lb = e->lawful_basis;
+    const char *la = sh_policy_responsible_la(e);
+    snprintf(out, SH_DECIDE_CONTEXT_MAX,
+             "type=%s purpose=%d a6=%d a9=%d para=%u level=%u consent=%d la=%s school=%s "
+             "referrer=%s",
+             sh_event_type_name(e->event_type), (int)e->purpose, lb ? (int)lb->article6 : 0,
+             lb ? (int)lb->article9 : 0, lb ? lb->dpa_schedule1_paragraph : 0, e->level_of_need,
+             (int)e->consent, la && la[0] ? la : "-", school && school[0] ? school : "-",
+             referrer && referrer[0] ? referrer : "-");
+}
+
+/* The value of "key=value" in a space-separated detail, into out (cap bytes). 0, or -1. */
+static int s_kv(const char *detail, const char *key, char *out, size_t cap)
+{
+    size_t n = strlen(key);
+    for (const char *p = detail; p && *p; p = strchr(p, ' '), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, n) == 0 && p[n] == '=') {
+            size_t len = strcspn(p + n + 1, " ");
+            if (len >= cap) return -1;
+            memcpy(out, p + n + 1, len);
+            out[len] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int s_kv_int(const char *detail, const char *key, int *out)
+{
+    char buf[16], *end;
+    if (s_kv(detail, key, buf, sizeof buf)) return -1;
+    long v = strtol(buf, &end, 10);
+    if (*end || end == buf || v < 0 || v > 1000000) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* An org code or "-" (none) into out. */
+static int s_kv_org(const char *detail, const char *key, char *out, size_t cap)
+{
+    if (s_kv(detail, key, out, cap)) return -1;
+    if (strcmp(out, "-") == 0) out[0] = '\0';
+    return 0;
+}
+
+int sh_decide_context_read(const char *detail, sh_decide_context *c)
+{
+    char type[48];
+    memset(c, 0, sizeof *c);
+    if (s_kv(detail, "type", type, sizeof type) || s_kv_int(detail, "purpose", &c->purpose) ||
+        s_kv_int(detail, "a6", &c->article6) || s_kv_int(detail, "a9", &c->article9) ||
+        s_kv_int(detail, "para", &c->paragraph) || s_kv_int(detail, "level", &c->level) ||
+        s_kv_int(detail, "consent", &c->consent) || s_kv_org(detail, "la", c->la, sizeof c->la) ||
+        s_kv_org(detail, "school", c->school, sizeof c->school) ||
+        s_kv_org(detail, "referrer", c->referrer, sizeof c->referrer) ||
+        !(c->event_type = sh_event_type_from_name(type)))
+        return -1;
+    sharehub__v1__envelope__init(&c->env);
+    sharehub__v1__lawful_basis__init(&c->lb);
+    sharehub__v1__child__init(&c->child);
+    sharehub__v1__cp_plan_status__init(&c->cp);
+    sharehub__v1__looked_after_status__init(&c->lac);
+    c->env.event_type = c->event_type;
+    c->env.purpose = c->purpose;
+    c->lb.article6 = c->article6;
+    c->lb.article9 = c->article9;
+    c->lb.dpa_schedule1_paragraph = (uint32_t)c->paragraph;
+    c->env.lawful_basis = &c->lb;
+    c->env.level_of_need = (uint32_t)c->level;
+    c->env.consent = c->consent;
+    c->child.responsible_la = c->la;
+    c->env.child = &c->child;
+    if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_CP_PLAN_STATUS)
+        c->env.cp_plan_status = &c->cp;
+    if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_LOOKED_AFTER_STATUS)
+        c->env.looked_after_status = &c->lac;
+    return 0;
+}
+
+void sh_decide_context_type(const char *detail, char *out, size_t cap)
+{
+    char type[48];
+    out[0] = '\0';
+    if (s_kv(detail, "type", type, sizeof type) == 0 && sh_event_type_from_name(type))
+        snprintf(out, cap, "%s", type);
+}

@@ -1,0 +1,58 @@
+/*
+ * decide.h — every routing decision for one event, made the same way wherever it is made: by
+ * the broker when it accepts an event, by `sharehub policy explain`, and again by `sharehub
+ * audit whatif` from the broker's audit log. And the decision context: what the decisions of
+ * an event depended on, written into the broker's `receive` audit entry and parsed back here
+ * (docs/audit.md, "Decision context").
+ *
+ * Owns: the decision context's text format, writer and parser side by side. Never: decides
+ * a share of an organisation with itself; puts an identifier into the context.
+ */
+#ifndef SHAREHUB_DECIDE_H
+#define SHAREHUB_DECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "ident.h"
+#include "policy.h"
+#include "registry.h"
+
+/* Calls fn for every enrolled organisation other than from, in registry order, with the
+ * decision for it (sh_policy_decide). fn returns 0 to go on, non-zero to stop; the result is
+ * that value (0 when every organisation was decided). */
+typedef int (*sh_decide_fn)(void *ctx, const sh_org *to, const sh_decision *d);
+int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope *e,
+                  const sh_org *from, const char *referrer, const char *school, int64_t now_ms,
+                  sh_decide_fn fn, void *ctx);
+
+/* The decision context: "type=<name> purpose=<n> a6=<n> a9=<n> para=<n> level=<n> consent=<n>
+ * la=<code|-> school=<org|-> referrer=<org|->", at most SH_DECIDE_CONTEXT_MAX bytes with its
+ * NUL. The numbers are the schema's enum values; consent is the one the broker decided with
+ * (a withdrawal on record replaces a claimed consent). */
+#define SH_DECIDE_CONTEXT_MAX 256
+void sh_decide_context_write(const sh_envelope *e, const char *school, const char *referrer,
+                             char out[SH_DECIDE_CONTEXT_MAX]);
+
+/* A decision context read back, and the skeleton envelope it stands for: enough of an event
+ * to decide it again (type, purpose, lawful basis, level, consent, responsible LA). */
+typedef struct sh_decide_context {
+    int event_type, purpose, article6, article9, paragraph, level, consent;
+    char la[8], school[SH_ORG_MAX + 1], referrer[SH_ORG_MAX + 1]; /* "" for "-" */
+    sh_envelope env;
+    Sharehub__V1__LawfulBasis lb;
+    Sharehub__V1__Child child;
+    Sharehub__V1__CpPlanStatus cp;
+    Sharehub__V1__LookedAfterStatus lac;
+} sh_decide_context;
+
+/* Parses detail into *c (c->env then points into c: do not copy c). 0, or -1 when detail is
+ * not a decision context (a receipt's "type=delivery_receipt", an entry older than
+ * contexts). */
+int sh_decide_context_read(const char *detail, sh_decide_context *c);
+
+/* The event type a broker `receive` entry's detail names ("" if none), into out. */
+void sh_decide_context_type(const char *detail, char *out, size_t cap);
+
+#endif
