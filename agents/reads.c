@@ -268,9 +268,8 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
     json_object_array_sort(att, s_cmp_arrival);
     while (json_object_array_length(att) > ATTENDANCES_SHOWN)
         json_object_array_del_idx(att, ATTENDANCES_SHOWN, 1);
-    static const char *const flags[] = {"none", "child_protection_plan", "looked_after",
-                                        "pre_birth_plan"};
-    json_object_object_add(out, "flag", json_object_new_string(flags[flag]));
+    const char *fname = flag ? sh_enum_name(&sharehub__v1__flag_type__descriptor, flag) : NULL;
+    json_object_object_add(out, "flag", json_object_new_string(fname ? fname : "none"));
     if (flag) json_object_object_add(out, "responsible_la", json_object_new_string(la));
     json_object_object_add(out, "attendances", att);
     json_object_object_add(out, "events", items);

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,30 +85,9 @@ static const cyaml_strval_t s_sectors[] = {{"education", SH_SECTOR_EDUCATION},
 static const cyaml_strval_t s_relations[] = {{"referrer", REL_REFERRER},
                                              {"responsible_la", REL_RESPONSIBLE_LA},
                                              {"child_school", REL_CHILD_SCHOOL}};
-static const cyaml_strval_t s_purposes[] = {{"safeguarding", 1}, {"early_help", 2},
-                                            {"direct_care", 3},  {"education_welfare", 4},
-                                            {"send", 5},         {"service_operation", 6}};
-static const cyaml_strval_t s_event_types[] = {{"request_for_support", 1},
-                                               {"safeguarding_concern", 2},
-                                               {"hub_decision", 3},
-                                               {"cp_plan_status", 4},
-                                               {"looked_after_status", 5},
-                                               {"unscheduled_care_attendance", 6},
-                                               {"access_notification", 7},
-                                               {"exclusion", 8},
-                                               {"child_missing_education", 9},
-                                               {"attendance_concern", 10},
-                                               {"ehc_plan_status", 11},
-                                               {"consent", 12},
-                                               {"delivery_receipt", 13}};
-static const cyaml_strval_t s_article6[] = {
-    {"consent", 1}, {"legal_obligation", 2}, {"vital_interests", 3}, {"public_task", 4}};
-static const cyaml_strval_t s_article9[] = {{"none", 0},
-                                            {"explicit_consent", 1},
-                                            {"social_protection", 2},
-                                            {"vital_interests", 3},
-                                            {"substantial_public_interest", 4},
-                                            {"health_social_care", 5}};
+/* The schema's enumerations take their names from the protobuf-c descriptors (codec.h):
+ * filled once, before the first file is read (s_tables). */
+static cyaml_strval_t s_purposes[16], s_event_types[32], s_article6[16], s_article9[16];
 static const cyaml_strval_t s_consent[] = {
     {"required", CONSENT_RULE_REQUIRED},
     {"required_unless_significant_harm", CONSENT_RULE_UNLESS_HARM},
@@ -116,10 +96,9 @@ static const cyaml_strval_t s_consent[] = {
 #define N(a) (sizeof a / sizeof a[0])
 
 static const cyaml_schema_value_t s_string = {CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 64)};
-static const cyaml_schema_value_t s_purpose = {
-    CYAML_VALUE_ENUM(CYAML_FLAG_STRICT, int, s_purposes, N(s_purposes))};
-static const cyaml_schema_value_t s_event_type = {
-    CYAML_VALUE_ENUM(CYAML_FLAG_STRICT, int, s_event_types, N(s_event_types))};
+static cyaml_schema_value_t s_purpose = {CYAML_VALUE_ENUM(CYAML_FLAG_STRICT, int, s_purposes, 0)};
+static cyaml_schema_value_t s_event_type = {
+    CYAML_VALUE_ENUM(CYAML_FLAG_STRICT, int, s_event_types, 0)};
 
 static const cyaml_schema_field_t s_party_fields[] = {
     CYAML_FIELD_STRING_PTR("organisation", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_party,
@@ -136,9 +115,9 @@ static const cyaml_schema_field_t s_party_fields[] = {
 static const cyaml_schema_value_t s_party = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_party, s_party_fields)};
 
-static const cyaml_schema_field_t s_basis_fields[] = {
-    CYAML_FIELD_ENUM("article6", CYAML_FLAG_STRICT, y_basis, article6, s_article6, N(s_article6)),
-    CYAML_FIELD_ENUM("article9", CYAML_FLAG_STRICT, y_basis, article9, s_article9, N(s_article9)),
+static cyaml_schema_field_t s_basis_fields[] = {
+    CYAML_FIELD_ENUM("article6", CYAML_FLAG_STRICT, y_basis, article6, s_article6, 0),
+    CYAML_FIELD_ENUM("article9", CYAML_FLAG_STRICT, y_basis, article9, s_article9, 0),
     CYAML_FIELD_STRING_PTR("dpa_schedule1_paragraph", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                            y_basis, paragraph_text, 1, 9),
     CYAML_FIELD_END};
@@ -156,16 +135,17 @@ static const cyaml_schema_field_t s_approver_fields[] = {
 static const cyaml_schema_value_t s_approver = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_approver, s_approver_fields)};
 
-static const cyaml_schema_field_t s_isp_fields[] = {
+static cyaml_schema_field_t s_isp_fields[] = {
     CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, y_isp, id, 1, 48),
     CYAML_FIELD_STRING_PTR("version", CYAML_FLAG_POINTER, y_isp, version_text, 1, 9),
     CYAML_FIELD_STRING_PTR("title", CYAML_FLAG_POINTER, y_isp, title, 1, 200),
     CYAML_FIELD_ENUM("status", CYAML_FLAG_STRICT, y_isp, status, s_status, N(s_status)),
     CYAML_FIELD_STRING_PTR("review_date", CYAML_FLAG_POINTER, y_isp, review_date, 10, 10),
     CYAML_FIELD_STRING_PTR("lead", CYAML_FLAG_POINTER, y_isp, lead, 1, 9),
-    CYAML_FIELD_SEQUENCE("purposes", CYAML_FLAG_POINTER, y_isp, purposes, &s_purpose, 1, 6),
+    CYAML_FIELD_SEQUENCE("purposes", CYAML_FLAG_POINTER, y_isp, purposes, &s_purpose, 1,
+                         N(s_purposes)),
     CYAML_FIELD_SEQUENCE("event_types", CYAML_FLAG_POINTER, y_isp, event_types, &s_event_type, 1,
-                         13),
+                         N(s_event_types)),
     CYAML_FIELD_SEQUENCE("senders", CYAML_FLAG_POINTER, y_isp, senders, &s_party, 1, 64),
     CYAML_FIELD_SEQUENCE("recipients", CYAML_FLAG_POINTER, y_isp, recipients, &s_party, 1, 64),
     CYAML_FIELD_MAPPING_PTR("lawful_basis", CYAML_FLAG_POINTER, y_isp, lawful_basis,
@@ -379,9 +359,25 @@ static int s_ispcmp(const void *a, const void *b)
     return strcmp(((const sh_isp *)a)->y->id, ((const sh_isp *)b)->y->id);
 }
 
+static pthread_once_t s_tables_once = PTHREAD_ONCE_INIT;
+
+static void s_tables(void)
+{
+    s_purpose.enumeration.count =
+        sh_yaml_enum_table(&sharehub__v1__purpose__descriptor, 0, 0, s_purposes, N(s_purposes));
+    s_event_type.enumeration.count = sh_yaml_enum_table(&sharehub__v1__event_type__descriptor, 0, 0,
+                                                        s_event_types, N(s_event_types));
+    /* Article 6 and 9 conditions: "public_task" as well as the schema's "e_public_task" */
+    s_basis_fields[0].value.enumeration.count =
+        sh_yaml_enum_table(&sharehub__v1__article6__descriptor, 0, 1, s_article6, N(s_article6));
+    s_basis_fields[1].value.enumeration.count =
+        sh_yaml_enum_table(&sharehub__v1__article9__descriptor, 1, 1, s_article9, N(s_article9));
+}
+
 sh_err sh_policy_load(const char *dir, sh_policy **out, sh_error *err)
 {
     *out = NULL;
+    pthread_once(&s_tables_once, s_tables);
     DIR *d = opendir(dir);
     if (!d) return sh_error_set(err, SH_E_IO, "policy directory %s: %s", dir, strerror(errno));
     char **names = NULL;

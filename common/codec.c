@@ -10,10 +10,13 @@
  */
 #include "codec.h"
 
+#include <ctype.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ident.h"
 
@@ -594,30 +597,96 @@ sh_err sh_envelope_start(sh_envelope *e, uint8_t id[16], int type, const char *s
     return SH_OK;
 }
 
+/* ---- enum names, from the descriptors ------------------------------------------------ */
+
+#define ENUM_CACHE 256 /* distinct (enum, value) names the process asks for */
+
+static pthread_mutex_t s_enum_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    const ProtobufCEnumDescriptor *d;
+    int value;
+    char name[64];
+} s_enum_cache[ENUM_CACHE];
+static size_t s_enum_n;
+
+/* Length of the prefix all of an enum's value names share, up to and including an '_'. */
+static size_t s_enum_prefix(const ProtobufCEnumDescriptor *e)
+{
+    if (e->n_values < 2) return 0;
+    const char *first = e->values[0].name;
+    size_t n = strlen(first);
+    for (unsigned i = 1; i < e->n_values; i++) {
+        size_t k = 0;
+        while (k < n && first[k] == e->values[i].name[k])
+            k++;
+        n = k;
+    }
+    while (n > 0 && first[n - 1] != '_')
+        n--;
+    return n;
+}
+
+const char *sh_enum_name(const ProtobufCEnumDescriptor *d, int value)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
+    if (!v) return NULL;
+    const char *out = NULL;
+    pthread_mutex_lock(&s_enum_lock);
+    for (size_t i = 0; i < s_enum_n && !out; i++)
+        if (s_enum_cache[i].d == d && s_enum_cache[i].value == value) out = s_enum_cache[i].name;
+    if (!out && s_enum_n < ENUM_CACHE) {
+        char *name = s_enum_cache[s_enum_n].name;
+        const char *src = v->name + s_enum_prefix(d);
+        size_t i = 0;
+        for (; src[i] && i + 1 < sizeof s_enum_cache[0].name; i++)
+            name[i] = (char)tolower((unsigned char)src[i]);
+        name[i] = '\0';
+        s_enum_cache[s_enum_n].d = d;
+        s_enum_cache[s_enum_n].value = value;
+        out = s_enum_cache[s_enum_n++].name;
+    }
+    pthread_mutex_unlock(&s_enum_lock);
+    return out;
+}
+
+int sh_enum_value(const ProtobufCEnumDescriptor *d, const char *name, int *out)
+{
+    if (!name) return -1;
+    size_t pre = s_enum_prefix(d);
+    for (unsigned i = 0; i < d->n_values; i++)
+        if (strcmp(name, d->values[i].name) == 0 ||
+            strcasecmp(name, d->values[i].name + pre) == 0) {
+            *out = d->values[i].value;
+            return 0;
+        }
+    return -1;
+}
+
+void sh_enum_names(const ProtobufCEnumDescriptor *d, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < d->n_values && used + 1 < cap; i++) {
+        if (d->values[i].value == 0) continue;
+        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "",
+                         sh_enum_name(d, d->values[i].value));
+        if (n < 0) break;
+        used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    }
+}
+
 const char *sh_event_type_name(int t)
 {
-    static const char *const names[] = {
-        [ET(REQUEST_FOR_SUPPORT)] = "request_for_support",
-        [ET(SAFEGUARDING_CONCERN)] = "safeguarding_concern",
-        [ET(HUB_DECISION)] = "hub_decision",
-        [ET(CP_PLAN_STATUS)] = "cp_plan_status",
-        [ET(LOOKED_AFTER_STATUS)] = "looked_after_status",
-        [ET(UNSCHEDULED_CARE_ATTENDANCE)] = "unscheduled_care_attendance",
-        [ET(ACCESS_NOTIFICATION)] = "access_notification",
-        [ET(EXCLUSION)] = "exclusion",
-        [ET(CHILD_MISSING_EDUCATION)] = "child_missing_education",
-        [ET(ATTENDANCE_CONCERN)] = "attendance_concern",
-        [ET(EHC_PLAN_STATUS)] = "ehc_plan_status",
-        [ET(CONSENT)] = "consent",
-        [ET(DELIVERY_RECEIPT)] = "delivery_receipt",
-    };
-    if (t <= 0 || (size_t)t >= sizeof names / sizeof names[0] || !names[t]) return "unknown";
-    return names[t];
+    const char *n = t > 0 ? sh_enum_name(&sharehub__v1__event_type__descriptor, t) : NULL;
+    return n ? n : "unknown";
 }
 
 int sh_event_type_from_name(const char *name)
 {
-    for (int t = 1; name && strcmp(sh_event_type_name(t), "unknown") != 0; t++)
-        if (strcmp(sh_event_type_name(t), name) == 0) return t;
-    return 0;
+    /* names only: the lower-case short name ("hub_decision") */
+    int v = 0;
+    for (const char *c = name; c && *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == '_')) return 0;
+    return name && sh_enum_value(&sharehub__v1__event_type__descriptor, name, &v) == 0 && v > 0 ? v
+                                                                                                : 0;
 }

@@ -65,7 +65,22 @@ sh_err sh_envelope_start(sh_envelope *e, uint8_t id[16], int type, const char *s
 /* Frees an Envelope returned by sh_envelope_decode. Accepts NULL. */
 void sh_envelope_free(sh_envelope *env);
 
-/* "request_for_support", "hub_decision", ... for an EventType value; "unknown" otherwise. */
+/* The name of an enum value, from its protobuf-c descriptor: the value's name after the prefix
+ * all the enum's values share, in lower case ("EVENT_TYPE_HUB_DECISION" -> "hub_decision",
+ * "ARTICLE6_E_PUBLIC_TASK" -> "e_public_task"). NULL when value is not one of the enum's.
+ * The string is the library's (never freed). These names are the JSON mapping's, the
+ * protocol's subscriptions and the policy files'. */
+const char *sh_enum_name(const ProtobufCEnumDescriptor *d, int value);
+
+/* The value of an enum name: the short name above (any case) or the full one
+ * ("EVENT_TYPE_HUB_DECISION"). 0 and *out set when found, -1 otherwise. */
+int sh_enum_value(const ProtobufCEnumDescriptor *d, const char *name, int *out);
+
+/* The names of an enum's values except the unspecified 0, ", "-separated, into out. */
+void sh_enum_names(const ProtobufCEnumDescriptor *d, char *out, size_t cap);
+
+/* "request_for_support", "hub_decision", ... for an EventType value (sh_enum_name);
+ * "unknown" otherwise. */
 const char *sh_event_type_name(int event_type);
 
 /* The event type a name from sh_event_type_name stands for; 0 when it names none. */

@@ -8,13 +8,13 @@
 #include "json.h"
 
 #include <ctype.h>
-#include <strings.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "crypto.h"
 #include "ident.h"
 
@@ -23,37 +23,7 @@
 
 /* ---- enums ------------------------------------------------------------------------------ */
 
-/* Length of the prefix all of an enum's value names share, up to and including an '_'. */
-static size_t s_enum_prefix(const ProtobufCEnumDescriptor *e)
-{
-    if (e->n_values < 2) return 0;
-    const char *first = e->values[0].name;
-    size_t n = strlen(first);
-    for (unsigned i = 1; i < e->n_values; i++) {
-        size_t k = 0;
-        while (k < n && first[k] == e->values[i].name[k])
-            k++;
-        n = k;
-    }
-    while (n > 0 && first[n - 1] != '_')
-        n--;
-    return n;
-}
-
-static void s_enum_short(const ProtobufCEnumDescriptor *e, int value, char *out, size_t cap)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(e, value);
-    if (!v) {
-        snprintf(out, cap, "%d", value);
-        return;
-    }
-    const char *s = v->name + s_enum_prefix(e);
-    size_t i = 0;
-    for (; s[i] && i + 1 < cap; i++)
-        out[i] = (char)tolower((unsigned char)s[i]);
-    out[i] = '\0';
-}
-
+/* An enum value from JSON: its name (sh_enum_value) or its number. */
 static int s_enum_parse(const ProtobufCEnumDescriptor *e, json_object *j, int *out)
 {
     if (json_object_is_type(j, json_type_int)) {
@@ -64,16 +34,17 @@ static int s_enum_parse(const ProtobufCEnumDescriptor *e, json_object *j, int *o
         return 0;
     }
     if (!json_object_is_type(j, json_type_string)) return -1;
-    const char *s = json_object_get_string(j);
-    size_t pre = s_enum_prefix(e);
-    for (unsigned i = 0; i < e->n_values; i++) {
-        const char *full = e->values[i].name, *shrt = full + pre;
-        if (strcmp(s, full) == 0 || strcasecmp(s, shrt) == 0) {
-            *out = e->values[i].value;
-            return 0;
-        }
-    }
-    return -1;
+    return sh_enum_value(e, json_object_get_string(j), out);
+}
+
+/* An enum value's name for JSON (sh_enum_name), or its number when it has none. */
+static void s_enum_short(const ProtobufCEnumDescriptor *e, int value, char *out, size_t cap)
+{
+    const char *n = sh_enum_name(e, value);
+    if (n)
+        snprintf(out, cap, "%s", n);
+    else
+        snprintf(out, cap, "%d", value);
 }
 
 /* ---- ids -------------------------------------------------------------------------------- */

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec.h"
+
 typedef struct s_log {
     char text[200];   /* the first error cyaml reported */
     char key[64];     /* the innermost mapping key of its backtrace */
@@ -119,4 +121,27 @@ sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
 void sh_yaml_free(const cyaml_schema_value_t *schema, void *data)
 {
     if (data) cyaml_free(&s_free_config, schema, data, 0);
+}
+
+/* "e_", "2g_": a legal reference before the words of a name (an Article 6 or 9 condition) */
+static size_t s_reference_len(const char *name)
+{
+    size_t n = strspn(name, "0123456789");
+    if (name[n] >= 'a' && name[n] <= 'z' && name[n + 1] == '_' && name[n + 2]) return n + 2;
+    return 0;
+}
+
+uint32_t sh_yaml_enum_table(const ProtobufCEnumDescriptor *d, int keep_zero, int plain_too,
+                            cyaml_strval_t *table, uint32_t cap)
+{
+    uint32_t n = 0;
+    for (unsigned i = 0; i < d->n_values && n < cap; i++) {
+        int v = d->values[i].value;
+        const char *name = sh_enum_name(d, v);
+        if (!name || (v == 0 && !keep_zero)) continue;
+        size_t ref = plain_too ? s_reference_len(name) : 0;
+        if (ref && n + 1 < cap) table[n++] = (cyaml_strval_t){name + ref, v};
+        table[n++] = (cyaml_strval_t){name, v};
+    }
+    return n;
 }

@@ -9,6 +9,8 @@
 #define SHAREHUB_YAML_H
 
 #include <cyaml/cyaml.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -20,5 +22,13 @@ sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
                     sh_error *err);
 
 void sh_yaml_free(const cyaml_schema_value_t *schema, void *data);
+
+/* Fills table (cap entries) with the names of a schema enum's values (sh_enum_name, from its
+ * protobuf-c descriptor) for a cyaml enumeration: value 0 only when keep_zero; and, when
+ * plain_too, a name that begins with a legal reference ("e_public_task",
+ * "2g_substantial_public_interest") also without it ("public_task"), listed first. Returns the
+ * entries filled; the strings are the library's. */
+uint32_t sh_yaml_enum_table(const ProtobufCEnumDescriptor *d, int keep_zero, int plain_too,
+                            cyaml_strval_t *table, uint32_t cap);
 
 #endif

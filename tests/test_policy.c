@@ -530,7 +530,7 @@ Test(policy, enums_are_names_numbers_are_whole_dates_are_real)
     s_bad_isp(s_head_with("consent:", "consent: 3"),
               "consent: '3' is not one of: required, required_unless_significant_harm");
     s_bad_isp(s_head_with("lawful_basis:", "lawful_basis: {article6: 4, article9: none}"),
-              "article6: '4' is not one of: consent, legal_obligation");
+              "article6: '4' is not one of: consent, a_consent, legal_obligation");
     s_bad_isp(s_head_with("purposes:", "purposes: [1]"), "purposes: '1' is not one of");
     s_bad_isp(s_head_with("version:", "version: 2.1"),
               "version: '2.1' is not a whole number from 1");

@@ -59,7 +59,8 @@ static void s_usage(FILE *f)
         "  sharehub policy check POLICY-DIR [--registry FILE]\n"
         "  sharehub policy explain --policy DIR --registry FILE --from ORG\n"
         "                          (--event FILE | --type EVENT-TYPE) [--level N]\n"
-        "                          [--consent given|refused|withdrawn|not_sought|not_required]\n"
+        "                          [--consent "
+        "given|refused|withdrawn|not_sought_risk_of_harm|not_required]\n"
         "                          [--referrer ORG] [--school ORG]\n",
         f);
 }
@@ -380,17 +381,15 @@ static int s_policy_explain(int argc, char **argv)
         goto out;
     }
     if (level >= 0) e->level_of_need = (uint32_t)level;
-    static const struct {
-        const char *name;
-        int v;
-    } consents[] = {
-        {"given", 1}, {"refused", 2}, {"withdrawn", 3}, {"not_sought", 4}, {"not_required", 5}};
-    for (size_t i = 0; consent && i < sizeof consents / sizeof consents[0]; i++)
-        if (strcmp(consent, consents[i].name) == 0) e->consent = consents[i].v, consent = NULL;
-    if (consent) {
-        fprintf(stderr, "sharehub: --consent %s is not a consent state\n", consent);
+    int cv = 0;
+    if (consent && (sh_enum_value(&sharehub__v1__consent_state__descriptor, consent, &cv) || !cv)) {
+        char names[200];
+        sh_enum_names(&sharehub__v1__consent_state__descriptor, names, sizeof names);
+        fprintf(stderr, "sharehub: --consent '%s' is not a consent state: want one of %s\n",
+                consent, names);
         goto out;
     }
+    if (consent) e->consent = cv;
     /* the explained event must still be valid after the overrides */
     if (sh_envelope_validate(e, &err)) {
         s_fail(&err, "policy explain");
