@@ -693,7 +693,8 @@ static int s_event(int argc, char **argv)
     if (!rc) rc = sh_txn_begin(l.store, 1, &t, &err);
     if (!rc) rc = sh_txn_get(t, events, id, 16, &b, &err);
     /* the record's owner parses it: a broker's store has a queue, an agent's an outbox */
-    int broker = sh_store_db_exists(l.store, "queue"), agent = sh_store_db_exists(l.store, "outbox");
+    int broker = sh_store_db_exists(l.store, "queue"),
+        agent = sh_store_db_exists(l.store, "outbox");
     const uint8_t *env = NULL;
     size_t envlen = 0;
     sh_broker_event bev;
