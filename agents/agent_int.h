@@ -150,6 +150,8 @@ void ag_witness(sh_agent *a);
 void ag_on_witnessed(sh_agent *a, const sh_msg *m);
 void ag_broker_io(sh_agent *a);
 void ag_timers(sh_agent *a);
+/* The broker is gone (why, for the log): logged once, when the agent was connected. */
+void ag_link_down(sh_agent *a, const char *why);
 
 /* ---- local.c ---- */
 json_object *ag_error_json(sh_err code, const char *detail);

@@ -79,17 +79,16 @@ void ag_broker_io(sh_agent *a)
         }
         ag_flush(a, &bt); /* the other handlers write in their own transactions */
         if (strcmp(m.command, "READY") == 0) {
+            if (!a->connected) ag_log(a, "info", "connected to the broker");
             a->connected = 1;
             a->nflight = 0;    /* resend what was in flight: the broker dedupes */
             a->witness_ms = 0; /* and offer the newest audit checkpoint */
-            ag_log(a, "info", "connected to the broker");
         } else if (strcmp(m.command, "PONG") == 0) {
             if (a->connected && m.nframes == 1 && m.len[0] == 5 &&
                 !memcmp(m.frame[0], "hello", 5)) {
                 /* the broker restarted or forgot us: say HELLO again, deliveries resume */
-                a->connected = 0;
+                ag_link_down(a, "it has no session for us; saying HELLO again");
                 a->hello_ms = 0;
-                ag_log(a, "warning", "the broker has no session for us; saying HELLO again");
             }
         } else if (strcmp(m.command, "WITNESSED") == 0) {
             ag_on_witnessed(a, &m);
@@ -102,15 +101,22 @@ void ag_broker_io(sh_agent *a)
     ag_flush(a, &bt);
 }
 
+void ag_link_down(sh_agent *a, const char *why)
+{
+    if (a->connected)
+        ag_log(a, "warning", "lost the broker (%s): working offline, publishes wait in the outbox",
+               why);
+    a->connected = 0;
+}
+
 void ag_timers(sh_agent *a)
 {
     int64_t now = sh_clock_ms();
     if (a->store_failed_ms && now - a->store_failed_ms >= STORE_PROBE_MS) ag_store_probe(a);
     int64_t hb = a->cfg->heartbeat_ms ? a->cfg->heartbeat_ms : 2000;
     if (a->connected && now - a->heard_ms > 3 * hb) {
-        a->connected = 0;
+        ag_link_down(a, "silent for three heartbeats");
         a->nflight = 0;
-        ag_log(a, "warning", "broker silent; working offline, publishes wait in the outbox");
     }
     if (!a->connected && now - a->hello_ms >= hb / 2) {
         a->hello_ms = now;
@@ -118,7 +124,7 @@ void ag_timers(sh_agent *a)
     }
     if (a->connected && now - a->ping_ms >= hb) {
         a->ping_ms = now;
-        if (sh_client_ping(a->broker)) a->connected = 0;
+        if (sh_client_ping(a->broker)) ag_link_down(a, "a PING could not be sent");
     }
     int64_t every = a->cfg->witness_ms ? a->cfg->witness_ms : 10000;
     if (a->connected && now - a->witness_ms >= every) ag_witness(a);

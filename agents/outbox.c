@@ -36,7 +36,8 @@ void ag_drain(sh_agent *a)
              rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
             if (kv.vlen < 18) continue;
             if (sh_client_publish(a->broker, kv.val, kv.vlen) != SH_OK) {
-                a->connected = 0; /* the broker is unreachable: retry after reconnecting */
+                /* the broker is unreachable: retry after reconnecting */
+                ag_link_down(a, "a publish could not be sent");
                 break;
             }
             ag_flight *f = &a->flight[a->nflight++];

@@ -1,9 +1,10 @@
 /*
- * main.c — sharehub-broker: flags, signals, and the broker's life.
+ * main.c — sharehub-broker: options, signals, and the broker's life.
  *
- * Owns: the process: parses flags, installs SIGHUP (reload registry and policy) and
- * SIGTERM/SIGINT (clean stop) handlers, runs the broker. Never: exits without closing the
- * store (a clean stop writes a final audit checkpoint).
+ * Owns: the process: parses options (common/cli.h: --help, --version, errors that name the
+ * option), installs SIGHUP (reload registry and policy) and SIGTERM/SIGINT (clean stop)
+ * handlers, runs the broker. Never: exits without closing the store (a clean stop writes a
+ * final audit checkpoint).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cli.h"
+#include "log.h"
 
 static volatile sig_atomic_t s_stop, s_reload;
 
@@ -22,68 +25,70 @@ static void s_on_signal(int sig)
         s_stop = 1;
 }
 
-static void s_usage(void)
-{
-    fputs("usage: sharehub-broker --endpoint EP [--endpoint EP] --store DIR --master KEY\n"
-          "           --sign-key PEM --curve-key FILE --registry FILE --policy DIR\n"
-          "           [--org CODE] [--heartbeat-ms N] [--redeliver-ms N] [--window N]\n"
-          "           [--map-mib N] [--checkpoint-every N] [--log-level info|warning|error]\n"
-          "           [--http ADDR:PORT]   (metrics and health, e.g. 127.0.0.1:9750)\n"
-          "SIGHUP reloads the registry and the policy; SIGTERM stops cleanly.\n",
-          stderr);
-}
-
 int main(int argc, char **argv)
 {
     sh_broker_config cfg = {0};
-    int neps = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
-            s_usage();
-            return 2;
-        }
-        i++;
-        if (strcmp(k, "--endpoint") == 0 && neps < 3)
-            cfg.endpoints[neps++] = v;
-        else if (strcmp(k, "--store") == 0)
-            cfg.store_dir = v;
-        else if (strcmp(k, "--master") == 0)
-            cfg.master_key = v;
-        else if (strcmp(k, "--sign-key") == 0)
-            cfg.sign_key = v;
-        else if (strcmp(k, "--curve-key") == 0)
-            cfg.curve_key = v;
-        else if (strcmp(k, "--registry") == 0)
-            cfg.registry = v;
-        else if (strcmp(k, "--policy") == 0)
-            cfg.policy_dir = v;
-        else if (strcmp(k, "--org") == 0)
-            cfg.org_code = v;
-        else if (strcmp(k, "--heartbeat-ms") == 0)
-            cfg.heartbeat_ms = atoi(v);
-        else if (strcmp(k, "--redeliver-ms") == 0)
-            cfg.redeliver_ms = atoi(v);
-        else if (strcmp(k, "--window") == 0)
-            cfg.window = (unsigned)atoi(v);
-        else if (strcmp(k, "--map-mib") == 0)
-            cfg.map_size = (size_t)atol(v) << 20;
-        else if (strcmp(k, "--checkpoint-every") == 0)
-            cfg.checkpoint_every = (uint32_t)atol(v);
-        else if (strcmp(k, "--http") == 0)
-            cfg.http_listen = v;
-        else if (strcmp(k, "--log-level") == 0)
-            cfg.log_level = strcmp(v, "error") == 0 ? 2 : strcmp(v, "warning") == 0 ? 1 : 0;
-        else {
-            s_usage();
-            return 2;
-        }
+    const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL;
+    cli_list endpoints = {eps, 0, 3};
+    long heartbeat = 0, redeliver = 0, window = 0, map_mib = 0, every = 0;
+    int version = 0;
+    size_t npos = 0;
+    const cli_opt opts[] = {{"--endpoint", CLI_MANY, &endpoints, 0, 0},
+                            {"--store", CLI_TEXT, &cfg.store_dir, 0, 0},
+                            {"--master", CLI_TEXT, &cfg.master_key, 0, 0},
+                            {"--sign-key", CLI_TEXT, &cfg.sign_key, 0, 0},
+                            {"--curve-key", CLI_TEXT, &cfg.curve_key, 0, 0},
+                            {"--registry", CLI_TEXT, &cfg.registry, 0, 0},
+                            {"--policy", CLI_TEXT, &cfg.policy_dir, 0, 0},
+                            {"--org", CLI_TEXT, &cfg.org_code, 0, 0},
+                            {"--heartbeat-ms", CLI_NUMBER, &heartbeat, 100, 3600000},
+                            {"--redeliver-ms", CLI_NUMBER, &redeliver, 100, 86400000},
+                            {"--window", CLI_NUMBER, &window, 1, 4096},
+                            {"--map-mib", CLI_NUMBER, &map_mib, 1, 1048576},
+                            {"--checkpoint-every", CLI_NUMBER, &every, 1, 1000000},
+                            {"--log-level", CLI_TEXT, &level, 0, 0},
+                            {"--http", CLI_TEXT, &cfg.http_listen, 0, 0},
+                            {"--version", CLI_FLAG, &version, 0, 0},
+                            {0}};
+    const cli_cmd c = {
+        "sharehub-broker",
+        "usage: sharehub-broker --endpoint EP [--endpoint EP]... --store DIR --master KEY\n"
+        "           --sign-key PEM --curve-key FILE --registry FILE --policy DIR\n"
+        "           [--org CODE] [--heartbeat-ms N] [--redeliver-ms N] [--window N]\n"
+        "           [--map-mib N] [--checkpoint-every N] [--log-level info|warning|error]\n"
+        "           [--http ADDR:PORT]   (metrics and health, e.g. 127.0.0.1:9750)\n"
+        "       sharehub-broker --version\n"
+        "  The WEISF routing broker (docs/protocol.md, docs/operations.md). SIGHUP reloads the\n"
+        "  registry and the policy; SIGTERM stops cleanly. exit 1 when it cannot start (the\n"
+        "  message names the file or setting), 2 for a usage error.\n",
+        opts,
+        0,
+        0,
+        ""};
+    int rc = cli_parse(&c, argc - 1, argv + 1, NULL, &npos);
+    if (rc != CLI_RUN) return rc;
+    if (version) {
+        printf("sharehub-broker %s\n", SHAREHUB_VERSION);
+        return SH_EXIT_OK;
     }
-    if (!neps || !cfg.store_dir || !cfg.master_key || !cfg.sign_key || !cfg.curve_key ||
-        !cfg.registry || !cfg.policy_dir) {
-        s_usage();
-        return 2;
-    }
+    const char *missing = !endpoints.n      ? "--endpoint"
+                          : !cfg.store_dir  ? "--store"
+                          : !cfg.master_key ? "--master"
+                          : !cfg.sign_key   ? "--sign-key"
+                          : !cfg.curve_key  ? "--curve-key"
+                          : !cfg.registry   ? "--registry"
+                          : !cfg.policy_dir ? "--policy"
+                                            : NULL;
+    if (missing) return cli_usage(&c, "missing option '%s'", missing);
+    if (level && sh_log_level_parse(level, &cfg.log_level))
+        return cli_usage(&c, "--log-level '%.20s': want info, warning or error", level);
+    for (size_t i = 0; i < endpoints.n; i++)
+        cfg.endpoints[i] = endpoints.v[i];
+    cfg.heartbeat_ms = (int)heartbeat;
+    cfg.redeliver_ms = (int)redeliver;
+    cfg.window = (unsigned)window;
+    cfg.map_size = (size_t)map_mib << 20;
+    cfg.checkpoint_every = (uint32_t)every;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -91,16 +96,18 @@ int main(int argc, char **argv)
     if (sigaction(SIGHUP, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
         sigaction(SIGINT, &sa, NULL)) {
         perror("sharehub-broker: sigaction");
-        return 1;
+        return SH_EXIT_FAILED;
     }
     sh_broker *b = NULL;
     sh_error err = {0};
-    char buf[320];
+    char buf[400];
     if (sh_broker_new(&cfg, &b, &err)) {
         fprintf(stderr, "sharehub-broker: %s\n", sh_error_format(&err, buf, sizeof buf));
-        return 1;
+        return SH_EXIT_FAILED;
     }
-    sh_err rc = sh_broker_run(b, &s_stop, &s_reload);
+    sh_err e = sh_broker_run(b, &s_stop, &s_reload);
+    sh_log(SH_LOG_INFO, NULL, NULL, "stopping%s", e == SH_OK ? "" : " after an error");
     sh_broker_destroy(&b);
-    return rc == SH_OK ? 0 : 1;
+    sh_log(SH_LOG_INFO, NULL, NULL, "stopped");
+    return e == SH_OK ? SH_EXIT_OK : SH_EXIT_FAILED;
 }

@@ -163,7 +163,7 @@ static sh_err s_walk(const ProtobufCMessage *m, s_path *path, int depth, sh_erro
         return sh_error_set(err, SH_E_BAD_FIELD, "%s: nested too deeply",
                             s_path_text(path, at, sizeof at));
     if (m->n_unknown_fields)
-        return sh_error_set(err, SH_E_BAD_FIELD, "%s%sunknown field number %u",
+        return sh_error_set(err, SH_E_UNKNOWN_FIELD, "%s%sunknown field number %u",
                             s_path_text(path, at, sizeof at), path->n ? ": " : "",
                             (unsigned)m->unknown_fields[0].tag);
     for (unsigned i = 0; i < d->n_fields; i++) {

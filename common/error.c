@@ -28,6 +28,7 @@ static const struct {
     {SH_E_BODY_MISMATCH, "SH_E_BODY_MISMATCH", "event type does not match the body"},
     {SH_E_BAD_DATE, "SH_E_BAD_DATE", "not a valid YYYY-MM-DD date"},
     {SH_E_BAD_TEXT, "SH_E_BAD_TEXT", "text is not valid UTF-8 or holds control characters"},
+    {SH_E_UNKNOWN_FIELD, "SH_E_UNKNOWN_FIELD", "a field the schema does not have"},
     {SH_E_BAD_NHS_NUMBER, "SH_E_BAD_NHS_NUMBER", "not a valid NHS number"},
     {SH_E_BAD_UPN, "SH_E_BAD_UPN", "not a valid unique pupil number"},
     {SH_E_BAD_LA_CODE, "SH_E_BAD_LA_CODE", "not a valid DfE local authority code"},

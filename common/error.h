@@ -34,6 +34,7 @@ typedef enum sh_err {
     SH_E_BODY_MISMATCH = 205,  /* event_type does not match the body present */
     SH_E_BAD_DATE = 206,       /* not a valid YYYY-MM-DD calendar date */
     SH_E_BAD_TEXT = 207,       /* a string is not valid UTF-8 or holds control characters */
+    SH_E_UNKNOWN_FIELD = 208,  /* a field the schema does not have; detail names it */
 
     SH_E_BAD_NHS_NUMBER = 300,
     SH_E_BAD_UPN = 301,

@@ -94,9 +94,14 @@ typedef struct s_ctx {
     char path[160];
 } s_ctx;
 
+static sh_err s_fail_code(s_ctx *c, sh_err code, const char *what)
+{
+    return sh_error_set(c->err, code, "%s: %s", c->path[0] ? c->path : "(top)", what);
+}
+
 static sh_err s_fail(s_ctx *c, const char *what)
 {
-    return sh_error_set(c->err, SH_E_BAD_FIELD, "%s: %s", c->path[0] ? c->path : "(top)", what);
+    return s_fail_code(c, SH_E_BAD_FIELD, what);
 }
 
 static sh_err s_object(s_ctx *c, json_object *j, const ProtobufCMessageDescriptor *d,
@@ -128,7 +133,12 @@ static sh_err s_value(s_ctx *c, json_object *j, const ProtobufCFieldDescriptor *
         return SH_OK;
     case PROTOBUF_C_TYPE_ENUM: {
         int v;
-        if (s_enum_parse(f->descriptor, j, &v)) return s_fail(c, "not a value of this enum");
+        if (s_enum_parse(f->descriptor, j, &v)) {
+            char names[600], what[700];
+            sh_enum_names(f->descriptor, names, sizeof names);
+            snprintf(what, sizeof what, "not one of: %s", names);
+            return s_fail(c, what);
+        }
         *(int *)dst = v;
         return SH_OK;
     }
@@ -207,7 +217,7 @@ static sh_err s_object(s_ctx *c, json_object *j, const ProtobufCMessageDescripto
         snprintf(c->path + plen, sizeof c->path - plen, "%s%s", plen ? "." : "", key);
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
         if (!f) {
-            rc = s_fail(c, "unknown field");
+            rc = s_fail_code(c, SH_E_UNKNOWN_FIELD, "unknown field");
             break;
         }
         if (json_object_is_type(val, json_type_null)) continue;

@@ -17,6 +17,17 @@
 static const char *s_component = "sharehub";
 static int s_min;
 
+int sh_log_level_parse(const char *name, int *out)
+{
+    static const char *const names[] = {"info", "warning", "error"};
+    for (int i = 0; name && i < 3; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    return -1;
+}
+
 void sh_log_init(const char *component, int min_level)
 {
     s_component = component;

@@ -21,6 +21,10 @@ enum { SH_LOG_INFO = 0, SH_LOG_WARNING = 1, SH_LOG_ERROR = 2 };
  * level written. */
 void sh_log_init(const char *component, int min_level);
 
+/* The level a name stands for ("info", "warning", "error") into *out; 0, or -1 for any other
+ * name. */
+int sh_log_level_parse(const char *name, int *out);
+
 /* One record. org and event_id (16 bytes) may be NULL: the field is then left out. */
 void sh_log(int level, const char *org, const uint8_t *event_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -23,6 +23,29 @@ for f in usr/bin/sharehub-broker usr/bin/sharehub-agent usr/bin/sharehub \
          usr/share/doc/sharehub/operations.md; do
     [ -e "$root/$f" ] || { echo "FAIL: /$f not installed"; fail=1; }
 done
+# the documents installed link only to documents installed
+docs="$root/usr/share/doc/sharehub"
+for d in "$docs"/*.md; do
+    for l in $(grep -o '](\([a-z-]*\.md\)' "$d" | sed 's/.*(//'); do
+        [ -e "$docs/$l" ] || { echo "FAIL: $(basename "$d") links to $l, not installed"; fail=1; }
+    done
+done
+# the sample policy is installed, and loads
+"$root/usr/bin/sharehub" policy check "$root/usr/share/sharehub/policy" \
+    --registry "$root/usr/share/sharehub/policy/enrolment.yaml" >/dev/null ||
+    { echo "FAIL: the installed sample policy does not load"; fail=1; }
+# operations.md names the keys where the units hand them over as credentials
+for u in sharehub-broker.service sharehub-agent@.service; do
+    for p in $(sed -n 's/^LoadCredential=[^:]*:\(.*\)/\1/p' "$root/usr/lib/systemd/system/$u"); do
+        shown=$(printf '%s' "$p" | sed 's/%i/881/; s/%i/RAJ/')
+        alt=$(printf '%s' "$p" | sed 's/%i/RAJ/')
+        grep -qF -- "$shown" "$docs/operations.md" || grep -qF -- "$alt" "$docs/operations.md" ||
+            { echo "FAIL: operations.md never names $p ($u)"; fail=1; }
+    done
+done
+grep -qE '/etc/sharehub/agent\.curve|/var/lib/sharehub/agent( |$)|/etc/sharehub/master\.key' \
+    "$docs/operations.md" && { echo "FAIL: operations.md names a path no unit uses"; fail=1; }
+[ "$fail" -eq 0 ] && echo "systemd: ok   installed documents link only to installed ones; sample policy loads; key paths match the units"
 units="sharehub-broker.service sharehub-agent@881.service sharehub-agent@RAJ.service"
 # shellcheck disable=SC2086
 out=$(systemd-analyze verify --root="$root" $units 2>&1)

@@ -181,7 +181,7 @@ Test(codec, unknown_field_is_refused)
     more[len + 1] = 0x06;
     more[len + 2] = 0x01;
     sh_envelope *e = NULL;
-    cr_assert_eq(sh_envelope_decode(more, len + 3, &e, &err), SH_E_BAD_FIELD);
+    cr_assert_eq(sh_envelope_decode(more, len + 3, &e, &err), SH_E_UNKNOWN_FIELD);
     cr_assert_not_null(strstr(err.detail, "unknown field number 99"), "%s", err.detail);
     free(buf);
     free(more);

@@ -89,10 +89,15 @@ Test(json, bad_json_is_refused_by_path)
     s_parse("{\"event_type\": ", SH_E_MALFORMED, "JSON");
     s_parse("{} trailing", SH_E_MALFORMED, "JSON");
     s_parse("[1, 2]", SH_E_BAD_FIELD, "want an object");
-    s_parse("{\"shoe_size\": 9}", SH_E_BAD_FIELD, "shoe_size: unknown field");
+    s_parse("{\"shoe_size\": 9}", SH_E_UNKNOWN_FIELD, "shoe_size: unknown field");
+    s_parse("{\"child\": {\"shoe_size\": 9}}", SH_E_UNKNOWN_FIELD,
+            "child.shoe_size: unknown field");
     s_parse("{\"child\": {\"nhs_number\": 9434765919}}", SH_E_BAD_FIELD,
             "child.nhs_number: want a string");
-    s_parse("{\"event_type\": \"parking_ticket\"}", SH_E_BAD_FIELD, "event_type: not a value");
+    s_parse("{\"event_type\": \"parking_ticket\"}", SH_E_BAD_FIELD,
+            "event_type: not one of: request_for_support, safeguarding_concern, hub_decision");
+    s_parse("{\"purpose\": \"curiosity\"}", SH_E_BAD_FIELD,
+            "purpose: not one of: safeguarding, early_help, direct_care");
     s_parse("{\"event_type\": 99}", SH_E_BAD_FIELD, "event_type");
     s_parse("{\"level_of_need\": -1}", SH_E_BAD_FIELD, "level_of_need: number out of range");
     s_parse("{\"level_of_need\": 1.5}", SH_E_BAD_FIELD, "want a whole number");

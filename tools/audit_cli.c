@@ -23,231 +23,26 @@
 
 int sh_audit_main(int argc, char **argv);
 
-void sh_audit_usage(FILE *f)
-{
-    fputs("usage (keys: --keyring FILE, or --master KEY --sign-key PEM for one's own store):\n"
-          "  sharehub audit verify STORE... [--witness BROKER-STORE] [--json]\n"
-          "  sharehub audit grant STORE --master KEY --sign-key PEM --keyring FILE --name NAME\n"
-          "                       [--no-blind]      add a store's audit keys to a keyring\n"
-          "  sharehub audit replay STORE [--from T] [--to T] [--org ORG] [--action A]\n"
-          "                       [--decision ok|denied|failed] [--child ID] [--event ID]\n"
-          "                       [--isp ID] [--json] [--no-progress]\n"
-          "  sharehub audit subject CHILD-ID [CHILD-ID...] --stores STORE... [--format md|html]\n"
-          "                       [--output FILE]\n"
-          "  sharehub audit whatif --store BROKER-STORE --policy DIR --registry FILE\n"
-          "                       [--examples N] [--json]\n"
-          "  sharehub audit event STORE EVENT-ID --master KEY --sign-key PEM --user U\n"
-          "                       --purpose P      decrypt one stored event; the read is audited\n"
-          "  T: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or epoch milliseconds; --to is exclusive\n"
-          "  exit: 0 verified / done, 1 tampered, 2 could not read or usage\n",
-          f);
-}
+#define KEYS_USAGE                                                                                 \
+    "  keys: --keyring FILE (an auditor's, from `sharehub audit grant`), or --master KEY and\n"    \
+    "  --sign-key PEM (the store's own, for an operator)\n"
 
-int sh_audit_fail(const char *what, const sh_error *e)
-{
-    char buf[320];
-    fprintf(stderr, "sharehub audit: %s: %s\n", what, sh_error_format(e, buf, sizeof buf));
-    return SH_EXIT_USAGE;
-}
-
-int sh_auth_option(sh_auth *a, int argc, char **argv, int *i)
-{
-    const char **slot = strcmp(argv[*i], "--keyring") == 0    ? &a->keyring
-                        : strcmp(argv[*i], "--master") == 0   ? &a->master
-                        : strcmp(argv[*i], "--sign-key") == 0 ? &a->sign
-                                                              : NULL;
-    if (!slot) return 0;
-    if (*i + 1 >= argc) return -1;
-    *slot = argv[++*i];
-    return 1;
-}
-
-void sh_auth_free(sh_auth *a)
-{
-    sh_keyring_destroy(&a->ring);
-}
-
-void sh_alog_close(sh_alog *l)
-{
-    sh_audit_destroy(&l->audit);
-    sh_store_destroy(&l->store);
-    sh_keyring_destroy(&l->own);
-    sh_key_destroy(&l->master);
-    sh_signkey_destroy(&l->sign);
-    memset(l, 0, sizeof *l);
-}
-
-sh_err sh_alog_open(const char *dir, sh_auth *auth, sh_alog *l, sh_error *err)
-{
-    memset(l, 0, sizeof *l);
-    l->dir = dir;
-    sh_err rc = SH_OK;
-    if (auth->master) {
-        /* an operator's own store: keys derived from its master key */
-        struct stat st;
-        char data[4096];
-        snprintf(data, sizeof data, "%s/data.mdb", dir);
-        sh_key *audit = NULL, *blind = NULL;
-        uint8_t pub[SH_SIGN_PUB_BYTES];
-        if (!auth->sign) return sh_error_set(err, SH_E_INVAL, "--master needs --sign-key");
-        if (stat(dir, &st) != 0) return sh_error_set(err, SH_E_IO, "%s: %s", dir, strerror(errno));
-        if (stat(data, &st) != 0)
-            return sh_error_set(err, SH_E_NOT_FOUND, "%s: not a sharehub store (no data.mdb)", dir);
-        rc = sh_key_load_file(auth->master, &l->master, err);
-        if (!rc) rc = sh_signkey_load_file(auth->sign, &l->sign, err);
-        if (!rc) rc = sh_store_open(dir, l->master, NULL, &l->store, err);
-        if (!rc && (sh_store_derive_key(l->store, "audit mac", &audit) ||
-                    sh_store_derive_key(l->store, "blind index", &blind)))
-            rc = sh_error_set(err, SH_E_CRYPTO, "deriving the audit keys");
-        if (!rc && sh_keyring_new(&l->own)) rc = sh_error_set(err, SH_E_NOMEM, "keyring");
-        if (!rc) sh_signkey_public(l->sign, pub);
-        if (!rc)
-            rc = sh_keyring_put(l->own, sh_store_id(l->store), "store", audit, blind, pub, err);
-        sh_key_destroy(&audit);
-        sh_key_destroy(&blind);
-        if (!rc) l->keys = sh_keyring_find(l->own, sh_store_id(l->store));
-    } else {
-        if (!auth->keyring)
-            return sh_error_set(err, SH_E_INVAL,
-                                "give --keyring FILE (or --master and --sign-key)");
-        if (!auth->ring) rc = sh_keyring_load(auth->keyring, &auth->ring, err);
-        if (!rc) rc = sh_store_open_ro(dir, &l->store, err);
-        if (!rc && !(l->keys = sh_keyring_find(auth->ring, sh_store_id(l->store)))) {
-            char id[2 * SH_STORE_ID_BYTES + 1];
-            sh_hex_encode(sh_store_id(l->store), SH_STORE_ID_BYTES, id);
-            rc = sh_error_set(err, SH_E_KEY_MISSING,
-                              "%s: store %s is not in the keyring (sharehub audit grant)", dir, id);
-        }
-    }
-    if (!rc) rc = sh_audit_open(l->store, l->keys->audit, l->sign, 0, &l->audit, err);
-    if (rc == SH_E_NOT_FOUND && !err->detail[0])
-        sh_error_set(err, rc, "%s: the store holds no audit log", dir);
-    if (rc) sh_alog_close(l);
-    return rc;
-}
-
-int sh_alog_child_refs(const sh_alog *l, char *const *ids, size_t nids, uint8_t (*refs)[32],
-                       sh_error *err)
-{
-    if (!l->keys->blind) {
-        sh_error_set(err, SH_E_WRONG_KEY,
-                     "%s: the keyring holds no blind key for this store: it can be verified "
-                     "and replayed, not searched by child",
-                     l->dir);
-        return -SH_E_WRONG_KEY;
-    }
-    for (size_t i = 0; i < nids; i++) {
-        char canon[64];
-        const char *kind = sh_ident_kind(ids[i], canon, sizeof canon);
-        if (!kind) {
-            sh_error_set(err, SH_E_INVAL,
-                         "child id %zu is not an NHS number, a UPN or a local-authority id", i + 1);
-            return -SH_E_INVAL;
-        }
-        if (sh_blind_compute(l->keys->blind, kind, canon, refs[i])) {
-            sh_error_set(err, SH_E_CRYPTO, "blinding");
-            return -SH_E_CRYPTO;
-        }
-    }
-    return (int)nids;
-}
+static const char s_usage[] =
+    "usage: sharehub audit COMMAND [ARGS]   (each command's own: sharehub audit COMMAND --help)\n"
+    "  verify STORE... [--witness BROKER-STORE] [--json]     check audit chains\n"
+    "  grant STORE --master KEY --sign-key PEM --keyring FILE --name NAME [--no-blind]\n"
+    "                                                        add a store's audit keys to a "
+    "keyring\n"
+    "  replay STORE [filters] [--json]                       list entries\n"
+    "  subject CHILD-ID... --stores STORE... [--format md|html] [--output FILE]\n"
+    "                                                        one child's report across stores\n"
+    "  whatif --store BROKER-STORE --policy DIR --registry FILE   decisions under another policy\n"
+    "  event STORE EVENT-ID --master KEY --sign-key PEM --user U --purpose P\n"
+    "                                                        one stored event, the read "
+    "audited\n" KEYS_USAGE
+    "exit: 0 verified / done, 1 tampered or failed (the message says why), 2 usage\n";
 
 /* ---- verify ---------------------------------------------------------------------------- */
-
-static void s_progress(void *ctx, uint64_t done)
-{
-    uint64_t total = *(uint64_t *)ctx;
-    if (total)
-        fprintf(stderr, "\r  verifying %3d%%  %llu of %llu entries", (int)(done * 100 / total),
-                (unsigned long long)done, (unsigned long long)total);
-}
-
-/* Collects the broker's witness records of log l's store from the (verified) broker log. */
-typedef struct s_witnesses {
-    const uint8_t *store_id;
-    const sh_keyring_entry *keys;
-    sh_audit_witness *v;
-    size_t n, cap, bad;
-    int nomem;
-} s_witnesses;
-
-static int s_collect_witness(void *ctx, const sh_audit_record *r)
-{
-    s_witnesses *w = ctx;
-    uint8_t id[SH_STORE_ID_BYTES], cp[SH_AUDIT_CP_BYTES];
-    sh_audit_cp_info info;
-    if (r->action != SH_AUDIT_WITNESS || sh_audit_witness_parse(r->detail, id, cp) != SH_OK ||
-        memcmp(id, w->store_id, SH_STORE_ID_BYTES) != 0)
-        return 0;
-    int trusted = 0;
-    if (sh_audit_checkpoint_check(id, cp, sizeof cp, &info) == SH_OK)
-        for (size_t i = 0; i < w->keys->nsigners; i++)
-            trusted |= memcmp(w->keys->signers[i], info.signer, SH_SIGN_PUB_BYTES) == 0;
-    if (!trusted) { /* not this store's signature: the broker cannot vouch for it */
-        w->bad++;
-        return 0;
-    }
-    if (w->n == w->cap) {
-        size_t ncap = w->cap ? 2 * w->cap : 64;
-        sh_audit_witness *v = realloc(w->v, ncap * sizeof *v);
-        if (!v) {
-            w->nomem = 1;
-            return 1;
-        }
-        w->v = v;
-        w->cap = ncap;
-    }
-    w->v[w->n++] = (sh_audit_witness){.seq = info.seq, .time_ms = info.time_ms};
-    memcpy(w->v[w->n - 1].head, info.head, SH_MAC_BYTES);
-    return 0;
-}
-
-sh_err sh_alog_verify(sh_alog *l, sh_alog *witness, int progress, sh_audit_report *rep)
-{
-    s_witnesses w = {.store_id = sh_store_id(l->store), .keys = l->keys};
-    if (witness) {
-        sh_audit_report wr;
-        if (sh_alog_verify(witness, NULL, 0, &wr) != SH_OK) {
-            memset(rep, 0, sizeof *rep);
-            rep->result = SH_E_AUDIT_CHECKPOINT;
-            snprintf(rep->detail, sizeof rep->detail,
-                     "the witness log %s does not verify (E%03d at entry %llu)", witness->dir,
-                     (int)wr.result, (unsigned long long)wr.bad_seq);
-            return rep->result;
-        }
-        sh_audit_scan(witness->audit, 1, s_collect_witness, &w, &wr);
-        if (w.nomem) {
-            free(w.v);
-            memset(rep, 0, sizeof *rep);
-            return rep->result = SH_E_NOMEM;
-        }
-    }
-    uint64_t total = 0;
-    if (progress) {
-        sh_txn *t = NULL;
-        sh_error err;
-        uint8_t mac[SH_MAC_BYTES];
-        if (sh_txn_begin(l->store, 0, &t, &err) == SH_OK &&
-            sh_audit_head(l->audit, t, &total, mac, &err) != SH_OK)
-            total = 0;
-        sh_txn_abort(&t);
-    }
-    sh_audit_verify_opts o = {.trusted = (const uint8_t(*)[SH_SIGN_PUB_BYTES])l->keys->signers,
-                              .ntrusted = l->keys->nsigners,
-                              .witnesses = w.v,
-                              .nwitnesses = w.n,
-                              .progress = progress ? s_progress : NULL,
-                              .ctx = &total};
-    sh_err rc = sh_audit_verify_ex(l->audit, &o, rep);
-    if (progress && total >= 65536) fprintf(stderr, "\r%60s\r", "");
-    if (!rc && witness) {
-        size_t len = strlen(rep->detail);
-        snprintf(rep->detail + len, sizeof rep->detail - len, "%zu witnessed checkpoints match",
-                 w.n);
-    }
-    free(w.v);
-    return rc;
-}
 
 static int s_is_tamper(sh_err rc)
 {
@@ -260,30 +55,28 @@ static int s_verify(int argc, char **argv)
     const char *witness_dir = NULL, *dirs[64];
     size_t ndirs = 0;
     int json = 0;
-    for (int i = 0; i < argc; i++) {
-        int k = sh_auth_option(&auth, argc, argv, &i);
-        if (k > 0) continue;
-        if (k == 0 && strcmp(argv[i], "--witness") == 0 && i + 1 < argc)
-            witness_dir = argv[++i];
-        else if (k == 0 && strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (k == 0 && argv[i][0] != '-' && ndirs < 64)
-            dirs[ndirs++] = argv[i];
-        else {
-            sh_audit_usage(stderr);
-            return SH_EXIT_USAGE;
-        }
-    }
-    if (!ndirs) {
-        sh_audit_usage(stderr);
-        return SH_EXIT_USAGE;
-    }
+    const cli_opt opts[] = {SH_AUTH_OPTS(auth),
+                            {"--witness", CLI_TEXT, &witness_dir, 0, 0},
+                            {"--json", CLI_FLAG, &json, 0, 0},
+                            {0}};
+    const cli_cmd c = {"sharehub audit verify",
+                       "usage: sharehub audit verify STORE... [--witness BROKER-STORE] [--json]\n"
+                       "  Checks each store's audit chain: every entry's MAC, the order, every\n"
+                       "  signed checkpoint; with --witness, against the broker's record of each\n"
+                       "  agent's checkpoints (a log rolled back or replaced shows).\n" KEYS_USAGE
+                       "  exit 0 all OK; 1 a chain is TAMPERED or a store UNREADABLE\n",
+                       opts,
+                       1,
+                       64,
+                       "STORE"};
+    int rc = cli_parse(&c, argc, argv, dirs, &ndirs);
+    if (rc != CLI_RUN || (rc = sh_auth_given(&c, &auth)) != CLI_RUN) return rc;
     int worst = SH_EXIT_OK;
     sh_error err = {0};
     sh_alog wlog = {0};
     if (witness_dir && sh_alog_open(witness_dir, &auth, &wlog, &err)) {
         sh_auth_free(&auth);
-        return sh_audit_fail(witness_dir, &err);
+        return cli_fail(&c, &err);
     }
     for (size_t i = 0; i < ndirs; i++) {
         sh_alog l;
@@ -300,26 +93,26 @@ static int s_verify(int argc, char **argv)
         }
         char head[2 * SH_MAC_BYTES + 1];
         sh_hex_encode(r.head_mac, SH_MAC_BYTES, head);
-        code = r.result == SH_OK ? SH_EXIT_OK : s_is_tamper(r.result) ? SH_EXIT_BAD : SH_EXIT_USAGE;
-        const char *verdict = code == SH_EXIT_OK    ? "OK"
-                              : code == SH_EXIT_BAD ? "TAMPERED"
-                                                    : "UNREADABLE";
+        code = r.result == SH_OK ? SH_EXIT_OK : SH_EXIT_FAILED;
+        const char *verdict = r.result == SH_OK       ? "OK"
+                              : s_is_tamper(r.result) ? "TAMPERED"
+                                                      : "UNREADABLE";
         if (json) {
             printf("{\"store\":");
-            sh_json_put_string(stdout, dirs[i]);
+            cli_json_string(stdout, dirs[i]);
             printf(",\"result\":\"%s\",\"code\":%d,\"entries\":%llu,\"checkpoints\":%llu,"
                    "\"head_seq\":%llu,\"head\":\"%s\",\"bad_seq\":%llu,\"detail\":",
                    verdict, (int)r.result, (unsigned long long)r.entries,
                    (unsigned long long)r.checkpoints, (unsigned long long)r.head_seq, head,
                    (unsigned long long)r.bad_seq);
-            sh_json_put_string(stdout, r.detail);
+            cli_json_string(stdout, r.detail);
             printf("}\n");
         } else if (code == SH_EXIT_OK) {
             printf("%s: OK: %llu entries, %llu checkpoints (last at %llu), head %llu %.16s%s%s\n",
                    dirs[i], (unsigned long long)r.entries, (unsigned long long)r.checkpoints,
                    (unsigned long long)r.last_checkpoint_seq, (unsigned long long)r.head_seq, head,
                    r.detail[0] ? "; " : "", r.detail);
-        } else if (code == SH_EXIT_BAD) {
+        } else if (s_is_tamper(r.result)) {
             printf("%s: TAMPERED: E%03d %s at entry %llu: %s (%llu entries verified before it)\n",
                    dirs[i], (int)r.result, sh_err_name(r.result), (unsigned long long)r.bad_seq,
                    r.detail, (unsigned long long)r.entries);
@@ -341,31 +134,36 @@ static int s_grant(int argc, char **argv)
     sh_auth auth = {0};
     const char *dir = NULL, *name = NULL;
     int no_blind = 0;
-    for (int i = 0; i < argc; i++) {
-        int k = sh_auth_option(&auth, argc, argv, &i);
-        if (k > 0) continue;
-        if (k == 0 && strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-            name = argv[++i];
-        else if (k == 0 && strcmp(argv[i], "--no-blind") == 0)
-            no_blind = 1;
-        else if (k == 0 && !dir && argv[i][0] != '-')
-            dir = argv[i];
-        else {
-            sh_audit_usage(stderr);
-            return SH_EXIT_USAGE;
-        }
-    }
-    if (!dir || !name || !auth.master || !auth.sign || !auth.keyring) {
-        fprintf(stderr, "sharehub audit grant: give STORE, --master, --sign-key, --keyring and "
-                        "--name\n");
-        return SH_EXIT_USAGE;
-    }
+    size_t npos = 0;
+    const cli_opt opts[] = {SH_AUTH_OPTS(auth),
+                            {"--name", CLI_TEXT, &name, 0, 0},
+                            {"--no-blind", CLI_FLAG, &no_blind, 0, 0},
+                            {0}};
+    const cli_cmd c = {
+        "sharehub audit grant",
+        "usage: sharehub audit grant STORE --master KEY --sign-key PEM --keyring FILE --name NAME\n"
+        "                            [--no-blind]\n"
+        "  Adds the store's audit keys (and, unless --no-blind, its key for finding a child's\n"
+        "  entries) to an auditor's keyring FILE, created 0600 if absent. The keyring opens no\n"
+        "  event: it verifies, replays and searches the log only.\n",
+        opts,
+        1,
+        1,
+        "STORE"};
+    int prc = cli_parse(&c, argc, argv, &dir, &npos);
+    if (prc != CLI_RUN) return prc;
+    if (!auth.master || !auth.sign || !auth.keyring || !name)
+        return cli_usage(&c, "missing option '%s'",
+                         !auth.master    ? "--master"
+                         : !auth.sign    ? "--sign-key"
+                         : !auth.keyring ? "--keyring"
+                                         : "--name");
     const char *ring_path = auth.keyring;
     auth.keyring = NULL;
     sh_alog l;
     sh_error err = {0};
     sh_keyring *ring = NULL;
-    if (sh_alog_open(dir, &auth, &l, &err)) return sh_audit_fail(dir, &err);
+    if (sh_alog_open(dir, &auth, &l, &err)) return cli_fail(&c, &err);
     struct stat st;
     sh_err rc = stat(ring_path, &st) == 0 ? sh_keyring_load(ring_path, &ring, &err)
                                           : (sh_keyring_new(&ring) ? SH_E_NOMEM : SH_OK);
@@ -383,55 +181,13 @@ static int s_grant(int argc, char **argv)
     sh_key_destroy(&blind);
     sh_keyring_destroy(&ring);
     sh_alog_close(&l);
-    if (rc) return sh_audit_fail(ring_path, &err);
+    if (rc) return cli_fail(&c, &err);
     printf("%s: store %s added to %s as %s (%s)\n", dir, id, ring_path, name,
            no_blind ? "verify and replay only" : "verify, replay and search by child");
     return SH_EXIT_OK;
 }
 
 /* ---- replay ---------------------------------------------------------------------------- */
-
-void sh_json_put_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            fputs("\\\"", f);
-            break;
-        case '\\':
-            fputs("\\\\", f);
-            break;
-        case '\n':
-            fputs("\\n", f);
-            break;
-        case '\r':
-            fputs("\\r", f);
-            break;
-        case '\t':
-            fputs("\\t", f);
-            break;
-        default:
-            if (*p < 0x20)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
-        }
-    }
-    fputc('"', f);
-}
-
-void sh_iso_time(int64_t ms, char out[32])
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm)) {
-        snprintf(out, 32, "%lld", (long long)ms);
-        return;
-    }
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* Parses a time option; *day is set when only a date was given. -1 on bad input. */
 static int s_parse_time(const char *s, int64_t *out, int *day)
@@ -517,17 +273,17 @@ static int s_replay_visit(void *ctx, const sh_audit_record *r)
             sh_audit_action_name(r->action), outcome, r->code, ev[0] ? "\"" : "",
             ev[0] ? ev : "null", ev[0] ? "\"" : "", ref[0] ? "\"" : "", ref[0] ? ref : "null",
             ref[0] ? "\"" : "");
-        sh_json_put_string(stdout, r->actor_org);
+        cli_json_string(stdout, r->actor_org);
         fputs(",\"actor_user\":", stdout);
-        sh_json_put_string(stdout, r->actor_user);
+        cli_json_string(stdout, r->actor_user);
         fputs(",\"peer_org\":", stdout);
-        sh_json_put_string(stdout, r->peer_org);
+        cli_json_string(stdout, r->peer_org);
         fputs(",\"purpose\":", stdout);
-        sh_json_put_string(stdout, r->purpose);
+        cli_json_string(stdout, r->purpose);
         fputs(",\"rule\":", stdout);
-        sh_json_put_string(stdout, r->rule);
+        cli_json_string(stdout, r->rule);
         fputs(",\"detail\":", stdout);
-        sh_json_put_string(stdout, r->detail);
+        cli_json_string(stdout, r->detail);
         fputs("}\n", stdout);
     } else {
         char code[8] = "";
@@ -544,67 +300,76 @@ static int s_replay_cmd(int argc, char **argv)
 {
     sh_auth auth = {0};
     s_replay p = {.f = {.from = INT64_MIN, .to = INT64_MAX, .action = -1, .outcome = -1}};
-    const char *dir = NULL, *child[8];
-    size_t nchild = 0;
-    int no_progress = 0, bad = 0;
-    for (int i = 0; i < argc && !bad; i++) {
-        int k = sh_auth_option(&auth, argc, argv, &i), day;
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (k > 0) continue;
-        bad = k < 0;
-        if (bad) break;
-        if (strcmp(argv[i], "--json") == 0)
-            p.json = 1;
-        else if (strcmp(argv[i], "--no-progress") == 0)
-            no_progress = 1;
-        else if (!v && argv[i][0] == '-')
-            bad = 1;
-        else if (strcmp(argv[i], "--from") == 0)
-            bad = s_parse_time(argv[++i], &p.f.from, &day);
-        else if (strcmp(argv[i], "--to") == 0) {
-            bad = s_parse_time(argv[++i], &p.f.to, &day);
-            if (day) p.f.to += 86400000; /* a date names the whole day */
-        } else if (strcmp(argv[i], "--org") == 0)
-            p.f.org = argv[++i];
-        else if (strcmp(argv[i], "--isp") == 0)
-            p.f.isp = argv[++i];
-        else if (strcmp(argv[i], "--action") == 0) {
-            p.f.action = 0;
-            for (int a = SH_AUDIT_WRITE; a <= SH_AUDIT_CONNECTION; a++)
-                if (strcmp(sh_audit_action_name(a), v) == 0) p.f.action = a;
-            bad = p.f.action == 0;
-            i++;
-        } else if (strcmp(argv[i], "--decision") == 0) {
-            for (int o = 0; o < 3; o++)
-                if (strcmp(s_outcomes[o], v) == 0) p.f.outcome = o;
-            bad = p.f.outcome < 0;
-            i++;
-        } else if (strcmp(argv[i], "--event") == 0) {
-            bad = sh_event_id_parse(argv[++i], p.f.event) != SH_OK;
-            p.f.has_event = 1;
-        } else if (strcmp(argv[i], "--child") == 0 && nchild < 8)
-            child[nchild++] = argv[++i];
-        else if (!dir && argv[i][0] != '-')
-            dir = argv[i];
-        else
-            bad = 1;
-        if (bad) fprintf(stderr, "sharehub audit replay: bad option or value: %s\n", argv[i]);
+    const char *dir = NULL, *child_v[8], *from = NULL, *to = NULL, *action = NULL, *decision = NULL,
+               *event = NULL;
+    cli_list child = {child_v, 0, 8};
+    size_t npos = 0;
+    int no_progress = 0, day = 0;
+    const cli_opt opts[] = {SH_AUTH_OPTS(auth),
+                            {"--from", CLI_TEXT, &from, 0, 0},
+                            {"--to", CLI_TEXT, &to, 0, 0},
+                            {"--org", CLI_TEXT, &p.f.org, 0, 0},
+                            {"--isp", CLI_TEXT, &p.f.isp, 0, 0},
+                            {"--action", CLI_TEXT, &action, 0, 0},
+                            {"--decision", CLI_TEXT, &decision, 0, 0},
+                            {"--event", CLI_TEXT, &event, 0, 0},
+                            {"--child", CLI_MANY, &child, 0, 0},
+                            {"--json", CLI_FLAG, &p.json, 0, 0},
+                            {"--no-progress", CLI_FLAG, &no_progress, 0, 0},
+                            {0}};
+    const cli_cmd c = {
+        "sharehub audit replay",
+        "usage: sharehub audit replay STORE [--from T] [--to T] [--org ORG] [--action A]\n"
+        "                             [--decision ok|denied|failed] [--child ID]... [--event ID]\n"
+        "                             [--isp ID] [--json] [--no-progress]\n"
+        "  Lists the store's audit entries that match every filter given, oldest first.\n"
+        "  T: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or epoch milliseconds; --to is exclusive (a\n"
+        "  date: the whole day). A: write, read, send, receive, deny, deliver, refuse, admin,\n"
+        "  witness, connection. --child needs a keyring with the store's blind key.\n" KEYS_USAGE,
+        opts,
+        1,
+        1,
+        "STORE"};
+    int prc = cli_parse(&c, argc, argv, &dir, &npos);
+    if (prc != CLI_RUN || (prc = sh_auth_given(&c, &auth)) != CLI_RUN) return prc;
+    if (from && s_parse_time(from, &p.f.from, &day))
+        return cli_usage(&c, "--from '%.40s': want YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or epoch ms",
+                         from);
+    if (to && s_parse_time(to, &p.f.to, &day))
+        return cli_usage(&c, "--to '%.40s': want YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or epoch ms", to);
+    if (to && day) p.f.to += 86400000; /* a date names the whole day */
+    if (action) {
+        p.f.action = 0;
+        for (int a = SH_AUDIT_WRITE; a <= SH_AUDIT_CONNECTION; a++)
+            if (strcmp(sh_audit_action_name(a), action) == 0) p.f.action = a;
+        if (!p.f.action)
+            return cli_usage(&c,
+                             "--action '%.30s': want write, read, send, receive, deny, deliver, "
+                             "refuse, admin, witness or connection",
+                             action);
     }
-    if (bad || !dir) {
-        sh_audit_usage(stderr);
-        sh_auth_free(&auth);
-        return SH_EXIT_USAGE;
+    if (decision) {
+        for (int o = 0; o < 3; o++)
+            if (strcmp(s_outcomes[o], decision) == 0) p.f.outcome = o;
+        if (p.f.outcome < 0)
+            return cli_usage(&c, "--decision '%.30s': want ok, denied or failed", decision);
     }
+    if (event) {
+        if (sh_event_id_parse(event, p.f.event) != SH_OK)
+            return cli_usage(&c, "--event: not an event id (a UUIDv7, 8-4-4-4-12 hex)");
+        p.f.has_event = 1;
+    }
+    size_t nchild = child.n;
     sh_alog l;
     sh_error err = {0};
     if (sh_alog_open(dir, &auth, &l, &err)) {
         sh_auth_free(&auth);
-        return sh_audit_fail(dir, &err);
+        return cli_fail(&c, &err);
     }
     int rc = SH_EXIT_OK;
     if (nchild) {
-        int n = sh_alog_child_refs(&l, (char *const *)child, nchild, p.f.refs, &err);
-        if (n < 0) rc = sh_audit_fail("--child", &err);
+        int n = sh_alog_child_refs(&l, (char *const *)child.v, nchild, p.f.refs, &err);
+        if (n < 0) rc = cli_fail(&c, &err);
         p.f.nrefs = nchild;
     }
     if (rc == SH_EXIT_OK) {
@@ -633,7 +398,7 @@ static int s_replay_cmd(int argc, char **argv)
                     "  (entries before it are shown; run `sharehub audit verify`)\n",
                     dir, (unsigned long long)r.bad_seq, (int)r.result, sh_err_name(r.result),
                     r.detail);
-            rc = s_is_tamper(r.result) ? SH_EXIT_BAD : SH_EXIT_USAGE;
+            rc = SH_EXIT_FAILED;
         } else if (!p.json) {
             fprintf(stderr, "%llu of %llu entries shown\n", (unsigned long long)p.shown,
                     (unsigned long long)r.entries);
@@ -649,42 +414,48 @@ static int s_replay_cmd(int argc, char **argv)
 static int s_event(int argc, char **argv)
 {
     sh_auth auth = {0};
-    const char *dir = NULL, *idtext = NULL, *user = NULL, *purpose = NULL;
-    for (int i = 0; i < argc; i++) {
-        int k = sh_auth_option(&auth, argc, argv, &i);
-        if (k > 0) continue;
-        if (k == 0 && strcmp(argv[i], "--user") == 0 && i + 1 < argc)
-            user = argv[++i];
-        else if (k == 0 && strcmp(argv[i], "--purpose") == 0 && i + 1 < argc)
-            purpose = argv[++i];
-        else if (k == 0 && argv[i][0] != '-' && !dir)
-            dir = argv[i];
-        else if (k == 0 && argv[i][0] != '-' && !idtext)
-            idtext = argv[i];
-        else {
-            sh_audit_usage(stderr);
-            return SH_EXIT_USAGE;
-        }
-    }
+    const char *pos[2] = {NULL, NULL}, *user = NULL, *purpose = NULL;
+    size_t npos = 0;
+    const cli_opt opts[] = {SH_AUTH_OPTS(auth),
+                            {"--user", CLI_TEXT, &user, 0, 0},
+                            {"--purpose", CLI_TEXT, &purpose, 0, 0},
+                            {0}};
+    const cli_cmd c = {
+        "sharehub audit event",
+        "usage: sharehub audit event STORE EVENT-ID --master KEY --sign-key PEM --user U\n"
+        "                            --purpose P\n"
+        "  Decrypts one stored event (a broker's or an agent's store) and prints it as JSON. It\n"
+        "  takes the store's own keys — a keyring opens no event — and the read is audited in\n"
+        "  the store's chain with U and P (1-64 characters each).\n",
+        opts,
+        2,
+        2,
+        "STORE EVENT-ID"};
+    int prc = cli_parse(&c, argc, argv, pos, &npos);
+    if (prc != CLI_RUN) return prc;
+    const char *dir = pos[0], *idtext = pos[1];
     uint8_t id[16];
-    if (!dir || !idtext || !user || !purpose || !auth.master || !auth.sign) {
-        fprintf(stderr, "sharehub audit event: reading a payload needs STORE, EVENT-ID, the "
-                        "store's --master and --sign-key, and --user and --purpose (audited)\n");
-        return SH_EXIT_USAGE;
-    }
-    if (sh_event_id_parse(idtext, id) != SH_OK) {
-        fprintf(stderr, "sharehub audit event: E%03d %s\n", SH_E_BAD_EVENT_ID,
-                sh_err_message(SH_E_BAD_EVENT_ID));
-        return SH_EXIT_USAGE;
-    }
-    if (sh_text_check(user) || sh_text_check(purpose) || strlen(user) > SH_AUDIT_SHORT_MAX ||
-        strlen(purpose) > SH_AUDIT_SHORT_MAX) {
-        fprintf(stderr, "sharehub audit event: --user and --purpose: clean text of 1-64 bytes\n");
-        return SH_EXIT_USAGE;
-    }
+    if (!auth.master || !auth.sign)
+        return cli_usage(&c, "reading an event takes the store's own keys: give --master and "
+                             "--sign-key (a keyring opens no event)");
+    if (!user || !purpose)
+        return cli_usage(&c, "missing option '%s' (the read is audited)",
+                         !user ? "--user" : "--purpose");
+    if (sh_event_id_parse(idtext, id) != SH_OK)
+        return cli_error(&c, SH_EXIT_USAGE, SH_E_BAD_EVENT_ID,
+                         "EVENT-ID: not an event id (a UUIDv7, 8-4-4-4-12 hex)");
+    const char *bad =
+        !*user                                 ? "--user: empty"
+        : strlen(user) > SH_AUDIT_SHORT_MAX    ? "--user: too long (at most 64 characters)"
+        : sh_text_check(user)                  ? "--user: not clean text"
+        : !*purpose                            ? "--purpose: empty"
+        : strlen(purpose) > SH_AUDIT_SHORT_MAX ? "--purpose: too long (at most 64 characters)"
+        : sh_text_check(purpose)               ? "--purpose: not clean text"
+                                               : NULL;
+    if (bad) return cli_error(&c, SH_EXIT_USAGE, SH_E_BAD_FIELD, "%s", bad);
     sh_alog l;
     sh_error err = {0};
-    if (sh_alog_open(dir, &auth, &l, &err)) return sh_audit_fail(dir, &err);
+    if (sh_alog_open(dir, &auth, &l, &err)) return cli_fail(&c, &err);
     sh_db events;
     sh_txn *t = NULL;
     sh_buf b = {0};
@@ -725,12 +496,12 @@ static int s_event(int argc, char **argv)
     sh_buf_free(&b);
     int code = SH_EXIT_OK;
     if (rc) {
-        code = sh_audit_fail(idtext, &err);
+        code = cli_fail(&c, &err);
     } else {
         char *json = sh_json_from_message((const ProtobufCMessage *)e, 1);
         if (json) printf("%s\n", json);
         free(json);
-        code = json ? SH_EXIT_OK : SH_EXIT_USAGE;
+        code = json ? SH_EXIT_OK : cli_error(&c, SH_EXIT_FAILED, SH_E_NOMEM, "out of memory");
     }
     sh_envelope_free(e);
     sh_alog_close(&l);
@@ -739,17 +510,26 @@ static int s_event(int argc, char **argv)
 
 int sh_audit_main(int argc, char **argv)
 {
-    if (argc < 1) {
-        sh_audit_usage(stderr);
-        return SH_EXIT_USAGE;
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } cmds[] = {{"verify", s_verify},
+                {"grant", s_grant},
+                {"replay", s_replay_cmd},
+                {"subject", sh_audit_subject_main},
+                {"whatif", sh_audit_whatif_main},
+                {"event", s_event}};
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+                      strcmp(argv[0], "help") == 0)) {
+        fputs(s_usage, stdout);
+        return SH_EXIT_OK;
     }
-    const char *sub = argv[0];
-    if (strcmp(sub, "verify") == 0) return s_verify(argc - 1, argv + 1);
-    if (strcmp(sub, "grant") == 0) return s_grant(argc - 1, argv + 1);
-    if (strcmp(sub, "replay") == 0) return s_replay_cmd(argc - 1, argv + 1);
-    if (strcmp(sub, "subject") == 0) return sh_audit_subject_main(argc - 1, argv + 1);
-    if (strcmp(sub, "whatif") == 0) return sh_audit_whatif_main(argc - 1, argv + 1);
-    if (strcmp(sub, "event") == 0) return s_event(argc - 1, argv + 1);
-    sh_audit_usage(stderr);
+    for (size_t i = 0; argc >= 1 && i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(argv[0], cmds[i].name) == 0) return cmds[i].run(argc - 1, argv + 1);
+    if (argc >= 1)
+        fprintf(stderr, "sharehub audit: unknown command '%.40s' (see 'sharehub audit --help')\n",
+                argv[0]);
+    else
+        fputs(s_usage, stderr);
     return SH_EXIT_USAGE;
 }

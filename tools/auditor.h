@@ -12,10 +12,9 @@
 #include <stdio.h>
 
 #include "audit.h"
+#include "cli.h"
 #include "keyring.h"
 #include "store.h"
-
-enum { SH_EXIT_OK = 0, SH_EXIT_BAD = 1, SH_EXIT_USAGE = 2 };
 
 /* Where keys come from: an auditor's keyring file, or a store's master key and checkpoint
  * signing key (an operator's own store; needed for reading sealed payloads). */
@@ -36,6 +35,10 @@ typedef struct sh_alog {
 } sh_alog;
 
 sh_err sh_alog_open(const char *dir, sh_auth *auth, sh_alog *out, sh_error *err) SH_WUR;
+
+/* CLI_RUN when the options name keys (a keyring, or a master key with its signing key), else
+ * the usage error, reported for command c. */
+int sh_auth_given(const cli_cmd *c, const sh_auth *a);
 void sh_alog_close(sh_alog *l);
 void sh_auth_free(sh_auth *a);
 
@@ -49,24 +52,19 @@ int sh_alog_child_refs(const sh_alog *l, char *const *ids, size_t nids, uint8_t 
  * Prints nothing; fills rep. */
 sh_err sh_alog_verify(sh_alog *l, sh_alog *witness, int progress, sh_audit_report *rep);
 
-/* Writes s to f as a JSON string (with quotes). */
-void sh_json_put_string(FILE *f, const char *s);
-
 /* ISO 8601 UTC time of a millisecond timestamp, "2026-11-22T10:31:05.123Z". */
 void sh_iso_time(int64_t ms, char out[32]);
+
+/* The options every audit command takes for its keys: --keyring FILE, or --master KEY and
+ * --sign-key PEM (cli.h). */
+#define SH_AUTH_OPTS(a)                                                                            \
+    {"--keyring", CLI_TEXT, &(a).keyring, 0, 0}, {"--master", CLI_TEXT, &(a).master, 0, 0},        \
+    {                                                                                              \
+        "--sign-key", CLI_TEXT, &(a).sign, 0, 0                                                    \
+    }
 
 /* `sharehub audit subject` and `sharehub audit whatif` (argc/argv after the subcommand). */
 int sh_audit_subject_main(int argc, char **argv);
 int sh_audit_whatif_main(int argc, char **argv);
-
-/* The usage text shared by the audit subcommands. */
-void sh_audit_usage(FILE *f);
-
-/* Parses the options every audit subcommand takes (--keyring, --master, --sign-key); returns
- * 1 when argv[*i] was one of them (and advances *i), 0 otherwise, -1 on a missing value. */
-int sh_auth_option(sh_auth *a, int argc, char **argv, int *i);
-
-/* Prints an error from an sh_error as "sharehub audit: <what>: E<code> ...". Returns 2. */
-int sh_audit_fail(const char *what, const sh_error *e);
 
 #endif

@@ -8,6 +8,7 @@
  * Never: needs or uses a data key: the report is built from the audit logs alone; prints a
  * blinded reference.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -460,45 +461,48 @@ int sh_audit_subject_main(int argc, char **argv)
     static s_subject s; /* large: the refs and reports of up to 32 logs */
     memset(&s, 0, sizeof s);
     sh_auth auth = {0};
+    const char *idv[MAX_IDS], *dirs[MAX_STORES], *output = NULL, *format = NULL;
     char *ids[MAX_IDS];
-    const char *dirs[MAX_STORES], *output = NULL;
-    int in_stores = 0, html = 0, bad = 0;
-    for (int i = 0; i < argc && !bad; i++) {
-        int k = sh_auth_option(&auth, argc, argv, &i);
-        if (k > 0) continue;
-        if (k < 0)
-            bad = 1;
-        else if (strcmp(argv[i], "--stores") == 0)
-            in_stores = 1;
-        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
-            html = strcmp(argv[++i], "html") == 0;
-            bad = !html && strcmp(argv[i], "md") != 0;
-        } else if (strcmp(argv[i], "--output") == 0 && i + 1 < argc)
-            output = argv[++i];
-        else if (argv[i][0] == '-')
-            bad = 1;
-        else if (in_stores && s.nstores < MAX_STORES)
-            dirs[s.nstores++] = argv[i];
-        else if (!in_stores && s.nids < MAX_IDS)
-            ids[s.nids++] = argv[i];
-        else
-            bad = 1;
-    }
-    if (bad || !s.nids || !s.nstores) {
-        sh_audit_usage(stderr);
-        return SH_EXIT_USAGE;
-    }
+    cli_list stores = {dirs, 0, MAX_STORES};
+    const cli_opt opts[] = {SH_AUTH_OPTS(auth),
+                            {"--stores", CLI_REST, &stores, 0, 0},
+                            {"--format", CLI_TEXT, &format, 0, 0},
+                            {"--output", CLI_TEXT, &output, 0, 0},
+                            {0}};
+    const cli_cmd c = {
+        "sharehub audit subject",
+        "usage: sharehub audit subject CHILD-ID... --stores STORE... [--format md|html]\n"
+        "                              [--output FILE]\n"
+        "  One report, across the broker's and the agents' audit logs, of everything recorded\n"
+        "  about a child (NHS number, UPN or LA child id; up to 8): every event, who it reached\n"
+        "  or was denied to and why, every delivery and every read, by whom and why. Needs a\n"
+        "  keyring with each store's blind key; each log is verified and the report says how.\n"
+        "  exit 1 when a log does not verify (the report is still written)\n",
+        opts,
+        1,
+        MAX_IDS,
+        "CHILD-ID"};
+    int prc = cli_parse(&c, argc, argv, idv, &s.nids);
+    if (prc != CLI_RUN || (prc = sh_auth_given(&c, &auth)) != CLI_RUN) return prc;
+    s.nstores = stores.n;
+    if (!s.nstores) return cli_usage(&c, "missing option '--stores' and its stores");
+    int html = format && strcmp(format, "html") == 0;
+    if (format && !html && strcmp(format, "md") != 0)
+        return cli_usage(&c, "--format '%.20s': want md or html", format);
+    for (size_t i = 0; i < s.nids; i++)
+        ids[i] = (char *)idv[i];
     int rc = SH_EXIT_OK;
     sh_error err = {0};
     size_t opened = 0;
     for (; opened < s.nstores && rc == SH_EXIT_OK; opened++) {
         if (sh_alog_open(dirs[opened], &auth, &s.logs[opened], &err)) {
-            rc = sh_audit_fail(dirs[opened], &err);
+            rc = cli_fail(&c, &err);
             break;
         }
         sh_alog_verify(&s.logs[opened], NULL, 0, &s.reports[opened]);
         s.nrefs[opened] = sh_alog_child_refs(&s.logs[opened], ids, s.nids, s.refs[opened], &err);
-        if (s.nrefs[opened] == -SH_E_INVAL) rc = sh_audit_fail("child id", &err);
+        if (s.nrefs[opened] == -SH_E_INVAL)
+            rc = cli_error(&c, SH_EXIT_USAGE, SH_E_INVAL, "%s", err.detail);
     }
     for (s.pass = 1; rc == SH_EXIT_OK && s.pass <= 2; s.pass++) {
         for (s.store = 0; s.store < (int)s.nstores; s.store++) {
@@ -506,8 +510,7 @@ int sh_audit_subject_main(int argc, char **argv)
             sh_audit_scan(s.logs[s.store].audit, 1, s_visit, &s, &r);
         }
         if (s.nomem) {
-            fprintf(stderr, "sharehub audit subject: out of memory\n");
-            rc = SH_EXIT_USAGE;
+            rc = cli_error(&c, SH_EXIT_FAILED, SH_E_NOMEM, "out of memory");
         }
     }
     if (rc == SH_EXIT_OK) {
@@ -515,20 +518,18 @@ int sh_audit_subject_main(int argc, char **argv)
         if (s.nhits) qsort(s.hits, s.nhits, sizeof *s.hits, s_hit_cmp);
         s_out o = {.f = output ? fopen(output, "w") : stdout, .html = html};
         if (!o.f) {
-            fprintf(stderr, "sharehub audit subject: %s: cannot write\n", output);
-            rc = SH_EXIT_USAGE;
+            rc = cli_error(&c, SH_EXIT_FAILED, SH_E_IO, "--output %s: cannot write: %s", output,
+                           strerror(errno));
         } else {
             s_report(&s, &o, ids);
             if ((output && fclose(o.f) != 0) || (!output && fflush(stdout) != 0)) {
-                fprintf(stderr, "sharehub audit subject: write failed\n");
-                rc = SH_EXIT_USAGE;
+                rc = cli_error(&c, SH_EXIT_FAILED, SH_E_IO, "writing the report failed");
             }
         }
         for (size_t i = 0; i < s.nstores && rc == SH_EXIT_OK; i++)
             if (s.reports[i].result != SH_OK) {
-                fprintf(stderr, "sharehub audit subject: %s does not verify: the report says so\n",
-                        s.logs[i].dir);
-                rc = SH_EXIT_BAD;
+                rc = cli_error(&c, SH_EXIT_FAILED, s.reports[i].result,
+                               "%s does not verify: the report says so", s.logs[i].dir);
             }
     }
     for (size_t i = 0; i < s.nstores; i++)

@@ -249,7 +249,7 @@ static void s_print(const s_whatif *w, const char *policy_dir, int json)
 {
     if (json) {
         printf("{\"policy\":");
-        sh_json_put_string(stdout, policy_dir);
+        cli_json_string(stdout, policy_dir);
         printf(",\"events\":%llu,\"decisions\":%llu,\"unchanged\":%llu",
                (unsigned long long)w->events, (unsigned long long)w->decisions,
                (unsigned long long)w->unchanged);
@@ -266,7 +266,7 @@ static void s_print(const s_whatif *w, const char *policy_dir, int json)
             printf("],\"examples\":[");
             for (size_t i = 0; i < w->nex[k]; i++) {
                 if (i) putchar(',');
-                sh_json_put_string(stdout, w->ex[k][i].text);
+                cli_json_string(stdout, w->ex[k][i].text);
             }
             printf("]}");
         }
@@ -297,35 +297,34 @@ int sh_audit_whatif_main(int argc, char **argv)
 {
     sh_auth auth = {0};
     const char *store = NULL, *policy_dir = NULL, *registry = NULL;
-    int json = 0, bad = 0;
+    int json = 0;
     long examples = 5;
-    for (int i = 0; i < argc && !bad; i++) {
-        int k = sh_auth_option(&auth, argc, argv, &i);
-        if (k > 0) continue;
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (k < 0)
-            bad = 1;
-        else if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (!v)
-            bad = 1;
-        else if (strcmp(argv[i], "--store") == 0)
-            store = argv[++i];
-        else if (strcmp(argv[i], "--policy") == 0)
-            policy_dir = argv[++i];
-        else if (strcmp(argv[i], "--registry") == 0)
-            registry = argv[++i];
-        else if (strcmp(argv[i], "--examples") == 0) {
-            char *end;
-            examples = strtol(argv[++i], &end, 10);
-            bad = *end || examples < 0 || examples > 1000;
-        } else
-            bad = 1;
-    }
-    if (bad || !store || !policy_dir || !registry) {
-        sh_audit_usage(stderr);
-        return SH_EXIT_USAGE;
-    }
+    size_t npos = 0;
+    const cli_opt opts[] = {SH_AUTH_OPTS(auth),
+                            {"--store", CLI_TEXT, &store, 0, 0},
+                            {"--policy", CLI_TEXT, &policy_dir, 0, 0},
+                            {"--registry", CLI_TEXT, &registry, 0, 0},
+                            {"--examples", CLI_NUMBER, &examples, 0, 1000},
+                            {"--json", CLI_FLAG, &json, 0, 0},
+                            {0}};
+    const cli_cmd c = {
+        "sharehub audit whatif",
+        "usage: sharehub audit whatif --store BROKER-STORE --policy DIR --registry FILE\n"
+        "                             [--examples N] [--json]\n"
+        "  Decides every event in the broker's audit log again under another policy and\n"
+        "  registry, and counts what would change: recipients newly permitted or denied, data\n"
+        "  items added or removed, another ISP deciding. N examples of each (default 5).\n",
+        opts,
+        0,
+        0,
+        ""};
+    int prc = cli_parse(&c, argc, argv, NULL, &npos);
+    if (prc != CLI_RUN || (prc = sh_auth_given(&c, &auth)) != CLI_RUN) return prc;
+    if (!store || !policy_dir || !registry)
+        return cli_usage(&c, "missing option '%s'",
+                         !store        ? "--store"
+                         : !policy_dir ? "--policy"
+                                       : "--registry");
     static s_whatif w;
     memset(&w, 0, sizeof w);
     w.max_ex = (size_t)examples;
@@ -335,21 +334,21 @@ int sh_audit_whatif_main(int argc, char **argv)
     sh_alog l = {0};
     int rc = SH_EXIT_OK;
     if (sh_policy_load(policy_dir, &pol, &err))
-        rc = sh_audit_fail(policy_dir, &err);
+        rc = cli_fail(&c, &err);
     else if (sh_registry_load(registry, &reg, &err))
-        rc = sh_audit_fail(registry, &err);
+        rc = cli_fail(&c, &err);
     else if (sh_alog_open(store, &auth, &l, &err))
-        rc = sh_audit_fail(store, &err);
+        rc = cli_fail(&c, &err);
     for (int k = 0; rc == SH_EXIT_OK && k < C_KINDS; k++)
-        if (w.max_ex && !(w.ex[k] = calloc(w.max_ex, sizeof *w.ex[k]))) rc = SH_EXIT_USAGE;
+        if (w.max_ex && !(w.ex[k] = calloc(w.max_ex, sizeof *w.ex[k])))
+            rc = cli_error(&c, SH_EXIT_FAILED, SH_E_NOMEM, "out of memory");
     if (rc == SH_EXIT_OK) {
         sh_audit_report r;
         if (sh_alog_verify(&l, NULL, 0, &r) != SH_OK) {
-            fprintf(stderr,
-                    "sharehub audit whatif: %s does not verify (E%03d at entry %llu: %s); "
-                    "a what-if over it would mislead\n",
-                    store, (int)r.result, (unsigned long long)r.bad_seq, r.detail);
-            rc = SH_EXIT_BAD;
+            rc = cli_error(&c, SH_EXIT_FAILED, r.result,
+                           "%s does not verify (at entry %llu: %s); a what-if over it would "
+                           "mislead",
+                           store, (unsigned long long)r.bad_seq, r.detail);
         }
     }
     if (rc == SH_EXIT_OK) {
@@ -358,8 +357,8 @@ int sh_audit_whatif_main(int argc, char **argv)
         sh_audit_report r;
         sh_audit_scan(l.audit, 1, s_visit, &w, &r);
         if (w.nomem || r.result != SH_OK) {
-            fprintf(stderr, "sharehub audit whatif: %s\n", w.nomem ? "out of memory" : r.detail);
-            rc = SH_EXIT_USAGE;
+            rc = cli_error(&c, SH_EXIT_FAILED, w.nomem ? SH_E_NOMEM : r.result, "%s",
+                           w.nomem ? "out of memory" : r.detail);
         } else {
             if (w.nbuckets) qsort(w.buckets, w.nbuckets, sizeof *w.buckets, s_bucket_cmp);
             s_print(&w, policy_dir, json);

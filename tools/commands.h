@@ -1,0 +1,25 @@
+/*
+ * commands.h — the `sharehub` commands, one entry point each (argc/argv: the words after the
+ * command's name), and the conventions they share (common/cli.h, docs/cli.md).
+ *
+ *   cmd_keys.c     keygen, ident
+ *   cmd_policy.c   policy check, policy explain
+ *   cmd_agent.c    status, publish, inbox, show, child, triage (the local agent)
+ *   cmd_enrol.c    enrol
+ *   selfcheck.c    selfcheck
+ *   audit_cli.c    audit verify, grant, replay, event; subject.c and whatif.c the rest
+ */
+#ifndef SHAREHUB_COMMANDS_H
+#define SHAREHUB_COMMANDS_H
+
+#include "cli.h"
+
+int cmd_keygen(int argc, char **argv);
+int cmd_ident(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_agent(const char *name, int argc, char **argv);
+int cmd_enrol(int argc, char **argv);
+int cmd_selfcheck(int argc, char **argv);
+int sh_audit_main(int argc, char **argv);
+
+#endif
