@@ -1,12 +1,15 @@
 /*
  * agent_int.h — the agent's private state, shared by its files and by nothing else.
  *
- *   agent.c     configuration, the loop, start and stop; logging and auditing
+ *   agent.c     configuration, the loop, start and stop
+ *   journal.c   log lines, audit entries, commits; readiness and the link's loss they cause
  *   holdings.c  storing an event with its indexes (by child, by thread); sequence numbers
  *   outbox.c    local publishes made durable, drained to the broker, settled by CONFIRM
  *   inbox.c     deliveries stored in batches (one commit each) and acknowledged
  *   link.c      the broker link: HELLO, PING, the messages received, witnessing
- *   local.c     the local interface: one JSON request, one JSON answer
+ *   local.c     the local interface: one JSON request, one JSON answer; status
+ *   request.c   the pieces of requests and answers (errors, user and purpose)
+ *   publish.c   the publish request (JSON to the outbox; a republish; CP-IS's hook)
  *   reads.c     reading what the agency holds (inbox, show, child), every read audited
  *   cpis.c      health's CP-IS: the flag of a child, the access notification
  *   triage.c    the hub's triage: a hub decision made from a referral
@@ -109,7 +112,7 @@ struct sh_agent {
     sh_http *http;
 };
 
-/* ---- agent.c ---- */
+/* ---- journal.c ---- */
 /* logfmt lines on stderr (common/log.h), naming this agency; never personal data. */
 void ag_log_event(const sh_agent *a, const char *level, const uint8_t *event_id, const char *fmt,
                   ...) __attribute__((format(printf, 4, 5)));
@@ -126,6 +129,8 @@ sh_err ag_commit(sh_agent *a, sh_txn **t, sh_error *err);
  * them again. */
 #define STORE_PROBE_MS 1000
 void ag_store_probe(sh_agent *a);
+/* The broker is gone (why, for the log): logged once, when the agent was connected. */
+void ag_link_down(sh_agent *a, const char *why);
 
 /* ---- holdings.c ---- */
 sh_err ag_put_seq(sh_agent *a, sh_txn *t, const char *key, uint64_t v, sh_error *err);
@@ -150,15 +155,21 @@ void ag_witness(sh_agent *a);
 void ag_on_witnessed(sh_agent *a, const sh_msg *m);
 void ag_broker_io(sh_agent *a);
 void ag_timers(sh_agent *a);
-/* The broker is gone (why, for the log): logged once, when the agent was connected. */
-void ag_link_down(sh_agent *a, const char *why);
 
-/* ---- local.c ---- */
+/* ---- request.c ---- */
 json_object *ag_error_json(sh_err code, const char *detail);
 json_object *ag_ok(void);
 const char *ag_str(json_object *req, const char *key);
+/* A short text argument (user, purpose): 1 to USER_MAX bytes of clean text. NULL when it is
+ * good (or absent and not required; *out NULL then), else the error to answer with. */
+json_object *ag_text_arg(json_object *req, const char *key, int required, const char *what,
+                         const char **out);
 json_object *ag_require_reader(json_object *req, const char **user, const char **purpose);
+
+/* ---- publish.c ---- */
 json_object *ag_op_publish(sh_agent *a, json_object *req);
+
+/* ---- local.c ---- */
 void ag_local_io(sh_agent *a);
 
 /* ---- reads.c ---- */

@@ -101,14 +101,6 @@ void ag_broker_io(sh_agent *a)
     ag_flush(a, &bt);
 }
 
-void ag_link_down(sh_agent *a, const char *why)
-{
-    if (a->connected)
-        ag_log(a, "warning", "lost the broker (%s): working offline, publishes wait in the outbox",
-               why);
-    a->connected = 0;
-}
-
 void ag_timers(sh_agent *a)
 {
     int64_t now = sh_clock_ms();

@@ -162,8 +162,7 @@ sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char 
     if ((rc = ag_commit(a, &t, err))) return rc;
     a->outbox_seq++;
     a->queued++;
-    ag_drain(a);
-    return SH_OK;
+    return SH_OK; /* (the loop drains the outbox when this request is answered) */
 }
 
 /* Fills what the agent knows: id, version, source, times. */

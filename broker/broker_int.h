@@ -31,6 +31,7 @@
 #ifndef SHAREHUB_BROKER_INT_H
 #define SHAREHUB_BROKER_INT_H
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <zmq.h>
@@ -150,7 +151,15 @@ struct sh_broker {
     sh_http *http;
 };
 
-/* ---- broker.c ---- */
+/* The k-th entry of session s's window, oldest first (k < s->nflight, or the next free slot
+ * when k == s->nflight < cfg.window). */
+static inline bk_flight *bk_flight_at(const sh_broker *b, const bk_session *s, unsigned k)
+{
+    assert(k < b->cfg.window && s->nflight <= b->cfg.window);
+    return &s->flight[(s->head + k) % b->cfg.window];
+}
+
+/* ---- journal.c ---- */
 void bk_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends an audit entry in t. A failed append fails t (its commit reports the error) and is
  * returned: the caller stops writing for this message. */
@@ -177,7 +186,6 @@ void bk_error_now(sh_broker *b, const uint8_t *rid, size_t rid_len, sh_err code,
 int bk_session_find(sh_broker *b, const uint8_t *rid, size_t rid_len);
 void bk_session_drop(sh_broker *b, size_t i);
 int bk_session_get(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *org);
-bk_flight *bk_flight_at(const sh_broker *b, const bk_session *s, unsigned k);
 void bk_hello(sh_broker *b, sh_txn *t, int si, const uint8_t *arg, size_t arglen, bk_reply *r);
 int bk_subscribed(sh_broker *b, sh_txn *t, const char *org, int type, sh_buf *buf);
 void bk_ack(sh_broker *b, sh_txn *t, int si, const uint8_t *id, bk_reply *r, bk_acked *acked);

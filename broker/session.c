@@ -51,12 +51,6 @@ int bk_session_get(sh_broker *b, const uint8_t *rid, size_t rid_len, const char 
     return (int)b->nsessions++;
 }
 
-bk_flight *bk_flight_at(const sh_broker *b, const bk_session *s, unsigned k)
-{
-    assert(k < b->cfg.window && s->nflight <= b->cfg.window);
-    return &s->flight[(s->head + k) % b->cfg.window];
-}
-
 /* The window's entry for event id, or NULL. ACKs come in the order of sending, so the
  * search ends near the head. */
 static bk_flight *s_flight_find(const sh_broker *b, const bk_session *s, const uint8_t id[16])
