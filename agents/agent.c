@@ -61,6 +61,17 @@ static int s_subscriptions_check(const char *subs)
     }
 }
 
+/* An administrative audit entry of this agent (start, stop), in its own transaction. */
+static sh_err s_record(sh_agent *a, const char *what, int checkpoint, sh_error *err)
+{
+    sh_audit_entry e = {.action = SH_AUDIT_ADMIN,
+                        .outcome = SH_AUDIT_OK,
+                        .actor_org = a->cfg->org,
+                        .actor_user = "agent",
+                        .detail = what};
+    return sh_vault_record(&a->vault, &e, checkpoint, err);
+}
+
 sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
 {
     *out = NULL;
@@ -134,11 +145,11 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
             rc = sh_error_set(err, SH_E_IO, "chmod %s: %s", a->cfg->socket, strerror(errno));
     }
     if (!rc) {
-        sh_txn *t = NULL;
-        if (sh_txn_begin(a->store, 1, &t, err) == SH_OK) {
-            ag_audit(a, t, SH_AUDIT_ADMIN, SH_AUDIT_OK, 0, NULL, NULL, "agent", NULL, NULL, NULL,
-                     "agent started");
-            ag_commit(a, &t, err);
+        /* a store that refuses the start's entry: serve, not ready, until a write works */
+        sh_error e2;
+        if (s_record(a, "agent started", 0, &e2)) {
+            ag_log(a, "error", "the start could not be audited (not ready): %s", e2.detail);
+            a->store_failed_ms = sh_clock_ms();
         }
         ag_log(a, "info", "serving %s", a->cfg->socket);
         if (a->http) ag_log(a, "info", "metrics and health on http://%s", a->cfg->http);
@@ -175,16 +186,9 @@ void sh_agent_destroy(sh_agent **ap)
     if (!ap || !*ap) return;
     sh_agent *a = *ap;
     if (a->audit) {
-        sh_txn *t = NULL;
         sh_error err;
-        if (sh_txn_begin(a->store, 1, &t, &err) == SH_OK) {
-            ag_audit(a, t, SH_AUDIT_ADMIN, SH_AUDIT_OK, 0, NULL, NULL, "agent", NULL, NULL, NULL,
-                     "agent stopped");
-            if (sh_audit_checkpoint(a->audit, t, &err) == SH_OK)
-                ag_commit(a, &t, &err);
-            else
-                sh_txn_abort(&t);
-        }
+        if (s_record(a, "agent stopped", 1, &err))
+            ag_log(a, "error", "the stop could not be audited: %s", err.detail);
         /* have the broker witness the final checkpoint, if it is there to answer */
         sh_msg m;
         if (a->connected && a->broker && a->witnessed_seq != UINT64_MAX) {

@@ -26,6 +26,17 @@ sh_err sh_vault_open(const char *dir, const char *master_file, const char *sign_
     return rc;
 }
 
+sh_err sh_vault_record(sh_vault *v, const sh_audit_entry *e, int checkpoint, sh_error *err)
+{
+    sh_txn *t = NULL;
+    sh_err rc = sh_txn_begin(v->store, 1, &t, err);
+    if (!rc) rc = sh_audit_append(v->audit, t, e, NULL, err);
+    if (!rc && checkpoint) rc = sh_audit_checkpoint(v->audit, t, err);
+    if (!rc) return sh_txn_commit(&t, err);
+    sh_txn_abort(&t);
+    return rc;
+}
+
 void sh_vault_close(sh_vault *v)
 {
     sh_audit_destroy(&v->audit);

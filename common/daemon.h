@@ -32,6 +32,11 @@ sh_err sh_vault_open(const char *dir, const char *master_file, const char *sign_
                      const sh_store_opts *opts, uint32_t checkpoint_every, sh_vault *v,
                      sh_error *err) SH_WUR;
 
+/* Records an administrative event — e, then a signed checkpoint over the head when
+ * checkpoint is set (a clean stop) — in one transaction of its own. Errors: those of
+ * sh_audit_append, sh_audit_checkpoint and the commit; nothing is written on an error. */
+sh_err sh_vault_record(sh_vault *v, const sh_audit_entry *e, int checkpoint, sh_error *err);
+
 /* Closes the audit log and the store and frees the signing key. Accepts a zeroed vault. */
 void sh_vault_close(sh_vault *v);
 
