@@ -45,8 +45,8 @@
 #include "yaml.h"
 
 #define ET(x)    SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_##x
-#define WINDOW   64 /* publishes sent to the broker and not yet confirmed */
-#define USER_MAX 64 /* bytes of a user or purpose named in a request (the audit log's limit) */
+#define WINDOW   64                 /* publishes sent to the broker and not yet confirmed */
+#define USER_MAX SH_AUDIT_SHORT_MAX /* bytes of a user or purpose named in a request */
 
 enum { ROLE_EDUCATION = 1, ROLE_HEALTH = 2, ROLE_SOCIAL_CARE = 3 };
 
@@ -72,6 +72,7 @@ typedef struct ag_flight {
 /* Deliveries drained from the broker together are stored in one write transaction (group
  * commit: one fsync for the batch) and acknowledged together once it has committed. */
 #define DELIVER_BATCH SH_ACK_MAX
+_Static_assert(DELIVER_BATCH <= SH_ACK_MAX, "one ACK acknowledges a whole batch");
 typedef struct ag_batch {
     sh_txn *t;
     uint64_t inbox_seq; /* the next arrival number inside t */

@@ -25,6 +25,8 @@
 #define SH_DELIVERY_TIME    2u        /* the record holds the time the broker accepted the event */
 #define SH_RULE_RECEIPT     "receipt" /* the rule of a delivery that is a receipt */
 
+_Static_assert(SH_QKEY_BYTES == 17, "docs/protocol.md: a queue key is 9 + 8 bytes");
+
 /* The parts of an event record, pointing into the value parsed. */
 typedef struct sh_broker_event {
     char sender[SH_ORG_MAX + 1];

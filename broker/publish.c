@@ -7,6 +7,7 @@
  * Owns: the events database. Never: queues a field an ISP does not allow; confirms before
  * the batch commits (reply.c sends after the commit); believes source_org over the key.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,7 @@ static void s_outcome_lines(bk_reply *r, const char *text, size_t len)
         }
         bk_reply_add(r, o, (size_t)((nl ? nl : end) - o));
         sent++;
+        assert(sent <= SH_OUTCOME_LINES_MAX);
         o = nl ? nl + 1 : end;
     }
 }

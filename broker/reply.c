@@ -5,6 +5,7 @@
  * Owns: the fields of each pending reply (bk_reply). Never: sends a reply of more than
  * SH_WIRE_FIELDS_MAX fields, or anything a batch produced before that batch committed.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -28,7 +29,9 @@ bk_reply *bk_reply_new(sh_broker *b, const uint8_t *rid, size_t rid_len, const c
 
 void bk_reply_add(bk_reply *r, const void *data, size_t len)
 {
-    if (!r || r->body.nfields == SH_WIRE_FIELDS_MAX) return;
+    if (!r) return;
+    assert(r->body.nfields <= SH_WIRE_FIELDS_MAX);
+    if (r->body.nfields == SH_WIRE_FIELDS_MAX) return; /* the protocol's cap (wire.h) */
     /* out of memory: the reply goes short, and its reader sees the fields it lacks */
     (void)sh_wire_body_add(&r->body, data, len);
 }

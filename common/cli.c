@@ -87,6 +87,8 @@ int cli_number(const char *text, long lo, long hi, long *out)
 }
 
 static int s_verror(const cli_cmd *c, int exit, sh_err code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int s_verror(const cli_cmd *c, int exit, sh_err code, const char *fmt, va_list ap)
 {
     char msg[600];
     vsnprintf(msg, sizeof msg, fmt, ap);

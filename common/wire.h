@@ -27,6 +27,9 @@
  * most SH_OUTCOME_LINES_MAX lines are sent (docs/protocol.md, "Outcome lines"). */
 #define SH_OUTCOME_LINES_MAX (SH_WIRE_FIELDS_MAX - 3)
 
+_Static_assert(SH_OUTCOME_LINES_MAX > 0, "a CONFIRM has room for outcome lines");
+_Static_assert(SH_ACK_MAX * 16 < SH_WIRE_MSG_MAX, "a full ACK fits in one message");
+
 /* The frame counts of the commands an agent sends (signature and command included). */
 #define SH_FRAMES_PUBLISH 3
 #define SH_FRAMES_ACK     3

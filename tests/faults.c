@@ -11,7 +11,8 @@
  *   - a read that cannot be audited shows nothing;
  *   - `sharehub publish` of an event the agent already holds exits 0, "already accepted";
  *     a user name over 64 characters is refused as too long, not as missing;
- *   - `sharehub inbox --json` parses the agent's reply by its length.
+ *   - `sharehub inbox --json` parses the agent's reply by its length;
+ *   - an agent logs losing the broker once, and refuses a subscription no event type has.
  * Prints a line per check; exits 1 when any fails, 2 when the rig cannot start.
  */
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rig.h"
@@ -83,6 +85,18 @@ static int s_publish(rig *r, uint64_t *rng, char **req_out, int *code)
     else
         free(req);
     return ok;
+}
+
+/* Lines of the file at path that hold text. */
+static long s_count_lines(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    long n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    if (f) fclose(f);
+    return n;
 }
 
 /* The text of DIR/cli.log from offset `from`, malloc'd. */
@@ -205,6 +219,32 @@ static int s_run(const char *bindir)
     s_check(rc == 0 && strstr(log, "\"items\"") && !strstr(log, "Sanitizer"),
             "sharehub inbox --json: exit %d, one JSON reply parsed by its length", rc);
     free(log);
+
+    /* 5. an agent says once that the broker went, and once that it is back */
+    char logpath[600], cfgpath[600], cmd[2000];
+    snprintf(logpath, sizeof logpath, "%s/%s.log", rig_dir(r), rig_org[RIG_HUB]);
+    long lost0 = s_count_lines(logpath, "lost the broker");
+    rig_signal(r, RIG_BROKER, SIGKILL);
+    usleep(4000 * 1000); /* hub heartbeat 500 ms: silent after 1.5 s, HELLOs every 250 ms after */
+    long lost1 = s_count_lines(logpath, "lost the broker");
+    s_check(lost1 - lost0 == 1, "the hub logs losing the broker once in 4 s of outage (%ld lines)",
+            lost1 - lost0);
+    if (rig_start(r, RIG_BROKER) || rig_wait_connected(r, RIG_HUB, 15000))
+        s_check(0, "the broker comes back and the hub reconnects");
+
+    /* 6. an agent configured with a subscription that names no event type does not start */
+    snprintf(cfgpath, sizeof cfgpath, "%s/badsubs.yaml", rig_dir(r));
+    snprintf(cmd, sizeof cmd,
+             "sed 's|^socket: .*|socket: %s/badsubs.sock|' '%s/%s.yaml' > '%s' && "
+             "echo \"subscriptions: 'consent_change'\" >> '%s' && "
+             "'%s/agents/sharehub-agent' --config '%s' > '%s/badsubs.out' 2>&1",
+             rig_dir(r), rig_dir(r), rig_org[RIG_SCHOOL], cfgpath, cfgpath, bindir, cfgpath,
+             rig_dir(r));
+    int st5 = system(cmd);
+    snprintf(logpath, sizeof logpath, "%s/badsubs.out", rig_dir(r));
+    s_check(WIFEXITED(st5) && WEXITSTATUS(st5) == 1 && s_count_lines(logpath, "E707") == 1,
+            "an agent with subscriptions 'consent_change' refuses to start (E707)");
+
     if (rig_stop_all(r)) s_check(0, "every process stops cleanly");
 out:
     if (status == 2) fprintf(stderr, "faults: the rig did not start\n");
