@@ -210,11 +210,19 @@ sh_err bk_depths_apply(sh_broker *b, sh_txn *t, sh_error *err);
 int64_t bk_oldest_ms(sh_broker *b, sh_txn *t, const char *org);
 
 /* ---- facts.c ---- */
-sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, sh_error *err);
-int bk_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, int *recorded);
+/* The child's blinded references (sh_child_refs), made once per event and handed to each of
+ * the functions below: refs[0..n). */
+typedef struct bk_refs {
+    uint8_t v[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    int n;
+} bk_refs;
+sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, const bk_refs *r,
+                         sh_error *err);
+int bk_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, const bk_refs *r,
+                         int *recorded);
 sh_err bk_school_record(sh_broker *b, sh_txn *t, const sh_envelope *e, const sh_org *from,
-                        sh_error *err);
-void bk_school_lookup(sh_broker *b, sh_txn *t, const sh_envelope *e, char out[SH_ORG_MAX + 1]);
+                        const bk_refs *r, sh_error *err);
+void bk_school_lookup(sh_broker *b, sh_txn *t, const bk_refs *r, char out[SH_ORG_MAX + 1]);
 
 /* ---- witness.c ---- */
 void bk_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t *id, size_t idlen,

@@ -13,7 +13,8 @@
 /* ---- consent on record --------------------------------------------------------------- */
 
 /* Records a consent event's state for each of the child's identifiers, newest wins. */
-sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, sh_error *err)
+sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, const bk_refs *r,
+                         sh_error *err)
 {
     static const int state[] = {
         [SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_RECORDED] =
@@ -25,12 +26,12 @@ sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, sh_error
     };
     const Sharehub__V1__Consent *c = e->consent_change;
     if ((unsigned)c->action >= sizeof state / sizeof state[0] || !state[c->action]) return SH_OK;
-    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES], key[33], val[9];
-    int n = sh_child_refs(b->store, e->child, refs);
+    uint8_t key[33], val[9];
+    const int n = r->n;
     sh_buf old = {0};
     sh_err rc = SH_OK;
     for (int i = 0; i < n && !rc; i++) {
-        memcpy(key, refs[i], 32);
+        memcpy(key, r->v[i], 32);
         key[32] = (uint8_t)c->scope;
         sh_error e2;
         if (sh_txn_get(t, b->consent, key, sizeof key, &old, &e2) == SH_OK && old.len == 9 &&
@@ -47,16 +48,17 @@ sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, sh_error
 /* The consent the decision must use: a withdrawal or refusal on record for this child and
  * purpose overrides an event that claims consent was given. A declared risk of significant
  * harm is left as it is: protection from harm comes before consent. */
-int bk_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, int *recorded)
+int bk_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, const bk_refs *r,
+                         int *recorded)
 {
     *recorded = 0;
     if (e->consent != SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_GIVEN) return (int)e->consent;
-    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES], key[33];
-    int n = sh_child_refs(b->store, e->child, refs), result = (int)e->consent;
+    uint8_t key[33];
+    int n = r->n, result = (int)e->consent;
     int64_t newest = -1;
     sh_buf v = {0};
     for (int i = 0; i < n; i++) {
-        memcpy(key, refs[i], 32);
+        memcpy(key, r->v[i], 32);
         key[32] = (uint8_t)e->purpose;
         sh_error err;
         if (sh_txn_get(t, b->consent, key, sizeof key, &v, &err) == SH_OK && v.len == 9 &&
@@ -76,27 +78,25 @@ int bk_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, int *rec
 /* An education organisation that publishes about a child becomes the child's school of
  * record, under each identifier the event carries; the latest publisher wins. */
 sh_err bk_school_record(sh_broker *b, sh_txn *t, const sh_envelope *e, const sh_org *from,
-                        sh_error *err)
+                        const bk_refs *r, sh_error *err)
 {
     if (from->sector != SH_SECTOR_EDUCATION || !e->child) return SH_OK;
-    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
-    int n = sh_child_refs(b->store, e->child, refs);
+    const int n = r->n;
     sh_err rc = SH_OK;
     for (int i = 0; i < n && !rc; i++)
-        rc = sh_txn_put(t, b->school, refs[i], 32, from->code, strlen(from->code), 0, err);
+        rc = sh_txn_put(t, b->school, r->v[i], 32, from->code, strlen(from->code), 0, err);
     return rc;
 }
 
 /* The child's school of record, found through any of the event's identifiers; "" if none. */
-void bk_school_lookup(sh_broker *b, sh_txn *t, const sh_envelope *e, char out[SH_ORG_MAX + 1])
+void bk_school_lookup(sh_broker *b, sh_txn *t, const bk_refs *r, char out[SH_ORG_MAX + 1])
 {
-    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
-    int n = sh_child_refs(b->store, e->child, refs);
+    const int n = r->n;
     sh_buf v = {0};
     out[0] = '\0';
     for (int i = 0; i < n && !out[0]; i++) {
         sh_error err;
-        if (sh_txn_get(t, b->school, refs[i], 32, &v, &err) == SH_OK && v.len <= SH_ORG_MAX) {
+        if (sh_txn_get(t, b->school, r->v[i], 32, &v, &err) == SH_OK && v.len <= SH_ORG_MAX) {
             memcpy(out, v.data, v.len);
             out[v.len] = '\0';
         }

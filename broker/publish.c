@@ -185,8 +185,9 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         return;
     }
     const uint8_t *id = e->event_id.data;
-    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
-    child = sh_child_refs(b->store, e->child, refs) ? refs[0] : NULL;
+    bk_refs refs; /* the child's blinded references, made once for every use below */
+    refs.n = sh_child_refs(b->store, e->child, refs.v);
+    child = refs.n ? refs.v[0] : NULL;
     if (strcmp(e->source_org, from->code) != 0) {
         bk_confirm(r, id, SH_E_SPOOFED_SOURCE, "source_org is not the authenticated organisation");
         bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_SPOOFED_SOURCE, id, child, from->code,
@@ -241,8 +242,8 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         /* decide with the consent on record; the event's own bytes are what is stored */
         int overridden = 0, claimed = e->consent;
         char school[SH_ORG_MAX + 1];
-        bk_school_lookup(b, t, e, school);
-        e->consent = bk_effective_consent(b, t, e, &overridden);
+        bk_school_lookup(b, t, &refs, school);
+        e->consent = bk_effective_consent(b, t, e, &refs, &overridden);
         sh_decide_context_write(e, school, referrer, context);
         s_route route = {b,    t,       seq, from,  e,          raw,  len, child,
                          copy, outcome, cap, &used, overridden, &buf, &err};
@@ -262,8 +263,8 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
            : sh_error_set(&err, SH_E_NOMEM, "event");
     free(v);
     /* a consent event also becomes the consent on record for later decisions */
-    if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, &err);
-    if (!rc) rc = bk_school_record(b, t, e, from, &err);
+    if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, &refs, &err);
+    if (!rc) rc = bk_school_record(b, t, e, from, &refs, &err);
     if (rc) {
         bk_confirm(r, id, rc, err.detail);
         goto out;

@@ -17,38 +17,9 @@
 #include "codec.h"
 #include "commands.h"
 #include "crypto.h"
+#include "daemon.h"
 #include "store.h"
 #include "synth.h"
-
-typedef struct s_opened {
-    sh_key *master, *audit_key;
-    sh_signkey *sign;
-    sh_store *store;
-    sh_audit *audit;
-} s_opened;
-
-static void s_close(s_opened *o)
-{
-    sh_audit_destroy(&o->audit);
-    sh_store_destroy(&o->store);
-    sh_key_destroy(&o->audit_key);
-    sh_key_destroy(&o->master);
-    sh_signkey_destroy(&o->sign);
-}
-
-static sh_err s_open(const char *dir, const char *master, const char *sign, uint32_t every,
-                     s_opened *o, sh_error *err)
-{
-    memset(o, 0, sizeof *o);
-    sh_err rc = sh_key_load_file(master, &o->master, err);
-    if (!rc && sign) rc = sh_signkey_load_file(sign, &o->sign, err);
-    if (!rc) rc = sh_store_open(dir, o->master, NULL, &o->store, err);
-    if (!rc && (rc = sh_store_derive_key(o->store, "audit mac", &o->audit_key)))
-        sh_error_set(err, rc, "deriving the audit key");
-    if (!rc) rc = sh_audit_open(o->store, o->audit_key, o->sign, every, &o->audit, err);
-    if (rc) s_close(o);
-    return rc;
-}
 
 static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -132,7 +103,7 @@ int cmd_selfcheck(int argc, char **argv)
     snprintf(sign, sizeof sign, "%s/audit-sign.pem", root);
 
     sh_error err = {0};
-    s_opened o = {0};
+    sh_vault o = {0};
     sh_txn *t = NULL;
     sh_buf b = {0};
     sh_envelope *env = NULL;
@@ -155,7 +126,7 @@ int cmd_selfcheck(int argc, char **argv)
            sh_err_name(rc));
     DEMO_CHECK(!chmod(master, 0600), "chmod");
 
-    DEMO_CHECK(!s_open(dir, master, sign, 10, &o, &err), "open: %s", err.detail);
+    DEMO_CHECK(!sh_vault_open(dir, master, sign, NULL, 10, &o, &err), "open: %s", err.detail);
     sh_db events;
     DEMO_CHECK(!sh_store_db(o.store, "events", SH_DB_SEALED, &events, &err), "db: %s", err.detail);
 
@@ -204,8 +175,8 @@ int cmd_selfcheck(int argc, char **argv)
            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
     /* Read back the last child's events after closing and reopening the store. */
-    s_close(&o);
-    DEMO_CHECK(!s_open(dir, master, sign, 10, &o, &err), "reopen: %s", err.detail);
+    sh_vault_close(&o);
+    DEMO_CHECK(!sh_vault_open(dir, master, sign, NULL, 10, &o, &err), "reopen: %s", err.detail);
     DEMO_CHECK(!sh_store_db(o.store, "events", SH_DB_SEALED, &events, &err), "db");
     DEMO_CHECK(!sh_txn_begin(o.store, 1, &t, &err), "begin: %s", err.detail);
     for (int type = 1; type <= 13; type++) {
@@ -226,13 +197,13 @@ int cmd_selfcheck(int argc, char **argv)
            "audited\n");
 
     uint8_t pub[SH_SIGN_PUB_BYTES];
-    sh_signkey_public(o.sign, pub);
+    sh_signkey_public(o.signer, pub);
     sh_audit_report r;
     sh_audit_verify(o.audit, &pub, 1, &r);
     DEMO_CHECK(r.result == SH_OK, "audit chain did not verify: %s", r.detail);
     printf("[audit]  chain verified: %llu entries, %llu signed checkpoints\n",
            (unsigned long long)r.entries, (unsigned long long)r.checkpoints);
-    s_close(&o);
+    sh_vault_close(&o);
 
     sh_key *wrong = NULL;
     DEMO_CHECK(!sh_key_load_file(other, &wrong, &err), "load other key");
@@ -245,7 +216,7 @@ int cmd_selfcheck(int argc, char **argv)
            sh_err_name(rc));
 
     DEMO_CHECK(s_tamper(dir, 20) == 0, "could not edit the store for the tamper check");
-    DEMO_CHECK(!s_open(dir, master, sign, 10, &o, &err), "reopen: %s", err.detail);
+    DEMO_CHECK(!sh_vault_open(dir, master, sign, NULL, 10, &o, &err), "reopen: %s", err.detail);
     sh_audit_verify(o.audit, &pub, 1, &r);
     DEMO_CHECK(r.result == SH_E_AUDIT_ALTERED && r.bad_seq == 20,
                "a flipped byte in entry 20 was not found (got %s at %llu)", sh_err_name(r.result),
@@ -256,7 +227,7 @@ int cmd_selfcheck(int argc, char **argv)
     result = SH_EXIT_OK;
 out:
     sh_txn_abort(&t);
-    s_close(&o);
+    sh_vault_close(&o);
     sh_buf_free(&b);
     sh_envelope_free(env);
     free(enc);
