@@ -571,3 +571,15 @@ int rig_http(int port, const char *method, const char *path, char **body)
         free(buf);
     return status;
 }
+
+size_t rig_count_in(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return 0;
+    char line[1024];
+    size_t n = 0;
+    while (fgets(line, sizeof line, fp))
+        n += strstr(line, needle) != NULL;
+    fclose(fp);
+    return n;
+}

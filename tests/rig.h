@@ -116,6 +116,9 @@ long long rig_write_bytes(const rig *r, int who);
  * and the body (malloc'd, NUL-ended) in *body when asked. */
 int rig_http(int port, const char *method, const char *path, char **body);
 
+/* Lines of the file at path that hold needle (0 when it cannot be read). */
+size_t rig_count_in(const char *path, const char *needle);
+
 /* xorshift64* */
 uint64_t rig_rand(uint64_t *s);
 

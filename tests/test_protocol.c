@@ -249,3 +249,123 @@ Test(protocol, a_peer_gone_mid_handshake_is_not_recorded_as_refused)
         bf_audit_count(SH_AUDIT_CONNECTION, SH_E_CONNECTION_CLOSED, "closed during the handshake"),
         1);
 }
+
+Test(protocol, bad_input_gets_its_code_and_the_broker_keeps_serving)
+{
+    sh_client *c = bf_agent(HEALTH);
+    sh_msg m;
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    bf_publish(c, junk, sizeof junk, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_MALFORMED);
+
+    size_t len;
+    uint8_t *ev = bf_event(2, "RAJ", NULL, &len);
+    sh_envelope *e = NULL;
+    sh_error err;
+    cr_assert_eq(sh_envelope_decode(ev, len, &e, &err), SH_OK);
+    struct {
+        const char *what;
+        sh_err want;
+    } cases[] = {{"nhs", SH_E_BAD_NHS_NUMBER},
+                 {"upn", SH_E_BAD_UPN},
+                 {"missing", SH_E_MISSING_FIELD},
+                 {"type", SH_E_BAD_FIELD}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *nhs = e->child->nhs_number, *upn = e->child->upn,
+             *sg = e->safeguarding_concern->narrative;
+        int type = e->event_type;
+        if (i == 0) e->child->nhs_number = "9434765918";
+        if (i == 1) e->child->upn = "A801200005001";
+        if (i == 2) e->safeguarding_concern->narrative = "";
+        if (i == 3) e->event_type = 99;
+        size_t n = sharehub__v1__envelope__get_packed_size(e);
+        uint8_t *buf = malloc(n);
+        sharehub__v1__envelope__pack(e, buf);
+        e->child->nhs_number = nhs;
+        e->child->upn = upn;
+        e->safeguarding_concern->narrative = sg;
+        e->event_type = type;
+        bf_publish(c, buf, n, &m);
+        cr_assert_eq(sh_msg_code(&m), cases[i].want, "%s: got %d", cases[i].what, sh_msg_code(&m));
+        free(buf);
+    }
+    sh_envelope_free(e);
+
+    /* oversize: 1.5 MiB */
+    uint8_t *big = calloc(1, 1536 * 1024);
+    bf_publish(c, big, 1536 * 1024, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_TOO_LARGE);
+    free(big);
+
+    /* not the protocol */
+    const void *f[2] = {"XXv9", "PUBLISH"};
+    size_t l[2] = {4, 7};
+    cr_assert_eq(sh_client_send_raw(c, f, l, 2), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "ERROR", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), SH_E_PROTOCOL);
+    const void *g[2] = {SH_PROTO_SIGNATURE, "FROBNICATE"};
+    size_t gl[2] = {4, 10};
+    cr_assert_eq(sh_client_send_raw(c, g, gl, 2), SH_OK);
+    cr_assert_eq(sh_client_expect(c, "ERROR", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), SH_E_PROTOCOL);
+
+    /* a burst of garbage, then a good event still goes through */
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(sh_client_publish(c, junk, sizeof junk), SH_OK);
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(sh_client_expect(c, "CONFIRM", WAIT, &m), SH_OK, "confirm %d", i);
+        cr_assert_eq(sh_msg_code(&m), SH_E_MALFORMED);
+    }
+    bf_publish(c, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    free(ev);
+    sh_client_destroy(&c);
+}
+
+Test(protocol, one_ack_settles_a_batch_and_a_malformed_ack_is_refused)
+{
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
+    sh_msg m;
+    uint8_t ids[3][16];
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        uint8_t *ev = bf_event(2, "8819990", NULL, &len);
+        bf_publish(school, ev, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0);
+        free(ev);
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+        memcpy(ids[i], m.frame[0], 16);
+    }
+    /* one ACK, three ids: one DELIVERED receipt covers all three, in the order acknowledged */
+    cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, 3), SH_OK);
+    sh_envelope *r = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+    cr_assert_eq(r->delivery_receipt->status,
+                 SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED);
+    cr_assert_str_eq(r->delivery_receipt->recipient_org, "881");
+    cr_assert_arr_eq(r->delivery_receipt->for_event_id.data, ids[0], 16);
+    cr_assert_eq(r->delivery_receipt->n_more_event_ids, 2);
+    for (int i = 1; i < 3; i++)
+        cr_assert_arr_eq(r->delivery_receipt->more_event_ids[i - 1].data, ids[i], 16);
+    sh_envelope_free(r);
+    uint8_t rid[16];
+    memcpy(rid, m.frame[0], 16);
+    cr_assert_eq(sh_client_ack(school, rid), SH_OK);
+    /* the same ACK again changes nothing: no second receipts */
+    cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, 3), SH_OK);
+    cr_assert_eq(sh_client_recv(school, 500, &m), SH_E_NOT_FOUND);
+    /* not a whole number of ids, or too many: refused with its code */
+    uint8_t junk[17] = {0};
+    const void *f[3] = {SH_PROTO_SIGNATURE, "ACK", junk};
+    size_t l[3] = {4, 3, sizeof junk};
+    cr_assert_eq(sh_client_send_raw(hub, f, l, 3), SH_OK);
+    cr_assert_eq(sh_client_expect(hub, "ERROR", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), SH_E_PROTOCOL);
+    cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, SH_ACK_MAX + 1), SH_E_INVAL);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+}
