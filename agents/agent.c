@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "agent_int.h"
+#include "cli.h"
 #include "clock.h"
 #include "ident.h"
 #include "log.h"
@@ -37,8 +38,10 @@ static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("subscriptions", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            subscriptions, 1, 1000),
     CYAML_FIELD_STRING_PTR("http", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config, http, 1, 64),
-    CYAML_FIELD_UINT("heartbeat_ms", CYAML_FLAG_OPTIONAL, y_config, heartbeat_ms),
-    CYAML_FIELD_UINT("witness_ms", CYAML_FLAG_OPTIONAL, y_config, witness_ms),
+    CYAML_FIELD_STRING_PTR("heartbeat_ms", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
+                           heartbeat_text, 1, 12),
+    CYAML_FIELD_STRING_PTR("witness_ms", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
+                           witness_text, 1, 12),
     CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, y_config, log_level,
                      s_levels, 3),
     CYAML_FIELD_END};
@@ -88,6 +91,25 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
                           "%s: subscriptions: want * or event type names separated by commas, "
                           "no spaces (docs/agent.md lists them)",
                           config_path);
+    /* numbers are whole numbers in their range: libcyaml would read "2.5" as 2 */
+    const struct {
+        const char *key, *text;
+        unsigned *out;
+        long lo, hi;
+    } nums[] = {{"heartbeat_ms", rc ? NULL : a->cfg->heartbeat_text,
+                 rc ? NULL : &a->cfg->heartbeat_ms, 100, 3600000},
+                {"witness_ms", rc ? NULL : a->cfg->witness_text, rc ? NULL : &a->cfg->witness_ms,
+                 100, 86400000}};
+    for (size_t i = 0; !rc && i < sizeof nums / sizeof nums[0]; i++) {
+        long v = 0;
+        if (!nums[i].text) continue;
+        if (cli_number(nums[i].text, nums[i].lo, nums[i].hi, &v))
+            rc = sh_error_set(err, SH_E_INVAL,
+                              "%s: %s: '%.12s' is not a whole number from %ld to %ld", config_path,
+                              nums[i].key, nums[i].text, nums[i].lo, nums[i].hi);
+        else
+            *nums[i].out = (unsigned)v;
+    }
     char secret[SH_Z85_LEN + 1] = "", pub[SH_Z85_LEN + 1];
     if (!rc) rc = sh_curve_secret_load(a->cfg->curve_key, secret, pub, err);
     if (!rc)

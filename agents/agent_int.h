@@ -59,6 +59,7 @@ typedef struct y_config {
     int role;
     y_broker *broker;
     char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions, *http;
+    char *heartbeat_text, *witness_text; /* read as text, parsed strictly (cli_number) */
     unsigned heartbeat_ms, witness_ms;
     int log_level;
 } y_config;

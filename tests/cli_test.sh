@@ -170,6 +170,13 @@ check broker-bad-number 2 "option '--window' needs a whole number from 1 to 4096
     "$bindir/broker/sharehub-broker" --window lots
 check broker-missing 2 "missing option '--endpoint'" -- "$bindir/broker/sharehub-broker" --store s
 check agent-missing 2 "missing option '--config'" -- "$bindir/agents/sharehub-agent"
+printf "org: '881'\nrole: social_care\nbroker: {endpoint: 'tcp://127.0.0.1:1', public_key: '%s'}\ncurve_key: c\nstore: s\nmaster_key: m\nsign_key: k\nsocket: %s/a.sock\nheartbeat_ms: 2.5\n" \
+    "$key" "$tmp" >"$tmp/agent.yaml"
+check agent-bad-number 1 "heartbeat_ms: '2.5' is not a whole number from 100 to 3600000" -- \
+    "$bindir/agents/sharehub-agent" --config "$tmp/agent.yaml"
+sed -i -e 's/^role: .*/role: 2/' -e '/^heartbeat_ms/d' "$tmp/agent.yaml"
+check agent-enum-number 1 "role: '2' is not one of: education, health, social_care" -- \
+    "$bindir/agents/sharehub-agent" --config "$tmp/agent.yaml"
 check agent-no-config 1 "$tmp/none.yaml" -- "$bindir/agents/sharehub-agent" --config "$tmp/none.yaml"
 
 echo "cli: $pass passed, $fail failed"
