@@ -124,7 +124,8 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
     } dbs[] = {{"events", SH_DB_SEALED, &a->events},      {"by_child", SH_DB_PLAIN, &a->by_child},
                {"by_thread", SH_DB_PLAIN, &a->by_thread}, {"inbox", SH_DB_PLAIN, &a->inbox},
                {"outbox", SH_DB_SEALED, &a->outbox},      {"outcome", SH_DB_PLAIN, &a->outcome},
-               {"state", SH_DB_PLAIN, &a->state}};
+               {"state", SH_DB_PLAIN, &a->state},         {"tracking", SH_DB_PLAIN, &a->tracking},
+               {"read", SH_DB_PLAIN, &a->read},           {"acks", SH_DB_PLAIN, &a->acks}};
     for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
         rc = sh_store_db(a->store, dbs[i].name, dbs[i].flags, dbs[i].db, err);
     if (!rc) rc = ag_load_seq(a, "inbox_seq", &a->inbox_seq, err);

@@ -13,6 +13,9 @@
  *   reads.c     reading what the agency holds (inbox, show, child), every read audited
  *   cpis.c      health's CP-IS: the flag of a child, the access notification
  *   triage.c    the hub's triage: a hub decision made from a referral
+ *   tracking.c  each sent event's fate per recipient; READ receipts for what is opened here
+ *   api.c       what the agency API (sharehub-api) asks beyond the CLI: acknowledging the
+ *               inbox per client system, auditing the API's refusals
  *   stats.c     counters, the metrics page and readiness
  *
  * Store layout (one LMDB environment, docs/agent.md):
@@ -23,6 +26,10 @@
  *   outbox    (sealed) u64 BE seq -> encoded envelope waiting for the broker's CONFIRM
  *   outcome   (plain)  event id -> the broker's answer (outcome lines or the refusal)
  *   state     (plain)  "inbox_seq", "outbox_seq" -> u64 BE
+ *   tracking  (plain)  event id (16) | recipient org -> 4 x i64 BE times (queued, delivered,
+ *                      read, expired; 0 not yet) | u16 BE expiry reason code
+ *   read      (plain)  event id (16) -> i64 BE when its READ receipt was made
+ *   acks      (plain)  client system name -> u64 BE inbox seq it has taken up to (exclusive)
  * Never: acknowledges a delivery before it is durable here; drops an outbox entry before the
  * broker has answered it with a final code; lets a write stand whose audit entry failed.
  */
@@ -89,7 +96,7 @@ struct sh_agent {
     sh_vault vault;
     sh_store *store; /* vault.store */
     sh_audit *audit; /* vault.audit */
-    sh_db events, by_child, by_thread, inbox, outbox, outcome, state;
+    sh_db events, by_child, by_thread, inbox, outbox, outcome, state, tracking, read, acks;
     sh_client *broker;
     void *ctx, *rep;
     int connected;
@@ -145,6 +152,8 @@ sh_err ag_store_event(sh_agent *a, sh_txn *t, int direction, const char *peer, c
 sh_err ag_complete(sh_agent *a, sh_envelope *e, uint8_t idbuf[16], sh_error *err);
 sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
                       sh_error *err);
+sh_err ag_publish_marked(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
+                         const uint8_t *read_of, const char *client, sh_error *err);
 void ag_drain(sh_agent *a);
 void ag_on_confirm(sh_agent *a, const sh_msg *m);
 
@@ -167,6 +176,10 @@ const char *ag_str(json_object *req, const char *key);
 json_object *ag_text_arg(json_object *req, const char *key, int required, const char *what,
                          const char **out);
 json_object *ag_require_reader(json_object *req, const char **user, const char **purpose);
+/* The audit detail of a request: what, and "what via api:<client>" when the agency API made
+ * it for an authenticated client system (docs/agent.md). */
+#define VIA_MAX (USER_MAX + 80)
+const char *ag_via(json_object *req, const char *what, char *buf, size_t cap);
 
 /* ---- publish.c ---- */
 json_object *ag_op_publish(sh_agent *a, json_object *req);
@@ -190,6 +203,27 @@ void ag_cpis_attendance(sh_agent *a, const sh_envelope *e, json_object *out);
 
 /* ---- triage.c ---- */
 json_object *ag_op_triage(sh_agent *a, json_object *req);
+
+/* ---- tracking.c ---- */
+/* The CONFIRM of event id was accepted with these outcome lines: each permitted recipient is
+ * queued now. */
+sh_err ag_track_confirm(sh_agent *a, sh_txn *t, const uint8_t id[16], const char *lines,
+                        sh_error *err);
+/* A receipt from peer arrived: the events of ours it names move on (delivered, read,
+ * expired). */
+sh_err ag_track_receipt(sh_agent *a, sh_txn *t, const char *peer, const sh_envelope *e,
+                        sh_error *err);
+/* The tracking of event id: one object per recipient its outcome lines name. */
+json_object *ag_tracking_json(sh_agent *a, sh_txn *t, const uint8_t id[16], const char *lines,
+                              size_t len);
+/* The first time a person opens event id (received here): its READ receipt, published. */
+sh_err ag_read_receipt(sh_agent *a, const uint8_t id[16], const char *user, sh_error *err);
+
+/* ---- api.c ---- */
+json_object *ag_op_ack(sh_agent *a, json_object *req);
+json_object *ag_op_refused(sh_agent *a, json_object *req);
+/* The inbox seq client has acknowledged up to (exclusive); 0 when none. */
+uint64_t ag_acked(sh_agent *a, sh_txn *t, const char *client);
 
 /* ---- stats.c ---- */
 void ag_count_refused(sh_agent *a, int code, const char *by);

@@ -64,6 +64,8 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
                         m->len[4], (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, &err);
     sh_be64_put(seqkey, bt->inbox_seq);
     if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
+    if (!rc && e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt)
+        rc = ag_track_receipt(a, bt->t, peer, e, &err);
     if (!rc)
         ag_audit(a, bt->t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, m->frame[0], nr ? refs[0] : NULL,
                  "agent", peer, NULL, rule, sh_event_type_name(e->event_type));

@@ -74,11 +74,20 @@ void ag_local_io(sh_agent *a)
             out = ag_op_child(a, req);
         else if (strcmp(op, "triage") == 0)
             out = ag_op_triage(a, req);
+        else if (strcmp(op, "ack") == 0)
+            out = ag_op_ack(a, req);
+        else if (strcmp(op, "refused") == 0)
+            out = ag_op_refused(a, req);
         else
-            out = ag_error_json(SH_E_INVAL, "op: status, publish, inbox, show, child or triage");
+            out = ag_error_json(SH_E_INVAL,
+                                "op: status, publish, inbox, show, child, triage, ack or refused");
     }
     zmq_msg_close(&msg);
-    json_object *ok, *code;
+    json_object *ok, *code, *tag;
+    /* a caller that keeps several requests in flight (sharehub-api) matches answers by tag */
+    if (req && json_object_is_type(req, json_type_object) &&
+        json_object_object_get_ex(req, "tag", &tag) && json_object_is_type(tag, json_type_int))
+        json_object_object_add(out, "tag", json_object_get(tag));
     if (json_object_object_get_ex(out, "ok", &ok) && !json_object_get_boolean(ok) &&
         json_object_object_get_ex(out, "code", &code))
         ag_count_refused(a, json_object_get_int(code), "local");

@@ -110,6 +110,7 @@ void ag_on_confirm(sh_agent *a, const sh_msg *m)
     if (sh_txn_begin(a->store, 1, &t, &err)) return;
     sh_err rc = sh_txn_del(t, a->outbox, key, 8, &err);
     if (!rc) rc = sh_txn_put(t, a->outcome, m->frame[0], 16, text, used, 0, &err);
+    if (!rc && code == 0) rc = ag_track_confirm(a, t, m->frame[0], text, &err);
     if (!rc)
         ag_audit(a, t, code == 0 ? SH_AUDIT_SEND : SH_AUDIT_REFUSE,
                  code == 0 ? SH_AUDIT_OK : SH_AUDIT_DENIED, (sh_err)(code < 0 ? 0 : code),
@@ -130,10 +131,23 @@ void ag_on_confirm(sh_agent *a, const sh_msg *m)
     ag_count_confirm(a, m, code, stored_ms);
 }
 
-/* Validates, stores and queues one envelope built locally. */
 sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
                       sh_error *err)
 {
+    return ag_publish_marked(a, e, user, purpose, NULL, NULL, err);
+}
+
+/* Validates, stores and queues one envelope built locally; with read_of, in the same
+ * transaction, records that event as read (its READ receipt is this envelope). */
+sh_err ag_publish_marked(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
+                         const uint8_t *read_of, const char *client, sh_error *err)
+{
+    char via[VIA_MAX];
+    const char *what = sh_event_type_name(e->event_type);
+    if (client && *client) {
+        snprintf(via, sizeof via, "%s via api:%s", what, client);
+        what = via;
+    }
     uint8_t *buf = NULL;
     size_t len = 0;
     sh_err rc = sh_envelope_encode(e, &buf, &len, err);
@@ -151,9 +165,14 @@ sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char 
     if (rc == SH_E_EXISTS) sh_error_set(err, rc, "event_id: already used here");
     if (!rc) rc = sh_txn_put(t, a->outbox, key, 8, buf, len, SH_PUT_NEW, err);
     if (!rc) rc = ag_put_seq(a, t, "outbox_seq", a->outbox_seq + 1, err);
+    if (!rc && read_of) {
+        uint8_t at[8];
+        sh_be64_put(at, (uint64_t)e->published_at_ms);
+        rc = sh_txn_put(t, a->read, read_of, 16, at, 8, 0, err);
+    }
     if (!rc)
         ag_audit(a, t, SH_AUDIT_WRITE, SH_AUDIT_OK, 0, e->event_id.data, nr ? refs[0] : NULL, user,
-                 NULL, purpose, NULL, sh_event_type_name(e->event_type));
+                 NULL, purpose, NULL, what);
     free(buf);
     if (rc) {
         sh_txn_abort(&t);

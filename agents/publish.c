@@ -62,9 +62,10 @@ static json_object *s_republish(sh_agent *a, sh_envelope *e, int had_published, 
 
 json_object *ag_op_publish(sh_agent *a, json_object *req)
 {
-    const char *user, *purpose;
+    const char *user, *purpose, *client;
     json_object *ev, *bad = ag_text_arg(req, "user", 1, "who is publishing", &user);
     if (!bad) bad = ag_text_arg(req, "purpose", 0, "why", &purpose);
+    if (!bad) bad = ag_text_arg(req, "client", 0, "the API client system", &client);
     if (bad) return bad;
     if (!json_object_object_get_ex(req, "event", &ev))
         return ag_error_json(SH_E_MISSING_FIELD, "event: missing (the event to publish)");
@@ -79,7 +80,7 @@ json_object *ag_op_publish(sh_agent *a, json_object *req)
     uint8_t id[16];
     json_object *out = NULL;
     rc = ag_complete(a, e, id, &err);
-    if (!rc) rc = ag_publish_env(a, e, user, purpose, &err);
+    if (!rc) rc = ag_publish_marked(a, e, user, purpose, NULL, client, &err);
     if (rc == SH_E_EXISTS) {
         out = s_republish(a, e, had_published, had_occurred);
     } else if (rc) {

@@ -105,54 +105,111 @@ static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], i
     return o;
 }
 
+/* The event types a "types" argument names (comma-separated names): a bit per type; all
+ * bits when absent. NULL, or the error to answer with. */
+static json_object *s_types(json_object *req, uint64_t *mask)
+{
+    const char *list = ag_str(req, "types");
+    *mask = ~0ULL;
+    if (!list) return NULL;
+    *mask = 0;
+    char name[48], detail[120];
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+        snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p);
+        int v = n && n < sizeof name ? sh_event_type_from_name(name) : -1;
+        if (v <= 0 || v >= 64) {
+            snprintf(detail, sizeof detail, "types: '%.40s' is not an event type name", name);
+            return ag_error_json(SH_E_BAD_FIELD, detail);
+        }
+        *mask |= 1ULL << v;
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    return NULL;
+}
+
+/* The event type of inbox entry kv (the event is opened), or 0 when it cannot be known. */
+static int s_inbox_type(sh_agent *a, sh_txn *t, const sh_kv *kv)
+{
+    sh_buf b = {0};
+    sh_error err;
+    sh_agent_record r;
+    sh_envelope *e = NULL;
+    int type = 0;
+    if (sh_txn_get(t, a->events, kv->val, 16, &b, &err) == SH_OK &&
+        sh_agent_record_parse(b.data, b.len, &r) == 0 &&
+        sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) == SH_OK)
+        type = e->event_type;
+    sh_envelope_free(e);
+    sh_buf_free(&b);
+    return type;
+}
+
 json_object *ag_op_inbox(sh_agent *a, json_object *req)
 {
-    const char *user, *purpose;
+    const char *user, *purpose, *client = ag_str(req, "client");
     json_object *bad = ag_require_reader(req, &user, &purpose), *v;
+    uint64_t mask = 0;
+    if (!bad) bad = s_types(req, &mask);
     if (bad) return bad;
-    uint64_t since = 0;
-    int limit = 100;
-    if (json_object_object_get_ex(req, "since", &v)) since = (uint64_t)json_object_get_int64(v);
-    if (json_object_object_get_ex(req, "limit", &v)) limit = json_object_get_int(v);
-    if (limit <= 0 || limit > 1000) limit = 100;
+    int64_t since = -1, limit = 100;
+    if (json_object_object_get_ex(req, "since", &v)) {
+        if (!json_object_is_type(v, json_type_int) || (since = json_object_get_int64(v)) < 0)
+            return ag_error_json(SH_E_BAD_FIELD, "since: want a whole number, 0 or more");
+    }
+    if (json_object_object_get_ex(req, "limit", &v)) {
+        if (!json_object_is_type(v, json_type_int) || (limit = json_object_get_int64(v)) < 1 ||
+            limit > 1000)
+            return ag_error_json(SH_E_BAD_FIELD, "limit: want a whole number from 1 to 1000");
+    }
     sh_txn *t = NULL;
     sh_cursor *c = NULL;
     sh_error err;
     sh_kv kv;
+    char via[VIA_MAX];
     if (sh_txn_begin(a->store, 1, &t, &err)) return ag_error_json(err.code, err.detail);
+    /* no cursor: a client system starts after what it has acknowledged */
+    uint64_t acked = client ? ag_acked(a, t, client) : 0;
+    uint64_t from = since >= 0 ? (uint64_t)since : acked, next = from;
     json_object *out = ag_ok(), *items = json_object_new_array();
-    uint8_t from[8];
-    sh_be64_put(from, since);
-    uint64_t next = since;
+    uint8_t key[8];
+    sh_be64_put(key, from);
+    int more = 0;
     if (sh_cursor_open(t, a->inbox, &c, &err) == SH_OK) {
-        int n = 0;
-        for (sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, from, 8, &kv, &err);
-             rc == SH_OK && n < limit; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+        int64_t n = 0;
+        for (sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, key, 8, &kv, &err); rc == SH_OK;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
             if (kv.vlen != 16) continue;
+            uint64_t seq = sh_be64_get(kv.key);
+            if (mask != ~0ULL) {
+                int type = s_inbox_type(a, t, &kv);
+                if (type <= 0 || type >= 64 || !(mask & (1ULL << type))) {
+                    if (n < limit) next = seq + 1; /* passed over: the next page starts after */
+                    continue;
+                }
+            }
+            if (n == limit) { /* one more is there: say so, never a silent cap */
+                more = 1;
+                break;
+            }
             uint8_t id[16];
             memcpy(id, kv.val, 16);
-            uint64_t seq = sh_be64_get(kv.key);
             sh_envelope *e = NULL;
             sh_err why;
             json_object *item = s_event_json(a, t, id, 0, &e, &why);
+            next = seq + 1;
             if (!item && why == SH_E_NOT_FOUND) continue;
-            if (!item) {
-                item = s_damaged(a, t, id, why, user, purpose);
-                json_object_object_add(item, "seq", json_object_new_int64((int64_t)seq));
-                json_object_array_add(items, item);
-                next = seq + 1;
-                n++;
-                continue;
-            }
+            if (!item) item = s_damaged(a, t, id, why, user, purpose);
             json_object_object_add(item, "seq", json_object_new_int64((int64_t)seq));
             json_object_array_add(items, item);
-            uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
-            int nr = e ? sh_child_refs(a->store, e->child, refs) : 0;
-            ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, id, nr ? refs[0] : NULL, user, NULL,
-                     purpose, NULL, "inbox");
-            sh_envelope_free(e);
-            next = seq + 1;
             n++;
+            if (!e) continue;
+            uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+            int nr = sh_child_refs(a->store, e->child, refs);
+            ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, id, nr ? refs[0] : NULL, user, NULL,
+                     purpose, NULL, ag_via(req, "inbox", via, sizeof via));
+            sh_envelope_free(e);
         }
         sh_cursor_close(&c);
     }
@@ -163,6 +220,8 @@ json_object *ag_op_inbox(sh_agent *a, json_object *req)
     }
     json_object_object_add(out, "items", items);
     json_object_object_add(out, "next", json_object_new_int64((int64_t)next));
+    json_object_object_add(out, "more", json_object_new_boolean(more));
+    if (client) json_object_object_add(out, "acknowledged", json_object_new_int64((int64_t)acked));
     return out;
 }
 
@@ -189,15 +248,40 @@ json_object *ag_op_show(sh_agent *a, json_object *req)
         return ag_error_json(why, "this event fails its integrity check in the agency's store "
                                   "(altered or moved on disk); nothing of it is shown");
     }
+    const char *dir = json_object_get_string(json_object_object_get(item, "direction"));
+    const char *only = ag_str(req, "direction"); /* the API's track scope: sent events only */
+    if (only && dir && strcmp(only, dir) != 0) {
+        sh_txn_abort(&t);
+        sh_envelope_free(e);
+        json_object_put(item);
+        return ag_error_json(SH_E_NOT_FOUND, strcmp(only, "sent") == 0
+                                                 ? "no event this agency sent has this id"
+                                                 : "no event this agency received has this id");
+    }
     uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
     int nr = e ? sh_child_refs(a->store, e->child, refs) : 0;
+    char via[VIA_MAX];
     ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, id, nr ? refs[0] : NULL, user, NULL, purpose,
-             NULL, "event");
+             NULL, ag_via(req, "event", via, sizeof via));
+    int sent = dir && strcmp(dir, "sent") == 0;
+    int receipt = e && e->event_type == ET(DELIVERY_RECEIPT);
+    if (sent) { /* what became of it at each recipient */
+        sh_buf ob = {0};
+        json_object *tr = sh_txn_get(t, a->outcome, id, 16, &ob, &err) == SH_OK
+                              ? ag_tracking_json(a, t, id, (const char *)ob.data, ob.len)
+                              : json_object_new_array();
+        json_object_object_add(item, "tracking", tr);
+        sh_buf_free(&ob);
+    }
     sh_envelope_free(e);
     if (ag_commit(a, &t, &err)) {
         json_object_put(item);
         return ag_error_json(err.code, err.detail);
     }
+    /* the sender learns that a person here has opened it (once; a failure is logged: the
+     * read itself stands) */
+    if (!sent && !receipt && ag_read_receipt(a, id, user, &err))
+        ag_log_event(a, "warning", id, "the READ receipt could not be made: %s", err.detail);
     json_object *out = ag_ok();
     json_object_object_add(out, "item", item);
     return out;
@@ -215,19 +299,25 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
     const char *user, *purpose, *id = ag_str(req, "id");
     json_object *bad = ag_require_reader(req, &user, &purpose);
     if (bad) return bad;
-    char canon[40];
-    const char *kind = id ? sh_ident_kind(id, canon, sizeof canon) : NULL;
-    if (!kind)
-        return ag_error_json(SH_E_INVAL, "id: an NHS number, a UPN or a local-authority child id");
+    char canon[40], detail[240];
+    const char *kind, *check;
+    sh_err idrc = sh_ident_classify(id ? id : "", canon, sizeof canon, &kind, &check);
+    if (idrc) { /* never "nothing found" for a mistyped identifier */
+        snprintf(detail, sizeof detail, "id: %s", check);
+        return ag_error_json(idrc, detail);
+    }
     uint8_t ref[32];
     if (sh_store_blind(a->store, kind, canon, ref)) return ag_error_json(SH_E_CRYPTO, "blind");
     sh_txn *t = NULL;
     sh_cursor *c = NULL;
     sh_error err;
     sh_kv kv;
+    char via[VIA_MAX];
     if (sh_txn_begin(a->store, 1, &t, &err)) return ag_error_json(err.code, err.detail);
     json_object *out = ag_ok(), *items = json_object_new_array(), *att = json_object_new_array();
-    if (sh_cursor_open(t, a->by_child, &c, &err) == SH_OK) {
+    json_object *fo;
+    int flag_only = json_object_object_get_ex(req, "flag_only", &fo) && json_object_get_boolean(fo);
+    if (!flag_only && sh_cursor_open(t, a->by_child, &c, &err) == SH_OK) {
         for (sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, ref, 32, &kv, &err);
              rc == SH_OK && kv.klen == 48 && memcmp(kv.key, ref, 32) == 0;
              rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
@@ -251,7 +341,7 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
             }
             json_object_array_add(items, item);
             ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, eid, ref, user, NULL, purpose, NULL,
-                     "child record");
+                     ag_via(req, "child record", via, sizeof via));
             sh_envelope_free(e);
         }
         sh_cursor_close(&c);
@@ -259,6 +349,9 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
     int flag = 0;
     char la[8] = "";
     ag_flag_for(a, t, ref, &flag, la, sizeof la);
+    if (flag_only) /* who checked this child's flag, and why */
+        ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, NULL, ref, user, NULL, purpose, NULL,
+                 ag_via(req, "child flag", via, sizeof via));
     if (ag_commit(a, &t, &err)) {
         json_object_put(out);
         json_object_put(items);
@@ -271,6 +364,11 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
     const char *fname = flag ? sh_enum_name(&sharehub__v1__flag_type__descriptor, flag) : NULL;
     json_object_object_add(out, "flag", json_object_new_string(fname ? fname : "none"));
     if (flag) json_object_object_add(out, "responsible_la", json_object_new_string(la));
+    if (flag_only) {
+        json_object_put(att);
+        json_object_put(items);
+        return out;
+    }
     json_object_object_add(out, "attendances", att);
     json_object_object_add(out, "events", items);
     return out;

@@ -63,10 +63,21 @@ json_object *ag_text_arg(json_object *req, const char *key, int required, const 
     return ag_error_json(t && *t ? SH_E_BAD_FIELD : SH_E_MISSING_FIELD, detail);
 }
 
-/* Reads are audited with who and why: both must be given, as clean short text. */
+/* Reads are audited with who and why: both must be given, as clean short text; and a
+ * request through the agency API names the client system that vouches for the user. */
 json_object *ag_require_reader(json_object *req, const char **user, const char **purpose)
 {
+    const char *client;
     json_object *bad = ag_text_arg(req, "user", 1, "who is reading", user);
     if (!bad) bad = ag_text_arg(req, "purpose", 1, "why they are reading", purpose);
+    if (!bad) bad = ag_text_arg(req, "client", 0, "the API client system", &client);
     return bad;
+}
+
+const char *ag_via(json_object *req, const char *what, char *buf, size_t cap)
+{
+    const char *client = ag_str(req, "client");
+    if (!client || !*client || strlen(client) > USER_MAX) return what;
+    snprintf(buf, cap, "%s via api:%s", what, client);
+    return buf;
 }

@@ -164,6 +164,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (b->cfg.heartbeat_ms <= 0) b->cfg.heartbeat_ms = 5000;
     if (b->cfg.redeliver_ms <= 0) b->cfg.redeliver_ms = 30000;
     if (!b->cfg.window) b->cfg.window = 1024;
+    if (b->cfg.expiry_ms <= 0) b->cfg.expiry_ms = 5LL * 86400 * 1000;
     b->replies = calloc(REPLIES_MAX, sizeof *b->replies);
     char secret[SH_Z85_LEN + 1] = "";
     sh_store_opts so = {.map_size = cfg->map_size};
@@ -281,6 +282,7 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
             if (b->http) sh_http_serve(b->http); /* its connection timeouts */
             if (now / 1000 != last_timers / 1000) {
                 s_trim(b);
+                bk_expire(b, now);
                 if (b->dropped_sends)
                     bk_log("warning",
                            "%u messages dropped: a peer's queue was full (it is not reading)",

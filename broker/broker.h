@@ -29,6 +29,8 @@ typedef struct sh_broker_config {
     int heartbeat_ms;          /* peers silent 3x this long are forgotten; default 5000 */
     int redeliver_ms;          /* unacked deliveries are resent after this; default 30000 */
     unsigned window;           /* deliveries in flight per recipient; default 1024, max 4096 */
+    int64_t expiry_ms;         /* undelivered entries expire after this (an ISP may say
+                                  otherwise); default 5 days */
     size_t map_size;           /* store map size; 0 = default */
     uint32_t checkpoint_every; /* audit checkpoint interval; 0 = default */
     int log_level;             /* 0 info and up (default), 1 warnings and errors, 2 errors */

@@ -7,6 +7,7 @@
  *   session.c    sessions: HELLO and subscriptions, PING, the delivery window, ACK, timers
  *   publish.c    PUBLISH: decode, spoof check, dedupe, decide, minimise, outcome lines
  *   queue.c      queue entries, receipts, the delivery pump, queue depths
+ *   expiry.c     deliveries left undelivered past their expiry: removed, audited, reported
  *   facts.c      what the broker knows about a child: consent and school on record
  *   witness.c    recording agents' audit checkpoints
  *   admission.c  ZAP, the handshake monitor, refused connections
@@ -99,6 +100,7 @@ typedef struct bk_stats {
     uint64_t accepted; /* events accepted (not counting duplicates) */
     sh_tally queued;   /* recipient=: queue entries written, events and receipts */
     sh_tally acked;    /* recipient=: queue entries acknowledged and removed */
+    sh_tally expired;  /* recipient=: queue entries removed undelivered past their expiry */
     sh_tally denied;   /* reason=,isp=: shares the policy refused */
     sh_hist latency;   /* accepted to acknowledged by the recipient, events only */
 } bk_stats;
@@ -203,11 +205,17 @@ sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const
                   const char *sender, const char *rule, uint8_t flags, const uint8_t *copy,
                   size_t len, sh_error *err);
 sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
-                  const char *sender, const char *recipient, int status, sh_error *err);
+                  const char *sender, const char *recipient, int status, sh_err reason,
+                  sh_error *err);
 void bk_pump(sh_broker *b);
 sh_err bk_depths_load(sh_broker *b, sh_error *err);
 sh_err bk_depths_apply(sh_broker *b, sh_txn *t, sh_error *err);
 int64_t bk_oldest_ms(sh_broker *b, sh_txn *t, const char *org);
+
+/* ---- expiry.c ---- */
+/* Once a second: removes queue entries older than their expiry (not those in a window),
+ * audits each, and queues an EXPIRED receipt for the sender of each event. */
+void bk_expire(sh_broker *b, int64_t now);
 
 /* ---- facts.c ---- */
 /* The child's blinded references (sh_child_refs), made once per event and handed to each of

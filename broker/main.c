@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "cli.h"
+#include "clock.h"
 #include "log.h"
 
 static volatile sig_atomic_t s_stop, s_reload;
@@ -28,7 +29,7 @@ static void s_on_signal(int sig)
 int main(int argc, char **argv)
 {
     sh_broker_config cfg = {0};
-    const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL;
+    const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL, *expiry = NULL;
     cli_list endpoints = {eps, 0, 3};
     long heartbeat = 0, redeliver = 0, window = 0, map_mib = 0, every = 0;
     int version = 0;
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
                             {"--heartbeat-ms", CLI_NUMBER, &heartbeat, 100, 3600000},
                             {"--redeliver-ms", CLI_NUMBER, &redeliver, 100, 86400000},
                             {"--window", CLI_NUMBER, &window, 1, 4096},
+                            {"--delivery-expiry", CLI_TEXT, &expiry, 0, 0},
                             {"--map-mib", CLI_NUMBER, &map_mib, 1, 1048576},
                             {"--checkpoint-every", CLI_NUMBER, &every, 1, 1000000},
                             {"--log-level", CLI_TEXT, &level, 0, 0},
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
         "usage: sharehub-broker --endpoint EP [--endpoint EP]... --store DIR --master KEY\n"
         "           --sign-key PEM --curve-key FILE --registry FILE --policy DIR\n"
         "           [--org CODE] [--heartbeat-ms N] [--redeliver-ms N] [--window N]\n"
+        "           [--delivery-expiry DURATION]   (30s, 15m, 36h, 5d; default 5d)\n"
         "           [--map-mib N] [--checkpoint-every N] [--log-level info|warning|error]\n"
         "           [--http ADDR:PORT]   (metrics and health, e.g. 127.0.0.1:9750)\n"
         "       sharehub-broker --version\n"
@@ -82,6 +85,11 @@ int main(int argc, char **argv)
     if (missing) return cli_usage(&c, "missing option '%s'", missing);
     if (level && sh_log_level_parse(level, &cfg.log_level))
         return cli_usage(&c, "--log-level '%.20s': want info, warning or error", level);
+    if (expiry && sh_duration_parse(expiry, &cfg.expiry_ms))
+        return cli_usage(&c,
+                         "--delivery-expiry '%.20s': want a whole number and a unit, from 1s to "
+                         "366d (30s, 15m, 36h, 5d)",
+                         expiry);
     for (size_t i = 0; i < endpoints.n; i++)
         cfg.endpoints[i] = endpoints.v[i];
     cfg.heartbeat_ms = (int)heartbeat;

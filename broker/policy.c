@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "ident.h"
 #include "yaml.h"
 
@@ -71,6 +72,7 @@ typedef struct y_isp {
     y_range *level_of_need;
     y_approver *approvers;
     unsigned approvers_count;
+    char *delivery_expiry; /* "5d": undelivered shares expire after this; NULL: the broker's */
 } y_isp;
 
 /* ---- schema ---------------------------------------------------------------------------- */
@@ -154,6 +156,8 @@ static cyaml_schema_field_t s_isp_fields[] = {
     CYAML_FIELD_MAPPING_PTR("level_of_need", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_isp,
                             level_of_need, s_range_fields),
     CYAML_FIELD_SEQUENCE("approvers", CYAML_FLAG_POINTER, y_isp, approvers, &s_approver, 1, 32),
+    CYAML_FIELD_STRING_PTR("delivery_expiry", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_isp,
+                           delivery_expiry, 2, 10),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t s_isp_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, y_isp, s_isp_fields)};
@@ -163,6 +167,7 @@ struct sh_isp {
     char *file;
     char rule[64];
     char due_from[11], lapse_from[11]; /* review date - 3 months, + 3 months */
+    int64_t expiry_ms;                 /* delivery_expiry; 0 when not set */
 };
 
 struct sh_policy {
@@ -314,6 +319,11 @@ static sh_err s_check_isp(const char *file, sh_isp *isp, sh_error *err)
     if ((rc = s_number(file, "version", y->version_text, 1, 999999, &y->version, err)) ||
         (rc = s_date(file, "review_date", y->review_date, err)))
         return rc;
+    if (y->delivery_expiry && sh_duration_parse(y->delivery_expiry, &isp->expiry_ms))
+        return sh_error_set(err, SH_E_POLICY_FILE,
+                            "%s: delivery_expiry: '%s' is not a duration from 1s to 366d, written "
+                            "as a whole number and a unit (30s, 15m, 36h, 5d)",
+                            file, y->delivery_expiry);
     if (y->lawful_basis->paragraph_text &&
         (rc =
              s_number(file, "lawful_basis.dpa_schedule1_paragraph", y->lawful_basis->paragraph_text,
@@ -475,6 +485,19 @@ const char *sh_isp_title(const sh_isp *isp)
 const char *sh_isp_file(const sh_isp *isp)
 {
     return isp->file;
+}
+
+int64_t sh_isp_expiry_ms(const sh_isp *isp)
+{
+    return isp->expiry_ms;
+}
+
+const sh_isp *sh_policy_find(const sh_policy *p, const char *rule, size_t len)
+{
+    for (size_t i = 0; p && i < p->n; i++)
+        if (strlen(p->isps[i].rule) == len && memcmp(p->isps[i].rule, rule, len) == 0)
+            return &p->isps[i];
+    return NULL;
 }
 
 const char *sh_isp_review_date(const sh_isp *isp)

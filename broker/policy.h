@@ -49,6 +49,13 @@ const char *sh_isp_lead(const sh_isp *isp);
 /* "isp-cpis@3": the rule reference recorded in audit entries. */
 const char *sh_isp_rule(const sh_isp *isp);
 
+/* The ISP whose rule reference is rule[0..len) ("isp-cpis@3"), or NULL. */
+const sh_isp *sh_policy_find(const sh_policy *p, const char *rule, size_t len);
+
+/* How long a share under isp may wait undelivered before it expires (delivery_expiry, ms);
+ * 0 when the ISP does not say (the broker's --delivery-expiry applies). */
+int64_t sh_isp_expiry_ms(const sh_isp *isp);
+
 /* The lifecycle state at time now_ms (Unix ms, the date taken in UTC). */
 sh_isp_state sh_isp_state_at(const sh_isp *isp, int64_t now_ms);
 

@@ -36,7 +36,8 @@ sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const
 }
 
 sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
-                  const char *sender, const char *recipient, int status, sh_error *err)
+                  const char *sender, const char *recipient, int status, sh_err reason,
+                  sh_error *err)
 {
     /* A DeliveryReceipt from the broker to the events' sender, for n (1 to RECEIPT_IDS)
      * events. */
@@ -58,6 +59,7 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
     r.more_event_ids = more;
     r.recipient_org = (char *)recipient;
     r.status = status;
+    r.reason_code = (uint32_t)reason;
     r.at_ms = now;
     e.body_case = SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT;
     e.delivery_receipt = &r;
@@ -267,16 +269,18 @@ sh_err bk_depths_load(sh_broker *b, sh_error *err)
  * has, made the committed values (t NULL). Recipients: those the stage counts. */
 sh_err bk_depths_apply(sh_broker *b, sh_txn *t, sh_error *err)
 {
-    const sh_tally *sets[2] = {&b->stage.queued, &b->stage.acked};
-    for (int k = 0; k < 2; k++)
+    const sh_tally *sets[3] = {&b->stage.queued, &b->stage.acked, &b->stage.expired};
+    for (int k = 0; k < 3; k++)
         for (unsigned i = 0; i < sets[k]->n; i++) {
             const char *l = sets[k]->e[i].labels;
-            if (k == 1 && sh_tally_get(&b->stage.queued, l)) continue; /* done */
+            if (k >= 1 && sh_tally_get(&b->stage.queued, l)) continue; /* done */
+            if (k == 2 && sh_tally_get(&b->stage.acked, l)) continue;
             char org[SH_QKEY_ORG + 1] = "";
             if (sscanf(l, "recipient=\"%9[^\"]\"", org) != 1) continue;
             bk_depth *d = s_depth_of(b, org, t == NULL);
             uint64_t in = (d ? d->n : 0) + sh_tally_get(&b->stage.queued, l),
-                     out = sh_tally_get(&b->stage.acked, l), n = in > out ? in - out : 0;
+                     out = sh_tally_get(&b->stage.acked, l) + sh_tally_get(&b->stage.expired, l),
+                     n = in > out ? in - out : 0;
             if (t) {
                 sh_err rc = s_depth_put(b, t, org, n, err);
                 if (rc) return rc;

@@ -249,7 +249,7 @@ void bk_ack_receipts(sh_broker *b, sh_txn *t, uint64_t *seq, const char *recipie
                 if (k > i) acked->e[k].sender[0] = '\0';
             }
         if (bk_receipt(b, t, seq, (const uint8_t(*)[16])ids, n, sender, recipient,
-                       SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, &err))
+                       SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED, SH_OK, &err))
             break;
         acked->e[i].sender[0] = '\0';
     }

@@ -15,6 +15,7 @@ void bk_stats_reset(bk_stats *st)
     st->accepted = 0;
     sh_tally_reset(&st->queued);
     sh_tally_reset(&st->acked);
+    sh_tally_reset(&st->expired);
     sh_tally_reset(&st->denied);
     memset(&st->latency, 0, sizeof st->latency);
 }
@@ -24,6 +25,7 @@ void bk_stats_merge(bk_stats *dst, const bk_stats *src)
     dst->accepted += src->accepted;
     sh_tally_merge(&dst->queued, &src->queued);
     sh_tally_merge(&dst->acked, &src->acked);
+    sh_tally_merge(&dst->expired, &src->expired);
     sh_tally_merge(&dst->denied, &src->denied);
     sh_hist_merge(&dst->latency, &src->latency);
 }
@@ -54,6 +56,10 @@ int bk_metrics(void *ctx, FILE *f)
                           &st->queued);
     e |= sh_prom_counters(f, M("deliveries_acked_total"),
                           "Deliveries the recipient stored and acknowledged.", &st->acked);
+    e |= sh_prom_counters(f, M("deliveries_expired_total"),
+                          "Deliveries removed unacknowledged past their expiry (the sender was "
+                          "sent an EXPIRED receipt for each event).",
+                          &st->expired);
     e |= sh_prom_counters(f, M("shares_denied_total"),
                           "Shares the policy refused, by reason and by the ISP that decided "
                           "(isp=\"-\" when none covers the share).",

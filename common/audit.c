@@ -14,7 +14,7 @@
  *   1       8     seq, u64 — equal to the key
  *   9       8     time_ms, i64 — Unix epoch milliseconds, UTC
  *   17      1     action (1 write, 2 read, 3 send, 4 receive, 5 deny, 6 deliver, 7 refuse,
- *                 8 admin, 9 witness, 10 connection)
+ *                 8 admin, 9 witness, 10 connection, 11 expire)
  *   18      1     outcome (0 ok, 1 denied, 2 failed)
  *   19      2     code, u16 — sharehub error code behind the outcome, 0 if none
  *   21      1     flags: bit 0 = event id present, bit 1 = child ref present; others 0
@@ -81,10 +81,10 @@ struct sh_audit {
 
 const char *sh_audit_action_name(int action)
 {
-    static const char *const names[] = {"unknown", "write",   "read",      "send",
-                                        "receive", "deny",    "deliver",   "refuse",
-                                        "admin",   "witness", "connection"};
-    return (action < 1 || action > SH_AUDIT_CONNECTION) ? "unknown" : names[action];
+    static const char *const names[] = {"unknown", "write",   "read",       "send",
+                                        "receive", "deny",    "deliver",    "refuse",
+                                        "admin",   "witness", "connection", "expire"};
+    return (action < 1 || action > SH_AUDIT_EXPIRE) ? "unknown" : names[action];
 }
 
 sh_err sh_audit_open(sh_store *s, const sh_key *audit_key, const sh_signkey *signer,
@@ -216,7 +216,7 @@ static sh_err s_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
 {
     if (seq_out) *seq_out = 0;
     if (!a->signer) return sh_error_set(err, SH_E_INVAL, "audit opened without a signing key");
-    if (e->action < SH_AUDIT_WRITE || e->action > SH_AUDIT_CONNECTION)
+    if (e->action < SH_AUDIT_WRITE || e->action > SH_AUDIT_EXPIRE)
         return sh_error_set(err, SH_E_INVAL, "audit action %u", e->action);
     if (e->outcome > SH_AUDIT_FAILED)
         return sh_error_set(err, SH_E_INVAL, "audit outcome %u", e->outcome);

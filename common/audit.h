@@ -34,6 +34,7 @@ typedef enum sh_audit_action {
     SH_AUDIT_ADMIN = 8,       /* start, stop, key or policy change */
     SH_AUDIT_WITNESS = 9,     /* (broker) an agent's signed checkpoint recorded (detail) */
     SH_AUDIT_CONNECTION = 10, /* (broker) authenticated connections closed by the transport */
+    SH_AUDIT_EXPIRE = 11,     /* (broker) a delivery undelivered past its expiry, removed */
 } sh_audit_action;
 
 typedef enum sh_audit_outcome {

@@ -5,6 +5,7 @@
  */
 #include "clock.h"
 
+#include <string.h>
 #include <time.h>
 
 int64_t sh_clock_ms(void)
@@ -12,4 +13,32 @@ int64_t sh_clock_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int sh_duration_parse(const char *text, int64_t *ms)
+{
+    size_t n = text ? strspn(text, "0123456789") : 0;
+    if (n == 0 || n > 9 || !text[n] || text[n + 1]) return -1;
+    int64_t v = 0, unit;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (text[i] - '0');
+    switch (text[n]) {
+    case 's':
+        unit = 1000;
+        break;
+    case 'm':
+        unit = 60 * 1000;
+        break;
+    case 'h':
+        unit = 3600 * 1000;
+        break;
+    case 'd':
+        unit = 86400 * 1000;
+        break;
+    default:
+        return -1;
+    }
+    if (v < 1 || v > SH_DURATION_MAX_MS / unit) return -1;
+    *ms = v * unit;
+    return 0;
 }

@@ -12,4 +12,10 @@
 /* Milliseconds since 1970-01-01T00:00:00Z (CLOCK_REALTIME). */
 int64_t sh_clock_ms(void);
 
+/* A duration written as a whole number and a unit, "30s", "15m", "36h", "5d" (seconds,
+ * minutes, hours, days; digits only, no sign or space), from 1 second to 366 days, into *ms.
+ * 0, or -1 when text is not of that form or out of range. */
+#define SH_DURATION_MAX_MS (366LL * 86400 * 1000)
+int sh_duration_parse(const char *text, int64_t *ms);
+
 #endif

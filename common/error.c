@@ -70,6 +70,7 @@ static const struct {
     {SH_E_UNAVAILABLE, "SH_E_UNAVAILABLE", "broker cannot accept events now"},
     {SH_E_CONNECTION_CLOSED, "SH_E_CONNECTION_CLOSED", "connection closed by the transport"},
     {SH_E_BAD_SUBSCRIPTION, "SH_E_BAD_SUBSCRIPTION", "subscriptions name an unknown event type"},
+    {SH_E_EXPIRED, "SH_E_EXPIRED", "the recipient did not take the delivery before it expired"},
     {SH_E_DENY_NO_ISP, "SH_E_DENY_NO_ISP", "no information sharing protocol covers this share"},
     {SH_E_DENY_NOT_ACTIVE, "SH_E_DENY_NOT_ACTIVE", "the sharing protocol is not active"},
     {SH_E_DENY_LAPSED, "SH_E_DENY_LAPSED", "the sharing protocol has lapsed"},
@@ -80,6 +81,14 @@ static const struct {
     {SH_E_DENY_PARTY, "SH_E_DENY_PARTY", "not a party to the sharing protocol"},
     {SH_E_POLICY_FILE, "SH_E_POLICY_FILE", "sharing protocol file is invalid"},
     {SH_E_REGISTRY_FILE, "SH_E_REGISTRY_FILE", "enrolment registry is invalid"},
+    {SH_E_NO_CLIENT_CERT, "SH_E_NO_CLIENT_CERT", "no valid client certificate"},
+    {SH_E_UNKNOWN_CLIENT, "SH_E_UNKNOWN_CLIENT", "client certificate is not registered"},
+    {SH_E_OUT_OF_SCOPE, "SH_E_OUT_OF_SCOPE", "the client system's scopes do not allow this"},
+    {SH_E_NO_RESOURCE, "SH_E_NO_RESOURCE", "no such resource"},
+    {SH_E_METHOD, "SH_E_METHOD", "method not allowed on this resource"},
+    {SH_E_MEDIA_TYPE, "SH_E_MEDIA_TYPE", "unsupported content type"},
+    {SH_E_API_CONFIG, "SH_E_API_CONFIG", "API configuration is invalid"},
+    {SH_E_AGENT_UNAVAILABLE, "SH_E_AGENT_UNAVAILABLE", "the agent did not answer"},
 };
 
 static int s_find(sh_err code)

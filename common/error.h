@@ -7,7 +7,7 @@
  *
  * Ranges: 1xx general, 2xx codec/schema, 3xx identifiers, 4xx crypto and keys, 5xx store,
  * 6xx audit, 7xx wire protocol (reserved for the broker), 8xx policy: 80x are sharing
- * denials, 81x configuration files.
+ * denials, 81x configuration files; 9xx the agency API (HTTPS, docs/api.md).
  */
 #ifndef SHAREHUB_ERROR_H
 #define SHAREHUB_ERROR_H
@@ -77,6 +77,7 @@ typedef enum sh_err {
     SH_E_UNAVAILABLE = 705,       /* the broker cannot accept now (store full, shutting down) */
     SH_E_CONNECTION_CLOSED = 706, /* the transport closed an authenticated connection */
     SH_E_BAD_SUBSCRIPTION = 707,  /* HELLO names an event type that does not exist */
+    SH_E_EXPIRED = 708,           /* a delivery waited undelivered past its expiry */
 
     SH_E_DENY_NO_ISP = 800,     /* no Information Sharing Protocol covers this share */
     SH_E_DENY_NOT_ACTIVE = 801, /* the covering ISP is a draft or suspended */
@@ -88,6 +89,15 @@ typedef enum sh_err {
     SH_E_DENY_PARTY = 807,      /* sender or recipient is not a party to the ISP */
     SH_E_POLICY_FILE = 810,     /* an ISP file is invalid; detail names file and problem */
     SH_E_REGISTRY_FILE = 811,   /* the enrolment registry is invalid */
+
+    SH_E_NO_CLIENT_CERT = 900,    /* an API request without a valid client certificate */
+    SH_E_UNKNOWN_CLIENT = 901,    /* a valid certificate the client registry does not name */
+    SH_E_OUT_OF_SCOPE = 902,      /* the client system's scopes do not allow this request */
+    SH_E_NO_RESOURCE = 903,       /* no such resource (path) */
+    SH_E_METHOD = 904,            /* the method is not allowed on this resource */
+    SH_E_MEDIA_TYPE = 905,        /* the body is not of a content type the resource takes */
+    SH_E_API_CONFIG = 906,        /* the API's configuration is invalid */
+    SH_E_AGENT_UNAVAILABLE = 907, /* the agent did not answer the API in time */
 } sh_err;
 
 /* An error with the detail that names the problem (a field, a path, a sequence number).

@@ -262,16 +262,83 @@ void sh_upn_synthetic(uint64_t *rng, const char *la, char out[SH_UPN_LEN + 1])
     sh_upn_synthetic_at(sh_rng_next(rng) % 1000000000u, la, out);
 }
 
-const char *sh_ident_kind(const char *in, char *canon, size_t cap)
+/* 10 digits once spaces and hyphens are dropped: shaped like an NHS number. */
+static int s_nhs_shaped(const char *in)
 {
+    size_t n = 0;
+    for (const char *p = in; *p; p++) {
+        if (*p == ' ' || *p == '-') continue;
+        if (!s_digit(*p) || ++n > SH_NHS_LEN) return 0;
+    }
+    return n == SH_NHS_LEN;
+}
+
+/* A letter, 11 digits, then a digit or a letter: shaped like a UPN. */
+static int s_upn_shaped(const char *in)
+{
+    if (strlen(in) != SH_UPN_LEN ||
+        !((in[0] >= 'A' && in[0] <= 'Z') || (in[0] >= 'a' && in[0] <= 'z')))
+        return 0;
+    for (int i = 1; i < 12; i++)
+        if (!s_digit(in[i])) return 0;
+    return s_digit(in[12]) || (in[12] >= 'A' && in[12] <= 'Z') || (in[12] >= 'a' && in[12] <= 'z');
+}
+
+sh_err sh_ident_classify(const char *in, char *canon, size_t cap, const char **kind,
+                         const char **why)
+{
+    static const char *const nhs_why =
+        "not an NHS number: 10 digits whose last is the modulus 11 check digit of the first 9 "
+        "(this one fails that check, or is not 10 digits)";
+    static const char *const upn_why =
+        "not a UPN: the check letter does not match the 12 characters after it, or the "
+        "3-digit LA code is not one in 201-938, or a character is out of place";
+    static const char *const la_why = "not a local-authority child id: 1-32 of A-Z a-z 0-9 -";
+    *kind = NULL;
+    *why = NULL;
+    if (!in || !*in) {
+        *why = "empty: an NHS number, a UPN or a local-authority child id";
+        return SH_E_BAD_LA_CHILD_ID;
+    }
+    int forced = 0; /* 1 nhs, 2 upn, 3 la */
+    if (strncmp(in, "nhs:", 4) == 0)
+        forced = 1, in += 4;
+    else if (strncmp(in, "upn:", 4) == 0)
+        forced = 2, in += 4;
+    else if (strncmp(in, "la:", 3) == 0)
+        forced = 3, in += 3;
     char nhs[SH_NHS_LEN + 1];
-    if (!in) return NULL;
-    if (sh_nhs_normalise(in, nhs) == SH_OK) {
+    if (forced == 1 || (!forced && s_nhs_shaped(in))) {
+        if (sh_nhs_normalise(in, nhs) != SH_OK) {
+            *why = nhs_why;
+            return SH_E_BAD_NHS_NUMBER;
+        }
         snprintf(canon, cap, "%s", nhs);
-        return "nhs";
+        *kind = "nhs";
+        return SH_OK;
+    }
+    if (forced == 2 || (!forced && s_upn_shaped(in))) {
+        if (sh_upn_check(in) != SH_OK) {
+            *why = upn_why;
+            return SH_E_BAD_UPN;
+        }
+        snprintf(canon, cap, "%s", in);
+        *kind = "upn";
+        return SH_OK;
+    }
+    if (sh_la_child_id_check(in) != SH_OK) {
+        *why = forced ? la_why
+                      : "not an NHS number (10 digits), a UPN (13 characters) or a "
+                        "local-authority child id (1-32 of A-Z a-z 0-9 -)";
+        return SH_E_BAD_LA_CHILD_ID;
     }
     snprintf(canon, cap, "%s", in);
-    if (sh_upn_check(in) == SH_OK) return "upn";
-    if (sh_la_child_id_check(in) == SH_OK) return "la";
-    return NULL;
+    *kind = "la";
+    return SH_OK;
+}
+
+const char *sh_ident_kind(const char *in, char *canon, size_t cap)
+{
+    const char *kind, *why;
+    return sh_ident_classify(in, canon, cap, &kind, &why) == SH_OK ? kind : NULL;
 }

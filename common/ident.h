@@ -62,9 +62,19 @@ sh_err sh_event_id_check(const uint8_t *id, size_t len);
 /* Milliseconds since the epoch held in a UUIDv7. */
 int64_t sh_event_id_time_ms(const uint8_t id[SH_EVENT_ID_LEN]);
 
-/* The kind of a child identifier typed by a person, as blinded references name it: "nhs" (10
- * digits, spaces allowed; canon gets the 10 digits), "upn" or "la" (canon gets it as typed);
- * NULL when it is none of these. */
+/* The kind of a child identifier typed by a person, as blinded references name it, and its
+ * canonical form in canon: "nhs" (canon: the 10 digits), "upn" or "la" (canon: as typed). A
+ * prefix "nhs:", "upn:" or "la:" says which it is. Without one, what is shaped like an NHS
+ * number (10 digits once spaces and hyphens are dropped) is one, and what is shaped like a UPN
+ * (13 characters: a letter, 11 digits, a digit or letter) is one: a wrong check digit or
+ * check letter is an error, never taken as a local-authority id — a mistyped NHS number must
+ * not find "nothing". Anything else of 1-32 [A-Za-z0-9-] is an LA child id.
+ * Returns SH_OK and *kind, or SH_E_BAD_NHS_NUMBER, SH_E_BAD_UPN, SH_E_BAD_LA_CHILD_ID with
+ * *why naming the check that failed (never the value). */
+sh_err sh_ident_classify(const char *in, char *canon, size_t cap, const char **kind,
+                         const char **why);
+
+/* sh_ident_classify's kind, or NULL when in is not a valid identifier. */
 const char *sh_ident_kind(const char *in, char *canon, size_t cap);
 
 /* Formats an id as 8-4-4-4-12 lower-case hex; returns out. */

@@ -1,5 +1,6 @@
 /* test_ident.c — identifier check algorithms against DOMAIN.md's vectors, and generators. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -218,4 +219,45 @@ Test(ident, every_synthetic_index_is_a_different_valid_child)
     }
     free(seen);
     free(seen_la);
+}
+
+/* A typed identifier is what its shape says it is: a mistyped NHS number or UPN is an error
+ * naming the check, never taken for an LA child id (which would find "nothing"). */
+Test(ident, classify_never_turns_a_typo_into_another_kind)
+{
+    char canon[40], nhs[SH_NHS_LEN + 1];
+    const char *kind, *why;
+    sh_nhs_synthetic_at(42, nhs);
+    cr_assert_eq(sh_ident_classify(nhs, canon, sizeof canon, &kind, &why), SH_OK);
+    cr_assert_str_eq(kind, "nhs");
+    cr_assert_str_eq(canon, nhs);
+    char typo[SH_NHS_LEN + 1];
+    memcpy(typo, nhs, sizeof typo);
+    typo[9] = (char)('0' + (typo[9] - '0' + 1) % 10);
+    cr_assert_eq(sh_ident_classify(typo, canon, sizeof canon, &kind, &why), SH_E_BAD_NHS_NUMBER);
+    cr_assert_null(kind);
+    cr_assert(strstr(why, "modulus 11") != NULL, "%s", why);
+    cr_assert_null(sh_ident_kind(typo, canon, sizeof canon));
+    char spaced[16];
+    snprintf(spaced, sizeof spaced, "%.3s %.3s %.4s", nhs, nhs + 3, nhs + 6);
+    cr_assert_eq(sh_ident_classify(spaced, canon, sizeof canon, &kind, &why), SH_OK);
+    cr_assert_str_eq(canon, nhs);
+    char upn[SH_UPN_LEN + 1];
+    sh_upn_synthetic_at(7, "881", upn);
+    cr_assert_eq(sh_ident_classify(upn, canon, sizeof canon, &kind, &why), SH_OK);
+    cr_assert_str_eq(kind, "upn");
+    upn[0] = upn[0] == 'A' ? 'B' : 'A';
+    cr_assert_eq(sh_ident_classify(upn, canon, sizeof canon, &kind, &why), SH_E_BAD_UPN);
+    cr_assert(strstr(why, "check letter") != NULL, "%s", why);
+    cr_assert_eq(sh_ident_classify("LA881-0042", canon, sizeof canon, &kind, &why), SH_OK);
+    cr_assert_str_eq(kind, "la");
+    /* an LA id shaped like an NHS number is said to be one with the la: prefix */
+    cr_assert_eq(sh_ident_classify("la:1234567890", canon, sizeof canon, &kind, &why), SH_OK);
+    cr_assert_str_eq(kind, "la");
+    cr_assert_str_eq(canon, "1234567890");
+    cr_assert_eq(sh_ident_classify("nhs:12345", canon, sizeof canon, &kind, &why),
+                 SH_E_BAD_NHS_NUMBER);
+    cr_assert_eq(sh_ident_classify("", canon, sizeof canon, &kind, &why), SH_E_BAD_LA_CHILD_ID);
+    cr_assert_eq(sh_ident_classify("no spaces allowed", canon, sizeof canon, &kind, &why),
+                 SH_E_BAD_LA_CHILD_ID);
 }

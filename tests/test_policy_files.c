@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "policy.h"
 #include "testutil.h"
 
@@ -129,4 +130,41 @@ Test(policy_files, duplicate_ids_and_missing_directory)
     cr_assert_eq(sh_policy_load("/nonexistent/policy", &pol, &err), SH_E_IO);
     tu_rmrf(d);
     free(d);
+}
+
+/* delivery_expiry is a duration with a unit; anything else names the key and the forms. */
+Test(policy_files, delivery_expiry)
+{
+#define BODY                                                                                       \
+    ISP_HEAD "senders: [{sector: health}]\nrecipients: [{sector: health, data_items: [child]}]\n"
+    const char *bad[] = {"5", "5 d", "-1d", "0s", "367d", "1.5h", "5w", "d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[1024];
+        snprintf(body, sizeof body, BODY "delivery_expiry: '%s'\n", bad[i]);
+        s_bad_isp(body, "delivery_expiry");
+    }
+    char *d = tu_tmpdir(), *p = tu_path(d, "isp-ok.yaml");
+    FILE *f = fopen(p, "w");
+    fputs(BODY "delivery_expiry: 36h\n", f);
+    fclose(f);
+    sh_policy *pol = NULL;
+    sh_error err;
+    cr_assert_eq(sh_policy_load(d, &pol, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_isp_expiry_ms(sh_policy_at(pol, 0)), 36LL * 3600 * 1000);
+    cr_assert_eq(sh_policy_find(pol, "x@1", 3), sh_policy_at(pol, 0));
+    cr_assert_null(sh_policy_find(pol, "x@2", 3));
+    sh_policy_destroy(&pol);
+    tu_rmrf(d);
+    free(d);
+    free(p);
+    int64_t ms;
+    cr_assert_eq(sh_duration_parse("30s", &ms), 0);
+    cr_assert_eq(ms, 30000);
+    cr_assert_eq(sh_duration_parse("366d", &ms), 0);
+    cr_assert_eq(sh_duration_parse("15m", &ms), 0);
+    cr_assert_eq(ms, 900000);
+    cr_assert_eq(sh_duration_parse("", &ms), -1);
+    cr_assert_eq(sh_duration_parse(NULL, &ms), -1);
+    cr_assert_eq(sh_duration_parse("9999999999s", &ms), -1);
+#undef BODY
 }

@@ -100,11 +100,11 @@ int sh_alog_child_refs(const sh_alog *l, char *const *ids, size_t nids, uint8_t 
     }
     for (size_t i = 0; i < nids; i++) {
         char canon[64];
-        const char *kind = sh_ident_kind(ids[i], canon, sizeof canon);
-        if (!kind) {
-            sh_error_set(err, SH_E_INVAL,
-                         "child id %zu is not an NHS number, a UPN or a local-authority id", i + 1);
-            return -SH_E_INVAL;
+        const char *kind, *why;
+        sh_err bad = sh_ident_classify(ids[i], canon, sizeof canon, &kind, &why);
+        if (bad) {
+            sh_error_set(err, bad, "child id %zu: %s", i + 1, why);
+            return -(int)bad;
         }
         if (sh_blind_compute(l->keys->blind, kind, canon, refs[i])) {
             sh_error_set(err, SH_E_CRYPTO, "blinding");

@@ -44,7 +44,8 @@ void sh_auth_free(sh_auth *a);
 
 /* The blinded references of the given child identifiers under this store's blind key.
  * Returns how many were made; SH_E_WRONG_KEY (as a negative) when the store's keys hold no
- * blind key, SH_E_INVAL when an identifier is not an NHS number, UPN or LA child id. */
+ * blind key, SH_E_BAD_NHS_NUMBER, SH_E_BAD_UPN or SH_E_BAD_LA_CHILD_ID when an identifier
+ * fails its check (the detail names the check: a mistyped NHS number is never "no entries"). */
 int sh_alog_child_refs(const sh_alog *l, char *const *ids, size_t nids, uint8_t (*refs)[32],
                        sh_error *err);
 

@@ -90,21 +90,33 @@ int cmd_ident(int argc, char **argv)
     const cli_cmd c = {"sharehub ident",
                        "usage: sharehub ident check nhs|upn|la|org VALUE\n"
                        "       sharehub ident synthetic [SEED [LA]]\n"
+                       "       sharehub ident event-id\n"
                        "  check: whether VALUE is a valid NHS number (spaces allowed), unique "
                        "pupil\n  number, local authority code or organisation code; exit 1 when "
                        "it is not. The\n  value is never printed back.\n"
                        "  synthetic: a synthetic child as JSON — NHS number in the never-issued "
                        "999\n  range, valid UPN and LA id, a ZZTEST name. Each SEED from 0 to "
-                       "899999 is a\n  different child; LA is a DfE code (default 881).\n",
+                       "899999 is a\n  different child; LA is a DfE code (default 881).\n"
+                       "  event-id: a new event id (UUIDv7), for a system that publishes through "
+                       "the\n  API and wants its retries to be recognised (docs/api.md).\n",
                        opts,
                        1,
                        3,
-                       "check|synthetic"};
+                       "check|synthetic|event-id"};
     int rc = cli_parse(&c, argc, argv, pos, &npos);
     if (rc != CLI_RUN) return rc;
     if (strcmp(pos[0], "synthetic") == 0) return s_synthetic(&c, pos, npos);
+    if (strcmp(pos[0], "event-id") == 0) {
+        uint8_t id[SH_EVENT_ID_LEN];
+        char text[SH_EVENT_ID_STR];
+        if (npos != 1) return cli_usage(&c, "event-id takes no argument");
+        sh_error err = {SH_E_IO, "no randomness from the system"};
+        if (sh_event_id_new(id)) return cli_fail(&c, &err);
+        printf("%s\n", sh_event_id_format(id, text));
+        return SH_EXIT_OK;
+    }
     if (strcmp(pos[0], "check") != 0)
-        return cli_usage(&c, "'%.20s': want check or synthetic", pos[0]);
+        return cli_usage(&c, "'%.20s': want check, synthetic or event-id", pos[0]);
     if (npos != 3)
         return cli_usage(&c, npos == 1 ? "missing argument KIND" : "missing argument VALUE");
     const char *kind = pos[1], *v = pos[2];
