@@ -193,10 +193,23 @@ json_object *ag_op_show(sh_agent *a, json_object *req);
 json_object *ag_op_child(sh_agent *a, json_object *req);
 
 /* ---- cpis.c ---- */
-/* CP-IS: the current child-protection or looked-after flag for this child (FlagType value,
- * 0 when none) and its responsible LA; returns the flag. */
-int ag_flag_for(sh_agent *a, sh_txn *t, const uint8_t ref[SH_BLIND_BYTES], int *flag, char *la,
-                size_t lacap);
+/* A child's current CP-IS flag: its type (FlagType, 0 when none), the status event that set
+ * it, and the responsible local authority with its contact numbers. */
+typedef struct ag_flag {
+    int type;
+    uint8_t event_id[16];
+    int64_t at_ms;
+    char start[11];
+    char la[8];
+    char office[40], out_of_hours[40];
+} ag_flag;
+/* The flag for this child (its blinded NHS number or other reference); returns f->type != 0. */
+int ag_flag_for(sh_agent *a, sh_txn *t, const uint8_t ref[SH_BLIND_BYTES], ag_flag *f);
+/* Queues the access notification of a flagged child seen at site (NULL: this agency) in
+ * setting: after an attendance (attendance names it) or a flag lookup (attendance NULL). */
+sh_err ag_cpis_notify(sh_agent *a, const char *nhs, const char *dob, const ag_flag *f,
+                      const char *site, int setting, const ProtobufCBinaryData *attendance,
+                      ProtobufCBinaryData correlation, uint8_t nid[16], sh_error *err);
 /* After a health agent published an unscheduled-care attendance of a flagged child: queues
  * the access notification to its responsible LA and names it in out. */
 void ag_cpis_attendance(sh_agent *a, const sh_envelope *e, json_object *out);

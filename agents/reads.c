@@ -346,9 +346,8 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
         }
         sh_cursor_close(&c);
     }
-    int flag = 0;
-    char la[8] = "";
-    ag_flag_for(a, t, ref, &flag, la, sizeof la);
+    ag_flag f;
+    ag_flag_for(a, t, ref, &f);
     if (flag_only) /* who checked this child's flag, and why */
         ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, NULL, ref, user, NULL, purpose, NULL,
                  ag_via(req, "child flag", via, sizeof via));
@@ -361,9 +360,44 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
     json_object_array_sort(att, s_cmp_arrival);
     while (json_object_array_length(att) > ATTENDANCES_SHOWN)
         json_object_array_del_idx(att, ATTENDANCES_SHOWN, 1);
-    const char *fname = flag ? sh_enum_name(&sharehub__v1__flag_type__descriptor, flag) : NULL;
+    const char *fname = f.type ? sh_enum_name(&sharehub__v1__flag_type__descriptor, f.type) : NULL;
     json_object_object_add(out, "flag", json_object_new_string(fname ? fname : "none"));
-    if (flag) json_object_object_add(out, "responsible_la", json_object_new_string(la));
+    if (f.type) {
+        char idt[SH_EVENT_ID_STR];
+        json_object *la = json_object_new_object();
+        json_object_object_add(out, "responsible_la", json_object_new_string(f.la));
+        json_object_object_add(la, "la_code", json_object_new_string(f.la));
+        const char *name = sh_la_name(f.la);
+        if (name) json_object_object_add(la, "name", json_object_new_string(name));
+        json_object_object_add(la, "office_hours_phone", json_object_new_string(f.office));
+        json_object_object_add(la, "out_of_hours_phone", json_object_new_string(f.out_of_hours));
+        json_object_object_add(out, "la_contact", la);
+        if (f.start[0]) json_object_object_add(out, "flag_start", json_object_new_string(f.start));
+        json_object_object_add(out, "flag_event_id",
+                               json_object_new_string(sh_event_id_format(f.event_id, idt)));
+        json_object_object_add(out, "flag_at_ms", json_object_new_int64(f.at_ms));
+    }
+    /* health: a clinician's system asking for the flag is a CP-IS access — the responsible
+     * authority is told, as after an attendance (docs/fhir.md) */
+    json_object *acc;
+    if (f.type && a->cfg->role == ROLE_HEALTH && strcmp(kind, "nhs") == 0 &&
+        json_object_object_get_ex(req, "access", &acc)) {
+        const char *site = ag_str(acc, "site"), *setting_name = ag_str(acc, "setting");
+        int setting = 0;
+        if (!setting_name ||
+            sh_enum_value(&sharehub__v1__care_setting__descriptor, setting_name, &setting) ||
+            setting <= 0)
+            setting = SHAREHUB__V1__CARE_SETTING__CARE_SETTING_EMERGENCY_DEPARTMENT;
+        uint8_t nid[16];
+        char idt[SH_EVENT_ID_STR];
+        if (site && sh_org_code_check(site) != SH_OK) site = NULL;
+        if (ag_cpis_notify(a, canon, NULL, &f, site, setting, NULL, (ProtobufCBinaryData){0, NULL},
+                           nid, &err) == SH_OK)
+            json_object_object_add(out, "access_notification",
+                                   json_object_new_string(sh_event_id_format(nid, idt)));
+        else
+            ag_log(a, "error", "access notification not queued: %s", err.detail);
+    }
     if (flag_only) {
         json_object_put(att);
         json_object_put(items);

@@ -8,6 +8,7 @@
  *   link.c       the agent's local interface: requests in flight, matched by tag
  *   resources.c  the /v1 resources: what each asks the agent and how its answer reads
  *   stream.c     GET /v1/inbox/stream: server-sent events
+ *   fhir.c       FHIR R4 for health systems: the Flag search (a CP-IS access), Encounter
  *
  * sharehub-api is a process of its own beside the agent: untrusted TLS and HTTP parsing, and
  * a thousand connections, live where neither the store's keys nor the broker link are, and a
@@ -34,14 +35,15 @@
 
 typedef struct api_client {
     char name[65];
-    uint8_t fp[32]; /* SHA-256 of the certificate (DER) */
+    char site[10];    /* the ODS site its users work at (CP-IS access notifications) */
+    char setting[40]; /* its care setting name (emergency_department…); "" the default */
+    uint8_t fp[32];   /* SHA-256 of the certificate (DER) */
     unsigned scopes;
 } api_client;
 
 typedef struct api_config {
     char *listen, *agent_socket;
     char *cert_file, *key_file, *ca_file;
-    char *la_contacts; /* optional: a file of local authorities' contact numbers (FHIR) */
     api_client *clients;
     size_t nclients;
     int log_level;
@@ -84,6 +86,7 @@ struct api_req {
     int retry_after;
     int suspended;
     /* a stream (stream.c) */
+    int fhir; /* a /fhir path: errors are OperationOutcomes */
     int streaming;
     uint64_t stream_cursor;
     int64_t stream_beat_ms;
@@ -165,5 +168,13 @@ void api_streams_tick(api *s, int64_t now);
 void api_stream_status(api *s, json_object *reply);
 ssize_t api_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 void api_stream_closed(api *s, api_req *r);
+
+/* ---- fhir.c ---- */
+void api_fhir_flag_start(api *s, api_req *r);
+void api_fhir_flag_finish(api *s, api_req *r, json_object *reply);
+void api_fhir_encounter_start(api *s, api_req *r);
+void api_fhir_encounter_finish(api *s, api_req *r, json_object *reply);
+/* The sharehub error as a FHIR OperationOutcome (for the /fhir paths). */
+void api_fhir_error(api_req *r, sh_err code, const char *detail, const char *expression);
 
 #endif

@@ -11,6 +11,8 @@
 
 #include "api_int.h"
 #include "cli.h"
+#include "codec.h"
+#include "ident.h"
 #include "yaml.h"
 
 typedef struct y_tls {
@@ -18,12 +20,12 @@ typedef struct y_tls {
 } y_tls;
 
 typedef struct y_client {
-    char *name, *fingerprint;
+    char *name, *fingerprint, *site, *setting;
     unsigned scopes;
 } y_client;
 
 typedef struct y_api {
-    char *listen, *agent_socket, *la_contacts, *stream_poll_text;
+    char *listen, *agent_socket, *stream_poll_text;
     y_tls *tls;
     y_client *clients;
     unsigned clients_count;
@@ -44,7 +46,11 @@ static const cyaml_schema_field_t s_tls_fields[] = {
 static const cyaml_schema_field_t s_client_fields[] = {
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_client, name, 1, 64),
     CYAML_FIELD_STRING_PTR("fingerprint", CYAML_FLAG_POINTER, y_client, fingerprint, 64, 120),
-    CYAML_FIELD_FLAGS("scopes", CYAML_FLAG_STRICT, y_client, scopes, s_scopes, 5), CYAML_FIELD_END};
+    CYAML_FIELD_FLAGS("scopes", CYAML_FLAG_STRICT, y_client, scopes, s_scopes, 5),
+    CYAML_FIELD_STRING_PTR("site", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_client, site, 1, 9),
+    CYAML_FIELD_STRING_PTR("setting", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_client, setting,
+                           1, 40),
+    CYAML_FIELD_END};
 static const cyaml_schema_value_t s_client = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_client, s_client_fields)};
 static const cyaml_schema_field_t s_fields[] = {
@@ -52,8 +58,6 @@ static const cyaml_schema_field_t s_fields[] = {
     CYAML_FIELD_STRING_PTR("agent_socket", CYAML_FLAG_POINTER, y_api, agent_socket, 1, 100),
     CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_POINTER, y_api, tls, s_tls_fields),
     CYAML_FIELD_SEQUENCE("clients", CYAML_FLAG_POINTER, y_api, clients, &s_client, 0, 1000),
-    CYAML_FIELD_STRING_PTR("la_contacts", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_api,
-                           la_contacts, 1, 4096),
     CYAML_FIELD_STRING_PTR("stream_poll_ms", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_api,
                            stream_poll_text, 1, 12),
     CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, y_api, log_level,
@@ -115,11 +119,10 @@ sh_err api_config_load(const char *path, api_config **out, sh_error *err)
     c->cert_file = strdup(y->tls->certificate);
     c->key_file = strdup(y->tls->key);
     c->ca_file = strdup(y->tls->client_ca);
-    c->la_contacts = y->la_contacts ? strdup(y->la_contacts) : NULL;
     c->log_level = y->log_level;
     c->stream_poll_ms = 200;
     if (!c->clients || !c->listen || !c->agent_socket || !c->cert_file || !c->key_file ||
-        !c->ca_file || (y->la_contacts && !c->la_contacts))
+        !c->ca_file)
         rc = sh_error_set(err, SH_E_NOMEM, "configuration");
     long poll = 0;
     if (!rc && y->stream_poll_text) {
@@ -153,7 +156,26 @@ sh_err api_config_load(const char *path, api_config **out, sh_error *err)
                               path, i);
             break;
         }
+        int setting = 0;
+        if (yc->site && sh_org_code_check(yc->site) != SH_OK) {
+            rc = sh_error_set(err, SH_E_API_CONFIG,
+                              "%s: clients[%u].site: want an ODS site code (1-9 of A-Z 0-9)", path,
+                              i);
+            break;
+        }
+        if (yc->setting &&
+            (sh_enum_value(&sharehub__v1__care_setting__descriptor, yc->setting, &setting) ||
+             setting <= 0)) {
+            char names[300];
+            sh_enum_names(&sharehub__v1__care_setting__descriptor, names, sizeof names);
+            rc = sh_error_set(err, SH_E_API_CONFIG, "%s: clients[%u].setting: want one of %s", path,
+                              i, names);
+            break;
+        }
         snprintf(ac->name, sizeof ac->name, "%s", yc->name);
+        snprintf(ac->site, sizeof ac->site, "%s", yc->site ? yc->site : "");
+        snprintf(ac->setting, sizeof ac->setting, "%s",
+                 setting ? sh_enum_name(&sharehub__v1__care_setting__descriptor, setting) : "");
         ac->scopes = yc->scopes;
         for (unsigned k = 0; k < i; k++) {
             if (strcmp(c->clients[k].name, ac->name) == 0)
@@ -186,7 +208,6 @@ void api_config_free(api_config **cp)
     free(c->cert_file);
     free(c->key_file);
     free(c->ca_file);
-    free(c->la_contacts);
     free(c->clients);
     free(c);
     *cp = NULL;

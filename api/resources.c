@@ -303,5 +303,8 @@ const api_route api_routes[] = {
     {"GET", "/v1/children/*/flag", SCOPE_INBOX | SCOPE_FLAGS, s_child_flag, s_child_done},
     {"GET", "/v1/status", SCOPE_ADMIN, s_status, s_status_done},
     {"GET", "/v1/openapi.json", ANY, s_openapi, s_never},
+    {"GET", "/fhir/r4/Flag", SCOPE_FLAGS, api_fhir_flag_start, api_fhir_flag_finish},
+    {"POST", "/fhir/r4/Encounter", SCOPE_PUBLISH, api_fhir_encounter_start,
+     api_fhir_encounter_finish},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

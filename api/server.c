@@ -99,6 +99,10 @@ static void s_field(const char *detail, char *out, size_t cap)
 
 void api_error(api_req *r, sh_err code, const char *detail)
 {
+    if (r->fhir) {
+        api_fhir_error(r, code, detail, NULL);
+        return;
+    }
     json_object *o = json_object_new_object();
     char field[80];
     json_object_object_add(o, "code", json_object_new_int(code));
@@ -310,6 +314,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
         if (!r) return MHD_NO;
         *ctx = r;
         r->c = c;
+        r->fhir = strncmp(url, "/fhir/", 6) == 0;
         snprintf(r->method, sizeof r->method, "%s", method);
         char who[96];
         sh_err code = SH_OK;

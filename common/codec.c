@@ -358,7 +358,9 @@ static sh_err s_body(const sh_envelope *e, sh_error *err)
     }
     case BODY(ACCESS_NOTIFICATION): {
         const Sharehub__V1__AccessNotification *b = e->access_notification;
-        if ((rc = s_event_ref(b->attendance_event_id, "access_notification.attendance_event_id",
+        /* absent when the access was a flag lookup rather than an attendance */
+        if (b->attendance_event_id.len &&
+            (rc = s_event_ref(b->attendance_event_id, "access_notification.attendance_event_id",
                               err)))
             return rc;
         if ((rc = s_org(b->site_code, true, "access_notification.site_code", err))) return rc;

@@ -109,8 +109,8 @@ class Rig:
         for a in self.apis:
             subprocess.run([tool, "server", pki, "api-" + a, "127.0.0.1", "localhost"],
                            check=True, capture_output=True)
-            for name, _ in self.clients.get(a, []):
-                self.client_cert(name)
+            for c in self.clients.get(a, []):
+                self.client_cert(c[0])
         # a registered nowhere, and one from another CA
         self.client_cert("stranger")
         subprocess.run([tool, "client", self.path("other-pki"), "impostor"], check=True,
@@ -183,9 +183,12 @@ class Rig:
                  "  client_ca: %s" % self.ca, "stream_poll_ms: 50", "clients:"]
         if not clients:
             lines[-1] = "clients: []"
-        for name, scopes in clients:
+        for c in clients:  # (name, scopes) or (name, scopes, {"site": ..., "setting": ...})
+            name, scopes = c[0], c[1]
             lines += ["  - name: %s" % name, '    fingerprint: "%s"' % self.fingerprints[name],
                       "    scopes: [%s]" % ", ".join(scopes)]
+            for k, v in (c[2] if len(c) > 2 else {}).items():
+                lines.append("    %s: %s" % (k, v))
         with open(self.path("api-%s.yaml" % a), "w") as f:
             f.write("\n".join(lines) + "\n")
 

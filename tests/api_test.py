@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -33,6 +34,10 @@ def check(ok, what):
     return ok
 
 
+NPM = os.path.join(ROOT, "tools", "npm", "node_modules")
+with open(os.path.join(NPM, "@medplum", "definitions", "dist", "fhir", "r4",
+                       "fhir.schema.json")) as f:
+    FHIR = json.load(f)  # HL7's FHIR R4 JSON schema (draft-06)
 with open(os.path.join(ROOT, "docs", "openapi.json"), "rb") as f:
     OPENAPI_BYTES = f.read()
 OPENAPI = json.loads(OPENAPI_BYTES)
@@ -46,6 +51,22 @@ def conforms(body, schema_name):
         return True
     except jsonschema.ValidationError as e:
         print("api:      %s does not fit %s: %s" % (json.dumps(body)[:200], schema_name, e.message))
+        return False
+
+
+def fhir_valid(resource, what):
+    """Whether resource validates against HL7's FHIR R4 schema for its resourceType."""
+    rt = resource.get("resourceType", "?")
+    schema = {"$ref": "#/definitions/" + rt, "definitions": FHIR["definitions"]}
+    try:
+        jsonschema.Draft6Validator(schema).validate(resource)
+        return True
+    except jsonschema.ValidationError as e:
+        print("api:      %s is not a valid FHIR R4 %s: %s at %s" %
+              (what, rt, e.message[:200], "/".join(str(p) for p in e.absolute_path)))
+        return False
+    except jsonschema.RefResolutionError:
+        print("api:      %s: no FHIR R4 resource %s" % (what, rt))
         return False
 
 
@@ -382,6 +403,180 @@ def test_openapi(rig):
           res.text[:120])
 
 
+FLAG_SYSTEM = "urn:sharehub:fhir:CodeSystem:cpis-flag"
+NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+def outcome_is(res, status, issue, what, text=None):
+    try:
+        body = res.json()
+    except ValueError:
+        body = {}
+    iss = (body.get("issue") or [{}])[0]
+    ok = (res.status_code == status and body.get("resourceType") == "OperationOutcome" and
+          iss.get("severity") == "error" and iss.get("code") == issue and
+          res.headers.get("Content-Type", "").startswith("application/fhir+json") and
+          fhir_valid(body, "OperationOutcome") and conforms(body, "OperationOutcome") and
+          (text is None or text in iss.get("diagnostics", "")))
+    return check(ok, "%s: HTTP %d, OperationOutcome %s (%s)" % (
+        what, res.status_code, iss.get("code"), iss.get("diagnostics", "")[:110]))
+
+
+def test_fhir(rig):
+    hub = session(rig, "cms")
+    ed = session(rig, "ed")
+    url = rig.url("health")
+    child = rig.synthetic_child(300)
+    nhs = child["nhs_number"]
+    plan = {"event_type": "cp_plan_status", "purpose": "safeguarding", "consent": "not_required",
+            "level_of_need": 4, "lawful_basis": BASIS, "child": child,
+            "cp_plan_status": {"status": "started", "category": "physical_abuse",
+                               "start_date": time.strftime("%Y-%m-%d", time.gmtime()),
+                               "responsible_la": {"la_code": "881",
+                                                  "office_hours_phone": "01632 960001",
+                                                  "out_of_hours_phone": "01632 960002"}}}
+    res = hub.post(rig.url("hub") + "/v1/events", json=plan, headers=reader("sw-2", "plan"))
+    check(res.status_code == 202, "the hub publishes a child-protection plan over HTTPS")
+    q = "/fhir/r4/Flag?patient.identifier=%s|%s" % (NHS_SYSTEM, nhs)
+    h = reader("dr-patel", "ed attendance")
+    state = {}
+
+    def flagged():
+        res = ed.get(url + q, headers=h)
+        state["res"] = res
+        return res.status_code == 200 and res.json().get("total") == 1
+    rig.wait(flagged, "health to hold the flag", timeout=20)
+    res = state["res"]
+    b = res.json()
+    check(res.headers.get("Content-Type", "").startswith("application/fhir+json") and
+          b["resourceType"] == "Bundle" and b["type"] == "searchset" and fhir_valid(b, "Bundle")
+          and conforms(b, "FhirBundle"),
+          "the FHIR Flag search returns a searchset Bundle valid against the FHIR R4 schema")
+    flag = [e["resource"] for e in b["entry"] if e["search"]["mode"] == "match"][0]
+    org = flag["contained"][0]
+    phones = {c["purpose"]["text"]: c["telecom"][0]["value"] for c in org["contact"]}
+    check(flag["status"] == "active" and
+          flag["category"][0]["coding"][0]["system"] ==
+          "http://terminology.hl7.org/CodeSystem/flag-category" and
+          flag["code"]["coding"][0] == {"system": FLAG_SYSTEM, "code": "child-protection-plan",
+                                        "display": "Child protection plan"} and
+          flag["subject"]["identifier"] == {"system": NHS_SYSTEM, "value": nhs} and
+          flag["author"]["reference"] == "#" + org["id"] and
+          org["identifier"][0]["value"] == "881" and
+          phones == {"office hours": "01632 960001", "out of hours": "01632 960002"} and
+          flag["period"]["start"] == plan["cp_plan_status"]["start_date"],
+          "the Flag: status, category, code, subject, period, and the responsible authority "
+          "with its office-hours and out-of-hours numbers")
+    outcome = [e["resource"] for e in b["entry"] if e["search"]["mode"] == "outcome"]
+    check(len(outcome) == 1 and "access notification" in outcome[0]["issue"][0]["diagnostics"],
+          "the Bundle says the responsible authority was told of this access")
+
+    def notified():
+        res = hub.get(rig.url("hub") + "/v1/inbox?after=0&limit=1000&type=access_notification",
+                      headers=reader("sw-2", "cp-is"))
+        state["an"] = [i for i in res.json()["items"]
+                       if i["event"]["child"].get("nhs_number") == nhs]
+        return len(state["an"]) >= 1
+    rig.wait(notified, "the access notification at the hub")
+    an = state["an"][0]["event"]["access_notification"]
+    check(an["site_code"] == "RAJ01" and an["setting"] == "emergency_department" and
+          "attendance_event_id" not in an and an["flag"] == "child_protection_plan",
+          "the flag search is a CP-IS access: the hub gets an access notification (site %s, "
+          "no attendance)" % an.get("site_code"))
+    reads = [e for e in rig.audit("health", "--action", "read")
+             if e["detail"] == "child flag via api:ed"]
+    check(len(reads) >= 1 and reads[-1]["actor_user"] == "dr-patel" and
+          reads[-1]["purpose"] == "ed attendance",
+          "the search is audited at health with the clinician, the purpose and the system")
+    res = ed.get(url + "/fhir/r4/Flag?patient.identifier=%s|%s" % (NHS_SYSTEM,
+                 rig.synthetic_child(301)["nhs_number"]), headers=h)
+    check(res.status_code == 200 and res.json()["total"] == 0 and "entry" not in res.json() and
+          fhir_valid(res.json(), "Bundle"), "a child without a flag: an empty Bundle (total 0)")
+    bad = nhs[:9] + str((int(nhs[9]) + 1) % 10)
+    outcome_is(ed.get(url + "/fhir/r4/Flag?patient.identifier=%s|%s" % (NHS_SYSTEM, bad),
+                      headers=h), 400, "invalid", "a mistyped NHS number in a Flag search",
+               "modulus 11")
+    outcome_is(ed.get(url + "/fhir/r4/Flag?patient.identifier=urn:other|123", headers=h), 400,
+               "invalid", "another identifier system")
+    outcome_is(ed.get(url + "/fhir/r4/Flag", headers=h), 400, "required",
+               "a Flag search without patient.identifier")
+    outcome_is(session(rig, "stranger").get(url + q, headers=h), 401, "login",
+               "an unregistered certificate on a FHIR path")
+    outcome_is(session(rig, "edops").get(url + q, headers=h), 403, "forbidden",
+               "a client without the flags scope")
+
+    # an emergency-department attendance as a FHIR Encounter
+    eid = new_event_id(rig)
+    enc = {"resourceType": "Encounter", "status": "finished",
+           "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:uuid:" + eid}],
+           "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                     "code": "EMER", "display": "emergency"},
+           "subject": {"identifier": {"system": NHS_SYSTEM, "value": nhs}},
+           "period": {"start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())},
+           "reasonCode": [{"text": "Fall from a bicycle"}],
+           "hospitalization": {"dischargeDisposition": {"text": "discharged"}},
+           "location": [{"location": {"identifier": {
+               "system": "https://fhir.nhs.uk/Id/ods-site-code", "value": "RAJ01"}}}]}
+    check(fhir_valid(enc, "Encounter"), "(the test's Encounter is valid FHIR R4)")
+    fh = {"X-Sharehub-User": "dr-patel", "Content-Type": "application/fhir+json"}
+    res = ed.post(url + "/fhir/r4/Encounter", data=json.dumps(enc), headers=fh)
+    body = res.json()
+    check(res.status_code == 201 and body.get("id") == eid and
+          res.headers.get("Location") == "/fhir/r4/Encounter/" + eid and
+          fhir_valid(body, "Encounter"),
+          "POST /fhir/r4/Encounter: 201, the attendance published as event %s" % body.get("id"))
+    res = ed.post(url + "/fhir/r4/Encounter", data=json.dumps(enc), headers=fh)
+    check(res.status_code == 200 and res.json().get("id") == eid,
+          "the same Encounter again (a retry): 200, the same event, nothing published twice")
+    rig.wait(lambda: notified() and any(
+        i["event"]["access_notification"].get("attendance_event_id") == eid
+        for i in state["an"]), "the attendance's access notification at the hub")
+    check(True, "the attendance of the flagged child notifies the hub, naming the attendance")
+    res = session(rig, "ed").get(url + "/v1/events/" + eid, headers=reader("dr-patel", "x"))
+    error_is(res, 403, 902, "(ed may not read events: track scope needed)")
+    outcome_is(ed.post(url + "/fhir/r4/Encounter", data=b"{not json", headers=fh), 400,
+               "invalid", "an Encounter that is not JSON")
+    outcome_is(ed.post(url + "/fhir/r4/Encounter", data=json.dumps(dict(enc, resourceType="Patient")),
+                       headers=fh), 400, "invalid", "another resourceType")
+    e2 = dict(enc)
+    del e2["subject"]
+    e2.pop("identifier")
+    res = ed.post(url + "/fhir/r4/Encounter", data=json.dumps(e2), headers=fh)
+    outcome_is(res, 400, "required", "an Encounter without its patient")
+    check(res.json()["issue"][0].get("expression") == ["Encounter.subject"],
+          "... the OperationOutcome names the element: %s" % res.json()["issue"][0].get("expression"))
+    e3 = dict(enc, subject={"identifier": {"system": NHS_SYSTEM, "value": bad}})
+    e3.pop("identifier")
+    res = ed.post(url + "/fhir/r4/Encounter", data=json.dumps(e3), headers=fh)
+    outcome_is(res, 400, "invalid", "an Encounter whose NHS number fails its check digit")
+    check(res.json()["issue"][0].get("expression") == ["Encounter.subject.identifier"],
+          "... naming Encounter.subject.identifier")
+    outcome_is(ed.post(url + "/fhir/r4/Encounter",
+                       data=json.dumps(dict(enc, modifierExtension=[{"url": "x"}])), headers=fh),
+               400, "invalid", "an Encounter with a modifierExtension")
+    outcome_is(ed.post(url + "/fhir/r4/Encounter", data=json.dumps(dict(enc, period={"start": "yesterday"})),
+                       headers=fh), 400, "invalid", "an Encounter whose period.start is not a dateTime")
+    outcome_is(ed.post(url + "/fhir/r4/Encounter", data=json.dumps(enc),
+                       headers=dict(fh, **{"Content-Type": "text/xml"})), 415, "not-supported",
+               "FHIR XML (not taken)")
+
+
+def test_openapi_document():
+    tool = os.path.join(NPM, ".bin", "validate-api")
+    out = subprocess.run([tool, os.path.join(ROOT, "docs", "openapi.json")],
+                         capture_output=True, text=True)
+    check(out.returncode == 0 and '"valid": true' in out.stdout,
+          "docs/openapi.json is a valid OpenAPI 3.1 document (@seriousme/openapi-schema-validator)")
+    broken = json.loads(OPENAPI_BYTES)
+    del broken["info"]
+    path = os.path.join(tempfile.mkdtemp(), "broken.json")
+    with open(path, "w") as f:
+        json.dump(broken, f)
+    out = subprocess.run([tool, path], capture_output=True, text=True)
+    check(out.returncode != 0 or '"valid": false' in out.stdout,
+          "... and the validator refuses a broken copy (no info object)")
+
+
 def tls_socket(rig, name="mis"):
     ctx = ssl.create_default_context(cafile=rig.ca)
     ctx.load_cert_chain(*rig.cert(name))
@@ -465,8 +660,10 @@ def main():
         "school": [("mis", ["publish", "track"]), ("ops", ["admin"])],
         "hub": [("cms", ["inbox", "track", "publish"]), ("cms2", ["inbox"]),
                 ("gp", ["flags"]), ("tracker", ["track"])],
-        "health": [("ed", ["publish", "flags"])],
+        "health": [("ed", ["publish", "flags"], {"site": "RAJ01", "setting": "emergency_department"}),
+                   ("edops", ["inbox"])],
     }
+    test_openapi_document()
     rig = Rig(build, clients, policy_edit=short_expiry)
     try:
         eid = test_publish_and_refusals(rig)
@@ -475,6 +672,7 @@ def main():
         test_inbox(rig)
         test_children(rig)
         test_openapi(rig)
+        test_fhir(rig)
         test_hostile(rig)
     except Exception as e:  # a crash of the harness is a failure, with the rig kept
         check(False, "the test raised %s: %s" % (type(e).__name__, e))
