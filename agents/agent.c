@@ -157,7 +157,7 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         char ep[160];
         snprintf(ep, sizeof ep, "ipc://%s", a->cfg->socket);
         a->ctx = zmq_ctx_new();
-        a->rep = a->ctx ? zmq_socket(a->ctx, ZMQ_REP) : NULL;
+        a->rep = a->ctx ? zmq_socket(a->ctx, ZMQ_ROUTER) : NULL;
         mode_t old = umask(0077);
         int linger = 0;
         if (!a->rep || zmq_setsockopt(a->rep, ZMQ_LINGER, &linger, sizeof linger) ||
@@ -198,6 +198,7 @@ sh_err sh_agent_run(sh_agent *a, volatile sig_atomic_t *stop)
         if (a->http) sh_http_serve(a->http);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) ag_broker_io(a);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) ag_local_io(a);
+        ag_flush(a, &a->batch); /* one commit for the turn: deliveries, CONFIRMs, publishes */
         ag_timers(a);
         ag_drain(a);
     }

@@ -81,6 +81,9 @@ typedef struct ag_flight {
  * commit: one fsync for the batch) and acknowledged together once it has committed. */
 #define DELIVER_BATCH SH_ACK_MAX
 _Static_assert(DELIVER_BATCH <= SH_ACK_MAX, "one ACK acknowledges a whole batch");
+/* The broker's CONFIRMs read in the same turn are recorded in that transaction too, and
+ * counted once it has committed. */
+#define CONFIRM_BATCH 256
 typedef struct ag_batch {
     sh_txn *t;
     uint64_t inbox_seq; /* the next arrival number inside t */
@@ -89,7 +92,27 @@ typedef struct ag_batch {
     uint64_t stored;    /* new events in t (not redeliveries) */
     uint64_t delivered; /* events of ours the DELIVERED receipts in t cover */
     sh_hist latency;    /* their delivery latency, counted if t commits */
+    size_t nconfirm;    /* CONFIRMs recorded in t */
+    uint64_t settled, accepted;
+    sh_tally refused, denied; /* as the agent's, for the CONFIRMs in t */
+    sh_hist confirm_latency;
 } ag_batch;
+
+/* Local publishes read in one turn are written in the turn's transaction (the broker's
+ * deliveries and CONFIRMs are in it too) and answered once it has committed: one fsync for
+ * the lot. */
+#define LOCAL_BATCH 64
+#define ID_MAX      256 /* bytes of a ZeroMQ routing id */
+typedef struct ag_pending {
+    uint8_t id[ID_MAX];
+    size_t id_len;
+    json_object *out, *req;
+} ag_pending;
+typedef struct ag_local {
+    unsigned n;  /* publishes written: outbox seqs a->outbox_seq .. a->outbox_seq + n - 1 */
+    unsigned np; /* answers waiting for the commit */
+    ag_pending p[LOCAL_BATCH];
+} ag_local;
 
 struct sh_agent {
     y_config *cfg;
@@ -119,6 +142,9 @@ struct sh_agent {
     sh_hist delivery_latency; /* the sender's published_at to stored here */
     int64_t started_ms;
     sh_http *http;
+    ag_batch batch; /* the turn's transaction: deliveries, CONFIRMs, local publishes (large:
+                       kept here, not on the stack) */
+    ag_local local; /* the local publishes in it, waiting for their answers */
 };
 
 /* ---- journal.c ---- */
@@ -154,10 +180,20 @@ sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char 
                       sh_error *err);
 sh_err ag_publish_marked(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
                          const uint8_t *read_of, const char *client, sh_error *err);
+/* Writes a locally made envelope into t: the sent copy with its indexes, the outbox entry seq,
+ * the read mark (read_of) and the audit entry. The caller commits t. */
+sh_err ag_publish_put(sh_agent *a, sh_txn *t, uint64_t seq, sh_envelope *e, const char *user,
+                      const char *purpose, const uint8_t *read_of, const char *client,
+                      sh_error *err);
 void ag_drain(sh_agent *a);
-void ag_on_confirm(sh_agent *a, const sh_msg *m);
+/* Records the broker's CONFIRM in the batch's transaction (begun if need be). */
+void ag_on_confirm(sh_agent *a, const sh_msg *m, ag_batch *bt);
+/* Counts a CONFIRM into the batch's counters (added to the agent's when it commits). */
+void ag_count_confirm(ag_batch *bt, const sh_msg *m, int code, int64_t stored_ms);
 
 /* ---- inbox.c ---- */
+/* The batch's transaction, begun when it is not yet; NULL when the store refuses one. */
+sh_txn *ag_batch_txn(sh_agent *a, ag_batch *bt);
 void ag_flush(sh_agent *a, ag_batch *bt);
 void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt);
 
@@ -182,10 +218,15 @@ json_object *ag_require_reader(json_object *req, const char **user, const char *
 const char *ag_via(json_object *req, const char *what, char *buf, size_t cap);
 
 /* ---- publish.c ---- */
-json_object *ag_op_publish(sh_agent *a, json_object *req);
+/* A publish request; with lb, written into the turn's transaction (a->batch: answered when
+ * it commits, failed if it does not), else in a transaction of its own. */
+json_object *ag_op_publish(sh_agent *a, json_object *req, ag_local *lb);
 
 /* ---- local.c ---- */
 void ag_local_io(sh_agent *a);
+/* The turn's transaction committed (rc 0) or failed (rc, err): the local publishes in it are
+ * counted and answered. */
+void ag_local_settled(sh_agent *a, sh_err rc, const sh_error *err);
 
 /* ---- reads.c ---- */
 json_object *ag_op_inbox(sh_agent *a, json_object *req);
@@ -240,7 +281,7 @@ uint64_t ag_acked(sh_agent *a, sh_txn *t, const char *client);
 
 /* ---- stats.c ---- */
 void ag_count_refused(sh_agent *a, int code, const char *by);
-void ag_count_confirm(sh_agent *a, const sh_msg *m, int code, int64_t stored_ms);
+
 int ag_metrics(void *ctx, FILE *f);
 const char *ag_not_ready(void *ctx);
 

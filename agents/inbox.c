@@ -10,27 +10,63 @@
 #include "agent_int.h"
 #include "clock.h"
 
-/* Commits the batch, then acknowledges each event in it; a failed commit acknowledges
- * nothing (the broker resends). */
+sh_txn *ag_batch_txn(sh_agent *a, ag_batch *bt)
+{
+    sh_error err;
+    if (!bt->t) {
+        if (sh_txn_begin(a->store, 1, &bt->t, &err)) {
+            ag_log(a, "error", "cannot begin a transaction: %s", err.detail);
+            return NULL;
+        }
+        bt->inbox_seq = a->inbox_seq;
+    }
+    return bt->t;
+}
+
+static void s_reset(ag_batch *bt)
+{
+    bt->t = NULL;
+    bt->n = bt->nconfirm = 0;
+    bt->stored = bt->delivered = bt->settled = bt->accepted = 0;
+    memset(&bt->latency, 0, sizeof bt->latency);
+    memset(&bt->confirm_latency, 0, sizeof bt->confirm_latency);
+    sh_tally_reset(&bt->refused);
+    sh_tally_reset(&bt->denied);
+}
+
+/* Commits the batch, then acknowledges each delivery in it and counts what it recorded; a
+ * failed commit acknowledges nothing (the broker resends) and resends what was in flight
+ * (its CONFIRMs were not recorded: the outbox still holds those events). */
 void ag_flush(sh_agent *a, ag_batch *bt)
 {
-    if (!bt->t) return;
+    if (!bt->t) { /* nothing written: the local requests refused before writing are answered */
+        if (a->local.np) ag_local_settled(a, SH_OK, NULL);
+        return;
+    }
     sh_error err;
     sh_err rc = ag_put_seq(a, bt->t, "inbox_seq", bt->inbox_seq, &err);
-    if (rc || ag_commit(a, &bt->t, &err)) {
+    if (!rc && a->local.n)
+        rc = ag_put_seq(a, bt->t, "outbox_seq", a->outbox_seq + a->local.n, &err);
+    if (!rc) rc = ag_commit(a, &bt->t, &err);
+    ag_local_settled(a, rc, &err); /* the local publishes in it are answered either way */
+    if (rc) {
         sh_txn_abort(&bt->t);
-        ag_log(a, "error", "storing %zu deliveries: %s", bt->n, err.detail);
+        ag_log(a, "error", "storing %zu deliveries and %zu confirms: %s", bt->n, bt->nconfirm,
+               err.detail);
+        if (bt->nconfirm) a->nflight = 0;
     } else {
         a->inbox_seq = bt->inbox_seq;
         a->received += bt->stored;
         a->delivered += bt->delivered;
         sh_hist_merge(&a->delivery_latency, &bt->latency);
-        sh_client_ack_many(a->broker, (const uint8_t(*)[16])bt->ack, bt->n);
+        a->settled += bt->settled;
+        a->accepted += bt->accepted;
+        sh_tally_merge(&a->refused, &bt->refused);
+        sh_tally_merge(&a->denied, &bt->denied);
+        sh_hist_merge(&a->confirm_latency, &bt->confirm_latency);
+        if (bt->n) sh_client_ack_many(a->broker, (const uint8_t(*)[16])bt->ack, bt->n);
     }
-    bt->t = NULL;
-    bt->n = 0;
-    bt->stored = bt->delivered = 0;
-    memset(&bt->latency, 0, sizeof bt->latency);
+    s_reset(bt);
 }
 
 void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
@@ -49,10 +85,7 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
         return; /* not acknowledged: it stays queued at the broker for inspection */
     }
     sh_buf b = {0};
-    if (!bt->t) {
-        if (sh_txn_begin(a->store, 1, &bt->t, &err)) goto out;
-        bt->inbox_seq = a->inbox_seq;
-    }
+    if (!ag_batch_txn(a, bt)) goto out;
     sh_err rc = sh_txn_get(bt->t, a->events, m->frame[0], 16, &b, &err);
     if (rc == SH_OK) { /* a redelivery: already durable here (or in this batch) */
         memcpy(bt->ack[bt->n++], m->frame[0], 16);
@@ -73,9 +106,9 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
         /* the transaction cannot go on: none of the batch is acknowledged, all is resent */
         ag_log(a, "error", "storing a delivery: %s", err.detail);
         sh_txn_abort(&bt->t);
-        bt->n = 0;
-        bt->stored = bt->delivered = 0;
-        memset(&bt->latency, 0, sizeof bt->latency);
+        ag_local_settled(a, rc, &err);    /* the local publishes in it are lost: say so */
+        if (bt->nconfirm) a->nflight = 0; /* their CONFIRMs went with it: resend */
+        s_reset(bt);
         goto out;
     }
     bt->inbox_seq++;
@@ -87,7 +120,7 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
         sh_hist_observe(&bt->latency, (double)(sh_clock_ms() - e->published_at_ms) / 1e3);
     memcpy(bt->ack[bt->n++], m->frame[0], 16);
 out:
-    if (bt->n == DELIVER_BATCH) ag_flush(a, bt);
+    if (bt->n == DELIVER_BATCH || bt->nconfirm >= CONFIRM_BATCH) ag_flush(a, bt);
     sh_buf_free(&b);
     sh_envelope_free(e);
 }

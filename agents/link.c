@@ -70,14 +70,18 @@ void ag_on_witnessed(sh_agent *a, const sh_msg *m)
 void ag_broker_io(sh_agent *a)
 {
     sh_msg m;
-    ag_batch bt = {0};
+    ag_batch *bt = &a->batch;
     while (sh_client_recv(a->broker, 0, &m) == SH_OK) {
         a->heard_ms = sh_clock_ms();
         if (strcmp(m.command, "DELIVER") == 0) {
-            ag_on_deliver(a, &m, &bt);
+            ag_on_deliver(a, &m, bt);
             continue;
         }
-        ag_flush(a, &bt); /* the other handlers write in their own transactions */
+        if (strcmp(m.command, "CONFIRM") == 0) { /* recorded with the deliveries: one commit */
+            ag_on_confirm(a, &m, bt);
+            continue;
+        }
+        ag_flush(a, bt); /* the other handlers write in their own transactions */
         if (strcmp(m.command, "READY") == 0) {
             if (!a->connected) ag_log(a, "info", "connected to the broker");
             a->connected = 1;
@@ -92,13 +96,11 @@ void ag_broker_io(sh_agent *a)
             }
         } else if (strcmp(m.command, "WITNESSED") == 0) {
             ag_on_witnessed(a, &m);
-        } else if (strcmp(m.command, "CONFIRM") == 0) {
-            ag_on_confirm(a, &m);
         } else if (strcmp(m.command, "ERROR") == 0) {
             ag_log(a, "error", "broker error E%03d", sh_msg_code(&m));
         }
     }
-    ag_flush(a, &bt);
+    /* (the turn's transaction is committed by the loop, after the local requests) */
 }
 
 void ag_timers(sh_agent *a)

@@ -1,9 +1,14 @@
 /*
  * local.c — the local interface (docs/agent.md): one JSON request in one frame, one JSON
- * answer, on a socket only the agent's user can open; and the status request.
+ * answer, on a socket only the agent's user can open; and the status request. A ROUTER socket:
+ * REQ clients (the sharehub command) and DEALER clients with many requests in flight
+ * (sharehub-api) both speak to it. The publishes read in one turn are written in one
+ * transaction and answered once it has committed (group commit); any other request first
+ * commits and answers those before it, so a client sees its own publishes.
  *
- * Owns: the REP socket's traffic. Never: answers with anything but a JSON object; reads a
- * request past its length.
+ * Owns: the ROUTER socket's traffic and the turn's publish batch. Never: answers with anything
+ * but a JSON object; answers a publish before its transaction has committed; reads a request
+ * past its length.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,52 +42,10 @@ static json_object *s_op_status(sh_agent *a)
     return o;
 }
 
-void ag_local_io(sh_agent *a)
+/* Sends out (taken) to the peer id, with the request's tag; counts a refusal. */
+static void s_reply(sh_agent *a, const uint8_t *id, size_t id_len, json_object *out,
+                    json_object *req)
 {
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, a->rep, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&msg);
-        return;
-    }
-    json_object *out = NULL, *req = NULL;
-    size_t len = zmq_msg_size(&msg);
-    if (zmq_msg_more(&msg)) {
-        out = ag_error_json(SH_E_PROTOCOL, "one frame of JSON per request");
-        while (zmq_msg_more(&msg) && zmq_msg_recv(&msg, a->rep, 0) >= 0)
-            ;
-    } else if (len > 1024 * 1024) {
-        out = ag_error_json(SH_E_TOO_LARGE, "request over 1 MiB");
-    } else {
-        json_tokener *tok = json_tokener_new_ex(32);
-        req = tok ? json_tokener_parse_ex(tok, zmq_msg_data(&msg), (int)len) : NULL;
-        if (tok) json_tokener_free(tok);
-        const char *op = req ? ag_str(req, "op") : NULL;
-        if (!req || !json_object_is_type(req, json_type_object))
-            out = ag_error_json(SH_E_MALFORMED, "request: want a JSON object");
-        else if (!op)
-            out = ag_error_json(SH_E_MISSING_FIELD, "op");
-        else if (strcmp(op, "status") == 0)
-            out = s_op_status(a);
-        else if (strcmp(op, "publish") == 0)
-            out = ag_op_publish(a, req);
-        else if (strcmp(op, "inbox") == 0)
-            out = ag_op_inbox(a, req);
-        else if (strcmp(op, "show") == 0)
-            out = ag_op_show(a, req);
-        else if (strcmp(op, "child") == 0)
-            out = ag_op_child(a, req);
-        else if (strcmp(op, "triage") == 0)
-            out = ag_op_triage(a, req);
-        else if (strcmp(op, "ack") == 0)
-            out = ag_op_ack(a, req);
-        else if (strcmp(op, "refused") == 0)
-            out = ag_op_refused(a, req);
-        else
-            out = ag_error_json(SH_E_INVAL,
-                                "op: status, publish, inbox, show, child, triage, ack or refused");
-    }
-    zmq_msg_close(&msg);
     json_object *ok, *code, *tag;
     /* a caller that keeps several requests in flight (sharehub-api) matches answers by tag */
     if (req && json_object_is_type(req, json_type_object) &&
@@ -93,7 +56,115 @@ void ag_local_io(sh_agent *a)
         ag_count_refused(a, json_object_get_int(code), "local");
     const char *text = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN |
                                                                JSON_C_TO_STRING_NOSLASHESCAPE);
-    zmq_send(a->rep, text, strlen(text), 0);
+    /* a peer that has gone loses its answer; nothing waits for it (ROUTER drops it) */
+    if (zmq_send(a->rep, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+        zmq_send(a->rep, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(a->rep, text, strlen(text), ZMQ_DONTWAIT);
     json_object_put(out);
-    if (req) json_object_put(req);
+}
+
+void ag_local_settled(sh_agent *a, sh_err rc, const sh_error *err)
+{
+    ag_local *lb = &a->local;
+    if (!rc) {
+        a->outbox_seq += lb->n;
+        a->queued += lb->n;
+    }
+    for (unsigned i = 0; i < lb->np; i++) {
+        ag_pending *p = &lb->p[i];
+        json_object *ok;
+        if (rc && json_object_object_get_ex(p->out, "ok", &ok) && json_object_get_boolean(ok)) {
+            json_object_put(p->out); /* nothing of it was stored */
+            p->out = ag_error_json(rc, err ? err->detail : "the transaction failed");
+        }
+        s_reply(a, p->id, p->id_len, p->out, p->req);
+        if (p->req) json_object_put(p->req);
+        p->out = p->req = NULL;
+    }
+    lb->n = lb->np = 0;
+}
+
+static json_object *s_dispatch(sh_agent *a, const char *op, json_object *req)
+{
+    if (strcmp(op, "status") == 0) return s_op_status(a);
+    if (strcmp(op, "publish") == 0) return ag_op_publish(a, req, NULL);
+    if (strcmp(op, "inbox") == 0) return ag_op_inbox(a, req);
+    if (strcmp(op, "show") == 0) return ag_op_show(a, req);
+    if (strcmp(op, "child") == 0) return ag_op_child(a, req);
+    if (strcmp(op, "triage") == 0) return ag_op_triage(a, req);
+    if (strcmp(op, "ack") == 0) return ag_op_ack(a, req);
+    if (strcmp(op, "refused") == 0) return ag_op_refused(a, req);
+    return ag_error_json(SH_E_INVAL,
+                         "op: status, publish, inbox, show, child, triage, ack or refused");
+}
+
+/* Reads one request: the peer's id, the empty delimiter, one frame of JSON. 1 and *req (NULL
+ * with *out the error to answer) when one was read; 0 when none waits. */
+static int s_read(sh_agent *a, ag_pending *p, json_object **req, json_object **out)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    *req = *out = NULL;
+    if (zmq_msg_recv(&m, a->rep, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return 0;
+    }
+    p->id_len = zmq_msg_size(&m) <= ID_MAX ? zmq_msg_size(&m) : 0;
+    memcpy(p->id, zmq_msg_data(&m), p->id_len);
+    int frames = 0, delimited = 0;
+    size_t len = 0;
+    while (zmq_msg_more(&m)) {
+        zmq_msg_close(&m);
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, a->rep, 0) < 0) break;
+        frames++;
+        if (frames == 1) {
+            delimited = zmq_msg_size(&m) == 0;
+        } else if (frames == 2) {
+            len = zmq_msg_size(&m);
+            if (len <= 1024 * 1024) {
+                json_tokener *tok = json_tokener_new_ex(32);
+                *req = tok ? json_tokener_parse_ex(tok, zmq_msg_data(&m), (int)len) : NULL;
+                if (tok) json_tokener_free(tok);
+            }
+        }
+    }
+    zmq_msg_close(&m);
+    const char *op = *req ? ag_str(*req, "op") : NULL;
+    if (!delimited || frames != 2)
+        *out = ag_error_json(SH_E_PROTOCOL, "one frame of JSON per request");
+    else if (len > 1024 * 1024)
+        *out = ag_error_json(SH_E_TOO_LARGE, "request over 1 MiB");
+    else if (!*req || !json_object_is_type(*req, json_type_object))
+        *out = ag_error_json(SH_E_MALFORMED, "request: want a JSON object");
+    else if (!op)
+        *out = ag_error_json(SH_E_MISSING_FIELD, "op");
+    return 1;
+}
+
+void ag_local_io(sh_agent *a)
+{
+    ag_local *lb = &a->local;
+    for (int k = 0; k < LOCAL_BATCH && lb->np < LOCAL_BATCH; k++) {
+        json_object *req, *out;
+        ag_pending one = {0};
+        if (!s_read(a, &one, &req, &out)) break;
+        if (!one.id_len) { /* no routing id: nobody to answer */
+            if (req) json_object_put(req);
+            if (out) json_object_put(out);
+            continue;
+        }
+        const char *op = out ? NULL : ag_str(req, "op");
+        /* a health agent's publish may cause an access notification: it goes alone */
+        if (op && strcmp(op, "publish") == 0 && a->cfg->role != ROLE_HEALTH) {
+            one.out = ag_op_publish(a, req, lb);
+            one.req = req;
+            lb->p[lb->np++] = one; /* answered when the turn's transaction commits */
+            continue;
+        }
+        ag_flush(a, &a->batch); /* what came before is committed and answered first */
+        if (!out) out = s_dispatch(a, op, req);
+        s_reply(a, one.id, one.id_len, out, req);
+        if (req) json_object_put(req);
+    }
 }

@@ -50,17 +50,20 @@ void ag_drain(sh_agent *a)
     sh_txn_abort(&t);
 }
 
-/* Counts a CONFIRM once recorded: its code, its latency, and the recipients it names as
+/* Counts a CONFIRM into its batch: its code, its latency, and the recipients it names as
  * denied (outcome lines "<org> deny <code> <rule>", docs/protocol.md). */
-void ag_count_confirm(sh_agent *a, const sh_msg *m, int code, int64_t stored_ms)
+void ag_count_confirm(ag_batch *bt, const sh_msg *m, int code, int64_t stored_ms)
 {
-    a->settled++;
+    bt->settled++;
     if (code) {
-        ag_count_refused(a, code, "broker");
+        char lab[SH_LABELS_MAX] = "";
+        sh_label(lab, sizeof lab, "code", sh_err_name((sh_err)code));
+        sh_label(lab, sizeof lab, "by", "broker");
+        sh_tally_add(&bt->refused, lab, 1);
         return;
     }
-    a->accepted++;
-    if (stored_ms) sh_hist_observe(&a->confirm_latency, (double)(sh_clock_ms() - stored_ms) / 1e3);
+    bt->accepted++;
+    if (stored_ms) sh_hist_observe(&bt->confirm_latency, (double)(sh_clock_ms() - stored_ms) / 1e3);
     for (size_t i = 3; i < m->nframes; i++) {
         char line[160], org[16], rule[72];
         int dc = 0;
@@ -69,11 +72,11 @@ void ag_count_confirm(sh_agent *a, const sh_msg *m, int code, int64_t stored_ms)
         char lab[SH_LABELS_MAX] = "";
         sh_label(lab, sizeof lab, "reason", sh_err_name((sh_err)dc));
         sh_label(lab, sizeof lab, "isp", rule);
-        sh_tally_add(&a->denied, lab, 1);
+        sh_tally_add(&bt->denied, lab, 1);
     }
 }
 
-void ag_on_confirm(sh_agent *a, const sh_msg *m)
+void ag_on_confirm(sh_agent *a, const sh_msg *m, ag_batch *bt)
 {
     if (m->nframes < 3 || m->len[0] != 16) return;
     unsigned k = 0;
@@ -103,11 +106,14 @@ void ag_on_confirm(sh_agent *a, const sh_msg *m)
         used += (size_t)snprintf(text + used, sizeof text - used, "\n%.*s", (int)m->len[i],
                                  (const char *)m->frame[i]);
     if (used >= sizeof text) used = sizeof text - 1;
-    sh_txn *t = NULL;
+    sh_txn *t = ag_batch_txn(a, bt);
     sh_error err;
     uint8_t key[8];
     sh_be64_put(key, seq);
-    if (sh_txn_begin(a->store, 1, &t, &err)) return;
+    if (!t) {
+        a->nflight = 0; /* not recorded: the outbox keeps it, and it is sent again */
+        return;
+    }
     sh_err rc = sh_txn_del(t, a->outbox, key, 8, &err);
     if (!rc) rc = sh_txn_put(t, a->outcome, m->frame[0], 16, text, used, 0, &err);
     if (!rc && code == 0) rc = ag_track_confirm(a, t, m->frame[0], text, &err);
@@ -122,13 +128,13 @@ void ag_on_confirm(sh_agent *a, const sh_msg *m)
     if (!rc && sh_txn_get(t, a->events, m->frame[0], 16, &ev, &gerr) == SH_OK && ev.len >= 9)
         stored_ms = (int64_t)sh_be64_get(ev.data + 1);
     sh_buf_free(&ev);
-    if (rc || ag_commit(a, &t, &err)) {
-        sh_txn_abort(&t);
+    if (rc) { /* the transaction cannot go on: flushing it fails and everything is resent */
         ag_log(a, "error", "recording a confirm: %s", err.detail);
-        return;
+        sh_txn_fail(t, rc, "recording a confirm");
     }
     if (code) ag_log_event(a, "warning", m->frame[0], "the broker refused an event: E%03d", code);
-    ag_count_confirm(a, m, code, stored_ms);
+    bt->nconfirm++;
+    ag_count_confirm(bt, m, code, stored_ms);
 }
 
 sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
@@ -137,10 +143,9 @@ sh_err ag_publish_env(sh_agent *a, sh_envelope *e, const char *user, const char 
     return ag_publish_marked(a, e, user, purpose, NULL, NULL, err);
 }
 
-/* Validates, stores and queues one envelope built locally; with read_of, in the same
- * transaction, records that event as read (its READ receipt is this envelope). */
-sh_err ag_publish_marked(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
-                         const uint8_t *read_of, const char *client, sh_error *err)
+sh_err ag_publish_put(sh_agent *a, sh_txn *t, uint64_t seq, sh_envelope *e, const char *user,
+                      const char *purpose, const uint8_t *read_of, const char *client,
+                      sh_error *err)
 {
     char via[VIA_MAX];
     const char *what = sh_event_type_name(e->event_type);
@@ -152,28 +157,36 @@ sh_err ag_publish_marked(sh_agent *a, sh_envelope *e, const char *user, const ch
     size_t len = 0;
     sh_err rc = sh_envelope_encode(e, &buf, &len, err);
     if (rc) return rc;
-    sh_txn *t = NULL;
-    if ((rc = sh_txn_begin(a->store, 1, &t, err))) {
-        free(buf);
-        return rc;
-    }
     uint8_t key[8], refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
     int nr = sh_child_refs(a->store, e->child, refs);
-    sh_be64_put(key, a->outbox_seq);
+    sh_be64_put(key, seq);
     rc = ag_store_event(a, t, SH_DIR_SENT, a->cfg->org, "", 0, e, buf, len,
                         (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, err);
     if (rc == SH_E_EXISTS) sh_error_set(err, rc, "event_id: already used here");
     if (!rc) rc = sh_txn_put(t, a->outbox, key, 8, buf, len, SH_PUT_NEW, err);
-    if (!rc) rc = ag_put_seq(a, t, "outbox_seq", a->outbox_seq + 1, err);
     if (!rc && read_of) {
         uint8_t at[8];
         sh_be64_put(at, (uint64_t)e->published_at_ms);
         rc = sh_txn_put(t, a->read, read_of, 16, at, 8, 0, err);
     }
     if (!rc)
-        ag_audit(a, t, SH_AUDIT_WRITE, SH_AUDIT_OK, 0, e->event_id.data, nr ? refs[0] : NULL, user,
-                 NULL, purpose, NULL, what);
+        rc = ag_audit(a, t, SH_AUDIT_WRITE, SH_AUDIT_OK, 0, e->event_id.data, nr ? refs[0] : NULL,
+                      user, NULL, purpose, NULL, what);
     free(buf);
+    return rc;
+}
+
+/* Validates, stores and queues one envelope built locally, in a transaction of its own; with
+ * read_of, in the same transaction, records that event as read (its READ receipt is this
+ * envelope). */
+sh_err ag_publish_marked(sh_agent *a, sh_envelope *e, const char *user, const char *purpose,
+                         const uint8_t *read_of, const char *client, sh_error *err)
+{
+    sh_txn *t = NULL;
+    sh_err rc = sh_txn_begin(a->store, 1, &t, err);
+    if (rc) return rc;
+    rc = ag_publish_put(a, t, a->outbox_seq, e, user, purpose, read_of, client, err);
+    if (!rc) rc = ag_put_seq(a, t, "outbox_seq", a->outbox_seq + 1, err);
     if (rc) {
         sh_txn_abort(&t);
         return rc;

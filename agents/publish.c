@@ -15,9 +15,10 @@
 /* A publish of an event id this agency already holds: the same event again (its times filled
  * from the first when the request left them out) is answered as accepted, never stored twice;
  * another event under that id is refused (E703). */
-static json_object *s_republish(sh_agent *a, sh_envelope *e, int had_published, int had_occurred)
+static json_object *s_republish(sh_agent *a, sh_txn *in, sh_envelope *e, int had_published,
+                                int had_occurred)
 {
-    sh_txn *t = NULL;
+    sh_txn *t = in; /* a batch's transaction sees the publishes written in it */
     sh_error err;
     sh_buf b = {0}, ob = {0};
     sh_agent_record r;
@@ -25,7 +26,7 @@ static json_object *s_republish(sh_agent *a, sh_envelope *e, int had_published, 
     uint8_t *buf = NULL;
     size_t len = 0;
     json_object *out = NULL;
-    if (sh_txn_begin(a->store, 0, &t, &err)) return ag_error_json(err.code, err.detail);
+    if (!t && sh_txn_begin(a->store, 0, &t, &err)) return ag_error_json(err.code, err.detail);
     sh_err rc = sh_txn_get(t, a->events, e->event_id.data, 16, &b, &err);
     if (!rc && (sh_agent_record_parse(b.data, b.len, &r) ||
                 sh_envelope_decode(r.env, r.env_len, &old, &err)))
@@ -52,7 +53,7 @@ static json_object *s_republish(sh_agent *a, sh_envelope *e, int had_published, 
     } else {
         out = ag_error_json(rc, "event_id: the event stored under this id cannot be read");
     }
-    sh_txn_abort(&t);
+    if (!in) sh_txn_abort(&t);
     sh_buf_free(&b);
     sh_buf_free(&ob);
     sh_envelope_free(old);
@@ -60,7 +61,7 @@ static json_object *s_republish(sh_agent *a, sh_envelope *e, int had_published, 
     return out;
 }
 
-json_object *ag_op_publish(sh_agent *a, json_object *req)
+json_object *ag_op_publish(sh_agent *a, json_object *req, ag_local *lb)
 {
     const char *user, *purpose, *client;
     json_object *ev, *bad = ag_text_arg(req, "user", 1, "who is publishing", &user);
@@ -80,9 +81,17 @@ json_object *ag_op_publish(sh_agent *a, json_object *req)
     uint8_t id[16];
     json_object *out = NULL;
     rc = ag_complete(a, e, id, &err);
-    if (!rc) rc = ag_publish_marked(a, e, user, purpose, NULL, client, &err);
+    sh_txn *t = NULL;
+    if (!rc && lb) {
+        t = ag_batch_txn(a, &a->batch);
+        rc = t ? ag_publish_put(a, t, a->outbox_seq + lb->n, e, user, purpose, NULL, client, &err)
+               : sh_error_set(&err, SH_E_TXN, "the store cannot begin a transaction");
+        if (!rc) lb->n++;
+    } else if (!rc) {
+        rc = ag_publish_marked(a, e, user, purpose, NULL, client, &err);
+    }
     if (rc == SH_E_EXISTS) {
-        out = s_republish(a, e, had_published, had_occurred);
+        out = s_republish(a, t, e, had_published, had_occurred);
     } else if (rc) {
         out = ag_error_json(rc, err.detail);
     } else {
@@ -94,7 +103,7 @@ json_object *ag_op_publish(sh_agent *a, json_object *req)
          * broker is reachable. The broker's answer is in `show` (docs/agent.md). */
         json_object_object_add(out, "status",
                                json_object_new_string(a->connected ? "sent" : "queued"));
-        if (a->cfg->role == ROLE_HEALTH) ag_cpis_attendance(a, e, out);
+        if (a->cfg->role == ROLE_HEALTH && !lb) ag_cpis_attendance(a, e, out);
     }
     protobuf_c_message_free_unpacked(m, NULL);
     return out;

@@ -80,7 +80,7 @@ json_object *ag_op_triage(sh_agent *a, json_object *req)
     json_object_object_add(wrap, "event", j);
     json_object_object_add(wrap, "user", json_object_new_string(user));
     json_object_object_add(wrap, "purpose", json_object_new_string("triage"));
-    json_object *out = ag_op_publish(a, wrap);
+    json_object *out = ag_op_publish(a, wrap, NULL);
     json_object_put(wrap);
     return out;
 }

@@ -197,28 +197,67 @@ int api_reader(api_req *r, json_object *req, int purpose_required)
 
 /* ---- the client's certificate ---------------------------------------------------------- */
 
-/* Who is asking: the registered client of the verified certificate; else the refusal's code
- * and in who a name for the audit entry (a fingerprint's first bytes, never a subject). */
-static sh_err s_client(api *s, struct MHD_Connection *c, const api_client **out, char *who,
-                       size_t cap)
+/* What a connection's certificate proved, checked once and kept for its requests: verifying
+ * a chain costs a signature check, and keep-alive connections make many requests. */
+#define VERIFY_AGAIN_MS 60000 /* re-checked this often (a certificate may expire meanwhile) */
+typedef struct conn_auth {
+    int64_t at_ms;
+    sh_err code; /* SH_OK, SH_E_NO_CLIENT_CERT */
+    uint8_t fp[32];
+    char who[96];
+} conn_auth;
+
+static void s_conn_notify(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code)
 {
-    *out = NULL;
-    snprintf(who, cap, "no certificate");
+    (void)cls;
+    (void)c;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *ctx = calloc(1, sizeof(conn_auth)); /* NULL: verified on every request instead */
+    } else {
+        free(*ctx);
+        *ctx = NULL;
+    }
+}
+
+/* Verifies the connection's certificate into ca. */
+static void s_verify(struct MHD_Connection *c, conn_auth *ca)
+{
+    ca->code = SH_E_NO_CLIENT_CERT;
+    snprintf(ca->who, sizeof ca->who, "no certificate");
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     gnutls_session_t ts = ci ? (gnutls_session_t)ci->tls_session : NULL;
     unsigned n = 0, status = 0;
     const gnutls_datum_t *certs = ts ? gnutls_certificate_get_peers(ts, &n) : NULL;
-    if (!certs || n == 0) return SH_E_NO_CLIENT_CERT;
-    uint8_t fp[32];
-    size_t fl = sizeof fp;
-    if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &certs[0], fp, &fl) < 0 || fl != 32)
-        return SH_E_NO_CLIENT_CERT;
-    snprintf(who, cap, "certificate sha256:%02x%02x%02x%02x%02x%02x%02x%02x…", fp[0], fp[1], fp[2],
-             fp[3], fp[4], fp[5], fp[6], fp[7]);
-    if (gnutls_certificate_verify_peers2(ts, &status) < 0 || status != 0)
-        return SH_E_NO_CLIENT_CERT;
-    *out = api_client_find(s->cfg, fp);
+    if (!certs || n == 0) return;
+    size_t fl = sizeof ca->fp;
+    if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &certs[0], ca->fp, &fl) < 0 || fl != 32) return;
+    const uint8_t *fp = ca->fp;
+    snprintf(ca->who, sizeof ca->who, "certificate sha256:%02x%02x%02x%02x%02x%02x%02x%02x…", fp[0],
+             fp[1], fp[2], fp[3], fp[4], fp[5], fp[6], fp[7]);
+    if (gnutls_certificate_verify_peers2(ts, &status) < 0 || status != 0) return;
+    ca->code = SH_OK;
+}
+
+/* Who is asking: the registered client of the verified certificate; else the refusal's code
+ * and in who a name for the audit entry (a fingerprint's first bytes, never a subject). The
+ * registry is looked up on every request (a reload takes effect at once). */
+static sh_err s_client(api *s, struct MHD_Connection *c, const api_client **out, char *who,
+                       size_t cap)
+{
+    *out = NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_auth once, *ca = ci && ci->socket_context ? ci->socket_context : &once;
+    int64_t now = sh_clock_ms();
+    if (ca == &once || !ca->at_ms || now - ca->at_ms >= VERIFY_AGAIN_MS) {
+        s_verify(c, ca);
+        ca->at_ms = now;
+    }
+    snprintf(who, cap, "%s", ca->who);
+    if (ca->code) return ca->code;
+    *out = api_client_find(s->cfg, ca->fp);
     if (!*out) return SH_E_UNKNOWN_CLIENT;
     snprintf(who, cap, "%s", (*out)->name);
     return SH_OK;
@@ -502,8 +541,8 @@ sh_err api_new(api_config *cfg, api **out, sh_error *err)
             MHD_OPTION_HTTPS_MEM_TRUST, ca, MHD_OPTION_HTTPS_PRIORITIES, PRIORITIES,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
-            MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-            (unsigned)1024, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, s_conn_notify, s, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log,
+            s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
         if (!s->d)
             rc = sh_error_set(err, SH_E_API_CONFIG,
                               "cannot serve HTTPS on %s: the address is in use or not this "
