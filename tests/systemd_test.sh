@@ -17,16 +17,17 @@ cp -a /usr/lib/systemd/system/. "$root/usr/lib/systemd/system/" 2>/dev/null ||
 ln -s usr/bin "$root/bin"
 cp /usr/bin/kill "$root/usr/bin/kill" 2>/dev/null || cp /bin/kill "$root/usr/bin/kill"
 DESTDIR=$root cmake --install "$build" --prefix /usr >/dev/null || { echo "FAIL: cmake --install"; exit 1; }
-for f in usr/bin/sharehub-broker usr/bin/sharehub-agent usr/bin/sharehub \
+for f in usr/bin/sharehub-broker usr/bin/sharehub-agent usr/bin/sharehub-api usr/bin/sharehub \
          usr/lib/systemd/system/sharehub-broker.service \
-         usr/lib/systemd/system/sharehub-agent@.service usr/lib/sysusers.d/sharehub.conf \
-         usr/share/doc/sharehub/operations.md; do
+         usr/lib/systemd/system/sharehub-agent@.service \
+         usr/lib/systemd/system/sharehub-api@.service usr/lib/sysusers.d/sharehub.conf \
+         usr/share/doc/sharehub/operations.md usr/share/doc/sharehub/openapi.json; do
     [ -e "$root/$f" ] || { echo "FAIL: /$f not installed"; fail=1; }
 done
 # the documents installed link only to documents installed
 docs="$root/usr/share/doc/sharehub"
 for d in "$docs"/*.md; do
-    for l in $(grep -o '](\([a-z-]*\.md\)' "$d" | sed 's/.*(//'); do
+    for l in $(grep -o '](\([a-z-]*\.\(md\|json\)\)' "$d" | sed 's/.*(//'); do
         [ -e "$docs/$l" ] || { echo "FAIL: $(basename "$d") links to $l, not installed"; fail=1; }
     done
 done
@@ -35,7 +36,7 @@ done
     --registry "$root/usr/share/sharehub/policy/enrolment.yaml" >/dev/null ||
     { echo "FAIL: the installed sample policy does not load"; fail=1; }
 # operations.md names the keys where the units hand them over as credentials
-for u in sharehub-broker.service sharehub-agent@.service; do
+for u in sharehub-broker.service sharehub-agent@.service sharehub-api@.service; do
     for p in $(sed -n 's/^LoadCredential=[^:]*:\(.*\)/\1/p' "$root/usr/lib/systemd/system/$u"); do
         shown=$(printf '%s' "$p" | sed 's/%i/881/; s/%i/RAJ/')
         alt=$(printf '%s' "$p" | sed 's/%i/RAJ/')
@@ -46,7 +47,8 @@ done
 grep -qE '/etc/sharehub/agent\.curve|/var/lib/sharehub/agent( |$)|/etc/sharehub/master\.key' \
     "$docs/operations.md" && { echo "FAIL: operations.md names a path no unit uses"; fail=1; }
 [ "$fail" -eq 0 ] && echo "systemd: ok   installed documents link only to installed ones; sample policy loads; key paths match the units"
-units="sharehub-broker.service sharehub-agent@881.service sharehub-agent@RAJ.service"
+units="sharehub-broker.service sharehub-agent@881.service sharehub-agent@RAJ.service
+sharehub-api@881.service"
 # shellcheck disable=SC2086
 out=$(systemd-analyze verify --root="$root" $units 2>&1)
 if [ -n "$out" ]; then
@@ -62,7 +64,7 @@ else
     echo "FAIL: systemd-sysusers did not create the sharehub user"
     fail=1
 fi
-for u in sharehub-broker.service sharehub-agent@881.service; do
+for u in sharehub-broker.service sharehub-agent@881.service sharehub-api@881.service; do
     score=$(systemd-analyze security --root="$root" --offline=yes "$u" 2>/dev/null |
         sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
     if systemd-analyze security --root="$root" --offline=yes --threshold=20 "$u" >/dev/null 2>&1; then
