@@ -112,8 +112,8 @@ struct api {
     api_req *streams;                /* open server-sent event streams */
     uint64_t inbox_seq;              /* the agent's inbox, as last seen (stream.c) */
     int64_t stream_polled_ms;
-    int stream_polling; /* a status request for the streams is in flight */
-    unsigned refusals;  /* refusals this second beyond the ones audited singly */
+    uint64_t stream_polling; /* the tag of the streams' status request in flight */
+    unsigned refusals;       /* refusals this second beyond the ones audited singly */
     int64_t refusal_second;
     unsigned refusals_this_second;
     char last_refusal[200];
@@ -144,9 +144,12 @@ int api_reader(api_req *r, json_object *req, int purpose_required);
 
 /* ---- link.c ---- */
 sh_err api_link_open(api *s, sh_error *err);
-/* Sends req (taken) to the agent for r (NULL: nobody waits for the answer). 0, or -1 after
- * answering r with 503. */
+/* Sends req (taken) to the agent for r, which waits (suspended) for the answer. 0, or -1
+ * after answering r with 503. */
 int api_ask(api *s, api_req *r, json_object *req);
+/* Sends req (taken) with nobody waiting on its answer; its tag, or 0 when the agent is not
+ * there. */
+uint64_t api_tell(api *s, json_object *req);
 /* Reads the agent's answers and hands each to its request; answers 503 to those waiting
  * past AGENT_WAIT_MS. */
 void api_link_io(api *s);

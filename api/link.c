@@ -46,10 +46,14 @@ static uint64_t s_send(api *s, json_object *req)
     return ok ? tag : 0;
 }
 
+uint64_t api_tell(api *s, json_object *req)
+{
+    return s_send(s, req);
+}
+
 int api_ask(api *s, api_req *r, json_object *req)
 {
     uint64_t tag = s_send(s, req);
-    if (!r) return tag ? (int)(tag & 0x7fffffff) : -1;
     if (!tag) {
         api_error(r, SH_E_AGENT_UNAVAILABLE,
                   "the agent's local socket is not there: the agent is stopped or starting");
@@ -102,7 +106,7 @@ static void s_answer(api *s, const char *text, size_t len)
         return;
     }
     uint64_t tag = (uint64_t)json_object_get_int64(v);
-    if (s->stream_polling && tag == (uint64_t)s->stream_polling) {
+    if (s->stream_polling && tag == s->stream_polling) {
         s->stream_polling = 0;
         api_stream_status(s, reply);
     }
@@ -164,7 +168,7 @@ static void s_refused(api *s, const char *client, const char *route, sh_err code
     json_object_object_add(req, "why", json_object_new_string(why));
     json_object_object_add(req, "code", json_object_new_int(code));
     json_object_object_add(req, "count", json_object_new_int64(count));
-    if (api_ask(s, NULL, req) < 0)
+    if (!api_tell(s, req))
         sh_log(SH_LOG_ERROR, NULL, NULL,
                "a refusal (E%03d) could not be audited: the agent is "
                "not there",

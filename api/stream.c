@@ -123,6 +123,5 @@ void api_streams_tick(api *s, int64_t now)
     s->stream_polled_ms = now;
     json_object *req = json_object_new_object();
     json_object_object_add(req, "op", json_object_new_string("status"));
-    int tag = api_ask(s, NULL, req);
-    s->stream_polling = tag > 0 ? tag : 0;
+    s->stream_polling = api_tell(s, req);
 }

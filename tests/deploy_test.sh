@@ -66,7 +66,7 @@ runtime=$(awk '/^FROM/{n++} n==2' "$df" | tr ' \\' '\n\n' | grep -E '^lib[a-z0-9
 # what apt installs with them (their dependencies, as this machine's copies declare them)
 pulled=$(for p in $runtime; do dpkg-query -W -f='${Depends}\n' "$p" 2>/dev/null; done |
     tr ',|' '\n\n' | sed 's/(.*//; s/:any//; s/ //g' | sort -u)
-for b in broker/sharehub-broker agents/sharehub-agent tools/sharehub; do
+for b in broker/sharehub-broker agents/sharehub-agent api/sharehub-api tools/sharehub; do
     for lib in $(readelf -d "$build/$b" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
         path=$(ldd "$build/$b" | awk -v l="$lib" '$1 == l {print $3}')
         pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
@@ -86,6 +86,13 @@ done
 for f in $(awk '/^COPY/ && !/--from/ {for (i = 2; i < NF; i++) print $i}' "$df"); do
     [ -e "$src/$f" ] || bad "Dockerfile: COPY $f: not in the repository"
 done
+# every directory the build adds (but tests and bench, which the image does not build) is copied
+copied=1
+for d in $(sed -n 's/^add_subdirectory(\([a-z]*\))$/\1/p' "$src/CMakeLists.txt"); do
+    case "$d" in tests | bench) continue ;; esac
+    grep -q "^COPY $d/ $d/" "$df" || { bad "Dockerfile: the build needs $d/, not copied"; copied=0; }
+done
+[ "$copied" -eq 1 ] && ok "Dockerfile: the build stage copies every directory CMake adds"
 grep -q 'rm -rf /var/lib/apt/lists' "$df" && ok "Dockerfile: apt lists removed in each stage" ||
     bad "Dockerfile: apt lists left in the image"
 
