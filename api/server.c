@@ -498,6 +498,7 @@ static void s_raise_fd_limit(void)
     }
 }
 
+static void s_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
