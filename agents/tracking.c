@@ -148,6 +148,13 @@ static json_object *s_recipient(sh_agent *a, sh_txn *t, const uint8_t id[16], co
     s_load(a, t, key, s_key(id, org, key), &tr);
     static const char *const names[T_TIMES] = {"queued", "delivered", "read", "expired"};
     const char *state = "queued";
+    /* The times come from three clocks: queued is when this agency recorded the broker's
+     * CONFIRM, delivered and expired the broker's, read the recipient's. A CONFIRM read late
+     * can be recorded after the delivery it led to: queued is never shown after a later
+     * state (it was queued by then). */
+    for (int i = T_DELIVERED; i < T_TIMES; i++)
+        if (tr.at[i] && (!tr.at[T_QUEUED] || tr.at[i] < tr.at[T_QUEUED]))
+            tr.at[T_QUEUED] = tr.at[i];
     for (int i = 0; i < T_TIMES; i++)
         if (tr.at[i]) {
             char k[24];

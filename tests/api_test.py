@@ -236,7 +236,8 @@ def test_tracking_and_expiry(rig, eid):
     check(conforms(res.json(), "EventItem") and t["decision"] == "permitted" and
           t["isp"].startswith("isp-safeguarding-concerns@") and t["queued_at_ms"] > 0 and
           t["delivered_at_ms"] >= t["queued_at_ms"],
-          "the sender follows its referral: permitted under %s, queued, delivered" % t["isp"])
+          "the sender follows its referral: permitted under %s, queued, delivered (%s)" %
+          (t.get("isp"), json.dumps(t)))
     res = hub.get(rig.url("hub") + "/v1/events/" + eid, headers=reader("sw-amir", "triage"))
     check(res.status_code == 200 and res.json().get("direction") == "received",
           "a hub practitioner opens it through the hub's API")
