@@ -4,9 +4,10 @@
  * removed, audited (`expire`), counted, and its sender is sent an EXPIRED receipt naming the
  * recipient, so the referrer learns to use another route (docs/protocol.md#expiry).
  *
- * Owns: nothing of its own; removes queue entries in its own write transaction. Never: removes
- * an entry that is in a recipient's window (sent, its ACK may be on the way); expires a receipt
- * with a receipt; lets an expiry stand whose audit entry or receipt was not written.
+ * Owns: nothing of its own; removes queue entries in its own write transaction. Never: expires
+ * a delivery while its recipient is connected and being offered it (its ACK may be on the
+ * way); answers a receipt with a receipt; lets an expiry stand whose audit entry or receipt
+ * was not written.
  */
 #include <string.h>
 
@@ -36,15 +37,13 @@ static int64_t s_shortest_ms(const sh_broker *b)
     return ms;
 }
 
-/* Whether org's entry seq has been sent to one of its sessions and not yet acknowledged. */
-static int s_in_window(const sh_broker *b, const char *org, uint64_t seq)
+/* Whether org has a ready session: it is being offered its deliveries, so none of them is
+ * expired under it (a recipient that is connected and does not acknowledge shows in the queue's
+ * age, docs/operations.md). Expiry is for recipients that do not collect at all. */
+static int s_collecting(const sh_broker *b, const char *org)
 {
-    for (size_t i = 0; i < b->nsessions; i++) {
-        const bk_session *s = &b->sessions[i];
-        if (strcmp(s->org, org) != 0) continue;
-        for (unsigned k = 0; k < s->nflight; k++)
-            if (bk_flight_at(b, s, k)->seq == seq) return 1;
-    }
+    for (size_t i = 0; i < b->nsessions; i++)
+        if (b->sessions[i].ready && strcmp(b->sessions[i].org, org) == 0) return 1;
     return 0;
 }
 
@@ -74,12 +73,11 @@ static size_t s_find(sh_broker *b, sh_txn *t, int64_t now, expired *out)
         if (kv.klen != SH_QKEY_BYTES) break;
         memcpy(org, kv.key, SH_QKEY_ORG);
         org[SH_QKEY_ORG] = '\0';
-        uint64_t seq = sh_be64_get(kv.key + SH_QKEY_ORG);
         int young = 0;
         if (sh_broker_delivery_parse(kv.val, kv.vlen, &d) == 0 && d.accepted_ms > 0) {
             young = now - d.accepted_ms < shortest;
             int64_t waited = now - d.accepted_ms;
-            if (!young && waited >= s_expiry_ms(b, &d) && !s_in_window(b, org, seq)) {
+            if (!young && waited >= s_expiry_ms(b, &d) && !s_collecting(b, org)) {
                 expired *x = &out[n++];
                 memcpy(x->key, kv.key, SH_QKEY_BYTES);
                 memcpy(x->id, d.id, 16);

@@ -369,3 +369,59 @@ Test(protocol, one_ack_settles_a_batch_and_a_malformed_ack_is_refused)
     sh_client_destroy(&school);
     sh_client_destroy(&hub);
 }
+
+/* Expiry (docs/protocol.md#expiry): a recipient that never connects has its deliveries removed
+ * after the expiry, audited, and each sender gets an EXPIRED receipt naming it; a recipient
+ * that is connected and being offered its deliveries is not expired under. */
+Test(protocol, deliveries_nobody_collects_expire_and_the_sender_is_told)
+{
+    bf_stop();
+    bf_cfg.expiry_ms = 1500;
+    bf_start();
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
+    sh_msg m;
+    uint8_t ids[2][16];
+    for (int i = 0; i < 2; i++) {
+        size_t len;
+        uint8_t *ev = bf_event(2, "8819990", NULL, &len);
+        bf_publish(school, ev, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0);
+        cr_assert(bf_has_line(&m, "ESXPOL permit isp-sgc@1"));
+        memcpy(ids[i], m.frame[0], 16);
+        free(ev);
+        /* the hub is offered it and holds its ACK back, past the expiry */
+        cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    }
+    int expired[2] = {0, 0};
+    for (int n = 0; n < 2; n++) { /* police never connects: one receipt per event */
+        sh_envelope *r = NULL;
+        sh_error err;
+        cr_assert_eq(sh_client_expect(school, "DELIVER", 4000, &m), SH_OK);
+        cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+        cr_assert_eq(r->delivery_receipt->status,
+                     SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_EXPIRED);
+        cr_assert_str_eq(r->delivery_receipt->recipient_org, "ESXPOL");
+        cr_assert_eq(r->delivery_receipt->reason_code, SH_E_EXPIRED);
+        cr_assert_eq(r->delivery_receipt->n_more_event_ids, 0);
+        for (int i = 0; i < 2; i++)
+            expired[i] += memcmp(r->delivery_receipt->for_event_id.data, ids[i], 16) == 0;
+        sh_envelope_free(r);
+        cr_assert_eq(sh_client_ack(school, m.frame[0]), SH_OK);
+    }
+    cr_assert(expired[0] == 1 && expired[1] == 1);
+    /* the hub, connected all along, still has both: its ACK settles them */
+    cr_assert_eq(sh_client_ack_many(hub, (const uint8_t(*)[16])ids, 2), SH_OK);
+    sh_envelope *r = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_expect(school, "DELIVER", WAIT, &m), SH_OK);
+    cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+    cr_assert_eq(r->delivery_receipt->status,
+                 SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED);
+    cr_assert_str_eq(r->delivery_receipt->recipient_org, "881");
+    sh_envelope_free(r);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+    bf_stop();
+    cr_assert_eq(bf_audit_count(SH_AUDIT_EXPIRE, SH_E_EXPIRED, "expired"), 2);
+    bf_start(); /* (the fixture's teardown stops it) */
+}
