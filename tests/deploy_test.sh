@@ -100,8 +100,8 @@ grep -q 'rm -rf /var/lib/apt/lists' "$df" && ok "Dockerfile: apt lists removed i
 mkdir -p "$tmp/bin" "$tmp/keys" "$tmp/state"
 ln -s "$build/tools/sharehub" "$tmp/bin/sharehub"
 if PATH="$tmp/bin:$PATH" SHAREHUB_KEYS="$tmp/keys" SHAREHUB_POLICY="$src/deploy/policy" \
-    sh "$src/deploy/container/setup.sh" >/dev/null; then
-    ok "setup.sh: keys and configurations for the broker and three agents"
+    SHAREHUB_API_CERTS="$src/tools/api-certs" sh "$src/deploy/container/setup.sh" >/dev/null; then
+    ok "setup.sh: keys and configurations for the broker and three agents, the hub's API certificates"
 else
     bad "setup.sh failed"
 fi
@@ -139,6 +139,26 @@ if [ "$ready" -eq 1 ]; then
     ok "the broker started with compose.yaml's command and the hub agent with setup.sh's configuration: connected, /readyz 200"
 else
     bad "the compose broker and agent did not connect:"; cat "$tmp/broker.log" "$tmp/agent.log"
+fi
+# the hub's API with setup.sh's configuration and certificates, and its client system's
+# (its key paths are already this run's: setup.sh wrote them under SHAREHUB_KEYS)
+sed -e "s|0.0.0.0:8443|127.0.0.1:$((port + 3))|" -e "s|/run/sharehub/agent.sock|$tmp/agent.sock|" \
+    "$tmp/keys/api-881.yaml" >"$tmp/api-881.yaml"
+"$build/api/sharehub-api" --config "$tmp/api-881.yaml" 2>"$tmp/api.log" &
+pids="$pids $!"
+code=000
+for _ in $(seq 1 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$tmp/keys/pki/ca.crt" \
+        --cert "$tmp/keys/pki/cms-881.crt" --key "$tmp/keys/pki/cms-881.key" \
+        -H 'X-Sharehub-User: deploy-test' -H 'X-Sharehub-Purpose: deploy test' \
+        "https://127.0.0.1:$((port + 3))/v1/inbox")
+    [ "$code" = 200 ] && break
+    sleep 0.2
+done
+if [ "$code" = 200 ]; then
+    ok "the hub's API started with setup.sh's configuration: its registered client system reads the inbox over mutual TLS (200)"
+else
+    bad "the compose API did not answer its client (HTTP $code):"; cat "$tmp/api.log"
 fi
 for p in $pids; do kill -TERM "$p" 2>/dev/null; done
 for p in $pids; do wait "$p" || bad "a daemon did not stop cleanly (status $?)"; done

@@ -1,7 +1,7 @@
 #!/bin/sh
 # setup.sh — first start of the compose deployment (compose.yaml): keys for the broker and the
-# three agents, the agents' enrolment in a copy of the registry, and the agents'
-# configurations, all in /keys (a volume only the sharehub user can read; SHAREHUB_KEYS names
+# three agents, the agents' enrolment in a copy of the registry, the agents' configurations,
+# and the hub's agency API (a private CA, its certificates, its configuration), all in /keys (a volume only the sharehub user can read; SHAREHUB_KEYS names
 # another directory, SHAREHUB_POLICY another policy than /etc/sharehub/policy). Does nothing
 # once it has run. In a real deployment each agency makes its own keys on its own host and sends
 # the broker only its public key (docs/operations.md#keys).
@@ -36,5 +36,19 @@ socket: /run/sharehub/agent.sock
 http: '0.0.0.0:9751'
 CONFIG
 done
+# the hub's agency API (docs/api.md): a CA for this deployment, the server's certificate, and
+# one client system (a case-management system) registered with its fingerprint; the client's
+# certificate and key are for that system: copy them out of the volume to it
+certs=${SHAREHUB_API_CERTS:-/usr/share/sharehub/api-certs}
+"$certs" ca "$k/pki" >/dev/null
+"$certs" server "$k/pki" api-881 api-881 localhost 127.0.0.1 >/dev/null
+fingerprint=$("$certs" client "$k/pki" cms-881 | sed -n 's/^fingerprint: //p')
+cat >"$k/api-881.yaml" <<CONFIG
+listen: '0.0.0.0:8443'
+agent_socket: /run/sharehub/agent.sock
+tls: {certificate: $k/pki/api-881.crt, key: $k/pki/api-881.key, client_ca: $k/pki/ca.crt}
+clients:
+  - {name: cms-881, fingerprint: '$fingerprint', scopes: [publish, inbox, track]}
+CONFIG
 touch "$k/.done"
-echo "setup: keys and configurations for the broker and agents 881, RAJ and 8819990 in $k"
+echo "setup: keys and configurations for the broker and agents 881, RAJ and 8819990, and the hub's API certificates, in $k"
