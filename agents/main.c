@@ -6,7 +6,6 @@
  */
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "agent.h"
 #include "cli.h"
@@ -43,11 +42,7 @@ int main(int argc, char **argv)
         return SH_EXIT_OK;
     }
     if (!config) return cli_usage(&c, "missing option '--config'");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL)) {
+    if (cli_signals(s_on_signal, 0)) {
         perror("sharehub-agent: sigaction");
         return SH_EXIT_FAILED;
     }

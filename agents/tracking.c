@@ -201,20 +201,9 @@ sh_err ag_read_receipt(sh_agent *a, const uint8_t id[16], const char *user, sh_e
     sh_txn_abort(&t);
     sh_buf_free(&b);
     if (sent) return SH_OK;
-    uint8_t rid[16];
-    int64_t now = sh_clock_ms();
-    sh_envelope e;
-    Sharehub__V1__LawfulBasis lb = SHAREHUB__V1__LAWFUL_BASIS__INIT;
-    Sharehub__V1__DeliveryReceipt r = SHAREHUB__V1__DELIVERY_RECEIPT__INIT;
-    lb.article6 = SHAREHUB__V1__ARTICLE6__ARTICLE6_E_PUBLIC_TASK;
-    if (sh_envelope_start(&e, rid, ET(DELIVERY_RECEIPT), a->cfg->org,
-                          SHAREHUB__V1__PURPOSE__PURPOSE_SERVICE_OPERATION, &lb, now))
+    sh_receipt r;
+    const uint8_t(*ids)[16] = (const uint8_t(*)[16])id;
+    if (sh_receipt_start(&r, a->cfg->org, ids, 1, a->cfg->org, RS(READ), SH_OK, sh_clock_ms()))
         return sh_error_set(err, SH_E_IO, "event id");
-    r.for_event_id = (ProtobufCBinaryData){16, (uint8_t *)id};
-    r.recipient_org = a->cfg->org;
-    r.status = RS(READ);
-    r.at_ms = now;
-    e.body_case = SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT;
-    e.delivery_receipt = &r;
-    return ag_publish_marked(a, &e, user, "read receipt", id, NULL, err);
+    return ag_publish_marked(a, &r.e, user, "read receipt", id, NULL, err);
 }

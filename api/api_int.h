@@ -131,8 +131,9 @@ void api_answer(api_req *r, unsigned status, json_object *body);
 void api_error(api_req *r, sh_err code, const char *detail);
 /* The HTTP status of a sharehub error code. */
 unsigned api_status_of(sh_err code);
-/* The agent's error answer (ok false) as r's response. */
-void api_agent_error(api_req *r, json_object *reply);
+/* When the agent's answer is an error (ok false): makes it r's response (an OperationOutcome
+ * naming expression on a /fhir path) and returns 1; else 0. */
+int api_agent_failed(api_req *r, json_object *reply, const char *expression);
 /* A request header (case-insensitive), or NULL. */
 const char *api_header(api_req *r, const char *name);
 const char *api_query(api_req *r, const char *name);

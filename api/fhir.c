@@ -331,14 +331,7 @@ static json_object *s_flag(json_object *reply, const char *nhs)
 void api_fhir_flag_finish(api *s, api_req *r, json_object *reply)
 {
     (void)s;
-    json_object *ok = s_get(reply, "ok");
-    if (!ok || !json_object_get_boolean(ok)) {
-        const char *detail = s_str(reply, "detail");
-        json_object *code = s_get(reply, "code");
-        api_fhir_error(r, code ? (sh_err)json_object_get_int(code) : SH_E_INTERNAL, detail,
-                       "Flag.subject");
-        return;
-    }
+    if (api_agent_failed(r, reply, "Flag.subject")) return;
     const char *q = api_query(r, "patient.identifier"), *bar = q ? strchr(q, '|') : NULL;
     char nhs[SH_NHS_LEN + 1] = "", when[32], self[160];
     sh_nhs_normalise(bar ? bar + 1 : q, nhs);
@@ -524,14 +517,7 @@ static const char *s_element(const char *detail)
 void api_fhir_encounter_finish(api *s, api_req *r, json_object *reply)
 {
     (void)s;
-    json_object *ok = s_get(reply, "ok");
-    if (!ok || !json_object_get_boolean(ok)) {
-        const char *detail = s_str(reply, "detail");
-        json_object *code = s_get(reply, "code");
-        api_fhir_error(r, code ? (sh_err)json_object_get_int(code) : SH_E_INTERNAL, detail,
-                       s_element(detail));
-        return;
-    }
+    if (api_agent_failed(r, reply, s_element(s_str(reply, "detail")))) return;
     /* the Encounter as taken: its id is the event's; the original body is answered back */
     json_tokener *tok = json_tokener_new_ex(32);
     json_object *enc = tok ? json_tokener_parse_ex(tok, r->body, (int)r->len) : NULL;

@@ -7,7 +7,6 @@
  */
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "api_int.h"
 #include "cli.h"
@@ -49,12 +48,7 @@ int main(int argc, char **argv)
         return SH_EXIT_OK;
     }
     if (!config) return cli_usage(&c, "missing option '--config'");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGHUP, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
-        sigaction(SIGINT, &sa, NULL) || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+    if (cli_signals(s_on_signal, 1)) {
         perror("sharehub-api: sigaction");
         return SH_EXIT_FAILED;
     }

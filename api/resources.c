@@ -30,12 +30,6 @@ static void s_copy(json_object *dst, json_object *src, const char *key)
         json_object_object_add(dst, key, json_object_get(v));
 }
 
-static int s_ok(json_object *reply)
-{
-    json_object *v;
-    return json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v);
-}
-
 /* A cursor as the API shows it: opaque text (the agent's inbox position). */
 static json_object *s_cursor(json_object *reply, const char *key)
 {
@@ -73,10 +67,7 @@ static void s_publish(api *s, api_req *r)
 static void s_publish_done(api *s, api_req *r, json_object *reply)
 {
     (void)s;
-    if (!s_ok(reply)) {
-        api_agent_error(r, reply);
-        return;
-    }
+    if (api_agent_failed(r, reply, NULL)) return;
     json_object *o = json_object_new_object(), *v;
     s_copy(o, reply, "event_id");
     s_copy(o, reply, "status");
@@ -107,8 +98,9 @@ static void s_event_done(api *s, api_req *r, json_object *reply)
 {
     (void)s;
     json_object *item;
-    if (!s_ok(reply) || !json_object_object_get_ex(reply, "item", &item)) {
-        api_agent_error(r, reply);
+    if (api_agent_failed(r, reply, NULL)) return;
+    if (!json_object_object_get_ex(reply, "item", &item)) {
+        api_error(r, SH_E_INTERNAL, "the agent's answer holds no item");
         return;
     }
     api_answer(r, MHD_HTTP_OK, json_object_get(item));
@@ -150,10 +142,7 @@ static void s_inbox(api *s, api_req *r)
 static void s_inbox_done(api *s, api_req *r, json_object *reply)
 {
     (void)s;
-    if (!s_ok(reply)) {
-        api_agent_error(r, reply);
-        return;
-    }
+    if (api_agent_failed(r, reply, NULL)) return;
     json_object *o = json_object_new_object(), *items;
     if (json_object_object_get_ex(reply, "items", &items)) {
         /* each item's position is a cursor too (an ack up to and including it) */
@@ -202,10 +191,7 @@ static void s_ack(api *s, api_req *r)
 static void s_ack_done(api *s, api_req *r, json_object *reply)
 {
     (void)s;
-    if (!s_ok(reply)) {
-        api_agent_error(r, reply);
-        return;
-    }
+    if (api_agent_failed(r, reply, NULL)) return;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "acknowledged", s_cursor(reply, "acknowledged"));
     api_answer(r, MHD_HTTP_OK, o);
@@ -239,10 +225,7 @@ static void s_child_flag(api *s, api_req *r)
 static void s_child_done(api *s, api_req *r, json_object *reply)
 {
     (void)s;
-    if (!s_ok(reply)) {
-        api_agent_error(r, reply);
-        return;
-    }
+    if (api_agent_failed(r, reply, NULL)) return;
     json_object_object_del(reply, "ok");
     json_object_object_del(reply, "tag");
     api_answer(r, MHD_HTTP_OK, json_object_get(reply));
@@ -257,10 +240,7 @@ static void s_status(api *s, api_req *r)
 
 static void s_status_done(api *s, api_req *r, json_object *reply)
 {
-    if (!s_ok(reply)) {
-        api_agent_error(r, reply);
-        return;
-    }
+    if (api_agent_failed(r, reply, NULL)) return;
     json_object *o = json_object_new_object();
     s_copy(o, reply, "org");
     s_copy(o, reply, "role");

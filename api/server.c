@@ -8,10 +8,8 @@
  * client is unknown or outside its scopes with anything but 401/403 (audited at the agent);
  * blocks: a request waiting for the agent is suspended, and others are served meanwhile.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +22,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "crypto.h"
+#include "http.h"
 #include "log.h"
 
 #define CONNECTIONS 4096 /* a thousand clients at once, and room */
@@ -118,14 +117,19 @@ void api_error(api_req *r, sh_err code, const char *detail)
     api_answer(r, st, o);
 }
 
-void api_agent_error(api_req *r, json_object *reply)
+int api_agent_failed(api_req *r, json_object *reply, const char *expression)
 {
     json_object *v;
+    if (json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v)) return 0;
     sh_err code = json_object_object_get_ex(reply, "code", &v) ? (sh_err)json_object_get_int(v)
                                                                : SH_E_INTERNAL;
     const char *detail =
         json_object_object_get_ex(reply, "detail", &v) ? json_object_get_string(v) : NULL;
-    api_error(r, code, detail);
+    if (r->fhir)
+        api_fhir_error(r, code, detail, expression);
+    else
+        api_error(r, code, detail);
+    return 1;
 }
 
 const char *api_header(api_req *r, const char *name)
@@ -439,31 +443,6 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **ctx,
 
 /* ---- life ------------------------------------------------------------------------------ */
 
-/* "a.b.c.d:port" or "[v6]:port". 0, or -1. */
-static int s_addr(const char *listen, struct sockaddr_storage *addr)
-{
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host) return -1;
-    long port = 0;
-    if (cli_number(colon + 1, 1, 65535, &port)) return -1;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    memset(addr, 0, sizeof *addr);
-    size_t hl = strlen(host);
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
-        host[hl - 1] = '\0';
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        return inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1 ? 0 : -1;
-    }
-    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &a4->sin_addr) == 1 ? 0 : -1;
-}
-
 /* A certificate file (PEM, at most 64 KiB) into *out. */
 static sh_err s_pem(const char *path, const char *what, char **out, sh_error *err)
 {
@@ -512,7 +491,7 @@ sh_err api_new(api_config *cfg, api **out, sh_error *err)
 {
     *out = NULL;
     struct sockaddr_storage addr;
-    if (s_addr(cfg->listen, &addr))
+    if (sh_http_listen_parse(cfg->listen, &addr))
         return sh_error_set(err, SH_E_API_CONFIG,
                             "listen: want a numeric address and port, such as 127.0.0.1:8443 or "
                             "[::1]:8443");

@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "broker.h"
 #include "cli.h"
@@ -97,12 +96,7 @@ int main(int argc, char **argv)
     cfg.window = (unsigned)window;
     cfg.map_size = (size_t)map_mib << 20;
     cfg.checkpoint_every = (uint32_t)every;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGHUP, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
-        sigaction(SIGINT, &sa, NULL)) {
+    if (cli_signals(s_on_signal, 1)) {
         perror("sharehub-broker: sigaction");
         return SH_EXIT_FAILED;
     }

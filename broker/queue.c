@@ -41,33 +41,17 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
 {
     /* A DeliveryReceipt from the broker to the events' sender, for n (1 to RECEIPT_IDS)
      * events. */
-    ProtobufCBinaryData more[RECEIPT_IDS - 1];
-    if (n < 1 || n > RECEIPT_IDS) return sh_error_set(err, SH_E_INVAL, "receipt for %zu events", n);
-    for (size_t i = 1; i < n; i++)
-        more[i - 1] = (ProtobufCBinaryData){16, (uint8_t *)ids[i]};
-    uint8_t id[16];
-    int64_t now = sh_clock_ms();
-    sh_envelope e;
-    Sharehub__V1__LawfulBasis lb = SHAREHUB__V1__LAWFUL_BASIS__INIT;
-    Sharehub__V1__DeliveryReceipt r = SHAREHUB__V1__DELIVERY_RECEIPT__INIT;
-    lb.article6 = SHAREHUB__V1__ARTICLE6__ARTICLE6_E_PUBLIC_TASK;
-    if (sh_envelope_start(&e, id, ET(DELIVERY_RECEIPT), b->cfg.org_code,
-                          SHAREHUB__V1__PURPOSE__PURPOSE_SERVICE_OPERATION, &lb, now))
-        return sh_error_set(err, SH_E_IO, "event id");
-    r.for_event_id = (ProtobufCBinaryData){16, (uint8_t *)ids[0]};
-    r.n_more_event_ids = n - 1;
-    r.more_event_ids = more;
-    r.recipient_org = (char *)recipient;
-    r.status = status;
-    r.reason_code = (uint32_t)reason;
-    r.at_ms = now;
-    e.body_case = SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT;
-    e.delivery_receipt = &r;
+    sh_receipt r;
+    sh_err rc =
+        sh_receipt_start(&r, b->cfg.org_code, ids, n, recipient, status, reason, sh_clock_ms());
+    if (rc == SH_E_INVAL) return sh_error_set(err, rc, "receipt for %zu events", n);
+    if (rc) return sh_error_set(err, rc, "event id");
     uint8_t *buf = NULL;
     size_t len = 0;
-    sh_err rc = sh_envelope_encode(&e, &buf, &len, err);
+    rc = sh_envelope_encode(&r.e, &buf, &len, err);
     if (!rc)
-        rc = bk_enqueue(b, t, seq, sender, id, b->cfg.org_code, SH_RULE_RECEIPT, 0, buf, len, err);
+        rc =
+            bk_enqueue(b, t, seq, sender, r.id, b->cfg.org_code, SH_RULE_RECEIPT, 0, buf, len, err);
     free(buf);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,4 +210,17 @@ int cli_parse(const cli_cmd *c, int argc, char **argv, const char **pos, size_t 
                          *a ? a : "(see the usage)");
     }
     return CLI_RUN;
+}
+
+int cli_signals(void (*on_signal)(int), int hup)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+        (hup && sigaction(SIGHUP, &sa, NULL)))
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
 }

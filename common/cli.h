@@ -89,6 +89,10 @@ int cli_read_file(const cli_cmd *c, const char *path, size_t max, sh_err too_lar
 /* Writes s to f as a JSON string, with its quotes. */
 void cli_json_string(FILE *f, const char *s);
 
+/* A daemon's signals: SIGTERM and SIGINT (and SIGHUP, with hup) call on_signal; SIGPIPE is
+ * ignored (a peer gone is an error from the write, not a death). 0, or -1 with errno set. */
+int cli_signals(void (*on_signal)(int), int hup);
+
 /* The whole number in text, in [lo, hi]; 0, or -1 when text is anything else. */
 int cli_number(const char *text, long lo, long hi, long *out);
 

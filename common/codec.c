@@ -599,6 +599,31 @@ sh_err sh_envelope_start(sh_envelope *e, uint8_t id[16], int type, const char *s
     return SH_OK;
 }
 
+sh_err sh_receipt_start(sh_receipt *r, const char *source, const uint8_t (*ids)[16], size_t n,
+                        const char *recipient, int status, sh_err reason, int64_t now_ms)
+{
+    if (n < 1 || n > 1 + SH_REPEATED_MAX) return SH_E_INVAL;
+    sharehub__v1__lawful_basis__init(&r->basis);
+    sharehub__v1__delivery_receipt__init(&r->body);
+    r->basis.article6 = SHAREHUB__V1__ARTICLE6__ARTICLE6_E_PUBLIC_TASK;
+    if (sh_envelope_start(&r->e, r->id, SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_DELIVERY_RECEIPT,
+                          source, SHAREHUB__V1__PURPOSE__PURPOSE_SERVICE_OPERATION, &r->basis,
+                          now_ms))
+        return SH_E_IO;
+    for (size_t i = 1; i < n; i++)
+        r->more[i - 1] = (ProtobufCBinaryData){16, (uint8_t *)ids[i]};
+    r->body.for_event_id = (ProtobufCBinaryData){16, (uint8_t *)ids[0]};
+    r->body.n_more_event_ids = n - 1;
+    r->body.more_event_ids = n > 1 ? r->more : NULL;
+    r->body.recipient_org = (char *)recipient;
+    r->body.status = status;
+    r->body.reason_code = (uint32_t)reason;
+    r->body.at_ms = now_ms;
+    r->e.body_case = SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT;
+    r->e.delivery_receipt = &r->body;
+    return SH_OK;
+}
+
 /* ---- enum names, from the descriptors ------------------------------------------------ */
 
 #define ENUM_CACHE 256 /* distinct (enum, value) names the process asks for */

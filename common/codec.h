@@ -62,6 +62,24 @@ int sh_envelope_peek_id(const uint8_t *buf, size_t len, uint8_t id[16]);
 sh_err sh_envelope_start(sh_envelope *e, uint8_t id[16], int type, const char *source, int purpose,
                          Sharehub__V1__LawfulBasis *lb, int64_t now_ms) SH_WUR;
 
+/* A DeliveryReceipt envelope made in place, nothing allocated: e points into the struct, so
+ * keep it alive while e is used. */
+typedef struct sh_receipt {
+    sh_envelope e;
+    Sharehub__V1__DeliveryReceipt body;
+    Sharehub__V1__LawfulBasis basis;
+    ProtobufCBinaryData more[SH_REPEATED_MAX];
+    uint8_t id[16];
+} sh_receipt;
+
+/* Starts a receipt from source (not copied) about the events ids[0..n) (1 to
+ * 1 + SH_REPEATED_MAX; not copied) at recipient, with status (ReceiptStatus), reason (a
+ * sharehub code, or SH_OK) and time now_ms. The header is every receipt's: a new event id,
+ * purpose service_operation, lawful basis Article 6(1)(e), consent not required, no child
+ * (docs/schema.md). SH_E_INVAL for another n, SH_E_IO when no event id can be drawn. */
+sh_err sh_receipt_start(sh_receipt *r, const char *source, const uint8_t (*ids)[16], size_t n,
+                        const char *recipient, int status, sh_err reason, int64_t now_ms) SH_WUR;
+
 /* Frees an Envelope returned by sh_envelope_decode. Accepts NULL. */
 void sh_envelope_free(sh_envelope *env);
 

@@ -78,8 +78,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     return rc;
 }
 
-/* "a.b.c.d:port" or "[v6]:port" into addr. 0, or -1. */
-static int s_parse(const char *listen, struct sockaddr_storage *addr)
+int sh_http_listen_parse(const char *listen, struct sockaddr_storage *addr)
 {
     char host[64];
     const char *colon = strrchr(listen, ':');
@@ -108,7 +107,7 @@ sh_err sh_http_new(const char *listen, const sh_http_site *site, sh_http **out, 
 {
     *out = NULL;
     struct sockaddr_storage addr;
-    if (!listen || s_parse(listen, &addr))
+    if (!listen || sh_http_listen_parse(listen, &addr))
         return sh_error_set(err, SH_E_INVAL,
                             "http listen address: want a numeric address and port, such as "
                             "127.0.0.1:9750 or [::1]:9750");

@@ -29,6 +29,11 @@ typedef struct sh_http_site {
 
 typedef struct sh_http sh_http;
 
+/* A listening address written "127.0.0.1:9750" or "[::1]:9750" (a numeric address and a port
+ * 1-65535) into addr; 0, or -1 for anything else. The metrics endpoint and sharehub-api. */
+struct sockaddr_storage;
+int sh_http_listen_parse(const char *listen, struct sockaddr_storage *addr);
+
 /* Listens on listen ("127.0.0.1:9750", "[::1]:9750"; a numeric address and port). Errors:
  * SH_E_INVAL (the address is not of that form), SH_E_IO (cannot listen: the detail names the
  * address). */
