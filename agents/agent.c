@@ -26,6 +26,27 @@ static const cyaml_schema_field_t s_broker_fields[] = {
     CYAML_FIELD_STRING_PTR("endpoint", CYAML_FLAG_POINTER, y_broker, endpoint, 1, 256),
     CYAML_FIELD_STRING_PTR("public_key", CYAML_FLAG_POINTER, y_broker, public_key, 40, 40),
     CYAML_FIELD_END};
+static const cyaml_schema_value_t s_short_string = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 64)};
+static const cyaml_schema_field_t s_locality_fields[] = {
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_locality, name, 1, 32),
+    CYAML_FIELD_SEQUENCE("referrers", CYAML_FLAG_POINTER, y_locality, referrers, &s_short_string, 0,
+                         1000),
+    CYAML_FIELD_END};
+static const cyaml_schema_value_t s_locality = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_locality, s_locality_fields)};
+static const cyaml_schema_field_t s_front_door_fields[] = {
+    CYAML_FIELD_STRING_PTR("working_days", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_front_door,
+                           working_days, 1, 8),
+    CYAML_FIELD_STRING_PTR("day_ends", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_front_door,
+                           day_ends, 1, 8),
+    CYAML_FIELD_STRING_PTR("due_soon", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_front_door,
+                           due_soon, 1, 16),
+    CYAML_FIELD_SEQUENCE("bank_holidays", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_front_door,
+                         bank_holidays, &s_short_string, 0, FD_HOLIDAYS_MAX + 1),
+    CYAML_FIELD_SEQUENCE("localities", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_front_door,
+                         localities, &s_locality, 0, 64),
+    CYAML_FIELD_END};
 static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("org", CYAML_FLAG_POINTER, y_config, org, 1, 9),
     CYAML_FIELD_ENUM("role", CYAML_FLAG_STRICT, y_config, role, s_roles, 3),
@@ -42,6 +63,8 @@ static const cyaml_schema_field_t s_config_fields[] = {
                            heartbeat_text, 1, 12),
     CYAML_FIELD_STRING_PTR("witness_ms", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            witness_text, 1, 12),
+    CYAML_FIELD_MAPPING_PTR("front_door", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
+                            front_door, s_front_door_fields),
     CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, y_config, log_level,
                      s_levels, 3),
     CYAML_FIELD_END};
@@ -110,6 +133,11 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         else
             *nums[i].out = (unsigned)v;
     }
+    if (!rc && (rc = ag_fd_rules_load(a->cfg->front_door, &a->fd, err))) {
+        char why[sizeof err->detail];
+        snprintf(why, sizeof why, "%s", err->detail);
+        sh_error_set(err, rc, "%s: %s", config_path, why);
+    }
     char secret[SH_Z85_LEN + 1] = "", pub[SH_Z85_LEN + 1];
     if (!rc) rc = sh_curve_secret_load(a->cfg->curve_key, secret, pub, err);
     if (!rc)
@@ -121,13 +149,17 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         const char *name;
         unsigned flags;
         sh_db *db;
-    } dbs[] = {{"events", SH_DB_SEALED, &a->events},      {"by_child", SH_DB_PLAIN, &a->by_child},
-               {"by_thread", SH_DB_PLAIN, &a->by_thread}, {"inbox", SH_DB_PLAIN, &a->inbox},
-               {"outbox", SH_DB_SEALED, &a->outbox},      {"outcome", SH_DB_PLAIN, &a->outcome},
-               {"state", SH_DB_PLAIN, &a->state},         {"tracking", SH_DB_PLAIN, &a->tracking},
-               {"read", SH_DB_PLAIN, &a->read},           {"acks", SH_DB_PLAIN, &a->acks}};
+    } dbs[] = {
+        {"events", SH_DB_SEALED, &a->events},      {"by_child", SH_DB_PLAIN, &a->by_child},
+        {"by_thread", SH_DB_PLAIN, &a->by_thread}, {"inbox", SH_DB_PLAIN, &a->inbox},
+        {"outbox", SH_DB_SEALED, &a->outbox},      {"outcome", SH_DB_PLAIN, &a->outcome},
+        {"state", SH_DB_PLAIN, &a->state},         {"tracking", SH_DB_PLAIN, &a->tracking},
+        {"read", SH_DB_PLAIN, &a->read},           {"acks", SH_DB_PLAIN, &a->acks},
+        {"accounts", SH_DB_SEALED, &a->accounts},  {"front_door", SH_DB_PLAIN, &a->front_door},
+        {"fd_by_id", SH_DB_PLAIN, &a->fd_by_id},   {"by_name", SH_DB_PLAIN, &a->by_name}};
     for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
         rc = sh_store_db(a->store, dbs[i].name, dbs[i].flags, dbs[i].db, err);
+    if (!rc) rc = ag_indexes_upgrade(a, err);
     if (!rc) rc = ag_load_seq(a, "inbox_seq", &a->inbox_seq, err);
     if (!rc) rc = ag_load_seq(a, "outbox_seq", &a->outbox_seq, err);
     if (!rc) {

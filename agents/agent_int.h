@@ -16,6 +16,10 @@
  *   tracking.c  each sent event's fate per recipient; READ receipts for what is opened here
  *   api.c       what the agency API (sharehub-api) asks beyond the CLI: acknowledging the
  *               inbox per client system, auditing the API's refusals
+ *   accounts.c  the workspace's named users: role, password hash, failed sign-ins, lockout
+ *   frontdoor.c the hub's front-door queue: each received referral's triage state, deadline
+ *               and holder; the queue listing and assignment
+ *   search.c    finding a child by name and date of birth through a blinded index
  *   stats.c     counters, the metrics page and readiness
  *
  * Store layout (one LMDB environment, docs/agent.md):
@@ -30,6 +34,10 @@
  *                      read, expired; 0 not yet) | u16 BE expiry reason code
  *   read      (plain)  event id (16) -> i64 BE when its READ receipt was made
  *   acks      (plain)  client system name -> u64 BE inbox seq it has taken up to (exclusive)
+ *   accounts  (sealed) account name -> JSON (role, display name, Argon2id hash, lockout)
+ *   front_door (plain) queue key (26: risk, level, newest first, event id) -> item (frontdoor.c)
+ *   fd_by_id  (plain)  event id (16) -> its queue key
+ *   by_name   (plain)  blind("name", normalised name + date of birth) (32) | event id -> ""
  * Never: acknowledges a delivery before it is durable here; drops an outbox entry before the
  * broker has answered it with a final code; lets a write stand whose audit entry failed.
  */
@@ -47,6 +55,7 @@
 #include "codec.h"
 #include "daemon.h"
 #include "http.h"
+#include "ident.h"
 #include "metrics.h"
 #include "store.h"
 #include "yaml.h"
@@ -61,6 +70,20 @@ typedef struct y_broker {
     char *endpoint, *public_key;
 } y_broker;
 
+typedef struct y_locality {
+    char *name;
+    char **referrers;
+    unsigned referrers_count;
+} y_locality;
+
+typedef struct y_front_door {
+    char *working_days, *day_ends, *due_soon;
+    char **bank_holidays;
+    unsigned bank_holidays_count;
+    y_locality *localities;
+    unsigned localities_count;
+} y_front_door;
+
 typedef struct y_config {
     char *org;
     int role;
@@ -68,8 +91,19 @@ typedef struct y_config {
     char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions, *http;
     char *heartbeat_text, *witness_text; /* read as text, parsed strictly (cli_number) */
     unsigned heartbeat_ms, witness_ms;
+    y_front_door *front_door;
     int log_level;
 } y_config;
+
+/* The front door's deadline rules (frontdoor.c), read from front_door: in the configuration. */
+#define FD_HOLIDAYS_MAX 200
+typedef struct ag_fd_rules {
+    int working_days;    /* a decision is due this many working days after arrival (0-10) */
+    int end_minute;      /* ... at this minute of the day, local time (default 17:00) */
+    int64_t due_soon_ms; /* open items due within this are "due soon" (default 4 h) */
+    char holidays[FD_HOLIDAYS_MAX][11]; /* YYYY-MM-DD: not working days */
+    unsigned nholidays;
+} ag_fd_rules;
 
 typedef struct ag_flight {
     uint64_t seq;
@@ -120,6 +154,8 @@ struct sh_agent {
     sh_store *store; /* vault.store */
     sh_audit *audit; /* vault.audit */
     sh_db events, by_child, by_thread, inbox, outbox, outcome, state, tracking, read, acks;
+    sh_db accounts, front_door, fd_by_id, by_name;
+    ag_fd_rules fd;
     sh_client *broker;
     void *ctx, *rep;
     int connected;
@@ -211,6 +247,10 @@ const char *ag_str(json_object *req, const char *key);
  * good (or absent and not required; *out NULL then), else the error to answer with. */
 json_object *ag_text_arg(json_object *req, const char *key, int required, const char *what,
                          const char **out);
+/* The same for longer text (a rationale): up to max bytes. */
+#define TEXT_MAX 2000
+json_object *ag_text_arg_max(json_object *req, const char *key, int required, const char *what,
+                             size_t max, const char **out);
 json_object *ag_require_reader(json_object *req, const char **user, const char **purpose);
 /* The audit detail of a request: what, and "what via api:<client>" when the agency API made
  * it for an authenticated client system (docs/agent.md). */
@@ -232,6 +272,7 @@ void ag_local_settled(sh_agent *a, sh_err rc, const sh_error *err);
 json_object *ag_op_inbox(sh_agent *a, json_object *req);
 json_object *ag_op_show(sh_agent *a, json_object *req);
 json_object *ag_op_child(sh_agent *a, json_object *req);
+json_object *ag_op_item(sh_agent *a, json_object *req);
 
 /* ---- cpis.c ---- */
 /* A child's current CP-IS flag: its type (FlagType, 0 when none), the status event that set
@@ -278,6 +319,64 @@ json_object *ag_op_ack(sh_agent *a, json_object *req);
 json_object *ag_op_refused(sh_agent *a, json_object *req);
 /* The inbox seq client has acknowledged up to (exclusive); 0 when none. */
 uint64_t ag_acked(sh_agent *a, sh_txn *t, const char *client);
+
+/* ---- accounts.c ---- */
+enum { ACC_NONE = 0, ACC_PRACTITIONER, ACC_MANAGER, ACC_READ_ONLY, ACC_AUDITOR };
+#define ACCOUNT_NAME_MAX 64
+#define LOCK_AFTER       5              /* failed sign-ins in a row that lock an account */
+#define LOCK_MS          (15 * 60000LL) /* for this long */
+const char *ag_role_name(int role);
+/* The role of account name (ACC_NONE when there is none, or it is disabled); its display name
+ * into display (ACCOUNT_NAME_MAX + 1 bytes) when display is not NULL. */
+int ag_account_role(sh_agent *a, sh_txn *t, const char *name, char *display);
+/* The "user" of req as an account whose role is one of the allowed (a bit per role): NULL and
+ * *role set, or the error to answer with. */
+json_object *ag_require_account(sh_agent *a, json_object *req, unsigned allowed, const char **user,
+                                int *role);
+#define ROLES(...) ag_role_bits((int[]){__VA_ARGS__, -1})
+unsigned ag_role_bits(const int *roles);
+json_object *ag_op_account_set(sh_agent *a, json_object *req);
+json_object *ag_op_account_get(sh_agent *a, json_object *req);
+json_object *ag_op_sign_in(sh_agent *a, json_object *req);
+json_object *ag_op_accounts(sh_agent *a, json_object *req);
+
+/* ---- frontdoor.c ---- */
+enum { FD_OPEN = 1, FD_ASSIGNED = 2, FD_DECIDED = 3 };
+#define FD_KEY 26
+typedef struct ag_fd_item {
+    uint8_t id[16];
+    int state, type, immediate, level;
+    int64_t received_ms, deadline_ms, assigned_ms, decided_ms;
+    uint8_t decision[16]; /* the newest decision (an amendment replaces it) */
+    unsigned amendments;
+    char referrer[SH_ORG_MAX + 1], locality[33];
+    char assignee[ACCOUNT_NAME_MAX + 1], assigned_by[ACCOUNT_NAME_MAX + 1];
+    char decided_by[ACCOUNT_NAME_MAX + 1];
+} ag_fd_item;
+sh_err ag_fd_rules_load(const y_front_door *y, ag_fd_rules *r, sh_error *err);
+/* The decision deadline of something received at received_ms (local time, the rules' working
+ * days and bank holidays). */
+int64_t ag_fd_deadline(const ag_fd_rules *r, int64_t received_ms);
+/* A received referral or concern at the hub joins the queue (others are not front-door
+ * items: nothing is done). Inside t, with the delivery. */
+sh_err ag_fd_arrived(sh_agent *a, sh_txn *t, const sh_envelope *e, const char *peer, int64_t at_ms,
+                     sh_error *err);
+/* The item of event id: 1 and *it (and its key) when the queue holds it, 0 when not. */
+int ag_fd_get(sh_agent *a, sh_txn *t, const uint8_t id[16], ag_fd_item *it, uint8_t key[FD_KEY]);
+sh_err ag_fd_put(sh_agent *a, sh_txn *t, const ag_fd_item *it, const uint8_t key[FD_KEY],
+                 sh_error *err);
+json_object *ag_fd_json(sh_agent *a, const ag_fd_item *it, int64_t now);
+json_object *ag_op_queue(sh_agent *a, json_object *req);
+json_object *ag_op_assign(sh_agent *a, json_object *req);
+
+/* ---- search.c ---- */
+/* The blinded name key of a child (normalised given and family name, date of birth): 0 and
+ * out, or -1 when the child lacks one of the three. */
+int ag_name_key(sh_store *s, const char *given, const char *family, const char *dob,
+                uint8_t out[SH_BLIND_BYTES]);
+/* Indexes (by_name, the front door) built for events stored before they existed: once. */
+sh_err ag_indexes_upgrade(sh_agent *a, sh_error *err);
+json_object *ag_op_find(sh_agent *a, json_object *req);
 
 /* ---- stats.c ---- */
 void ag_count_refused(sh_agent *a, int code, const char *by);

@@ -1,6 +1,7 @@
 /*
  * cpis.c — health's part of CP-IS (the Child Protection Information Sharing service): the
- * child-protection or looked-after flag of a child, from the plan status events received,
+ * child-protection or looked-after flag of a child, from the plan status events received
+ * (and, at the hub that starts the plans, sent),
  * and the access notification the responsible local authority is sent when a flagged child
  * is seen in unscheduled care — an attendance published here, or a clinician's system asking
  * for the child's flag (the FHIR Flag search, docs/fhir.md).
@@ -29,7 +30,7 @@ int ag_flag_for(sh_agent *a, sh_txn *t, const uint8_t ref[32], ag_flag *f)
         sh_agent_record r;
         sh_envelope *e = NULL;
         if (sh_txn_get(t, a->events, kv.key + 32, 16, &b, &err) == SH_OK &&
-            sh_agent_record_parse(b.data, b.len, &r) == 0 && r.direction == SH_DIR_RECEIVED &&
+            sh_agent_record_parse(b.data, b.len, &r) == 0 &&
             sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) == SH_OK) {
             /* the latest status of each plan kind counts */
             const Sharehub__V1__LaContact *la = NULL;

@@ -37,6 +37,14 @@ sh_err ag_store_event(sh_agent *a, sh_txn *t, int direction, const char *peer, c
         memcpy(key + SH_BLIND_BYTES, id, 16);
         rc = sh_txn_put(t, a->by_child, key, sizeof key, "", 0, 0, err);
     }
+    uint8_t name[SH_BLIND_BYTES];
+    if (!rc && e->child &&
+        ag_name_key(a->store, e->child->given_name, e->child->family_name, e->child->date_of_birth,
+                    name) == 0) {
+        memcpy(key, name, SH_BLIND_BYTES);
+        memcpy(key + SH_BLIND_BYTES, id, 16);
+        rc = sh_txn_put(t, a->by_name, key, sizeof key, "", 0, 0, err);
+    }
     if (!rc && e->correlation_id.len == 16) {
         memcpy(key, e->correlation_id.data, 16);
         memcpy(key + 16, id, 16);

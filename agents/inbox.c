@@ -99,6 +99,7 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
     if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
     if (!rc && e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt)
         rc = ag_track_receipt(a, bt->t, peer, e, &err);
+    if (!rc) rc = ag_fd_arrived(a, bt->t, e, peer, sh_clock_ms(), &err);
     if (!rc)
         ag_audit(a, bt->t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, m->frame[0], nr ? refs[0] : NULL,
                  "agent", peer, NULL, rule, sh_event_type_name(e->event_type));

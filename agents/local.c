@@ -94,8 +94,17 @@ static json_object *s_dispatch(sh_agent *a, const char *op, json_object *req)
     if (strcmp(op, "triage") == 0) return ag_op_triage(a, req);
     if (strcmp(op, "ack") == 0) return ag_op_ack(a, req);
     if (strcmp(op, "refused") == 0) return ag_op_refused(a, req);
+    if (strcmp(op, "queue") == 0) return ag_op_queue(a, req);
+    if (strcmp(op, "assign") == 0) return ag_op_assign(a, req);
+    if (strcmp(op, "find") == 0) return ag_op_find(a, req);
+    if (strcmp(op, "item") == 0) return ag_op_item(a, req);
+    if (strcmp(op, "account_set") == 0) return ag_op_account_set(a, req);
+    if (strcmp(op, "account_get") == 0) return ag_op_account_get(a, req);
+    if (strcmp(op, "sign_in") == 0) return ag_op_sign_in(a, req);
+    if (strcmp(op, "accounts") == 0) return ag_op_accounts(a, req);
     return ag_error_json(SH_E_INVAL,
-                         "op: status, publish, inbox, show, child, triage, ack or refused");
+                         "op: status, publish, inbox, show, child, triage, ack, refused, queue, "
+                         "assign, find, item, account_set, account_get, sign_in or accounts");
 }
 
 /* Reads one request: the peer's id, the empty delimiter, one frame of JSON. 1 and *req (NULL

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agent_int.h"
+#include "clock.h"
 #include "ident.h"
 #include "json.h"
 
@@ -287,10 +288,51 @@ json_object *ag_op_show(sh_agent *a, json_object *req)
     return out;
 }
 
+/* An attendance of the child, for the views' "last 25": an unscheduled-care attendance held
+ * here, or the access notification of one (what the hub receives); each attendance once. */
+static void s_attendance(json_object *att, const sh_envelope *e, const uint8_t id[16])
+{
+    int64_t at;
+    const char *site;
+    const uint8_t *aid = id;
+    if (e->event_type == ET(UNSCHEDULED_CARE_ATTENDANCE) && e->unscheduled_care_attendance) {
+        at = e->unscheduled_care_attendance->arrived_at_ms;
+        site = e->unscheduled_care_attendance->site_code;
+    } else if (e->event_type == ET(ACCESS_NOTIFICATION) && e->access_notification &&
+               e->access_notification->attendance_event_id.len == 16) {
+        at = e->access_notification->accessed_at_ms;
+        site = e->access_notification->site_code;
+        aid = e->access_notification->attendance_event_id.data;
+    } else {
+        return;
+    }
+    char idt[SH_EVENT_ID_STR];
+    sh_event_id_format(aid, idt);
+    for (size_t i = 0; i < json_object_array_length(att); i++)
+        if (strcmp(json_object_get_string(
+                       json_object_object_get(json_object_array_get_idx(att, i), "event_id")),
+                   idt) == 0)
+            return;
+    json_object *x = json_object_new_object();
+    json_object_object_add(x, "at", json_object_new_int64(at));
+    json_object_object_add(x, "site", json_object_new_string(site ? site : ""));
+    json_object_object_add(x, "event_id", json_object_new_string(idt));
+    json_object_array_add(att, x);
+}
+
 static int s_cmp_arrival(const void *x, const void *y)
 {
     int64_t a = json_object_get_int64(json_object_object_get(*(json_object *const *)x, "at"));
     int64_t b = json_object_get_int64(json_object_object_get(*(json_object *const *)y, "at"));
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static int s_cmp_stored(const void *x, const void *y)
+{
+    int64_t a =
+        json_object_get_int64(json_object_object_get(*(json_object *const *)x, "stored_at_ms"));
+    int64_t b =
+        json_object_get_int64(json_object_object_get(*(json_object *const *)y, "stored_at_ms"));
     return a < b ? 1 : a > b ? -1 : 0;
 }
 
@@ -329,16 +371,7 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
             if (!item && why != SH_E_NOT_FOUND)
                 json_object_array_add(items, s_damaged(a, t, eid, why, user, purpose));
             if (!item) continue;
-            if (e && e->event_type == ET(UNSCHEDULED_CARE_ATTENDANCE)) {
-                json_object *x = json_object_new_object();
-                json_object_object_add(
-                    x, "at", json_object_new_int64(e->unscheduled_care_attendance->arrived_at_ms));
-                json_object_object_add(
-                    x, "site", json_object_new_string(e->unscheduled_care_attendance->site_code));
-                json_object_object_add(x, "event_id",
-                                       json_object_get(json_object_object_get(item, "event_id")));
-                json_object_array_add(att, x);
-            }
+            if (e) s_attendance(att, e, eid);
             json_object_array_add(items, item);
             ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, eid, ref, user, NULL, purpose, NULL,
                      ag_via(req, "child record", via, sizeof via));
@@ -405,5 +438,109 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
     }
     json_object_object_add(out, "attendances", att);
     json_object_object_add(out, "events", items);
+    return out;
+}
+
+/* item: one front-door item opened in the workspace — the referral in full, its triage state,
+ * and the child's history here (every other event about the child, newest first, with the
+ * protocol each arrived under), the CP-IS flag and the attendances. One audited read: the
+ * view, naming how many events it showed. A team manager also gets who it can be assigned to. */
+json_object *ag_op_item(sh_agent *a, json_object *req)
+{
+    const char *user, *purpose, *ids = ag_str(req, "event_id");
+    json_object *bad = ag_require_reader(req, &user, &purpose);
+    if (bad) return bad;
+    uint8_t id[16], key[FD_KEY];
+    if (sh_event_id_parse(ids, id)) return ag_error_json(SH_E_BAD_EVENT_ID, "event_id");
+    sh_txn *t = NULL;
+    sh_cursor *c = NULL;
+    sh_error err;
+    sh_kv kv;
+    if (sh_txn_begin(a->store, 1, &t, &err)) return ag_error_json(err.code, err.detail);
+    sh_envelope *e = NULL;
+    sh_err why;
+    json_object *item = s_event_json(a, t, id, 1, &e, &why);
+    if (!item) {
+        if (why != SH_E_NOT_FOUND) json_object_put(s_damaged(a, t, id, why, user, purpose));
+        ag_commit(a, &t, &err);
+        return ag_error_json(why == SH_E_NOT_FOUND ? SH_E_NOT_FOUND : why,
+                             why == SH_E_NOT_FOUND ? "no such event at this agency"
+                                                   : "this event fails its integrity check");
+    }
+    json_object *out = ag_ok(), *hist = json_object_new_array(), *att = json_object_new_array();
+    ag_fd_item it;
+    if (ag_fd_get(a, t, id, &it, key))
+        json_object_object_add(out, "front_door", ag_fd_json(a, &it, sh_clock_ms()));
+    uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    int nr = e ? sh_child_refs(a->store, e->child, refs) : 0;
+    ag_flag f = {0};
+    if (nr && sh_cursor_open(t, a->by_child, &c, &err) == SH_OK) {
+        for (sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, refs[0], 32, &kv, &err);
+             rc == SH_OK && kv.klen == 48 && memcmp(kv.key, refs[0], 32) == 0;
+             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
+            uint8_t eid[16];
+            memcpy(eid, kv.key + 32, 16);
+            if (memcmp(eid, id, 16) == 0) continue;
+            sh_envelope *he = NULL;
+            json_object *h = s_event_json(a, t, eid, 0, &he, &why);
+            if (!h) continue; /* a damaged one is reported when it is itself opened */
+            if (he) s_attendance(att, he, eid);
+            sh_envelope_free(he);
+            json_object_array_add(hist, h);
+        }
+        sh_cursor_close(&c);
+        ag_flag_for(a, t, refs[0], &f);
+    }
+    char detail[120], via[VIA_MAX];
+    snprintf(detail, sizeof detail, "front-door item with the child's history (%zu events)",
+             json_object_array_length(hist));
+    ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, id, nr ? refs[0] : NULL, user, NULL, purpose,
+             NULL, ag_via(req, detail, via, sizeof via));
+    int received =
+        strcmp(json_object_get_string(json_object_object_get(item, "direction")), "received") == 0;
+    int receipt = e && e->event_type == ET(DELIVERY_RECEIPT);
+    sh_envelope_free(e);
+    if (ag_commit(a, &t, &err)) {
+        json_object_put(out);
+        json_object_put(item);
+        json_object_put(hist);
+        json_object_put(att);
+        return ag_error_json(err.code, err.detail);
+    }
+    if (received && !receipt && ag_read_receipt(a, id, user, &err))
+        ag_log_event(a, "warning", id, "the READ receipt could not be made: %s", err.detail);
+    json_object_array_sort(hist, s_cmp_stored);
+    json_object_array_sort(att, s_cmp_arrival);
+    while (json_object_array_length(att) > ATTENDANCES_SHOWN)
+        json_object_array_del_idx(att, ATTENDANCES_SHOWN, 1);
+    json_object_object_add(out, "item", item);
+    json_object_object_add(out, "history", hist);
+    json_object_object_add(out, "attendances", att);
+    const char *fname = f.type ? sh_enum_name(&sharehub__v1__flag_type__descriptor, f.type) : NULL;
+    json_object_object_add(out, "flag", json_object_new_string(fname ? fname : "none"));
+    if (f.type) {
+        json_object *la = json_object_new_object();
+        json_object_object_add(la, "la_code", json_object_new_string(f.la));
+        const char *name = sh_la_name(f.la);
+        if (name) json_object_object_add(la, "name", json_object_new_string(name));
+        json_object_object_add(la, "office_hours_phone", json_object_new_string(f.office));
+        json_object_object_add(la, "out_of_hours_phone", json_object_new_string(f.out_of_hours));
+        json_object_object_add(out, "la_contact", la);
+        if (f.start[0]) json_object_object_add(out, "flag_start", json_object_new_string(f.start));
+    }
+    int role = ACC_NONE;
+    if (sh_txn_begin(a->store, 0, &t, &err) == SH_OK) {
+        role = ag_account_role(a, t, user, NULL);
+        sh_txn_abort(&t);
+    }
+    if (role == ACC_MANAGER) {
+        json_object *q = json_object_new_object();
+        json_object *list = ag_op_accounts(a, q);
+        json_object_put(q);
+        json_object *acc;
+        if (json_object_object_get_ex(list, "accounts", &acc))
+            json_object_object_add(out, "assignable", json_object_get(acc));
+        json_object_put(list);
+    }
     return out;
 }

@@ -39,21 +39,27 @@ const char *ag_str(json_object *req, const char *key)
 json_object *ag_text_arg(json_object *req, const char *key, int required, const char *what,
                          const char **out)
 {
+    return ag_text_arg_max(req, key, required, what, USER_MAX, out);
+}
+
+json_object *ag_text_arg_max(json_object *req, const char *key, int required, const char *what,
+                             size_t max, const char **out)
+{
     json_object *v;
     char detail[160];
     *out = NULL;
     if (!json_object_object_get_ex(req, key, &v)) {
         if (!required) return NULL;
-        snprintf(detail, sizeof detail, "%s: missing (%s, 1-%d characters)", key, what, USER_MAX);
+        snprintf(detail, sizeof detail, "%s: missing (%s, 1-%zu characters)", key, what, max);
         return ag_error_json(SH_E_MISSING_FIELD, detail);
     }
     const char *t = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
     if (!t)
         snprintf(detail, sizeof detail, "%s: want a string (%s)", key, what);
     else if (!*t)
-        snprintf(detail, sizeof detail, "%s: empty (%s, 1-%d characters)", key, what, USER_MAX);
-    else if (strlen(t) > USER_MAX)
-        snprintf(detail, sizeof detail, "%s: too long (at most %d characters)", key, USER_MAX);
+        snprintf(detail, sizeof detail, "%s: empty (%s, 1-%zu characters)", key, what, max);
+    else if (strlen(t) > max)
+        snprintf(detail, sizeof detail, "%s: too long (at most %zu characters)", key, max);
     else if (sh_text_check(t))
         snprintf(detail, sizeof detail, "%s: holds control characters or is not UTF-8", key);
     else {

@@ -9,6 +9,11 @@
  *   resources.c  the /v1 resources: what each asks the agent and how its answer reads
  *   stream.c     GET /v1/inbox/stream: server-sent events
  *   fhir.c       FHIR R4 for health systems: the Flag search (a CP-IS access), Encounter
+ *   ws.c         the workspace for people (docs/workspace.md): its own HTTPS listener,
+ *                sessions, CSRF, forms, static assets, pages rendered from templates
+ *   pages.c      the workspace's pages: sign-in, the queue, an item, triage, search, the
+ *                clinician's view
+ *   template.c   the templates' Mustache subset, escaping every value
  *
  * sharehub-api is a process of its own beside the agent: untrusted TLS and HTTP parsing, and
  * a thousand connections, live where neither the store's keys nor the broker link are, and a
@@ -48,6 +53,10 @@ typedef struct api_config {
     size_t nclients;
     int log_level;
     int64_t stream_poll_ms;
+    /* the workspace (ws.c): absent when ws_listen is NULL */
+    char *ws_listen, *ws_root;
+    int64_t ws_idle_ms, ws_absolute_ms;
+    char ws_site[10], ws_setting[40];
 } api_config;
 
 typedef struct api api;
@@ -93,6 +102,12 @@ struct api_req {
     char *out;
     size_t out_len, out_off;
     api_req *snext;
+    /* the workspace's part (ws.c) */
+    struct ws_session *sess;
+    json_object *form; /* a POST's fields, or the GET's query */
+    int step;
+    char url[200];
+    char cookie[160]; /* a Set-Cookie to send */
 };
 
 /* ---- config.c ---- */
@@ -119,6 +134,8 @@ struct api {
     char last_refusal[200];
     int role; /* the agent's role: 2 health (FHIR) */
     char org[16];
+    struct MHD_Daemon *wd; /* the workspace's listener (NULL: none configured) */
+    struct ws *ws;
 };
 sh_err api_new(api_config *cfg, api **out, sh_error *err);
 sh_err api_run(api *s, volatile int *stop, volatile int *reload, const char *config_path);
@@ -180,5 +197,43 @@ void api_fhir_encounter_start(api *s, api_req *r);
 void api_fhir_encounter_finish(api *s, api_req *r, json_object *reply);
 /* The sharehub error as a FHIR OperationOutcome (for the /fhir paths). */
 void api_fhir_error(api_req *r, sh_err code, const char *detail, const char *expression);
+
+/* ---- ws.c ---- */
+/* The roles of the workspace's accounts, as the agent names them (agents/accounts.c). */
+enum { WS_NOBODY = 0, WS_PRACTITIONER, WS_MANAGER, WS_READ_ONLY, WS_AUDITOR };
+#define WS_ROLE(x) (1u << (x))
+#define WS_ANYONE  (WS_ROLE(WS_PRACTITIONER) | WS_ROLE(WS_MANAGER) | WS_ROLE(WS_READ_ONLY))
+typedef struct ws_session {
+    char id[48], csrf[48];
+    char user[65], display[65];
+    int role; /* WS_NOBODY: not signed in yet (a sign-in form's session) */
+    int64_t created_ms, seen_ms;
+    char flash[200];      /* a one-off confirmation shown on the next page */
+    char error[400];      /* a one-off error for the next page's form */
+    char error_field[40]; /* the field it concerns */
+    json_object *values;  /* the form values that failed, to fill it again */
+} ws_session;
+sh_err ws_new(api *s, sh_error *err);
+void ws_destroy(api *s);
+/* The workspace's routes; `scopes` holds the roles (WS_ROLE bits) it admits, 0: anyone. */
+extern const api_route ws_routes[];
+extern const size_t ws_nroutes;
+/* Renders template tpl (inside the layout) in ctx (taken), as r's response. */
+void ws_page(api *s, api_req *r, unsigned status, const char *title, const char *tpl,
+             json_object *ctx);
+/* A page saying what went wrong (code's message, detail), with its HTTP status. */
+void ws_fail(api *s, api_req *r, sh_err code, const char *detail);
+/* 303 See Other to location. */
+void ws_redirect(api_req *r, const char *location);
+/* A form or query field, or NULL. */
+const char *ws_field(api_req *r, const char *name);
+/* A new session (its cookie set on r); NULL when the table is full of live ones. */
+ws_session *ws_session_new(api *s, api_req *r);
+void ws_session_end(api *s, api_req *r);
+/* The agent's error answer, when it is one, as the session's one-off error (for the next
+ * page): 1; else 0. */
+int ws_agent_error(api_req *r, json_object *reply);
+const char *ws_role_name(int role);
+int ws_role_value(const char *name);
 
 #endif

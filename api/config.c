@@ -11,6 +11,7 @@
 
 #include "api_int.h"
 #include "cli.h"
+#include "clock.h"
 #include "codec.h"
 #include "ident.h"
 #include "yaml.h"
@@ -24,9 +25,14 @@ typedef struct y_client {
     unsigned scopes;
 } y_client;
 
+typedef struct y_workspace {
+    char *listen, *root, *idle, *absolute, *site, *setting;
+} y_workspace;
+
 typedef struct y_api {
     char *listen, *agent_socket, *stream_poll_text;
     y_tls *tls;
+    y_workspace *workspace;
     y_client *clients;
     unsigned clients_count;
     int log_level;
@@ -53,11 +59,25 @@ static const cyaml_schema_field_t s_client_fields[] = {
     CYAML_FIELD_END};
 static const cyaml_schema_value_t s_client = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_client, s_client_fields)};
+static const cyaml_schema_field_t s_workspace_fields[] = {
+    CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, y_workspace, listen, 1, 64),
+    CYAML_FIELD_STRING_PTR("root", CYAML_FLAG_POINTER, y_workspace, root, 1, 4096),
+    CYAML_FIELD_STRING_PTR("session_idle", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_workspace,
+                           idle, 1, 16),
+    CYAML_FIELD_STRING_PTR("session_absolute", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           y_workspace, absolute, 1, 16),
+    CYAML_FIELD_STRING_PTR("site", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_workspace, site, 1,
+                           9),
+    CYAML_FIELD_STRING_PTR("setting", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_workspace,
+                           setting, 1, 40),
+    CYAML_FIELD_END};
 static const cyaml_schema_field_t s_fields[] = {
     CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, y_api, listen, 1, 64),
     CYAML_FIELD_STRING_PTR("agent_socket", CYAML_FLAG_POINTER, y_api, agent_socket, 1, 100),
     CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_POINTER, y_api, tls, s_tls_fields),
     CYAML_FIELD_SEQUENCE("clients", CYAML_FLAG_POINTER, y_api, clients, &s_client, 0, 1000),
+    CYAML_FIELD_MAPPING_PTR("workspace", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_api, workspace,
+                            s_workspace_fields),
     CYAML_FIELD_STRING_PTR("stream_poll_ms", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_api,
                            stream_poll_text, 1, 12),
     CYAML_FIELD_ENUM("log_level", CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, y_api, log_level,
@@ -132,6 +152,36 @@ sh_err api_config_load(const char *path, api_config **out, sh_error *err)
                               path, y->stream_poll_text);
         else
             c->stream_poll_ms = poll;
+    }
+    const y_workspace *w = y->workspace;
+    if (!rc && w) {
+        c->ws_idle_ms = 30 * 60000LL;
+        c->ws_absolute_ms = 10 * 3600000LL;
+        int setting = 0;
+        if (!(c->ws_listen = strdup(w->listen)) || !(c->ws_root = strdup(w->root)))
+            rc = sh_error_set(err, SH_E_NOMEM, "configuration");
+        else if (w->idle && (sh_duration_parse(w->idle, &c->ws_idle_ms) || c->ws_idle_ms < 1000 ||
+                             c->ws_idle_ms > 86400000))
+            rc = sh_error_set(err, SH_E_API_CONFIG,
+                              "%s: workspace.session_idle: want a duration from 1s to 24h", path);
+        else if (w->absolute &&
+                 (sh_duration_parse(w->absolute, &c->ws_absolute_ms) ||
+                  c->ws_absolute_ms < c->ws_idle_ms || c->ws_absolute_ms > 7 * 86400000LL))
+            rc = sh_error_set(err, SH_E_API_CONFIG,
+                              "%s: workspace.session_absolute: want a duration from "
+                              "session_idle to 7d",
+                              path);
+        else if (w->site && sh_org_code_check(w->site) != SH_OK)
+            rc = sh_error_set(err, SH_E_API_CONFIG,
+                              "%s: workspace.site: want an ODS site code (1-9 of A-Z 0-9)", path);
+        else if (w->setting &&
+                 (sh_enum_value(&sharehub__v1__care_setting__descriptor, w->setting, &setting) ||
+                  setting <= 0))
+            rc = sh_error_set(err, SH_E_API_CONFIG,
+                              "%s: workspace.setting: not a care setting (docs/schema.md)", path);
+        snprintf(c->ws_site, sizeof c->ws_site, "%s", w && w->site ? w->site : "");
+        snprintf(c->ws_setting, sizeof c->ws_setting, "%s",
+                 setting ? sh_enum_name(&sharehub__v1__care_setting__descriptor, setting) : "");
     }
     for (unsigned i = 0; !rc && i < y->clients_count; i++) {
         const y_client *yc = &y->clients[i];
@@ -208,6 +258,8 @@ void api_config_free(api_config **cp)
     free(c->cert_file);
     free(c->key_file);
     free(c->ca_file);
+    free(c->ws_listen);
+    free(c->ws_root);
     free(c->clients);
     free(c);
     *cp = NULL;

@@ -114,6 +114,7 @@ static void s_answer(api *s, const char *text, size_t len)
         if (w->tag != tag) continue;
         api_link_forget(s, w);
         w->route->finish(s, w, reply);
+        if (w->tag != tag && !w->status) break; /* it asked the agent again (a page's steps) */
         if (!w->status && !w->streaming) api_error(w, SH_E_INTERNAL, "no answer was made");
         s_resume(w);
         break;

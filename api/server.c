@@ -532,6 +532,7 @@ sh_err api_new(api_config *cfg, api **out, sh_error *err)
     sh_wipe(key, sizeof key);
     free(cert);
     free(ca);
+    if (!rc) rc = ws_new(s, err);
     if (rc) {
         api_destroy(&s);
         return rc;
@@ -544,7 +545,10 @@ sh_err api_run(api *s, volatile int *stop, volatile int *reload, const char *con
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
     int fd = info ? info->epoll_fd : -1;
-    if (fd < 0) return SH_E_INTERNAL;
+    const union MHD_DaemonInfo *winfo =
+        s->wd ? MHD_get_daemon_info(s->wd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    int wfd = winfo ? winfo->epoll_fd : -1;
+    if (fd < 0 || (s->wd && wfd < 0)) return SH_E_INTERNAL;
     int64_t second = 0;
     while (!*stop) {
         if (*reload) {
@@ -568,11 +572,14 @@ sh_err api_run(api *s, volatile int *stop, volatile int *reload, const char *con
         }
         MHD_UNSIGNED_LONG_LONG mt = 0;
         int wait = MHD_get_timeout(s->d, &mt) == MHD_YES && mt < 100 ? (int)mt : 100;
-        zmq_pollitem_t items[2] = {{s->agent, 0, ZMQ_POLLIN, 0}, {NULL, fd, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 2, wait);
+        if (s->wd && MHD_get_timeout(s->wd, &mt) == MHD_YES && mt < (unsigned)wait) wait = (int)mt;
+        zmq_pollitem_t items[3] = {
+            {s->agent, 0, ZMQ_POLLIN, 0}, {NULL, fd, ZMQ_POLLIN, 0}, {NULL, wfd, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, s->wd ? 3 : 2, wait);
         if (n < 0 && zmq_errno() != EINTR) return SH_E_IO;
         if (n > 0 && (items[0].revents & ZMQ_POLLIN)) api_link_io(s);
         MHD_run(s->d);
+        if (s->wd) MHD_run(s->wd);
         int64_t now = sh_clock_ms();
         api_streams_tick(s, now);
         if (now / 1000 != second) {
@@ -593,6 +600,7 @@ void api_destroy(api **sp)
         if (w->suspended) w->suspended = 0, MHD_resume_connection(w->c);
     for (api_req *w = s->streams; w; w = w->snext)
         if (w->suspended) w->suspended = 0, MHD_resume_connection(w->c);
+    ws_destroy(s);
     if (s->d) MHD_stop_daemon(s->d);
     if (s->agent) zmq_close(s->agent);
     if (s->zctx) zmq_ctx_term(s->zctx);

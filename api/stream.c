@@ -95,6 +95,11 @@ ssize_t api_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 void api_stream_status(api *s, json_object *reply)
 {
     json_object *v;
+    static const char *const roles[] = {"", "education", "health", "social_care"};
+    if (json_object_object_get_ex(reply, "org", &v))
+        snprintf(s->org, sizeof s->org, "%s", json_object_get_string(v));
+    for (int i = 1; i < 4 && json_object_object_get_ex(reply, "role", &v); i++)
+        if (strcmp(json_object_get_string(v), roles[i]) == 0) s->role = i;
     if (!json_object_object_get_ex(reply, "received", &v)) return;
     s->inbox_seq = (uint64_t)json_object_get_int64(v);
     for (api_req *r = s->streams; r; r = r->snext) {
@@ -110,7 +115,7 @@ void api_stream_status(api *s, json_object *reply)
 
 void api_streams_tick(api *s, int64_t now)
 {
-    if (!s->streams) return;
+    if (!s->streams && s->role) return; /* (the first poll learns the agency's role) */
     for (api_req *r = s->streams; r; r = r->snext)
         if (now - r->stream_beat_ms >= BEAT_MS) {
             r->stream_beat_ms = now;

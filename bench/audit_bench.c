@@ -93,7 +93,7 @@ int main(int argc, char **argv)
     /* a broker's traffic: per event one receive and seven send/deny entries */
     static const char *const orgs[] = {"881", "882", "883", "RAJ", "R1L", "ESXPOL", "8819990"};
     static const char *const rules[] = {"isp-safeguarding-concerns@2", "isp-cpis@4",
-                                        "isp-hub-feedback@2", "isp-request-for-support@3"};
+                                        "isp-hub-feedback@3", "isp-request-for-support@3"};
     uint64_t rng = 42;
     uint8_t event[16], child[32];
     int64_t t0ms = 1767225600000; /* 2026-01-01 */

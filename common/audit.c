@@ -81,10 +81,10 @@ struct sh_audit {
 
 const char *sh_audit_action_name(int action)
 {
-    static const char *const names[] = {"unknown", "write",   "read",       "send",
-                                        "receive", "deny",    "deliver",    "refuse",
-                                        "admin",   "witness", "connection", "expire"};
-    return (action < 1 || action > SH_AUDIT_EXPIRE) ? "unknown" : names[action];
+    static const char *const names[] = {"unknown",    "write",   "read",   "send",  "receive",
+                                        "deny",       "deliver", "refuse", "admin", "witness",
+                                        "connection", "expire",  "sign_in"};
+    return (action < 1 || action > SH_AUDIT_ACTION_MAX) ? "unknown" : names[action];
 }
 
 sh_err sh_audit_open(sh_store *s, const sh_key *audit_key, const sh_signkey *signer,
@@ -216,7 +216,7 @@ static sh_err s_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
 {
     if (seq_out) *seq_out = 0;
     if (!a->signer) return sh_error_set(err, SH_E_INVAL, "audit opened without a signing key");
-    if (e->action < SH_AUDIT_WRITE || e->action > SH_AUDIT_EXPIRE)
+    if (e->action < SH_AUDIT_WRITE || e->action > SH_AUDIT_ACTION_MAX)
         return sh_error_set(err, SH_E_INVAL, "audit action %u", e->action);
     if (e->outcome > SH_AUDIT_FAILED)
         return sh_error_set(err, SH_E_INVAL, "audit outcome %u", e->outcome);

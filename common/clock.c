@@ -42,3 +42,12 @@ int sh_duration_parse(const char *text, int64_t *ms)
     *ms = v * unit;
     return 0;
 }
+
+char *sh_clock_iso(int64_t ms, char *out, size_t cap)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!cap) return out;
+    if (!gmtime_r(&secs, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm)) out[0] = '\0';
+    return out;
+}

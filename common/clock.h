@@ -7,6 +7,7 @@
 #ifndef SHAREHUB_CLOCK_H
 #define SHAREHUB_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Milliseconds since 1970-01-01T00:00:00Z (CLOCK_REALTIME). */
@@ -17,5 +18,8 @@ int64_t sh_clock_ms(void);
  * 0, or -1 when text is not of that form or out of range. */
 #define SH_DURATION_MAX_MS (366LL * 86400 * 1000)
 int sh_duration_parse(const char *text, int64_t *ms);
+
+/* ms as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out (at least 21 bytes); out. */
+char *sh_clock_iso(int64_t ms, char *out, size_t cap);
 
 #endif

@@ -323,6 +323,16 @@ static sh_err s_body(const sh_envelope *e, sh_error *err)
         if ((rc = s_require_enum(b->outcome, "hub_decision.outcome", err))) return rc;
         if ((rc = s_require_text(b->rationale, "hub_decision.rationale", err))) return rc;
         if ((rc = s_time(b->decided_at_ms, "hub_decision.decided_at_ms", err))) return rc;
+        /* an amendment names the decision it changes and why; neither alone */
+        if (b->amends_event_id.len &&
+            (rc = s_event_ref(b->amends_event_id, "hub_decision.amends_event_id", err)))
+            return rc;
+        if (b->amends_event_id.len && s_empty(b->amendment_reason))
+            return sh_error_set(err, SH_E_MISSING_FIELD,
+                                "hub_decision.amendment_reason: an amendment says why");
+        if (!b->amends_event_id.len && !s_empty(b->amendment_reason))
+            return sh_error_set(err, SH_E_BAD_FIELD,
+                                "hub_decision.amendment_reason: without amends_event_id");
         return s_professional(b->decided_by, "hub_decision.decided_by", err);
     }
     case BODY(CP_PLAN_STATUS): {

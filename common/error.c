@@ -89,6 +89,13 @@ static const struct {
     {SH_E_MEDIA_TYPE, "SH_E_MEDIA_TYPE", "unsupported content type"},
     {SH_E_API_CONFIG, "SH_E_API_CONFIG", "API configuration is invalid"},
     {SH_E_AGENT_UNAVAILABLE, "SH_E_AGENT_UNAVAILABLE", "the agent did not answer"},
+    {SH_E_SIGN_IN, "SH_E_SIGN_IN", "the user name or password is not right"},
+    {SH_E_LOCKED, "SH_E_LOCKED", "the account is locked after repeated failed sign-ins"},
+    {SH_E_NO_SESSION, "SH_E_NO_SESSION", "not signed in, or the session has expired"},
+    {SH_E_CSRF, "SH_E_CSRF", "the form's security token is missing or wrong"},
+    {SH_E_ROLE, "SH_E_ROLE", "the user's role does not allow this"},
+    {SH_E_TRIAGE_STATE, "SH_E_TRIAGE_STATE", "the item's triage state does not allow this"},
+    {SH_E_LEVEL_OUTCOME, "SH_E_LEVEL_OUTCOME", "the outcome does not fit the level of need"},
 };
 
 static int s_find(sh_err code)

@@ -98,6 +98,14 @@ typedef enum sh_err {
     SH_E_MEDIA_TYPE = 905,        /* the body is not of a content type the resource takes */
     SH_E_API_CONFIG = 906,        /* the API's configuration is invalid */
     SH_E_AGENT_UNAVAILABLE = 907, /* the agent did not answer the API in time */
+
+    SH_E_SIGN_IN = 910,       /* a user name and password that do not match an account */
+    SH_E_LOCKED = 911,        /* an account locked after repeated failed sign-ins */
+    SH_E_NO_SESSION = 912,    /* not signed in, or the session has expired */
+    SH_E_CSRF = 913,          /* a form posted without its session's CSRF token */
+    SH_E_ROLE = 914,          /* the signed-in user's role does not allow this */
+    SH_E_TRIAGE_STATE = 915,  /* a triage step the item's state does not allow */
+    SH_E_LEVEL_OUTCOME = 916, /* a hub outcome that does not fit the level of need */
 } sh_err;
 
 /* An error with the detail that names the problem (a field, a path, a sequence number).

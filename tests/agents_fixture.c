@@ -3,6 +3,7 @@
  * driven through its local socket as a host system would, and the helpers and the case their
  * tests share (test_agents.c, test_agents_audit.c). */
 #include "agents_fixture.h"
+#include "password.h"
 
 #include <criterion/criterion.h>
 #include <json-c/json.h>
@@ -255,7 +256,8 @@ void af_setup(void)
              "id: isp-feedback\n%sreview_date: '%s'\npurposes: [safeguarding, early_help]\n"
              "event_types: [hub_decision]\nsenders: [{organisation: '881'}]\n"
              "recipients: [{relationship: referrer, data_items: [child.upn, child.given_name, "
-             "level_of_need, hub_decision.outcome, hub_decision.level_of_need]}]\n"
+             "level_of_need, hub_decision.outcome, hub_decision.level_of_need, "
+             "hub_decision.amends_event_id]}]\n"
              "%sconsent: not_required\n",
              head, date, sg);
     af_write("policy/isp-feedback.yaml", text, 0600);
@@ -352,7 +354,16 @@ void af_play_case(const sh_synth_child *cp_child)
     cr_assert_not_null(strstr(json_object_to_json_string(r), "SYNTHETIC-NARRATIVE-MARKER"));
     json_object_put(r);
 
-    /* the hub decides: level 4, strategy discussion */
+    /* the hub decides: level 4, strategy discussion (by a practitioner's account) */
+    char hash[SH_PASSWORD_HASH];
+    sh_error herr;
+    cr_assert_eq(sh_password_hash("synthetic password seven", hash, &herr), SH_OK);
+    r = af_call(HUB,
+                "{\"op\":\"account_set\",\"name\":\"sw-7\",\"role\":\"practitioner\","
+                "\"hash\":\"%s\",\"user\":\"admin\"}",
+                hash);
+    cr_assert(af_ok(r), "%s", json_object_to_json_string(r));
+    json_object_put(r);
     r = af_call(
         HUB,
         "{\"op\":\"triage\",\"referral_event_id\":\"%s\",\"level\":4,\"outcome\":"

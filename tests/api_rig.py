@@ -48,7 +48,7 @@ class Rig:
     """Starts the processes; stop() ends them and removes the directory unless keep."""
 
     def __init__(self, build, clients, expiry=None, policy_edit=None, agencies=None,
-                 apis=None, log_level="warning"):
+                 apis=None, log_level="warning", agent_extra=None, workspace=False):
         self.build = os.path.abspath(build)
         self.sh = os.path.join(self.build, "tools", "sharehub")
         self.work = tempfile.mkdtemp(prefix="sharehub-api-")
@@ -58,6 +58,8 @@ class Rig:
         self.apis = apis if apis is not None else self.agencies
         self.ports = {}
         self.clients = clients  # agency -> [(name, scopes)]
+        self.agent_extra = agent_extra or {}  # agency -> YAML appended to its configuration
+        self.workspace = workspace  # each API also serves the workspace (docs/workspace.md)
         try:
             self._keys()
             self._policy(policy_edit)
@@ -132,6 +134,18 @@ class Rig:
     def ca(self):
         return self.path("pki", "ca.crt")
 
+    def ws_url(self, agency):
+        return "https://127.0.0.1:%d" % self.ports["ws-" + agency]
+
+    def account(self, agency, name, role, password, display=None):
+        args = [self.sh, "account", "set", name, "--role", role, "--user", "admin",
+                "--socket", self.socket(agency), "--password-stdin"]
+        if display:
+            args += ["--display", display]
+        r = subprocess.run(args, input=password + "\n", capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("account set %s: %s%s" % (name, r.stdout, r.stderr))
+
     def url(self, agency):
         return "https://127.0.0.1:%d" % self.ports["api-" + agency]
 
@@ -165,6 +179,7 @@ class Rig:
                         % (org, role, endpoint, self.pub["broker"], self.path(a + ".curve"),
                            self.path(a + ".store"), self.path(a + ".master"),
                            self.path(a + ".sign.pem"), self.socket(a), log_level))
+                f.write(self.agent_extra.get(a, ""))
             self._spawn(a, [os.path.join(self.build, "agents", "sharehub-agent"), "--config",
                             a + ".yaml"])
         for a in self.agencies:
@@ -189,6 +204,11 @@ class Rig:
                       "    scopes: [%s]" % ", ".join(scopes)]
             for k, v in (c[2] if len(c) > 2 else {}).items():
                 lines.append("    %s: %s" % (k, v))
+        if self.workspace:
+            wport = self.ports.setdefault("ws-" + a, free_port())
+            lines += ["workspace:", '  listen: "127.0.0.1:%d"' % wport,
+                      "  root: %s" % os.path.join(ROOT, "api", "workspace"),
+                      "  site: RAJ01", "  setting: emergency_department"]
         with open(self.path("api-%s.yaml" % a), "w") as f:
             f.write("\n".join(lines) + "\n")
 

@@ -240,7 +240,7 @@ Test(audit, bad_entries_are_refused)
     e.detail = NULL;
     e.action = 0;
     s_refused_whole(&e, SH_E_INVAL, NULL);
-    e.action = SH_AUDIT_EXPIRE + 1;
+    e.action = SH_AUDIT_ACTION_MAX + 1;
     s_refused_whole(&e, SH_E_INVAL, NULL);
     e.action = SH_AUDIT_READ;
     e.outcome = 3;

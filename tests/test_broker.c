@@ -343,13 +343,13 @@ Test(broker, audit_log_verifies_after_a_session)
     /* start, receive, 2 sends (hub, police), 2 denials (RAJ, 882), refuse, deliver, stop */
     cr_assert_geq(r.entries, 8);
     cr_assert_eq(r.last_checkpoint_seq, r.head_seq, "a clean stop checkpoints the head");
-    int seen[SH_AUDIT_EXPIRE + 1] = {0};
+    int seen[SH_AUDIT_ACTION_MAX + 1] = {0};
     sh_txn *t = NULL;
     cr_assert_eq(sh_txn_begin(st, 0, &t, &err), SH_OK);
     for (uint64_t s = 1; s <= r.head_seq; s++) {
         sh_audit_record rec;
         cr_assert_eq(sh_audit_get(a, t, s, &rec, &err), SH_OK);
-        cr_assert_leq(rec.action, SH_AUDIT_EXPIRE);
+        cr_assert_leq(rec.action, SH_AUDIT_ACTION_MAX);
         seen[rec.action]++;
         if (rec.action == SH_AUDIT_SEND) cr_assert_str_eq(rec.rule, "isp-sgc@1");
     }

@@ -325,7 +325,7 @@ static int s_replay_cmd(int argc, char **argv)
         "  Lists the store's audit entries that match every filter given, oldest first.\n"
         "  T: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or epoch milliseconds; --to is exclusive (a\n"
         "  date: the whole day). A: write, read, send, receive, deny, deliver, refuse, admin,\n"
-        "  witness, connection, expire. --child needs a keyring with the store's blind "
+        "  witness, connection, expire, sign_in. --child needs a keyring with the store's blind "
         "key.\n" KEYS_USAGE,
         opts,
         1,
@@ -341,12 +341,12 @@ static int s_replay_cmd(int argc, char **argv)
     if (to && day) p.f.to += 86400000; /* a date names the whole day */
     if (action) {
         p.f.action = 0;
-        for (int a = SH_AUDIT_WRITE; a <= SH_AUDIT_EXPIRE; a++)
+        for (int a = SH_AUDIT_WRITE; a <= SH_AUDIT_ACTION_MAX; a++)
             if (strcmp(sh_audit_action_name(a), action) == 0) p.f.action = a;
         if (!p.f.action)
             return cli_usage(&c,
                              "--action '%.30s': want write, read, send, receive, deny, deliver, "
-                             "refuse, admin, witness, connection or expire",
+                             "refuse, admin, witness, connection, expire or sign_in",
                              action);
     }
     if (decision) {

@@ -43,18 +43,20 @@ static const char *const s_usage[][2] = {
               "  Audited as a read.\n"},
     {"triage",
      "usage: sharehub triage REFERRAL-ID --level 1-4 --outcome O --rationale TEXT --user U\n"
-     "                       [--socket PATH] [--json]\n"
-     "  The hub's decision on a referral it holds, shared back under its ISPs.\n"
+     "                       [--amend REASON] [--exception REASON] [--socket PATH] [--json]\n"
+     "  The hub's decision on a request for support or safeguarding concern it received,\n"
+     "  shared back under its ISPs. Decided once: --amend changes the decision, with the\n"
+     "  reason. U is a practitioner's or team manager's account (sharehub account).\n"
      "  O: no_further_action, universal_services, early_help, family_solutions,\n"
-     "  section_17_assessment, section_47_strategy, immediate_protection.\n"},
+     "  section_17_assessment, section_47_strategy, immediate_protection; it must fit the\n"
+     "  level (docs/workspace.md), or a manager gives --exception with the reason.\n"},
 };
 
 #define SOCKET_NOTE                                                                                \
     "  The agent is at --socket PATH, or $SHAREHUB_SOCKET. exit 1 when the agent refuses (its\n"   \
     "  code and reason are printed) or cannot be reached.\n"
 
-/* Sends one JSON request to the agent; the reply, or NULL (with the error reported). */
-static json_object *s_call(const cli_cmd *c, const char *socket, json_object *req)
+json_object *agent_call(const cli_cmd *c, const char *socket, json_object *req)
 {
     char ep[600];
     struct stat st;
@@ -93,8 +95,7 @@ static json_object *s_call(const cli_cmd *c, const char *socket, json_object *re
     return out;
 }
 
-/* The exit code of a reply, with the agent's refusal reported. */
-static int s_status(const cli_cmd *c, json_object *r)
+int agent_status(const cli_cmd *c, json_object *r)
 {
     json_object *v;
     if (json_object_object_get_ex(r, "ok", &v) && json_object_get_boolean(v)) return SH_EXIT_OK;
@@ -187,7 +188,7 @@ static void s_print(const char *name, json_object *r)
 int cmd_agent(const char *name, int argc, char **argv)
 {
     const char *socket = getenv("SHAREHUB_SOCKET"), *user = NULL, *purpose = NULL;
-    const char *outcome = NULL, *rationale = NULL, *pos = NULL;
+    const char *outcome = NULL, *rationale = NULL, *pos = NULL, *amend = NULL, *exception = NULL;
     long since = 0, level = -1;
     int json = 0, follow = 0;
     size_t npos = 0, k = 0;
@@ -209,6 +210,8 @@ int cmd_agent(const char *name, int argc, char **argv)
         opts[n++] = (cli_opt){"--level", CLI_NUMBER, &level, 1, 4};
         opts[n++] = (cli_opt){"--outcome", CLI_TEXT, &outcome, 0, 0};
         opts[n++] = (cli_opt){"--rationale", CLI_TEXT, &rationale, 0, 0};
+        opts[n++] = (cli_opt){"--amend", CLI_TEXT, &amend, 0, 0};
+        opts[n++] = (cli_opt){"--exception", CLI_TEXT, &exception, 0, 0};
     }
     char usage[1400], cmdname[32];
     snprintf(usage, sizeof usage, "%s%s", s_usage[k][1], SOCKET_NOTE);
@@ -270,14 +273,17 @@ int cmd_agent(const char *name, int argc, char **argv)
         json_object_object_add(req, "level", json_object_new_int((int)level));
         json_object_object_add(req, "outcome", json_object_new_string(outcome));
         json_object_object_add(req, "rationale", json_object_new_string(rationale));
+        if (amend) json_object_object_add(req, "amend_reason", json_object_new_string(amend));
+        if (exception)
+            json_object_object_add(req, "exception_reason", json_object_new_string(exception));
     }
     for (;;) {
         if (is_inbox) json_object_object_add(req, "since", json_object_new_int64(since));
-        if (!(r = s_call(&c, socket, req))) {
+        if (!(r = agent_call(&c, socket, req))) {
             rc = SH_EXIT_FAILED;
             goto out;
         }
-        if ((rc = s_status(&c, r)) != SH_EXIT_OK) goto out;
+        if ((rc = agent_status(&c, r)) != SH_EXIT_OK) goto out;
         if (json)
             puts(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
                                                        JSON_C_TO_STRING_NOSLASHESCAPE));

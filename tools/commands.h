@@ -5,6 +5,7 @@
  *   cmd_keys.c     keygen, ident
  *   cmd_policy.c   policy check, policy explain
  *   cmd_agent.c    status, publish, inbox, show, child, triage (the local agent)
+ *   cmd_account.c  account set, account list (the workspace's users, at the local agent)
  *   cmd_enrol.c    enrol
  *   selfcheck.c    selfcheck
  *   audit_cli.c    audit verify, grant, replay, event; subject.c and whatif.c the rest
@@ -19,6 +20,13 @@ int cmd_ident(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_agent(const char *name, int argc, char **argv);
 int cmd_enrol(int argc, char **argv);
+int cmd_account(int argc, char **argv);
+
+struct json_object;
+/* Sends one JSON request to the agent at socket; the reply, or NULL (the error reported). */
+struct json_object *agent_call(const cli_cmd *c, const char *socket, struct json_object *req);
+/* The exit code of an agent's reply, with its refusal reported. */
+int agent_status(const cli_cmd *c, struct json_object *r);
 int cmd_selfcheck(int argc, char **argv);
 int sh_audit_main(int argc, char **argv);
 

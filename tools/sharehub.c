@@ -22,6 +22,7 @@ static const char s_usage[] =
     "  show EVENT-ID --user U --purpose P      one event in full\n"
     "  child ID --user U --purpose P           what this agency holds about a child\n"
     "  triage REFERRAL-ID --level N ...        the hub's decision on a referral\n"
+    "  account set|list ...                    the workspace's users at this agency\n"
     "information governance:\n"
     "  policy check|explain ...                lint a policy; who would receive an event\n"
     "  audit verify|grant|replay|subject|whatif|event ...   the audit logs\n"
@@ -39,8 +40,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
-    } cmds[] = {{"keygen", cmd_keygen}, {"ident", cmd_ident},         {"policy", cmd_policy},
-                {"enrol", cmd_enrol},   {"selfcheck", cmd_selfcheck}, {"audit", sh_audit_main}};
+    } cmds[] = {{"keygen", cmd_keygen},  {"ident", cmd_ident},         {"policy", cmd_policy},
+                {"enrol", cmd_enrol},    {"selfcheck", cmd_selfcheck}, {"audit", sh_audit_main},
+                {"account", cmd_account}};
     static const char *const agent[] = {"status", "publish", "inbox", "show", "child", "triage"};
     if (argc < 2) {
         fputs(s_usage, stderr);

@@ -1,0 +1,806 @@
+/*
+ * pages.c — the workspace's pages (docs/workspace.md): signing in and out, the front-door
+ * queue, an item with the child's history and the triage and assignment forms, the child
+ * search and record, and the clinician's CP-IS view. Each page asks the agent (link.c) and
+ * renders a template (api/workspace/templates) with the answer; forms post, then redirect
+ * (a reload never posts twice), with a one-off confirmation or error in the session.
+ *
+ * Owns: nothing beyond a request. Never: keeps a password past the check (wiped); opens a
+ * child's record without the user choosing why (the purpose is audited with the read); shows
+ * a form that the user's role cannot submit.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api_int.h"
+#include "clock.h"
+#include "crypto.h"
+#include "log.h"
+#include "password.h"
+
+#define PAGE   25
+#define HUB    (WS_ROLE(WS_PRACTITIONER) | WS_ROLE(WS_MANAGER) | WS_ROLE(WS_READ_ONLY))
+#define DECIDE (WS_ROLE(WS_PRACTITIONER) | WS_ROLE(WS_MANAGER))
+#define CLIENT "workspace" /* the client system the agent's audit names: "via api:workspace" */
+
+/* Why a record is opened (the audit's purpose), as the purpose page offers them. */
+static const char *const s_purposes[][2] = {
+    {"triage", "Front-door triage of a contact or referral"},
+    {"safeguarding_enquiry", "Safeguarding enquiry (section 47)"},
+    {"direct_care", "Direct care of the child"},
+    {"case_work", "Case work with the child and family"},
+};
+
+static const char *s_purpose(api_req *r)
+{
+    const char *p = ws_field(r, "purpose");
+    for (size_t i = 0; p && i < sizeof s_purposes / sizeof s_purposes[0]; i++)
+        if (strcmp(p, s_purposes[i][0]) == 0) return s_purposes[i][0];
+    return NULL;
+}
+
+static json_object *s_purpose_list(const char *chosen)
+{
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < sizeof s_purposes / sizeof s_purposes[0]; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "value", json_object_new_string(s_purposes[i][0]));
+        json_object_object_add(o, "text", json_object_new_string(s_purposes[i][1]));
+        json_object_object_add(
+            o, "checked", json_object_new_boolean(chosen && strcmp(chosen, s_purposes[i][0]) == 0));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+static json_object *s_stringf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_object *s_stringf(const char *fmt, ...)
+{
+    char b[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof b, fmt, ap);
+    va_end(ap);
+    return json_object_new_string(b);
+}
+
+/* A request to the agent made by the signed-in user. */
+static json_object *s_req(api_req *r, const char *op)
+{
+    json_object *q = json_object_new_object();
+    json_object_object_add(q, "op", json_object_new_string(op));
+    if (r->sess && r->sess->role)
+        json_object_object_add(q, "user", json_object_new_string(r->sess->user));
+    json_object_object_add(q, "client", json_object_new_string(CLIENT));
+    return q;
+}
+
+static void s_ask(api *s, api_req *r, json_object *q)
+{
+    if (api_ask(s, r, q)) /* api_ask answered with a JSON 503: make it a page */
+        ws_fail(s, r, SH_E_AGENT_UNAVAILABLE, "the agency's service is not answering: try again");
+}
+
+/* ---- words for people ------------------------------------------------------------------ */
+
+static void s_when(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!ms || !localtime_r(&t, &tm) || !strftime(out, cap, "%a %e %b %Y, %H:%M", &tm))
+        snprintf(out, cap, "-");
+}
+
+static void s_add_when(json_object *o, const char *key, const char *out_key)
+{
+    json_object *v;
+    char b[64];
+    if (!json_object_object_get_ex(o, key, &v)) return;
+    s_when(json_object_get_int64(v), b, sizeof b);
+    json_object_object_add(o, out_key, json_object_new_string(b));
+}
+
+/* "section_47_strategy" -> "Section 47 strategy" */
+static json_object *s_words(const char *name)
+{
+    char b[160];
+    snprintf(b, sizeof b, "%s", name ? name : "");
+    for (char *p = b; *p; p++)
+        if (*p == '_') *p = ' ';
+    if (b[0] >= 'a' && b[0] <= 'z') b[0] = (char)(b[0] - 'a' + 'A');
+    return json_object_new_string(b);
+}
+
+static void s_add_words(json_object *o, const char *key, const char *out_key)
+{
+    json_object *v;
+    if (json_object_object_get_ex(o, key, &v))
+        json_object_object_add(o, out_key, s_words(json_object_get_string(v)));
+}
+
+/* A queue item or front-door state made readable: times, the deadline's state, words. */
+static void s_item_words(json_object *it, int64_t now)
+{
+    s_add_when(it, "received_at_ms", "received");
+    s_add_when(it, "deadline_ms", "deadline");
+    s_add_when(it, "decided_at_ms", "decided");
+    s_add_words(it, "type", "type_words");
+    s_add_words(it, "state", "state_words");
+    json_object *v;
+    const char *due = json_object_object_get_ex(it, "due", &v) ? json_object_get_string(v) : "";
+    json_object_object_add(it, "overdue", json_object_new_boolean(strcmp(due, "overdue") == 0));
+    json_object_object_add(it, "due_soon", json_object_new_boolean(strcmp(due, "due_soon") == 0));
+    json_object_object_add(it, "decided_late",
+                           json_object_new_boolean(strcmp(due, "decided_late") == 0));
+    int64_t dl = json_object_object_get_ex(it, "deadline_ms", &v) ? json_object_get_int64(v) : 0;
+    int64_t mins = (dl - now) / 60000;
+    char b[64];
+    if (strcmp(due, "overdue") == 0)
+        snprintf(b, sizeof b, "%lld h %lld min overdue", (long long)(-mins / 60),
+                 (long long)(-mins % 60));
+    else if (strncmp(due, "decided", 7) != 0)
+        snprintf(b, sizeof b, "%lld h %lld min left", (long long)(mins / 60),
+                 (long long)(mins % 60));
+    else
+        b[0] = '\0';
+    json_object_object_add(it, "left", json_object_new_string(b));
+    const char *id = json_object_object_get_ex(it, "event_id", &v) ? json_object_get_string(v) : "";
+    json_object_object_add(it, "short_id", s_stringf("%.8s", id));
+}
+
+/* A message's fields as label/value rows (nested ones flattened: "Concerns 1 category"). */
+static void s_rows(json_object *o, const char *prefix, json_object *rows)
+{
+    json_object_object_foreach(o, k, v)
+    {
+        char label[160];
+        snprintf(label, sizeof label, "%s%s%s", prefix, *prefix ? " " : "", k);
+        if (json_object_is_type(v, json_type_object)) {
+            s_rows(v, label, rows);
+        } else if (json_object_is_type(v, json_type_array)) {
+            for (size_t i = 0; i < json_object_array_length(v); i++) {
+                char l2[200];
+                snprintf(l2, sizeof l2, "%s %zu", label, i + 1);
+                json_object *e = json_object_array_get_idx(v, i);
+                if (json_object_is_type(e, json_type_object))
+                    s_rows(e, l2, rows);
+                else {
+                    json_object *row = json_object_new_object();
+                    json_object_object_add(row, "label", s_words(l2));
+                    json_object_object_add(row, "value",
+                                           json_object_new_string(json_object_get_string(e)));
+                    json_object_array_add(rows, row);
+                }
+            }
+        } else {
+            const char *t = json_object_get_string(v);
+            if (strstr(k, "_ms") && json_object_is_type(v, json_type_int)) {
+                char b[64];
+                s_when(json_object_get_int64(v), b, sizeof b);
+                t = NULL;
+                json_object *row = json_object_new_object();
+                json_object_object_add(row, "label", s_words(label));
+                json_object_object_add(row, "value", json_object_new_string(b));
+                json_object_array_add(rows, row);
+                continue;
+            }
+            json_object *row = json_object_new_object();
+            json_object_object_add(row, "label", s_words(label));
+            json_object_object_add(
+                row, "value",
+                json_object_is_type(v, json_type_boolean)
+                    ? json_object_new_string(json_object_get_boolean(v) ? "Yes" : "No")
+                : strchr(t, '_') && !strchr(t, ' ') ? s_words(t)
+                                                    : json_object_new_string(t));
+            json_object_array_add(rows, row);
+        }
+    }
+}
+
+/* ---- sign in and out ------------------------------------------------------------------- */
+
+static void p_home(api *s, api_req *r)
+{
+    if (!r->sess || !r->sess->role) {
+        ws_redirect(r, "/sign-in");
+        return;
+    }
+    ws_redirect(r, r->sess->role == WS_AUDITOR ? "/audit"
+                   : s->role == 2              ? "/clinician"
+                   : s->role == 3              ? "/queue"
+                                               : "/children");
+}
+
+static void s_sign_in_page(api *s, api_req *r, unsigned status, const char *message)
+{
+    json_object *ctx = json_object_new_object();
+    if (message) json_object_object_add(ctx, "problem", json_object_new_string(message));
+    if (ws_field(r, "expired"))
+        json_object_object_add(ctx, "notice",
+                               json_object_new_string("Your session ended. Sign in again."));
+    if (ws_field(r, "signed_out"))
+        json_object_object_add(ctx, "notice", json_object_new_string("You have signed out."));
+    const char *name = ws_field(r, "name");
+    if (name) json_object_object_add(ctx, "name", json_object_new_string(name));
+    ws_page(s, r, status, "Sign in", "sign_in", ctx);
+}
+
+static void p_sign_in_form(api *s, api_req *r)
+{
+    if (r->sess && r->sess->role) {
+        ws_redirect(r, "/");
+        return;
+    }
+    if (!r->sess && !ws_session_new(s, r)) {
+        ws_fail(s, r, SH_E_UNAVAILABLE, "too many people are signing in: try again in a minute");
+        return;
+    }
+    s_sign_in_page(s, r, MHD_HTTP_OK, NULL);
+}
+
+static void s_wipe_field(api_req *r, const char *name)
+{
+    const char *p = ws_field(r, name);
+    if (p) sh_wipe((char *)p, strlen(p)); /* json-c's own copy of the password */
+}
+
+static void p_sign_in(api *s, api_req *r)
+{
+    const char *name = ws_field(r, "name"), *pw = ws_field(r, "password");
+    if (!name || !*name || !pw || !*pw) {
+        s_wipe_field(r, "password");
+        s_sign_in_page(s, r, MHD_HTTP_UNAUTHORIZED, "Enter your user name and password");
+        return;
+    }
+    json_object *q = s_req(r, "account_get");
+    json_object_object_add(q, "name", json_object_new_string(name));
+    r->step = 0;
+    s_ask(s, r, q);
+}
+
+static void p_sign_in_answer(api *s, api_req *r, json_object *reply)
+{
+    json_object *v;
+    const char *name = ws_field(r, "name");
+    if (r->step == 0) {
+        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 0;
+        int ok = json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v);
+        const char *hash =
+            ok && json_object_object_get_ex(reply, "hash", &v) ? json_object_get_string(v) : NULL;
+        int good = 0;
+        if (hash) {
+            good = sh_password_check(hash, ws_field(r, "password"));
+        } else if (code != SH_E_LOCKED) { /* no such account: take the same time */
+            static const char dummy[] = "$argon2id$v=19$m=19456,t=2,p=1$c2hhcmVodWJzYWx0MTIz"
+                                        "$Y2hlY2tpbmcgdGFrZXMgdGhlIHNhbWUgdGltZS4uLi4";
+            sh_password_check(dummy, ws_field(r, "password"));
+        }
+        s_wipe_field(r, "password");
+        json_object_object_add(r->form, "_good", json_object_new_boolean(good));
+        json_object_object_add(r->form, "_locked", json_object_new_boolean(code == SH_E_LOCKED));
+        if (good) {
+            json_object_object_add(r->form, "_role",
+                                   json_object_get(json_object_object_get(reply, "role")));
+            json_object_object_add(r->form, "_display",
+                                   json_object_get(json_object_object_get(reply, "display")));
+        }
+        json_object *q = s_req(r, "sign_in");
+        json_object_object_add(q, "name", json_object_new_string(name));
+        json_object_object_add(q, "ok", json_object_new_boolean(good));
+        json_object_object_add(q, "from", json_object_new_string("workspace"));
+        r->step = 1;
+        s_ask(s, r, q);
+        return;
+    }
+    int good = json_object_get_boolean(json_object_object_get(r->form, "_good"));
+    int was_locked = json_object_get_boolean(json_object_object_get(r->form, "_locked"));
+    int locked = json_object_object_get_ex(reply, "locked", &v) && json_object_get_boolean(v);
+    int recorded = json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v);
+    if (good && recorded) {
+        ws_session_end(s, r); /* a new id once signed in: no fixation */
+        ws_session *x = ws_session_new(s, r);
+        if (!x) {
+            ws_fail(s, r, SH_E_UNAVAILABLE, "too many sessions: try again in a minute");
+            return;
+        }
+        snprintf(x->user, sizeof x->user, "%s", name);
+        snprintf(x->display, sizeof x->display, "%s", ws_field(r, "_display"));
+        x->role = ws_role_value(ws_field(r, "_role"));
+        sh_log(SH_LOG_INFO, NULL, NULL, "workspace: %s signed in", ws_role_name(x->role));
+        ws_redirect(r, "/");
+        return;
+    }
+    if (was_locked || locked)
+        s_sign_in_page(s, r, MHD_HTTP_LOCKED,
+                       "This account is locked after repeated failed sign-ins. Try again in 15 "
+                       "minutes, or ask your team manager to unlock it.");
+    else
+        s_sign_in_page(s, r, MHD_HTTP_UNAUTHORIZED, "The user name or password is not right");
+}
+
+static void p_sign_out(api *s, api_req *r)
+{
+    ws_session_end(s, r);
+    ws_redirect(r, "/sign-in?signed_out=1");
+}
+
+/* ---- the queue ------------------------------------------------------------------------- */
+
+static void p_queue(api *s, api_req *r)
+{
+    json_object *q = s_req(r, "queue");
+    const char *state = ws_field(r, "state"), *type = ws_field(r, "type");
+    const char *loc = ws_field(r, "locality"), *page = ws_field(r, "page");
+    if (state && *state) json_object_object_add(q, "state", json_object_new_string(state));
+    if (type && *type) json_object_object_add(q, "type", json_object_new_string(type));
+    if (loc && *loc) json_object_object_add(q, "locality", json_object_new_string(loc));
+    if (ws_field(r, "mine"))
+        json_object_object_add(q, "assignee", json_object_new_string(r->sess->user));
+    if (ws_field(r, "overdue")) json_object_object_add(q, "overdue", json_object_new_boolean(1));
+    long p = page ? strtol(page, NULL, 10) : 1;
+    if (p < 1 || p > 100000) p = 1;
+    json_object_object_add(q, "offset", json_object_new_int64((p - 1) * PAGE));
+    json_object_object_add(q, "limit", json_object_new_int(PAGE));
+    json_object_object_add(r->form, "_page", json_object_new_int((int)p));
+    s_ask(s, r, q);
+}
+
+static void p_queue_answer(api *s, api_req *r, json_object *reply)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
+        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
+        ws_fail(s, r, (sh_err)code,
+                json_object_get_string(json_object_object_get(reply, "detail")));
+        return;
+    }
+    json_object *ctx = json_object_new_object(), *items = json_object_object_get(reply, "items");
+    int64_t now = json_object_get_int64(json_object_object_get(reply, "now_ms"));
+    for (size_t i = 0; i < json_object_array_length(items); i++)
+        s_item_words(json_object_array_get_idx(items, i), now);
+    int64_t total = json_object_get_int64(json_object_object_get(reply, "total"));
+    int page = json_object_get_int(json_object_object_get(r->form, "_page"));
+    int64_t first = total ? (int64_t)(page - 1) * PAGE + 1 : 0;
+    int64_t last = (int64_t)(page - 1) * PAGE + (int64_t)json_object_array_length(items);
+    json_object_object_add(ctx, "items", json_object_get(items));
+    json_object_object_add(ctx, "counts", json_object_get(json_object_object_get(reply, "counts")));
+    json_object_object_add(ctx, "total", json_object_new_int64(total));
+    json_object_object_add(ctx, "first", json_object_new_int64(first));
+    json_object_object_add(ctx, "last", json_object_new_int64(last));
+    json_object_object_add(ctx, "empty", json_object_new_boolean(total == 0));
+    /* the filters, kept in the paging links */
+    char keep[300] = "";
+    const char *keys[] = {"state", "type", "locality", "mine", "overdue"};
+    json_object *f = json_object_new_object();
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *x = ws_field(r, keys[i]);
+        if (!x || !*x) continue;
+        int safe = 1;
+        for (const char *c = x; *c; c++)
+            safe &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                    (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
+        if (!safe) continue;
+        size_t n = strlen(keep);
+        snprintf(keep + n, sizeof keep - n, "&%s=%s", keys[i], x);
+        json_object_object_add(f, keys[i], json_object_new_string(x));
+        char sel[48];
+        snprintf(sel, sizeof sel, "%s_%s", keys[i], x);
+        json_object_object_add(f, sel, json_object_new_boolean(1));
+    }
+    json_object_object_add(ctx, "filter", f);
+    if (page > 1)
+        json_object_object_add(ctx, "prev", s_stringf("/queue?page=%d%s", page - 1, keep));
+    if (last < total)
+        json_object_object_add(ctx, "next", s_stringf("/queue?page=%d%s", page + 1, keep));
+    json_object *locs = json_object_object_get(reply, "localities"), *la = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(locs); i++) {
+        const char *n = json_object_get_string(json_object_array_get_idx(locs, i));
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(n));
+        const char *cur = ws_field(r, "locality");
+        json_object_object_add(o, "selected", json_object_new_boolean(cur && strcmp(cur, n) == 0));
+        json_object_array_add(la, o);
+    }
+    json_object_object_add(ctx, "localities", la);
+    ws_page(s, r, MHD_HTTP_OK, "Front-door queue", "queue", ctx);
+}
+
+/* ---- an item --------------------------------------------------------------------------- */
+
+static void p_item(api *s, api_req *r)
+{
+    const char *purpose = s_purpose(r);
+    if (!purpose) { /* why, first: it is recorded with the read */
+        json_object *ctx = json_object_new_object();
+        json_object_object_add(ctx, "action", s_stringf("/items/%s", r->arg));
+        json_object_object_add(ctx, "purposes", s_purpose_list(NULL));
+        if (ws_field(r, "purpose"))
+            json_object_object_add(
+                ctx, "problem", json_object_new_string("Choose why you are opening this record"));
+        ws_page(s, r, MHD_HTTP_OK, "Why are you opening this record?", "purpose", ctx);
+        return;
+    }
+    json_object *q = s_req(r, "item");
+    json_object_object_add(q, "event_id", json_object_new_string(r->arg));
+    json_object_object_add(q, "purpose", json_object_new_string(purpose));
+    s_ask(s, r, q);
+}
+
+/* The outcomes, each with the levels it fits (the form says so before submit). */
+static json_object *s_outcomes(const char *chosen)
+{
+    static const char *const o[][3] = {
+        {"no_further_action", "No further action", "1"},
+        {"universal_services", "Advice or signposting to universal services", "1 2"},
+        {"early_help", "Early help (Early Help Plan, Team Around the Family)", "2"},
+        {"family_solutions", "Family Solutions (intensive family support)", "3"},
+        {"section_17_assessment", "Child-in-need assessment (section 17)", "3 4"},
+        {"section_47_strategy", "Strategy discussion and section 47 enquiry", "4"},
+        {"immediate_protection", "Immediate protective action", "4"},
+    };
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < sizeof o / sizeof o[0]; i++) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "value", json_object_new_string(o[i][0]));
+        json_object_object_add(x, "text", json_object_new_string(o[i][1]));
+        json_object_object_add(x, "levels", json_object_new_string(o[i][2]));
+        json_object_object_add(x, "checked",
+                               json_object_new_boolean(chosen && strcmp(chosen, o[i][0]) == 0));
+        json_object_array_add(a, x);
+    }
+    return a;
+}
+
+static void p_item_answer(api *s, api_req *r, json_object *reply)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
+        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
+        ws_fail(s, r, (sh_err)code,
+                json_object_get_string(json_object_object_get(reply, "detail")));
+        return;
+    }
+    json_object *ctx = json_object_new_object(), *item = json_object_object_get(reply, "item");
+    int64_t now = sh_clock_ms();
+    json_object *ev = json_object_object_get(item, "event"), *child = NULL, *rows;
+    json_object_object_get_ex(ev, "child", &child);
+    json_object_object_add(ctx, "event_id", json_object_new_string(r->arg));
+    json_object_object_add(ctx, "purpose", json_object_new_string(s_purpose(r)));
+    s_add_words(item, "type", "type_words");
+    s_add_when(item, "stored_at_ms", "stored");
+    json_object_object_add(ctx, "item", json_object_get(item));
+    if (child) {
+        rows = json_object_new_array();
+        s_rows(child, "", rows);
+        json_object_object_add(ctx, "child_rows", rows);
+    }
+    /* the body: whatever message the event carries */
+    rows = json_object_new_array();
+    json_object_object_foreach(ev, k, bv)
+    {
+        if (json_object_is_type(bv, json_type_object) && strcmp(k, "child") != 0 &&
+            strcmp(k, "lawful_basis") != 0)
+            s_rows(bv, "", rows);
+    }
+    json_object_object_add(ctx, "body_rows", rows);
+    json_object *fd;
+    if (json_object_object_get_ex(reply, "front_door", &fd)) {
+        s_item_words(fd, now);
+        json_object_object_add(ctx, "fd", json_object_get(fd));
+        const char *st = json_object_get_string(json_object_object_get(fd, "state"));
+        int decided = strcmp(st, "decided") == 0;
+        json_object_object_add(ctx, "decided", json_object_new_boolean(decided));
+        json_object_object_add(ctx, "open", json_object_new_boolean(!decided));
+    }
+    json_object *hist = json_object_object_get(reply, "history");
+    for (size_t i = 0; i < json_object_array_length(hist); i++) {
+        json_object *h = json_object_array_get_idx(hist, i);
+        s_add_words(h, "type", "type_words");
+        s_add_when(h, "stored_at_ms", "stored");
+    }
+    json_object_object_add(ctx, "history", json_object_get(hist));
+    json_object_object_add(ctx, "no_history",
+                           json_object_new_boolean(json_object_array_length(hist) == 0));
+    json_object *att = json_object_object_get(reply, "attendances");
+    for (size_t i = 0; i < json_object_array_length(att); i++)
+        s_add_when(json_object_array_get_idx(att, i), "at", "when");
+    json_object_object_add(ctx, "attendances", json_object_get(att));
+    const char *flag = json_object_get_string(json_object_object_get(reply, "flag"));
+    json_object_object_add(ctx, "flagged",
+                           json_object_new_boolean(flag && strcmp(flag, "none") != 0));
+    json_object_object_add(ctx, "flag_words", s_words(flag));
+    if (json_object_object_get_ex(reply, "la_contact", &v))
+        json_object_object_add(ctx, "la_contact", json_object_get(v));
+    if (json_object_object_get_ex(reply, "flag_start", &v))
+        json_object_object_add(ctx, "flag_start", json_object_get(v));
+    json_object *acc;
+    if (json_object_object_get_ex(reply, "assignable", &acc)) {
+        json_object *list = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(acc); i++) {
+            json_object *a = json_object_array_get_idx(acc, i);
+            const char *role = json_object_get_string(json_object_object_get(a, "role"));
+            if (strcmp(role, "practitioner") && strcmp(role, "manager")) continue;
+            json_object_array_add(list, json_object_get(a));
+        }
+        json_object_object_add(ctx, "assignable", list);
+    }
+    const char *level =
+        r->sess && r->sess->values
+            ? json_object_get_string(json_object_object_get(r->sess->values, "level"))
+            : NULL;
+    const char *outcome =
+        r->sess && r->sess->values
+            ? json_object_get_string(json_object_object_get(r->sess->values, "outcome"))
+            : NULL;
+    json_object *levels = json_object_new_array();
+    static const char *const lv[] = {"", "1 - Universal", "2 - Additional (early help)",
+                                     "3 - Intensive (Family Solutions)", "4 - Specialist"};
+    for (int i = 1; i <= 4; i++) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "value", json_object_new_int(i));
+        json_object_object_add(x, "text", json_object_new_string(lv[i]));
+        json_object_object_add(x, "checked", json_object_new_boolean(level && atoi(level) == i));
+        json_object_array_add(levels, x);
+    }
+    json_object_object_add(ctx, "levels", levels);
+    json_object_object_add(ctx, "outcomes", s_outcomes(outcome));
+    ws_page(s, r, MHD_HTTP_OK, "Referral", "item", ctx);
+}
+
+/* After a form's action: back to the item, with the outcome in the session. */
+static void p_after_item_action(api *s, api_req *r, json_object *reply)
+{
+    (void)s;
+    char back[160];
+    snprintf(back, sizeof back, "/items/%.64s?purpose=triage", r->arg);
+    if (ws_agent_error(r, reply)) {
+        if (r->sess) {
+            snprintf(r->sess->error_field, sizeof r->sess->error_field, "%s",
+                     r->step ? "assign" : "decide");
+            if (r->sess->values) json_object_put(r->sess->values);
+            r->sess->values = json_object_get(r->form);
+        }
+        ws_redirect(r, back);
+        return;
+    }
+    json_object *v;
+    if (r->sess && r->step == 1)
+        snprintf(r->sess->flash, sizeof r->sess->flash, "Assigned to %s", ws_field(r, "to"));
+    else if (r->sess)
+        snprintf(r->sess->flash, sizeof r->sess->flash, "%s sent to the referrer",
+                 json_object_object_get_ex(reply, "amends", &v) ? "Amended decision" : "Decision");
+    ws_redirect(r, back);
+}
+
+static void p_decide(api *s, api_req *r)
+{
+    json_object *q = s_req(r, "triage");
+    json_object_object_add(q, "referral_event_id", json_object_new_string(r->arg));
+    const char *level = ws_field(r, "level");
+    json_object_object_add(q, "level", json_object_new_int(level ? atoi(level) : 0));
+    const char *keys[][2] = {{"outcome", "outcome"},
+                             {"rationale", "rationale"},
+                             {"amend_reason", "amend_reason"},
+                             {"exception_reason", "exception_reason"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *x = ws_field(r, keys[i][0]);
+        if (x && *x) json_object_object_add(q, keys[i][1], json_object_new_string(x));
+    }
+    r->step = 0;
+    s_ask(s, r, q);
+}
+
+static void p_assign(api *s, api_req *r)
+{
+    json_object *q = s_req(r, "assign");
+    const char *to = ws_field(r, "to");
+    json_object_object_add(q, "event_id", json_object_new_string(r->arg));
+    json_object_object_add(q, "to", json_object_new_string(to ? to : ""));
+    r->step = 1;
+    s_ask(s, r, q);
+}
+
+/* ---- children -------------------------------------------------------------------------- */
+
+static void s_search_page(api *s, api_req *r, unsigned status, const char *problem,
+                          const char *field)
+{
+    json_object *ctx = json_object_new_object();
+    const char *keys[] = {"id", "given_name", "family_name", "dob_day", "dob_month", "dob_year"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *x = ws_field(r, keys[i]);
+        if (x) json_object_object_add(ctx, keys[i], json_object_new_string(x));
+    }
+    json_object_object_add(ctx, "purposes", s_purpose_list(s_purpose(r)));
+    if (problem) {
+        json_object_object_add(ctx, "problem", json_object_new_string(problem));
+        json_object_object_add(ctx, "problem_field", json_object_new_string(field));
+        char f[48];
+        snprintf(f, sizeof f, "problem_%s", field);
+        json_object_object_add(ctx, f, json_object_new_boolean(1));
+    }
+    ws_page(s, r, status, "Find a child", "search", ctx);
+}
+
+static void s_child_ask(api *s, api_req *r, const char *id, const char *purpose)
+{
+    json_object *q = s_req(r, "child");
+    json_object_object_add(q, "id", json_object_new_string(id));
+    json_object_object_add(q, "purpose", json_object_new_string(purpose));
+    if (s->role == 2 && r->route && strcmp(r->route->pattern, "/clinician") == 0) {
+        json_object *acc = json_object_new_object();
+        if (s->cfg->ws_site[0])
+            json_object_object_add(acc, "site", json_object_new_string(s->cfg->ws_site));
+        if (s->cfg->ws_setting[0])
+            json_object_object_add(acc, "setting", json_object_new_string(s->cfg->ws_setting));
+        json_object_object_add(q, "access", acc);
+    }
+    r->step = 2;
+    s_ask(s, r, q);
+}
+
+static void p_children(api *s, api_req *r)
+{
+    const char *id = ws_field(r, "id"), *given = ws_field(r, "given_name");
+    const char *family = ws_field(r, "family_name"), *purpose = s_purpose(r);
+    const char *d = ws_field(r, "dob_day"), *m = ws_field(r, "dob_month"),
+               *y = ws_field(r, "dob_year");
+    int by_id = id && *id, by_name = (given && *given) || (family && *family);
+    if (!by_id && !by_name) {
+        s_search_page(s, r, MHD_HTTP_OK, NULL, NULL);
+        return;
+    }
+    if (!purpose) {
+        s_search_page(s, r, MHD_HTTP_BAD_REQUEST, "Choose why you are looking for this child",
+                      "purpose");
+        return;
+    }
+    if (by_id) {
+        s_child_ask(s, r, id, purpose);
+        return;
+    }
+    if (!given || !*given || !family || !*family || !d || !*d || !m || !*m || !y || !*y) {
+        s_search_page(s, r, MHD_HTTP_BAD_REQUEST,
+                      "Enter the child's first name, last name and full date of birth", "name");
+        return;
+    }
+    char dob[16];
+    snprintf(dob, sizeof dob, "%04d-%02d-%02d", atoi(y) % 10000, atoi(m) % 100, atoi(d) % 100);
+    json_object *q = s_req(r, "find");
+    json_object_object_add(q, "given_name", json_object_new_string(given));
+    json_object_object_add(q, "family_name", json_object_new_string(family));
+    json_object_object_add(q, "date_of_birth", json_object_new_string(dob));
+    json_object_object_add(q, "purpose", json_object_new_string(purpose));
+    r->step = 1;
+    s_ask(s, r, q);
+}
+
+static void s_child_page(api *s, api_req *r, json_object *reply, const char *tpl, const char *title)
+{
+    json_object *ctx = json_object_new_object(), *v;
+    json_object *events = json_object_object_get(reply, "events");
+    for (size_t i = 0; i < json_object_array_length(events); i++) {
+        json_object *h = json_object_array_get_idx(events, i);
+        s_add_words(h, "type", "type_words");
+        s_add_when(h, "stored_at_ms", "stored");
+        json_object *ev, *ch;
+        if (!json_object_object_get_ex(ctx, "child_rows", NULL) &&
+            json_object_object_get_ex(h, "event", &ev) &&
+            json_object_object_get_ex(ev, "child", &ch)) {
+            json_object *rows = json_object_new_array();
+            s_rows(ch, "", rows);
+            json_object_object_add(ctx, "child_rows", rows);
+        }
+    }
+    json_object_object_add(ctx, "events", json_object_get(events));
+    json_object_object_add(ctx, "no_events",
+                           json_object_new_boolean(json_object_array_length(events) == 0));
+    json_object *att = json_object_object_get(reply, "attendances");
+    for (size_t i = 0; i < json_object_array_length(att); i++)
+        s_add_when(json_object_array_get_idx(att, i), "at", "when");
+    json_object_object_add(ctx, "attendances", json_object_get(att));
+    json_object_object_add(ctx, "attendance_count",
+                           json_object_new_int((int)json_object_array_length(att)));
+    const char *flag = json_object_get_string(json_object_object_get(reply, "flag"));
+    json_object_object_add(ctx, "flagged",
+                           json_object_new_boolean(flag && strcmp(flag, "none") != 0));
+    json_object_object_add(ctx, "flag_words", s_words(flag));
+    const char *keys[] = {"la_contact", "flag_start", "access_notification"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (json_object_object_get_ex(reply, keys[i], &v))
+            json_object_object_add(ctx, keys[i], json_object_get(v));
+    const char *id = ws_field(r, "id") ? ws_field(r, "id") : ws_field(r, "nhs");
+    json_object_object_add(ctx, "id", json_object_new_string(id ? id : r->arg));
+    ws_page(s, r, MHD_HTTP_OK, title, tpl, ctx);
+}
+
+static void p_children_answer(api *s, api_req *r, json_object *reply)
+{
+    json_object *v;
+    int ok = json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v);
+    if (!ok) { /* a mistyped identifier says so: never "nothing found" */
+        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
+        const char *d = json_object_get_string(json_object_object_get(reply, "detail"));
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s: %s (E%03d)", sh_err_message((sh_err)code), d ? d : "", code);
+        s_search_page(s, r, MHD_HTTP_BAD_REQUEST, msg, r->step == 2 ? "id" : "name");
+        return;
+    }
+    if (r->step == 2) {
+        s_child_page(s, r, reply, "child", "Child record");
+        return;
+    }
+    json_object *ctx = json_object_new_object(), *kids = json_object_object_get(reply, "children");
+    for (size_t i = 0; i < json_object_array_length(kids); i++)
+        s_add_when(json_object_array_get_idx(kids, i), "latest_at_ms", "latest");
+    json_object_object_add(ctx, "children", json_object_get(kids));
+    json_object_object_add(ctx, "none",
+                           json_object_new_boolean(json_object_array_length(kids) == 0));
+    json_object_object_add(ctx, "purpose", json_object_new_string(s_purpose(r)));
+    ws_page(s, r, MHD_HTTP_OK, "Children found", "found", ctx);
+}
+
+static void p_child(api *s, api_req *r)
+{
+    const char *purpose = s_purpose(r);
+    if (!purpose) {
+        json_object *ctx = json_object_new_object();
+        json_object_object_add(ctx, "action", s_stringf("/children/%s", r->arg));
+        json_object_object_add(ctx, "purposes", s_purpose_list(NULL));
+        ws_page(s, r, MHD_HTTP_OK, "Why are you opening this record?", "purpose", ctx);
+        return;
+    }
+    s_child_ask(s, r, r->arg, purpose);
+}
+
+/* ---- the clinician's view (health) ----------------------------------------------------- */
+
+static void p_clinician(api *s, api_req *r)
+{
+    const char *nhs = ws_field(r, "nhs");
+    if (!nhs || !*nhs) {
+        json_object *ctx = json_object_new_object();
+        json_object_object_add(ctx, "purposes", s_purpose_list("direct_care"));
+        ws_page(s, r, MHD_HTTP_OK, "Check a child protection flag", "clinician_form", ctx);
+        return;
+    }
+    s_child_ask(s, r, nhs, s_purpose(r) ? s_purpose(r) : "direct_care");
+}
+
+static void p_clinician_answer(api *s, api_req *r, json_object *reply)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
+        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
+        const char *d = json_object_get_string(json_object_object_get(reply, "detail"));
+        json_object *ctx = json_object_new_object();
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s: %s (E%03d)", sh_err_message((sh_err)code), d ? d : "", code);
+        json_object_object_add(ctx, "problem", json_object_new_string(msg));
+        json_object_object_add(ctx, "nhs", json_object_new_string(ws_field(r, "nhs")));
+        json_object_object_add(ctx, "purposes", s_purpose_list(s_purpose(r)));
+        ws_page(s, r, MHD_HTTP_BAD_REQUEST, "Check a child protection flag", "clinician_form", ctx);
+        return;
+    }
+    s_child_page(s, r, reply, "clinician", "Child protection flag");
+}
+
+/* ---- the routes ------------------------------------------------------------------------ */
+
+const api_route ws_routes[] = {
+    {"GET", "/", 0, p_home, NULL},
+    {"GET", "/sign-in", 0, p_sign_in_form, NULL},
+    {"POST", "/sign-in", 0, p_sign_in, p_sign_in_answer},
+    {"POST", "/sign-out", 0, p_sign_out, NULL},
+    {"GET", "/queue", HUB, p_queue, p_queue_answer},
+    {"GET", "/items/*", HUB, p_item, p_item_answer},
+    {"POST", "/items/*/decide", DECIDE, p_decide, p_after_item_action},
+    {"POST", "/items/*/assign", WS_ROLE(WS_MANAGER), p_assign, p_after_item_action},
+    {"GET", "/children", WS_ANYONE, p_children, p_children_answer},
+    {"GET", "/children/*", WS_ANYONE, p_child, p_children_answer},
+    {"GET", "/clinician", WS_ANYONE, p_clinician, p_clinician_answer},
+};
+const size_t ws_nroutes = sizeof ws_routes / sizeof ws_routes[0];
