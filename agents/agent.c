@@ -6,6 +6,7 @@
  * the store is open; lets a write stand whose audit entry failed (ag_audit, ag_commit).
  */
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,8 @@ static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("master_key", CYAML_FLAG_POINTER, y_config, master_key, 1, 4096),
     CYAML_FIELD_STRING_PTR("sign_key", CYAML_FLAG_POINTER, y_config, sign_key, 1, 4096),
     CYAML_FIELD_STRING_PTR("socket", CYAML_FLAG_POINTER, y_config, socket, 1, 100),
+    CYAML_FIELD_STRING_PTR("socket_group", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
+                           socket_group, 1, 32),
     CYAML_FIELD_STRING_PTR("subscriptions", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            subscriptions, 1, 1000),
     CYAML_FIELD_STRING_PTR("http", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config, http, 1, 64),
@@ -196,7 +199,16 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
             zmq_bind(a->rep, ep))
             rc = sh_error_set(err, SH_E_IO, "bind %s: %s", ep, zmq_strerror(zmq_errno()));
         umask(old);
-        if (!rc && chmod(a->cfg->socket, 0600))
+        /* with socket_group, its members may connect too: each as themselves (local.c) */
+        struct group gr, *g = NULL;
+        char gbuf[4096];
+        if (!rc && a->cfg->socket_group &&
+            (getgrnam_r(a->cfg->socket_group, &gr, gbuf, sizeof gbuf, &g) != 0 || !g))
+            rc = sh_error_set(err, SH_E_INVAL, "socket_group: no group '%.32s' on this host",
+                              a->cfg->socket_group);
+        if (!rc && g && chown(a->cfg->socket, (uid_t)-1, g->gr_gid))
+            rc = sh_error_set(err, SH_E_IO, "chown %s: %s", a->cfg->socket, strerror(errno));
+        if (!rc && chmod(a->cfg->socket, g ? 0660 : 0600))
             rc = sh_error_set(err, SH_E_IO, "chmod %s: %s", a->cfg->socket, strerror(errno));
     }
     if (!rc) {

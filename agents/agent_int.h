@@ -89,6 +89,7 @@ typedef struct y_config {
     int role;
     y_broker *broker;
     char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions, *http;
+    char *socket_group; /* its members may use the local socket, each as themselves */
     char *heartbeat_text, *witness_text; /* read as text, parsed strictly (cli_number) */
     unsigned heartbeat_ms, witness_ms;
     y_front_door *front_door;
@@ -317,6 +318,7 @@ sh_err ag_read_receipt(sh_agent *a, const uint8_t id[16], const char *user, sh_e
 /* ---- api.c ---- */
 json_object *ag_op_ack(sh_agent *a, json_object *req);
 json_object *ag_op_refused(sh_agent *a, json_object *req);
+json_object *ag_op_audit(sh_agent *a, json_object *req);
 /* The inbox seq client has acknowledged up to (exclusive); 0 when none. */
 uint64_t ag_acked(sh_agent *a, sh_txn *t, const char *client);
 

@@ -10,8 +10,10 @@
  * but a JSON object; answers a publish before its transaction has committed; reads a request
  * past its length.
  */
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "agent_int.h"
@@ -98,13 +100,55 @@ static json_object *s_dispatch(sh_agent *a, const char *op, json_object *req)
     if (strcmp(op, "assign") == 0) return ag_op_assign(a, req);
     if (strcmp(op, "find") == 0) return ag_op_find(a, req);
     if (strcmp(op, "item") == 0) return ag_op_item(a, req);
+    if (strcmp(op, "audit") == 0) return ag_op_audit(a, req);
     if (strcmp(op, "account_set") == 0) return ag_op_account_set(a, req);
     if (strcmp(op, "account_get") == 0) return ag_op_account_get(a, req);
     if (strcmp(op, "sign_in") == 0) return ag_op_sign_in(a, req);
     if (strcmp(op, "accounts") == 0) return ag_op_accounts(a, req);
-    return ag_error_json(SH_E_INVAL,
-                         "op: status, publish, inbox, show, child, triage, ack, refused, queue, "
-                         "assign, find, item, account_set, account_get, sign_in or accounts");
+    return ag_error_json(
+        SH_E_INVAL, "op: status, publish, inbox, show, child, triage, ack, refused, queue, "
+                    "assign, find, item, audit, account_set, account_get, sign_in or accounts");
+}
+
+/* Who is asking, from the kernel's credentials of the connection (libzmq gives them as the
+ * IPC peer address "host:uid:gid:pid"). The agent's own Unix user (sharehub-api, the
+ * operator's tools) names the user it acts for; anyone else (a member of socket_group) is
+ * their login name, and the request is marked "unix" for the audit entry: a request naming
+ * another user, or an API client system, is refused. */
+static void s_identity(sh_agent *a, json_object *req, const char *peer, json_object **out)
+{
+    json_object_object_del(req, "unix"); /* only the agent sets it */
+    const char *p = strrchr(peer, ':');
+    long uid = -1;
+    for (int k = 0; p && k < 2; k++) { /* back over pid and gid to the uid */
+        const char *q = p;
+        while (q > peer && q[-1] != ':')
+            q--;
+        p = q > peer ? q - 1 : NULL;
+    }
+    if (p) uid = strtol(p + 1, NULL, 10);
+    if (uid == (long)geteuid()) return;
+    struct passwd pw, *pwp = NULL;
+    char buf[4096];
+    if (uid < 0 || getpwuid_r((uid_t)uid, &pw, buf, sizeof buf, &pwp) != 0 || !pwp) {
+        *out = ag_error_json(SH_E_ROLE, "the agent cannot tell which Unix account is asking");
+        return;
+    }
+    const char *user = ag_str(req, "user");
+    char detail[200];
+    if (user && strcmp(user, pwp->pw_name) != 0) {
+        snprintf(detail, sizeof detail,
+                 "user: a request from the Unix account '%.64s' is made as '%.64s'", pwp->pw_name,
+                 pwp->pw_name);
+        *out = ag_error_json(SH_E_ROLE, detail);
+        return;
+    }
+    if (json_object_object_get_ex(req, "client", NULL)) {
+        *out = ag_error_json(SH_E_ROLE, "client: only the agency API names a client system");
+        return;
+    }
+    json_object_object_add(req, "user", json_object_new_string(pwp->pw_name));
+    json_object_object_add(req, "unix", json_object_new_boolean(1));
 }
 
 /* Reads one request: the peer's id, the empty delimiter, one frame of JSON. 1 and *req (NULL
@@ -118,6 +162,11 @@ static int s_read(sh_agent *a, ag_pending *p, json_object **req, json_object **o
         zmq_msg_close(&m);
         return 0;
     }
+    /* the connection's credentials, as libzmq attaches them to a message (not always to the
+     * routing id's frame: read from each frame until one has them) */
+    char peer[96] = "";
+    const char *pa = zmq_msg_gets(&m, "Peer-Address");
+    if (pa) snprintf(peer, sizeof peer, "%s", pa);
     p->id_len = zmq_msg_size(&m) <= ID_MAX ? zmq_msg_size(&m) : 0;
     memcpy(p->id, zmq_msg_data(&m), p->id_len);
     int frames = 0, delimited = 0;
@@ -127,6 +176,8 @@ static int s_read(sh_agent *a, ag_pending *p, json_object **req, json_object **o
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, a->rep, 0) < 0) break;
         frames++;
+        if (!peer[0] && (pa = zmq_msg_gets(&m, "Peer-Address")))
+            snprintf(peer, sizeof peer, "%s", pa);
         if (frames == 1) {
             delimited = zmq_msg_size(&m) == 0;
         } else if (frames == 2) {
@@ -139,6 +190,7 @@ static int s_read(sh_agent *a, ag_pending *p, json_object **req, json_object **o
         }
     }
     zmq_msg_close(&m);
+    if (*req && json_object_is_type(*req, json_type_object)) s_identity(a, *req, peer, out);
     const char *op = *req ? ag_str(*req, "op") : NULL;
     if (!delimited || frames != 2)
         *out = ag_error_json(SH_E_PROTOCOL, "one frame of JSON per request");

@@ -83,6 +83,11 @@ json_object *ag_require_reader(json_object *req, const char **user, const char *
 const char *ag_via(json_object *req, const char *what, char *buf, size_t cap)
 {
     const char *client = ag_str(req, "client");
+    json_object *u;
+    if (json_object_object_get_ex(req, "unix", &u) && json_object_get_boolean(u)) {
+        snprintf(buf, cap, "%s via unix", what); /* the user is the peer's login (local.c) */
+        return buf;
+    }
     if (!client || !*client || strlen(client) > USER_MAX) return what;
     snprintf(buf, cap, "%s via api:%s", what, client);
     return buf;

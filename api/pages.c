@@ -106,7 +106,7 @@ static void s_add_when(json_object *o, const char *key, const char *out_key)
 /* "section_47_strategy" -> "Section 47 strategy" */
 static json_object *s_words(const char *name)
 {
-    char b[160];
+    char b[256];
     snprintf(b, sizeof b, "%s", name ? name : "");
     for (char *p = b; *p; p++)
         if (*p == '_') *p = ' ';
@@ -788,6 +788,73 @@ static void p_clinician_answer(api *s, api_req *r, json_object *reply)
     s_child_page(s, r, reply, "clinician", "Child protection flag");
 }
 
+/* ---- the auditor's view ---------------------------------------------------------------- */
+
+static void p_audit(api *s, api_req *r)
+{
+    json_object *q = s_req(r, "audit");
+    const char *action = ws_field(r, "action"), *actor = ws_field(r, "actor");
+    const char *before = ws_field(r, "before");
+    if (action && *action) json_object_object_add(q, "action", json_object_new_string(action));
+    if (actor && *actor) json_object_object_add(q, "actor", json_object_new_string(actor));
+    if (before && *before)
+        json_object_object_add(q, "before", json_object_new_int64(atoll(before)));
+    json_object_object_add(q, "limit", json_object_new_int(50));
+    s_ask(s, r, q);
+}
+
+static void p_audit_answer(api *s, api_req *r, json_object *reply)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
+        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
+        ws_fail(s, r, (sh_err)code,
+                json_object_get_string(json_object_object_get(reply, "detail")));
+        return;
+    }
+    json_object *ctx = json_object_new_object(), *list = json_object_object_get(reply, "entries");
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        json_object *e = json_object_array_get_idx(list, i);
+        s_add_when(e, "time_ms", "when");
+        json_object *id;
+        if (json_object_object_get_ex(e, "event_id", &id))
+            json_object_object_add(e, "short_id", s_stringf("%.8s", json_object_get_string(id)));
+    }
+    json_object_object_add(ctx, "entries", json_object_get(list));
+    json_object_object_add(ctx, "head", json_object_get(json_object_object_get(reply, "head")));
+    const char *action = ws_field(r, "action"), *actor = ws_field(r, "actor");
+    json_object *f = json_object_new_object();
+    if (actor) json_object_object_add(f, "actor", json_object_new_string(actor));
+    static const char *const actions[] = {"write",   "read",       "send",   "receive",
+                                          "deny",    "deliver",    "refuse", "admin",
+                                          "witness", "connection", "expire", "sign_in"};
+    json_object *acts = json_object_new_array();
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(actions[i]));
+        json_object_object_add(o, "selected",
+                               json_object_new_boolean(action && strcmp(action, actions[i]) == 0));
+        json_object_array_add(acts, o);
+    }
+    json_object_object_add(ctx, "actions", acts);
+    json_object_object_add(ctx, "filter", f);
+    if (json_object_object_get_ex(reply, "before", &v)) {
+        char more[200];
+        int safe = 1;
+        for (const char *c = actor ? actor : ""; *c; c++)
+            safe &= (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                    *c == '_' || *c == '.';
+        snprintf(more, sizeof more, "/audit?before=%lld%s%s%s%s",
+                 (long long)json_object_get_int64(v),
+                 action && *action && strlen(action) < 20 ? "&action=" : "",
+                 action && *action && strlen(action) < 20 ? action : "",
+                 safe && actor && *actor && strlen(actor) <= 64 ? "&actor=" : "",
+                 safe && actor && *actor && strlen(actor) <= 64 ? actor : "");
+        json_object_object_add(ctx, "older", json_object_new_string(more));
+    }
+    ws_page(s, r, MHD_HTTP_OK, "Audit log", "audit", ctx);
+}
+
 /* ---- the routes ------------------------------------------------------------------------ */
 
 const api_route ws_routes[] = {
@@ -802,5 +869,6 @@ const api_route ws_routes[] = {
     {"GET", "/children", WS_ANYONE, p_children, p_children_answer},
     {"GET", "/children/*", WS_ANYONE, p_child, p_children_answer},
     {"GET", "/clinician", WS_ANYONE, p_clinician, p_clinician_answer},
+    {"GET", "/audit", WS_ROLE(WS_AUDITOR), p_audit, p_audit_answer},
 };
 const size_t ws_nroutes = sizeof ws_routes / sizeof ws_routes[0];

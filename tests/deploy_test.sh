@@ -143,6 +143,7 @@ fi
 # the hub's API with setup.sh's configuration and certificates, and its client system's
 # (its key paths are already this run's: setup.sh wrote them under SHAREHUB_KEYS)
 sed -e "s|0.0.0.0:8443|127.0.0.1:$((port + 3))|" -e "s|/run/sharehub/agent.sock|$tmp/agent.sock|" \
+    -e "s|0.0.0.0:8444|127.0.0.1:$((port + 4))|" -e "s|/usr/share/sharehub/workspace|$src/api/workspace|" \
     "$tmp/keys/api-881.yaml" >"$tmp/api-881.yaml"
 "$build/api/sharehub-api" --config "$tmp/api-881.yaml" 2>"$tmp/api.log" &
 pids="$pids $!"
@@ -155,6 +156,13 @@ for _ in $(seq 1 50); do
     [ "$code" = 200 ] && break
     sleep 0.2
 done
+wcode=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$tmp/keys/pki/ca.crt" \
+    "https://localhost:$((port + 4))/sign-in")
+if [ "$wcode" = 200 ]; then
+    ok "the hub's workspace started with setup.sh's configuration: its sign-in page answers over HTTPS (200)"
+else
+    bad "the compose workspace did not answer (HTTP $wcode):"; cat "$tmp/api.log"
+fi
 if [ "$code" = 200 ]; then
     ok "the hub's API started with setup.sh's configuration: its registered client system reads the inbox over mutual TLS (200)"
 else

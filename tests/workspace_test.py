@@ -434,6 +434,64 @@ def test_search(rig, br, a):
     br.sign_out()
 
 
+def test_auditor(rig, br, ids):
+    br.sign_in("ade")
+    check("/audit" in br.d.current_url and br.finds("#audit tbody tr"),
+          "an auditor lands on the audit log")
+    br.get("/audit?action=read&actor=amir")
+    rows = [r.text for r in br.finds("#audit tbody tr")]
+    check(rows and all("read" in r and "amir" in r for r in rows) and
+          any("front-door item" in r for r in rows),
+          "the auditor filters the log: amir's reads, with the purpose and what was read")
+    page = br.d.page_source
+    a = rig.synthetic_child(41)
+    check(a["nhs_number"] not in page and a["family_name"] not in page,
+          "the audit log page shows no child's name or identifier")
+    br.get("/queue")
+    check("E914" in br.text(), "an auditor cannot open the queue")
+    br.get("/items/%s?purpose=triage" % ids["rfs"])
+    check("E914" in br.text(), "an auditor cannot open a record")
+    br.sign_out()
+
+
+UNIX_USER = "shws%d" % (os.getpid() % 100000)
+UNIX_GROUP = "shwsgroup"
+
+
+def unix_user_made():
+    """As root: a group allowed on the hub's socket and a login in it (removed at the end)."""
+    if os.geteuid() != 0:
+        return False
+    subprocess.run(["groupadd", "-f", UNIX_GROUP], check=True)
+    subprocess.run(["useradd", "-M", "-N", "-g", UNIX_GROUP, "-s", "/usr/sbin/nologin",
+                    UNIX_USER], check=True)
+    return True
+
+
+def test_unix_identity(rig, ids):
+    """A member of socket_group uses the CLI as themselves: the agent reads the connection's
+    credentials, so --user cannot claim anyone else."""
+    os.chmod(rig.work, 0o711)  # (the socket's directory: reachable, not listable)
+    sock = rig.socket("hub")
+
+    def as_user(*args):
+        return subprocess.run(["runuser", "-u", UNIX_USER, "--", rig.sh] + list(args) +
+                              ["--socket", sock], capture_output=True, text=True)
+    r = as_user("show", ids["rfs"], "--purpose", "triage")
+    reads = [e for e in rig.audit("hub", "--action", "read", "--event", ids["rfs"])
+             if e.get("actor_user") == UNIX_USER]
+    check(r.returncode == 0 and reads and reads[-1]["detail"].endswith("via unix"),
+          "a Unix account in socket_group reads as itself, recorded as its login (%s)" %
+          (r.stderr.strip() or "ok"))
+    r = as_user("show", ids["rfs"], "--purpose", "triage", "--user", "amir")
+    check(r.returncode == 1 and "E914" in r.stderr and UNIX_USER in r.stderr,
+          "it cannot claim to be someone else with --user")
+    r = as_user("triage", ids["rfs"], "--level", "3", "--outcome", "family_solutions",
+                "--rationale", "x")
+    check(r.returncode == 1 and "E914" in r.stderr and "not an account" in r.stderr,
+          "its login decides nothing unless it is a practitioner's account")
+
+
 def test_clinician(rig, base, a, shots):
     br = Browser(base, shots)
     try:
@@ -463,8 +521,15 @@ def test_clinician(rig, base, a, shots):
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build/dev"
     shots = sys.argv[2] if len(sys.argv) > 2 else os.path.join(build, "screenshots")
-    rig = Rig(build, {}, workspace=True, apis=["hub", "health"],
-              agent_extra={"hub": HUB_CONFIG})
+    unix = unix_user_made()
+    try:
+        rig = Rig(build, {}, workspace=True, apis=["hub", "health"],
+                  agent_extra={"hub": HUB_CONFIG + ("socket_group: %s\n" % UNIX_GROUP if unix
+                                                    else "")})
+    except BaseException:
+        if unix:
+            subprocess.run(["userdel", UNIX_USER], capture_output=True)
+        raise
     br = None
     try:
         a, _, ids = setup(rig)
@@ -474,6 +539,11 @@ def main():
         cookie = test_practitioner_decides(rig, br, ids, shots)
         test_refusals(rig, br, ids, cookie)
         test_search(rig, br, a)
+        test_auditor(rig, br, ids)
+        if unix:
+            test_unix_identity(rig, ids)
+        else:
+            print("workspace: skip the Unix-credentials checks (they make a login: root only)")
         test_clinician(rig, rig.ws_url("health"), a, shots)
     except Exception as e:  # a crash of the harness is a failure, with the rig kept
         import traceback
@@ -485,6 +555,9 @@ def main():
         for n, p in rig.procs:
             check(p.poll() is None, "%s still running at the end" % n)
         bad = rig.stop(keep=bool(FAILED))
+        if unix:
+            subprocess.run(["userdel", UNIX_USER], capture_output=True)
+            subprocess.run(["groupdel", UNIX_GROUP], capture_output=True)
         for b in bad:
             check(False, b)
     print("workspace: %s (%d failed)" % ("FAILED" if FAILED else "all passed", len(FAILED)))

@@ -49,6 +49,9 @@ agent_socket: /run/sharehub/agent.sock
 tls: {certificate: $k/pki/api-881.crt, key: $k/pki/api-881.key, client_ca: $k/pki/ca.crt}
 clients:
   - {name: cms-881, fingerprint: '$fingerprint', scopes: [publish, inbox, track]}
+workspace: {listen: '0.0.0.0:8444', root: /usr/share/sharehub/workspace}
 CONFIG
 touch "$k/.done"
 echo "setup: keys and configurations for the broker and agents 881, RAJ and 8819990, and the hub's API certificates, in $k"
+echo "setup: the hub's workspace will be on https://localhost:8444: make its accounts with"
+echo "  docker compose exec agent-881 sharehub account set NAME --role ROLE --user ADMIN --password-stdin --socket /run/sharehub/agent.sock"
