@@ -155,6 +155,7 @@ json_object *ag_op_inbox(sh_agent *a, json_object *req)
     if (!bad) bad = s_types(req, &mask);
     if (bad) return bad;
     int64_t since = -1, limit = 100;
+    int summary = json_object_object_get_ex(req, "summary", &v) && json_object_get_boolean(v);
     if (json_object_object_get_ex(req, "since", &v)) {
         if (!json_object_is_type(v, json_type_int) || (since = json_object_get_int64(v)) < 0)
             return ag_error_json(SH_E_BAD_FIELD, "since: want a whole number, 0 or more");
@@ -203,9 +204,18 @@ json_object *ag_op_inbox(sh_agent *a, json_object *req)
             if (!item && why == SH_E_NOT_FOUND) continue;
             if (!item) item = s_damaged(a, t, id, why, user, purpose);
             json_object_object_add(item, "seq", json_object_new_int64((int64_t)seq));
+            ag_fd_item fd;
+            uint8_t fkey[FD_KEY];
+            if (e && ag_fd_get(a, t, id, &fd, fkey)) /* the hub: where its triage stands */
+                json_object_object_add(item, "front_door", ag_fd_json(a, &fd, sh_clock_ms()));
             json_object_array_add(items, item);
             n++;
             if (!e) continue;
+            if (summary) { /* what arrived, not what it says: not a read of anyone's record */
+                json_object_object_del(item, "event");
+                sh_envelope_free(e);
+                continue;
+            }
             uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
             int nr = sh_child_refs(a->store, e->child, refs);
             ag_audit(a, t, SH_AUDIT_READ, SH_AUDIT_OK, 0, id, nr ? refs[0] : NULL, user, NULL,
@@ -336,6 +346,29 @@ static int s_cmp_stored(const void *x, const void *y)
     return a < b ? 1 : a > b ? -1 : 0;
 }
 
+/* A child's CP-IS flag in an answer: `flag` (its name, or none) and, when there is one, the
+ * responsible authority with its numbers, the plan's start and the status event behind it. */
+static void s_flag_json(json_object *out, const ag_flag *f)
+{
+    const char *fname =
+        f->type ? sh_enum_name(&sharehub__v1__flag_type__descriptor, f->type) : NULL;
+    json_object_object_add(out, "flag", json_object_new_string(fname ? fname : "none"));
+    if (!f->type) return;
+    char idt[SH_EVENT_ID_STR];
+    json_object *la = json_object_new_object();
+    json_object_object_add(out, "responsible_la", json_object_new_string(f->la));
+    json_object_object_add(la, "la_code", json_object_new_string(f->la));
+    const char *name = sh_la_name(f->la);
+    if (name) json_object_object_add(la, "name", json_object_new_string(name));
+    json_object_object_add(la, "office_hours_phone", json_object_new_string(f->office));
+    json_object_object_add(la, "out_of_hours_phone", json_object_new_string(f->out_of_hours));
+    json_object_object_add(out, "la_contact", la);
+    if (f->start[0]) json_object_object_add(out, "flag_start", json_object_new_string(f->start));
+    json_object_object_add(out, "flag_event_id",
+                           json_object_new_string(sh_event_id_format(f->event_id, idt)));
+    json_object_object_add(out, "flag_at_ms", json_object_new_int64(f->at_ms));
+}
+
 json_object *ag_op_child(sh_agent *a, json_object *req)
 {
     const char *user, *purpose, *id = ag_str(req, "id");
@@ -393,23 +426,7 @@ json_object *ag_op_child(sh_agent *a, json_object *req)
     json_object_array_sort(att, s_cmp_arrival);
     while (json_object_array_length(att) > ATTENDANCES_SHOWN)
         json_object_array_del_idx(att, ATTENDANCES_SHOWN, 1);
-    const char *fname = f.type ? sh_enum_name(&sharehub__v1__flag_type__descriptor, f.type) : NULL;
-    json_object_object_add(out, "flag", json_object_new_string(fname ? fname : "none"));
-    if (f.type) {
-        char idt[SH_EVENT_ID_STR];
-        json_object *la = json_object_new_object();
-        json_object_object_add(out, "responsible_la", json_object_new_string(f.la));
-        json_object_object_add(la, "la_code", json_object_new_string(f.la));
-        const char *name = sh_la_name(f.la);
-        if (name) json_object_object_add(la, "name", json_object_new_string(name));
-        json_object_object_add(la, "office_hours_phone", json_object_new_string(f.office));
-        json_object_object_add(la, "out_of_hours_phone", json_object_new_string(f.out_of_hours));
-        json_object_object_add(out, "la_contact", la);
-        if (f.start[0]) json_object_object_add(out, "flag_start", json_object_new_string(f.start));
-        json_object_object_add(out, "flag_event_id",
-                               json_object_new_string(sh_event_id_format(f.event_id, idt)));
-        json_object_object_add(out, "flag_at_ms", json_object_new_int64(f.at_ms));
-    }
+    s_flag_json(out, &f);
     /* health: a clinician's system asking for the flag is a CP-IS access — the responsible
      * authority is told, as after an attendance (docs/fhir.md) */
     json_object *acc;
@@ -516,18 +533,7 @@ json_object *ag_op_item(sh_agent *a, json_object *req)
     json_object_object_add(out, "item", item);
     json_object_object_add(out, "history", hist);
     json_object_object_add(out, "attendances", att);
-    const char *fname = f.type ? sh_enum_name(&sharehub__v1__flag_type__descriptor, f.type) : NULL;
-    json_object_object_add(out, "flag", json_object_new_string(fname ? fname : "none"));
-    if (f.type) {
-        json_object *la = json_object_new_object();
-        json_object_object_add(la, "la_code", json_object_new_string(f.la));
-        const char *name = sh_la_name(f.la);
-        if (name) json_object_object_add(la, "name", json_object_new_string(name));
-        json_object_object_add(la, "office_hours_phone", json_object_new_string(f.office));
-        json_object_object_add(la, "out_of_hours_phone", json_object_new_string(f.out_of_hours));
-        json_object_object_add(out, "la_contact", la);
-        if (f.start[0]) json_object_object_add(out, "flag_start", json_object_new_string(f.start));
-    }
+    s_flag_json(out, &f);
     int role = ACC_NONE;
     if (sh_txn_begin(a->store, 0, &t, &err) == SH_OK) {
         role = ag_account_role(a, t, user, NULL);

@@ -141,6 +141,8 @@ sh_err api_new(api_config *cfg, api **out, sh_error *err);
 sh_err api_run(api *s, volatile int *stop, volatile int *reload, const char *config_path);
 void api_destroy(api **s);
 
+/* A request's end (either listener): forgotten by the link and the streams, freed. */
+void api_req_free(api *s, api_req *r);
 /* The response of r: status, JSON (taken: freed after sending). */
 void api_answer(api_req *r, unsigned status, json_object *body);
 /* A sharehub error as the response of r ({"code","name","message","detail","field"}),

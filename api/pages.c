@@ -84,6 +84,16 @@ static void s_ask(api *s, api_req *r, json_object *q)
         ws_fail(s, r, SH_E_AGENT_UNAVAILABLE, "the agency's service is not answering: try again");
 }
 
+/* When the agent's answer is a refusal: a page saying so (its code and detail), and 1. */
+static int s_refused(api *s, api_req *r, json_object *reply)
+{
+    json_object *v;
+    if (json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v)) return 0;
+    int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
+    ws_fail(s, r, (sh_err)code, json_object_get_string(json_object_object_get(reply, "detail")));
+    return 1;
+}
+
 /* ---- words for people ------------------------------------------------------------------ */
 
 static void s_when(int64_t ms, char *out, size_t cap)
@@ -350,13 +360,7 @@ static void p_queue(api *s, api_req *r)
 
 static void p_queue_answer(api *s, api_req *r, json_object *reply)
 {
-    json_object *v;
-    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
-        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
-        ws_fail(s, r, (sh_err)code,
-                json_object_get_string(json_object_object_get(reply, "detail")));
-        return;
-    }
+    if (s_refused(s, r, reply)) return;
     json_object *ctx = json_object_new_object(), *items = json_object_object_get(reply, "items");
     int64_t now = json_object_get_int64(json_object_object_get(reply, "now_ms"));
     for (size_t i = 0; i < json_object_array_length(items); i++)
@@ -457,12 +461,7 @@ static json_object *s_outcomes(const char *chosen)
 static void p_item_answer(api *s, api_req *r, json_object *reply)
 {
     json_object *v;
-    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
-        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
-        ws_fail(s, r, (sh_err)code,
-                json_object_get_string(json_object_object_get(reply, "detail")));
-        return;
-    }
+    if (s_refused(s, r, reply)) return;
     json_object *ctx = json_object_new_object(), *item = json_object_object_get(reply, "item");
     int64_t now = sh_clock_ms();
     json_object *ev = json_object_object_get(item, "event"), *child = NULL, *rows;
@@ -477,8 +476,19 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
         s_rows(child, "", rows);
         json_object_object_add(ctx, "child_rows", rows);
     }
-    /* the body: whatever message the event carries */
+    /* the sharing itself (purpose, consent on record, the level asked for), then the body:
+     * whatever message the event carries */
     rows = json_object_new_array();
+    static const char *const head[][2] = {
+        {"purpose", "Purpose"}, {"consent", "Consent"}, {"level_of_need", "Level of need"}};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) {
+        json_object *hv;
+        if (!json_object_object_get_ex(ev, head[i][0], &hv)) continue;
+        json_object *row = json_object_new_object();
+        json_object_object_add(row, "label", json_object_new_string(head[i][1]));
+        json_object_object_add(row, "value", s_words(json_object_get_string(hv)));
+        json_object_array_add(rows, row);
+    }
     json_object_object_foreach(ev, k, bv)
     {
         if (json_object_is_type(bv, json_type_object) && strcmp(k, "child") != 0 &&
@@ -615,6 +625,7 @@ static void s_search_page(api *s, api_req *r, unsigned status, const char *probl
         if (x) json_object_object_add(ctx, keys[i], json_object_new_string(x));
     }
     json_object_object_add(ctx, "purposes", s_purpose_list(s_purpose(r)));
+    json_object_object_add(ctx, "small", json_object_new_boolean(1));
     if (problem) {
         json_object_object_add(ctx, "problem", json_object_new_string(problem));
         json_object_object_add(ctx, "problem_field", json_object_new_string(field));
@@ -764,6 +775,7 @@ static void p_clinician(api *s, api_req *r)
     if (!nhs || !*nhs) {
         json_object *ctx = json_object_new_object();
         json_object_object_add(ctx, "purposes", s_purpose_list("direct_care"));
+        json_object_object_add(ctx, "small", json_object_new_boolean(1));
         ws_page(s, r, MHD_HTTP_OK, "Check a child protection flag", "clinician_form", ctx);
         return;
     }
@@ -782,6 +794,7 @@ static void p_clinician_answer(api *s, api_req *r, json_object *reply)
         json_object_object_add(ctx, "problem", json_object_new_string(msg));
         json_object_object_add(ctx, "nhs", json_object_new_string(ws_field(r, "nhs")));
         json_object_object_add(ctx, "purposes", s_purpose_list(s_purpose(r)));
+        json_object_object_add(ctx, "small", json_object_new_boolean(1));
         ws_page(s, r, MHD_HTTP_BAD_REQUEST, "Check a child protection flag", "clinician_form", ctx);
         return;
     }
@@ -806,12 +819,7 @@ static void p_audit(api *s, api_req *r)
 static void p_audit_answer(api *s, api_req *r, json_object *reply)
 {
     json_object *v;
-    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
-        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
-        ws_fail(s, r, (sh_err)code,
-                json_object_get_string(json_object_object_get(reply, "detail")));
-        return;
-    }
+    if (s_refused(s, r, reply)) return;
     json_object *ctx = json_object_new_object(), *list = json_object_object_get(reply, "entries");
     for (size_t i = 0; i < json_object_array_length(list); i++) {
         json_object *e = json_object_array_get_idx(list, i);

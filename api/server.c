@@ -429,16 +429,21 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **ctx,
 {
     (void)c;
     (void)toe;
-    api *s = cls;
-    api_req *r = *ctx;
+    api_req_free(cls, *ctx);
+    *ctx = NULL;
+}
+
+void api_req_free(api *s, api_req *r)
+{
     if (!r) return;
     api_link_forget(s, r);
     if (r->streaming) api_stream_closed(s, r);
+    if (r->body) sh_wipe(r->body, r->len); /* a workspace form may hold a password */
     free(r->body);
     free(r->resp);
     free(r->out);
+    if (r->form) json_object_put(r->form);
     free(r);
-    *ctx = NULL;
 }
 
 /* ---- life ------------------------------------------------------------------------------ */

@@ -545,15 +545,7 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **ctx,
 {
     (void)c;
     (void)toe;
-    api *s = cls;
-    api_req *r = *ctx;
-    if (!r) return;
-    api_link_forget(s, r);
-    if (r->body) sh_wipe(r->body, r->len);
-    free(r->body);
-    free(r->resp);
-    if (r->form) json_object_put(r->form);
-    free(r);
+    api_req_free(cls, *ctx);
     *ctx = NULL;
 }
 

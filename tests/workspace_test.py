@@ -275,6 +275,10 @@ def test_practitioner_decides(rig, br, ids, shots):
     check(before == 0 and len(after) == 1 and after[0].get("purpose") == "triage",
           "opening the concern is one audited read, by the signed-in user, for the purpose chosen")
     text = br.text()
+    shared = br.find("#shared").text
+    check("Consent" in shared and "Not sought risk of harm" in shared and
+          "Purpose" in shared and "Safeguarding" in shared,
+          "the referral shows the consent on record and the purpose it was shared for")
     check("Child protection plan" in text and "01632 960001" in text and
           len(br.finds("#attendances tbody tr")) == 1 and
           "Cp plan status" in br.find("#history").text,

@@ -31,10 +31,13 @@ static const char *const s_usage[][2] = {
                 "  Prints the status and the event id: 'sent' (handed to the broker, not yet\n"
                 "  confirmed), 'queued' (waiting for the broker) or 'already accepted' (this\n"
                 "  agency holds this very event). The broker's answer: sharehub show EVENT-ID.\n"},
-    {"inbox", "usage: sharehub inbox --user U --purpose P [--since N] [--follow] [--socket PATH]\n"
-              "                      [--json]\n"
-              "  What this agency received, oldest first, from arrival N (default 0). Every event\n"
-              "  shown is audited as a read by U for P. --follow keeps printing new arrivals.\n"},
+    {"inbox", "usage: sharehub inbox --user U --purpose P [--since N] [--follow] [--summary]\n"
+              "                      [--socket PATH] [--json]\n"
+              "  What this agency received, oldest first, from arrival N (default 0), 100 at a\n"
+              "  time (it says when more are there). Every event shown is audited as a read by U\n"
+              "  for P. At the hub, each referral shows its triage state and deadline. --follow\n"
+              "  keeps printing new arrivals. --summary lists what arrived (type, sender, time),\n"
+              "  not what it says: no child is shown, and nothing is read.\n"},
     {"show", "usage: sharehub show EVENT-ID --user U --purpose P [--socket PATH] [--json]\n"
              "  One event in full, with the broker's answer for events sent. Audited as a read.\n"},
     {"child", "usage: sharehub child ID --user U --purpose P [--socket PATH] [--json]\n"
@@ -141,7 +144,38 @@ static void s_print_item(json_object *it)
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
     const char *dir = s_jstr(it, "direction"), *peer = s_jstr(it, "peer");
     int sent = dir && strcmp(dir, "sent") == 0;
-    printf("%s  %-5s %-8s %-28s %s  %s%s%s%s%s\n", when, sent ? "sent" : "from",
+    /* what a reader needs at a glance: the level of need, immediate risk, where the hub's
+     * triage stands and when it is due; what a receipt is about */
+    char note[160] = "";
+    const char *level = s_jstr(it, "event.level_of_need");
+    int risk = json_object_get_boolean(json_object_object_get(
+                   json_object_object_get(it, "front_door"), "immediate_risk")) ||
+               (s_jstr(it, "event.safeguarding_concern.immediate_risk") &&
+                strcmp(s_jstr(it, "event.safeguarding_concern.immediate_risk"), "true") == 0) ||
+               (s_jstr(it, "event.request_for_support.priority") &&
+                strcmp(s_jstr(it, "event.request_for_support.priority"), "true") == 0);
+    if (level && strcmp(level, "0") != 0)
+        snprintf(note + strlen(note), sizeof note - strlen(note), " L%s", level);
+    if (risk) snprintf(note + strlen(note), sizeof note - strlen(note), " IMMEDIATE-RISK");
+    const char *st = s_jstr(it, "front_door.state"), *due = s_jstr(it, "front_door.due");
+    if (st) {
+        time_t dl = (time_t)(json_object_get_int64(json_object_object_get(
+                                 json_object_object_get(it, "front_door"), "deadline_ms")) /
+                             1000);
+        char dls[32];
+        strftime(dls, sizeof dls, "%a %d %b %H:%M", localtime(&dl));
+        if (strcmp(st, "decided") == 0)
+            snprintf(note + strlen(note), sizeof note - strlen(note), " [decided]");
+        else
+            snprintf(note + strlen(note), sizeof note - strlen(note), " [%s, due %s%s]", st, dls,
+                     due && strcmp(due, "overdue") == 0 ? " OVERDUE" : "");
+    }
+    const char *rs = s_jstr(it, "event.delivery_receipt.status");
+    if (rs)
+        snprintf(note + strlen(note), sizeof note - strlen(note), " %s at %s: %.8s", rs,
+                 s_jstr_or(it, "event.delivery_receipt.recipient_org"),
+                 s_jstr_or(it, "event.delivery_receipt.for_event_id"));
+    printf("%s  %-5s %-8s %-28s %s %s%s%s%s%s%s\n", when, sent ? "sent" : "from",
            sent || !peer ? "" : peer, s_jstr_or(it, "type"), s_jstr_or(it, "event_id"),
            given ? given : "", family ? " " : "", family ? family : "",
            nhs   ? " NHS "
@@ -149,7 +183,8 @@ static void s_print_item(json_object *it)
                  : "",
            nhs   ? nhs
            : upn ? upn
-                 : "");
+                 : "",
+           note);
 }
 
 /* Prints a reply the way a person reads it. */
@@ -190,7 +225,7 @@ int cmd_agent(const char *name, int argc, char **argv)
     const char *socket = getenv("SHAREHUB_SOCKET"), *user = NULL, *purpose = NULL;
     const char *outcome = NULL, *rationale = NULL, *pos = NULL, *amend = NULL, *exception = NULL;
     long since = 0, level = -1;
-    int json = 0, follow = 0;
+    int json = 0, follow = 0, summary = 0;
     size_t npos = 0, k = 0;
     while (strcmp(s_usage[k][0], name) != 0)
         k++;
@@ -204,6 +239,7 @@ int cmd_agent(const char *name, int argc, char **argv)
     if (is_inbox) {
         opts[n++] = (cli_opt){"--since", CLI_NUMBER, &since, 0, INT64_MAX / 2};
         opts[n++] = (cli_opt){"--follow", CLI_FLAG, &follow, 0, 0};
+        opts[n++] = (cli_opt){"--summary", CLI_FLAG, &summary, 0, 0};
         opts[n++] = (cli_opt){"-f", CLI_FLAG, &follow, 0, 0};
     }
     if (is_triage) {
@@ -283,6 +319,7 @@ int cmd_agent(const char *name, int argc, char **argv)
     }
     for (;;) {
         if (is_inbox) json_object_object_add(req, "since", json_object_new_int64(since));
+        if (summary) json_object_object_add(req, "summary", json_object_new_boolean(1));
         if (!(r = agent_call(&c, socket, req))) {
             rc = SH_EXIT_FAILED;
             goto out;
@@ -293,6 +330,9 @@ int cmd_agent(const char *name, int argc, char **argv)
                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
         else
             s_print(name, r);
+        if (!json && is_inbox && !follow &&
+            json_object_get_boolean(json_object_object_get(r, "more")))
+            printf("(more arrived after these: sharehub inbox --since %s)\n", s_jstr_or(r, "next"));
         if (!(follow && is_inbox)) break;
         since = (long)json_object_get_int64(json_object_object_get(r, "next"));
         json_object_put(r);
