@@ -114,7 +114,7 @@ static json_object *s_dispatch(sh_agent *a, const char *op, json_object *req)
  * IPC peer address "host:uid:gid:pid"). The agent's own Unix user (sharehub-api, the
  * operator's tools) names the user it acts for; anyone else (a member of socket_group) is
  * their login name, and the request is marked "unix" for the audit entry: a request naming
- * another user, or an API client system, is refused. */
+ * another user, or an API client system, or touching accounts, is refused. */
 static void s_identity(sh_agent *a, json_object *req, const char *peer, json_object **out)
 {
     json_object_object_del(req, "unix"); /* only the agent sets it */
@@ -147,6 +147,16 @@ static void s_identity(sh_agent *a, json_object *req, const char *peer, json_obj
         *out = ag_error_json(SH_E_ROLE, "client: only the agency API names a client system");
         return;
     }
+    /* accounts, sign-ins and the API's own bookkeeping are the agent's own user's */
+    static const char *const own[] = {"account_set", "account_get", "sign_in",
+                                      "accounts",    "ack",         "refused"};
+    const char *op = ag_str(req, "op");
+    for (size_t i = 0; op && i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(op, own[i]) == 0) {
+            snprintf(detail, sizeof detail, "op: %s is for the agent's own Unix user", op);
+            *out = ag_error_json(SH_E_ROLE, detail);
+            return;
+        }
     json_object_object_add(req, "user", json_object_new_string(pwp->pw_name));
     json_object_object_add(req, "unix", json_object_new_boolean(1));
 }

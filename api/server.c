@@ -442,7 +442,15 @@ void api_req_free(api *s, api_req *r)
     free(r->body);
     free(r->resp);
     free(r->out);
-    if (r->form) json_object_put(r->form);
+    if (r->form) { /* its values may hold a password: wiped before json-c frees them */
+        json_object_object_foreach(r->form, k, v)
+        {
+            (void)k;
+            if (json_object_is_type(v, json_type_string))
+                sh_wipe((char *)json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        }
+        json_object_put(r->form);
+    }
     free(r);
 }
 

@@ -24,6 +24,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "log.h"
+#include "form.h"
 #include "template.h"
 
 #define SESSIONS   512
@@ -149,69 +150,6 @@ static ws_session *s_session(api *s, api_req *r, int *expired)
 }
 
 /* ---- forms ----------------------------------------------------------------------------- */
-
-static int s_hex(int c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* application/x-www-form-urlencoded into an object of strings; line breaks and tabs become
- * spaces (every field is one line of text to the agent). NULL when malformed. */
-static json_object *s_form(const char *body, size_t len)
-{
-    json_object *o = json_object_new_object();
-    char *k = malloc(len + 1), *v = malloc(len + 1);
-    if (!o || !k || !v) {
-        free(k);
-        free(v);
-        json_object_put(o);
-        return NULL;
-    }
-    size_t i = 0;
-    while (i < len) {
-        char *dst = k;
-        size_t n = 0;
-        int in_value = 0, bad = 0;
-        for (; i < len && body[i] != '&'; i++) {
-            char ch = body[i];
-            if (ch == '=' && !in_value) {
-                dst[n] = '\0';
-                dst = v;
-                n = 0;
-                in_value = 1;
-                continue;
-            }
-            if (ch == '+') ch = ' ';
-            if (ch == '%') {
-                int h = i + 2 < len ? s_hex(body[i + 1]) : -1, l = h >= 0 ? s_hex(body[i + 2]) : -1;
-                if (h < 0 || l < 0) {
-                    bad = 1;
-                    break;
-                }
-                ch = (char)(h << 4 | l);
-                i += 2;
-            }
-            if (ch == '\r' || ch == '\n' || ch == '\t') ch = ' ';
-            if (ch == '\0') bad = 1;
-            dst[n++] = ch;
-        }
-        dst[n] = '\0';
-        if (!in_value) v[0] = '\0';
-        if (bad) {
-            json_object_put(o);
-            o = NULL;
-            break;
-        }
-        if (k[0]) json_object_object_add(o, k, json_object_new_string(in_value ? v : ""));
-        i++;
-    }
-    free(k);
-    free(v);
-    return o;
-}
 
 static enum MHD_Result s_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
@@ -449,7 +387,7 @@ static void s_begin(api *s, api_req *r)
             ws_fail(s, r, SH_E_MEDIA_TYPE, "a form is posted as application/x-www-form-urlencoded");
             return;
         }
-        r->form = s_form(r->body ? r->body : "", r->len);
+        r->form = ws_form_parse(r->body ? r->body : "", r->len);
         if (r->body) sh_wipe(r->body, r->len); /* it may hold a password */
         if (!r->form) {
             ws_fail(s, r, SH_E_MALFORMED, "the form's fields are not URL-encoded");

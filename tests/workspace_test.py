@@ -490,6 +490,8 @@ def test_unix_identity(rig, ids):
     r = as_user("show", ids["rfs"], "--purpose", "triage", "--user", "amir")
     check(r.returncode == 1 and "E914" in r.stderr and UNIX_USER in r.stderr,
           "it cannot claim to be someone else with --user")
+    r = as_user("account", "list")
+    check(r.returncode == 1 and "E914" in r.stderr, "it cannot list or read the accounts")
     r = as_user("triage", ids["rfs"], "--level", "3", "--outcome", "family_solutions",
                 "--rationale", "x")
     check(r.returncode == 1 and "E914" in r.stderr and "not an account" in r.stderr,
