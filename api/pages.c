@@ -257,9 +257,24 @@ static void s_wipe_field(api_req *r, const char *name)
     if (p) sh_wipe((char *)p, strlen(p)); /* json-c's own copy of the password */
 }
 
+/* Password checks a second, at most: each costs the loop tens of milliseconds of Argon2id,
+ * and the per-account lock does not stop names sprayed across accounts. */
+#define SIGN_INS_PER_SECOND 10
+
 static void p_sign_in(api *s, api_req *r)
 {
     const char *name = ws_field(r, "name"), *pw = ws_field(r, "password");
+    static int64_t second;
+    static int count;
+    int64_t now = sh_clock_ms() / 1000;
+    if (now != second) second = now, count = 0;
+    if (++count > SIGN_INS_PER_SECOND) {
+        s_wipe_field(r, "password");
+        s_sign_in_page(s, r, MHD_HTTP_TOO_MANY_REQUESTS,
+                       "Too many people are signing in at this moment: try again in a few "
+                       "seconds");
+        return;
+    }
     if (!name || !*name || !pw || !*pw) {
         s_wipe_field(r, "password");
         s_sign_in_page(s, r, MHD_HTTP_UNAUTHORIZED, "Enter your user name and password");

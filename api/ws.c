@@ -99,9 +99,17 @@ static int s_same(const char *a, const char *b)
 ws_session *ws_session_new(api *s, api_req *r)
 {
     int64_t now = sh_clock_ms();
-    ws_session *slot = NULL;
-    for (int i = 0; i < SESSIONS && !slot; i++)
-        if (!s_live(s, &s->ws->sessions[i], now)) slot = &s->ws->sessions[i];
+    ws_session *slot = NULL, *oldest = NULL;
+    for (int i = 0; i < SESSIONS && !slot; i++) {
+        ws_session *x = &s->ws->sessions[i];
+        if (!s_live(s, x, now))
+            slot = x;
+        else if (!x->role && (!oldest || x->seen_ms < oldest->seen_ms))
+            oldest = x;
+    }
+    /* full: a sign-in form's session gives way (its form says "open the page again"); a
+     * signed-in person's never does */
+    if (!slot) slot = oldest;
     if (!slot) return NULL;
     s_clear(slot);
     s_token(slot->id);

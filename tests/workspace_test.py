@@ -404,6 +404,17 @@ def test_refusals(rig, br, ids, old_cookie):
     check(ok and res.status_code == 303 and "expired=1" in res.headers.get("Location", "") and
           res2.status_code == 401 and "E912" in res2.text,
           "an idle session ends: its pages send to sign-in, its posts are refused")
+    # a burst of sign-ins: at most 10 password checks a second, the rest told to wait
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s3.get(base + "/sign-in").text).group(1)
+    codes = []
+    t0 = time.time()
+    while time.time() - t0 < 0.8 and len(codes) < 40:
+        codes.append(s3.post(base + "/sign-in", data={"csrf": csrf, "name": "nobody",
+                                                      "password": "not a password at all"},
+                             allow_redirects=False).status_code)
+    check(codes.count(429) > 0 and codes.count(401) <= 20,
+          "a burst of sign-ins is throttled (%d checked, %d told to wait)" %
+          (codes.count(401), codes.count(429)))
     check(res.headers.get("Strict-Transport-Security") and
           "script-src 'self'" in page.headers.get("Content-Security-Policy", "") and
           "HttpOnly" in page.headers.get("Set-Cookie", "HttpOnly") and
