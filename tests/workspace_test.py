@@ -374,7 +374,7 @@ def test_refusals(rig, br, ids, old_cookie):
         text = f.read()
     text = re.sub(r'listen: "127.0.0.1:\d+"\n', 'listen: "127.0.0.1:%d"\n' % free_port(), text, 1)
     text = re.sub(r'(workspace:\n  listen: )"127.0.0.1:\d+"', r'\1"127.0.0.1:%d"' % port, text)
-    text = text.replace("  site: RAJ01", "  session_idle: 2s\n  site: RAJ01")
+    text = text.replace("  site: RAJ01", "  session_idle: 2s\n  session_absolute: 4s\n  site: RAJ01")
     with open(rig.path("api-hub-idle.yaml"), "w") as f:
         f.write(text)
     rig._spawn("api-hub-idle", [os.path.join(rig.build, "api", "sharehub-api"), "--config",
@@ -404,6 +404,19 @@ def test_refusals(rig, br, ids, old_cookie):
     check(ok and res.status_code == 303 and "expired=1" in res.headers.get("Location", "") and
           res2.status_code == 401 and "E912" in res2.text,
           "an idle session ends: its pages send to sign-in, its posts are refused")
+    # a session kept busy still ends at its absolute time
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s3.get(base + "/sign-in").text).group(1)
+    s3.post(base + "/sign-in", data={"csrf": csrf, "name": "amir", "password": PASSWORDS["amir"]})
+    t0, alive = time.time(), []
+    while time.time() - t0 < 5.0:
+        r = s3.get(base + "/queue", allow_redirects=False)
+        alive.append((time.time() - t0, r.status_code))
+        time.sleep(0.5)
+    ended = [t for t, code in alive if code == 303]
+    check(alive[0][1] == 200 and ended and 3.0 < ended[0] < 4.8 and
+          all(code == 200 for t, code in alive if t < 3.0),
+          "a busy session still ends at its absolute time (4 s here; ended at %.1f s)" %
+          (ended[0] if ended else -1))
     # a burst of sign-ins: at most 10 password checks a second, the rest told to wait
     csrf = re.search(r'name="csrf" value="([^"]+)"', s3.get(base + "/sign-in").text).group(1)
     codes = []
