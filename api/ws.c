@@ -162,7 +162,8 @@ static ws_session *s_session(api *s, api_req *r, int *expired)
 static enum MHD_Result s_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
-    json_object_object_add(cls, key, json_object_new_string(value ? value : ""));
+    if (key && key[0] != '_') /* as a form's: '_' names are the server's own */
+        json_object_object_add(cls, key, json_object_new_string(value ? value : ""));
     return MHD_YES;
 }
 
