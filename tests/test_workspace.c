@@ -365,3 +365,35 @@ Test(workspace_agent, a_child_is_found_by_name_and_date_of_birth_never_kept_in_c
     free(raw);
     free(data);
 }
+
+Test(front_door, items_are_on_time_due_soon_overdue_or_decided_late)
+{
+    sh_agent *a = calloc(1, sizeof *a);
+    cr_assert_not_null(a);
+    a->fd.due_soon_ms = 4 * 3600000LL;
+    int64_t now = s_utc("2026-11-30 12:00");
+    const struct {
+        int state;
+        int64_t deadline, decided;
+        const char *due;
+    } cases[] = {
+        {FD_OPEN, s_utc("2026-12-01 17:00"), 0, "on_time"},
+        {FD_ASSIGNED, s_utc("2026-11-30 15:00"), 0, "due_soon"},
+        {FD_OPEN, s_utc("2026-11-30 11:59"), 0, "overdue"},
+        {FD_DECIDED, s_utc("2026-11-30 17:00"), s_utc("2026-11-30 11:00"), "decided"},
+        {FD_DECIDED, s_utc("2026-11-29 17:00"), s_utc("2026-11-30 11:00"), "decided_late"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ag_fd_item it = {.state = cases[i].state,
+                         .type = 21,
+                         .level = 3,
+                         .received_ms = s_utc("2026-11-29 10:00"),
+                         .deadline_ms = cases[i].deadline,
+                         .decided_ms = cases[i].decided};
+        json_object *o = ag_fd_json(a, &it, now);
+        cr_assert_str_eq(json_object_get_string(json_object_object_get(o, "due")), cases[i].due,
+                         "case %zu", i);
+        json_object_put(o);
+    }
+    free(a);
+}

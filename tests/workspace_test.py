@@ -245,6 +245,8 @@ def test_manager_assigns(rig, br, ids):
     check("Immediate risk" in first and "Level 4" in first and "8819990" in first and
           re.search(r"\d{2}:\d{2}", first) and "left" in first and "Mid" in first,
           "a queue row shows risk, level asked, referrer, locality, received and the deadline")
+    check(not reads_of(rig, ids["rfs"], "mona") and not reads_of(rig, ids["concern"], "mona"),
+          "listing the queue is not a read of any item in it")
     br.screenshot("workspace-queue.png")
     br.d.find_element(By.CSS_SELECTOR, "tr[data-event-id='%s'] a" % ids["concern"]).click()
     check("Why are you opening this record?" in br.text(), "opening an item asks why first")
