@@ -84,6 +84,20 @@ static void s_ask(api *s, api_req *r, json_object *q)
         ws_fail(s, r, SH_E_AGENT_UNAVAILABLE, "the agency's service is not answering: try again");
 }
 
+/* o's member key as an array, or as an object: an empty one is put there when it is missing or
+ * of another type (the pages never trust the shape of an answer blindly). */
+static json_object *s_member(json_object *o, const char *key, json_type type)
+{
+    json_object *v;
+    if (!o || !json_object_is_type(o, json_type_object)) return NULL;
+    if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, type)) return v;
+    v = type == json_type_array ? json_object_new_array() : json_object_new_object();
+    json_object_object_add(o, key, v);
+    return v;
+}
+#define s_array(o, key)  s_member(o, key, json_type_array)
+#define s_object(o, key) s_member(o, key, json_type_object)
+
 /* When the agent's answer is a refusal: a page saying so (its code and detail), and 1. */
 static int s_refused(api *s, api_req *r, json_object *reply)
 {
@@ -134,6 +148,7 @@ static void s_add_words(json_object *o, const char *key, const char *out_key)
 /* A queue item or front-door state made readable: times, the deadline's state, words. */
 static void s_item_words(json_object *it, int64_t now)
 {
+    if (!json_object_is_type(it, json_type_object)) return;
     s_add_when(it, "received_at_ms", "received");
     s_add_when(it, "deadline_ms", "deadline");
     s_add_when(it, "decided_at_ms", "decided");
@@ -376,7 +391,7 @@ static void p_queue(api *s, api_req *r)
 static void p_queue_answer(api *s, api_req *r, json_object *reply)
 {
     if (s_refused(s, r, reply)) return;
-    json_object *ctx = json_object_new_object(), *items = json_object_object_get(reply, "items");
+    json_object *ctx = json_object_new_object(), *items = s_array(reply, "items");
     int64_t now = json_object_get_int64(json_object_object_get(reply, "now_ms"));
     for (size_t i = 0; i < json_object_array_length(items); i++)
         s_item_words(json_object_array_get_idx(items, i), now);
@@ -414,7 +429,7 @@ static void p_queue_answer(api *s, api_req *r, json_object *reply)
         json_object_object_add(ctx, "prev", s_stringf("/queue?page=%d%s", page - 1, keep));
     if (last < total)
         json_object_object_add(ctx, "next", s_stringf("/queue?page=%d%s", page + 1, keep));
-    json_object *locs = json_object_object_get(reply, "localities"), *la = json_object_new_array();
+    json_object *locs = s_array(reply, "localities"), *la = json_object_new_array();
     for (size_t i = 0; i < json_object_array_length(locs); i++) {
         const char *n = json_object_get_string(json_object_array_get_idx(locs, i));
         json_object *o = json_object_new_object();
@@ -477,9 +492,9 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
 {
     json_object *v;
     if (s_refused(s, r, reply)) return;
-    json_object *ctx = json_object_new_object(), *item = json_object_object_get(reply, "item");
+    json_object *ctx = json_object_new_object(), *item = s_object(reply, "item");
     int64_t now = sh_clock_ms();
-    json_object *ev = json_object_object_get(item, "event"), *child = NULL, *rows;
+    json_object *ev = s_object(item, "event"), *child = NULL, *rows;
     json_object_object_get_ex(ev, "child", &child);
     json_object_object_add(ctx, "event_id", json_object_new_string(r->arg));
     json_object_object_add(ctx, "purpose", json_object_new_string(s_purpose(r)));
@@ -516,11 +531,11 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
         s_item_words(fd, now);
         json_object_object_add(ctx, "fd", json_object_get(fd));
         const char *st = json_object_get_string(json_object_object_get(fd, "state"));
-        int decided = strcmp(st, "decided") == 0;
+        int decided = st && strcmp(st, "decided") == 0;
         json_object_object_add(ctx, "decided", json_object_new_boolean(decided));
         json_object_object_add(ctx, "open", json_object_new_boolean(!decided));
     }
-    json_object *hist = json_object_object_get(reply, "history");
+    json_object *hist = s_array(reply, "history");
     for (size_t i = 0; i < json_object_array_length(hist); i++) {
         json_object *h = json_object_array_get_idx(hist, i);
         s_add_words(h, "type", "type_words");
@@ -529,7 +544,7 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
     json_object_object_add(ctx, "history", json_object_get(hist));
     json_object_object_add(ctx, "no_history",
                            json_object_new_boolean(json_object_array_length(hist) == 0));
-    json_object *att = json_object_object_get(reply, "attendances");
+    json_object *att = s_array(reply, "attendances");
     for (size_t i = 0; i < json_object_array_length(att); i++)
         s_add_when(json_object_array_get_idx(att, i), "at", "when");
     json_object_object_add(ctx, "attendances", json_object_get(att));
@@ -542,7 +557,8 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
     if (json_object_object_get_ex(reply, "flag_start", &v))
         json_object_object_add(ctx, "flag_start", json_object_get(v));
     json_object *acc;
-    if (json_object_object_get_ex(reply, "assignable", &acc)) {
+    if (json_object_object_get_ex(reply, "assignable", &acc) &&
+        json_object_is_type(acc, json_type_array)) {
         json_object *list = json_object_new_array();
         for (size_t i = 0; i < json_object_array_length(acc); i++) {
             json_object *a = json_object_array_get_idx(acc, i);
@@ -707,7 +723,7 @@ static void p_children(api *s, api_req *r)
 static void s_child_page(api *s, api_req *r, json_object *reply, const char *tpl, const char *title)
 {
     json_object *ctx = json_object_new_object(), *v;
-    json_object *events = json_object_object_get(reply, "events");
+    json_object *events = s_array(reply, "events");
     for (size_t i = 0; i < json_object_array_length(events); i++) {
         json_object *h = json_object_array_get_idx(events, i);
         s_add_words(h, "type", "type_words");
@@ -724,7 +740,7 @@ static void s_child_page(api *s, api_req *r, json_object *reply, const char *tpl
     json_object_object_add(ctx, "events", json_object_get(events));
     json_object_object_add(ctx, "no_events",
                            json_object_new_boolean(json_object_array_length(events) == 0));
-    json_object *att = json_object_object_get(reply, "attendances");
+    json_object *att = s_array(reply, "attendances");
     for (size_t i = 0; i < json_object_array_length(att); i++)
         s_add_when(json_object_array_get_idx(att, i), "at", "when");
     json_object_object_add(ctx, "attendances", json_object_get(att));
@@ -759,7 +775,7 @@ static void p_children_answer(api *s, api_req *r, json_object *reply)
         s_child_page(s, r, reply, "child", "Child record");
         return;
     }
-    json_object *ctx = json_object_new_object(), *kids = json_object_object_get(reply, "children");
+    json_object *ctx = json_object_new_object(), *kids = s_array(reply, "children");
     for (size_t i = 0; i < json_object_array_length(kids); i++)
         s_add_when(json_object_array_get_idx(kids, i), "latest_at_ms", "latest");
     json_object_object_add(ctx, "children", json_object_get(kids));
@@ -835,7 +851,7 @@ static void p_audit_answer(api *s, api_req *r, json_object *reply)
 {
     json_object *v;
     if (s_refused(s, r, reply)) return;
-    json_object *ctx = json_object_new_object(), *list = json_object_object_get(reply, "entries");
+    json_object *ctx = json_object_new_object(), *list = s_array(reply, "entries");
     for (size_t i = 0; i < json_object_array_length(list); i++) {
         json_object *e = json_object_array_get_idx(list, i);
         s_add_when(e, "time_ms", "when");
