@@ -691,8 +691,17 @@ static void p_children(api *s, api_req *r)
     const char *d = ws_field(r, "dob_day"), *m = ws_field(r, "dob_month"),
                *y = ws_field(r, "dob_year");
     int by_id = id && *id, by_name = (given && *given) || (family && *family);
-    if (!by_id && !by_name) {
+    /* the form is a GET; the search a POST: a child's identifiers and name never go into an
+     * address (browser history, proxies' logs) */
+    if (strcmp(r->method, "GET") == 0) {
         s_search_page(s, r, MHD_HTTP_OK, NULL, NULL);
+        return;
+    }
+    if (!by_id && !by_name) {
+        s_search_page(s, r, MHD_HTTP_BAD_REQUEST,
+                      "Enter an NHS number, UPN or local authority id, or a name and date of "
+                      "birth",
+                      "id");
         return;
     }
     if (!purpose) {
@@ -755,7 +764,7 @@ static void s_child_page(api *s, api_req *r, json_object *reply, const char *tpl
         if (json_object_object_get_ex(reply, keys[i], &v))
             json_object_object_add(ctx, keys[i], json_object_get(v));
     const char *id = ws_field(r, "id") ? ws_field(r, "id") : ws_field(r, "nhs");
-    json_object_object_add(ctx, "id", json_object_new_string(id ? id : r->arg));
+    json_object_object_add(ctx, "id", json_object_new_string(id ? id : ""));
     ws_page(s, r, MHD_HTTP_OK, title, tpl, ctx);
 }
 
@@ -785,17 +794,16 @@ static void p_children_answer(api *s, api_req *r, json_object *reply)
     ws_page(s, r, MHD_HTTP_OK, "Children found", "found", ctx);
 }
 
+/* A record opened from the search's results (a POST: the identifier stays out of the address),
+ * for the purpose chosen for the search. */
 static void p_child(api *s, api_req *r)
 {
-    const char *purpose = s_purpose(r);
-    if (!purpose) {
-        json_object *ctx = json_object_new_object();
-        json_object_object_add(ctx, "action", s_stringf("/children/%s", r->arg));
-        json_object_object_add(ctx, "purposes", s_purpose_list(NULL));
-        ws_page(s, r, MHD_HTTP_OK, "Why are you opening this record?", "purpose", ctx);
+    const char *purpose = s_purpose(r), *id = ws_field(r, "id");
+    if (!purpose || !id || !*id) {
+        s_search_page(s, r, MHD_HTTP_BAD_REQUEST, "Search for the child first", "id");
         return;
     }
-    s_child_ask(s, r, r->arg, purpose);
+    s_child_ask(s, r, id, purpose);
 }
 
 /* ---- the clinician's view (health) ----------------------------------------------------- */
@@ -803,7 +811,7 @@ static void p_child(api *s, api_req *r)
 static void p_clinician(api *s, api_req *r)
 {
     const char *nhs = ws_field(r, "nhs");
-    if (!nhs || !*nhs) {
+    if (strcmp(r->method, "GET") == 0 || !nhs || !*nhs) { /* the check itself is a POST */
         json_object *ctx = json_object_new_object();
         json_object_object_add(ctx, "purposes", s_purpose_list("direct_care"));
         json_object_object_add(ctx, "small", json_object_new_boolean(1));
@@ -906,8 +914,10 @@ const api_route ws_routes[] = {
     {"POST", "/items/*/decide", DECIDE, p_decide, p_after_item_action},
     {"POST", "/items/*/assign", WS_ROLE(WS_MANAGER), p_assign, p_after_item_action},
     {"GET", "/children", WS_ANYONE, p_children, p_children_answer},
-    {"GET", "/children/*", WS_ANYONE, p_child, p_children_answer},
+    {"POST", "/children", WS_ANYONE, p_children, p_children_answer},
+    {"POST", "/children/record", WS_ANYONE, p_child, p_children_answer},
     {"GET", "/clinician", WS_ANYONE, p_clinician, p_clinician_answer},
+    {"POST", "/clinician", WS_ANYONE, p_clinician, p_clinician_answer},
     {"GET", "/audit", WS_ROLE(WS_AUDITOR), p_audit, p_audit_answer},
 };
 const size_t ws_nroutes = sizeof ws_routes / sizeof ws_routes[0];

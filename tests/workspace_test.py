@@ -65,6 +65,7 @@ class Browser:
         with open(AXE) as f:
             self.axe = f.read()
         self.pages = set()
+        self.urls = []  # every address the browser was at
 
     def get(self, path):
         self.d.get(self.base + path)
@@ -94,6 +95,7 @@ class Browser:
 
     def accessible(self):
         """axe-core's WCAG 2.0-2.2 A and AA rules on the page now: no violations."""
+        self.urls.append(self.d.current_url)
         path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "ID", self.d.current_url.split("?")[0])
         path = path.replace(self.base, "")
         title = self.d.title
@@ -447,7 +449,7 @@ def test_search(rig, br, a):
     rows = br.finds("#found tbody tr")
     check(len(rows) == 1 and a["nhs_number"] in rows[0].text,
           "the child search finds the child by name and date of birth")
-    rows[0].find_element(By.CSS_SELECTOR, "a").click()
+    rows[0].find_element(By.CSS_SELECTOR, "button").click()
     br.accessible()
     check("Child protection plan" in br.text(), "the child's record opens from the search")
     br.get("/children")
@@ -457,6 +459,9 @@ def test_search(rig, br, a):
     br.click("#search-button")
     check("not a valid NHS number" in br.text() and "nothing" not in br.text().lower(),
           "a mistyped NHS number is refused as not valid, never 'not found'")
+    leaked = [u for u in br.urls for v in (a["nhs_number"], a["upn"], a["family_name"],
+                                            a["given_name"], bad) if v.lower() in u.lower()]
+    check(not leaked, "no child's identifier or name is ever in an address (%s)" % leaked[:1])
     with open(rig.path("hub.store") + "/data.mdb", "rb") as f:
         raw = f.read()
     check(a["family_name"].encode() not in raw and a["given_name"].encode() not in raw,
@@ -543,6 +548,8 @@ def test_clinician(rig, base, a, shots):
               "Essex" in br.find("#la-name").text,
               "the clinician sees the flag, both numbers and the attendance")
         br.screenshot("workspace-clinician.png")
+        check(not [u for u in br.urls if a["nhs_number"] in u or bad in u],
+              "the NHS number looked up is never in an address")
         rig.wait(lambda: len(inbox(rig, "hub", {"access_notification"})) > before,
                  "the hub to receive the access notification")
         check(True, "the look-up notifies the responsible authority")
