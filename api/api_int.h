@@ -106,6 +106,7 @@ struct api_req {
     struct ws_session *sess;
     json_object *form; /* a POST's fields, or the GET's query */
     int step;
+    int signing; /* counted in api.signing_in until it ends */
     char url[200];
     char cookie[160]; /* a Set-Cookie to send */
 };
@@ -135,6 +136,7 @@ struct api {
     int role; /* the agent's role: 2 health (FHIR) */
     char org[16];
     struct MHD_Daemon *wd; /* the workspace's listener (NULL: none configured) */
+    unsigned signing_in;   /* sign-ins begun and not yet answered (pages.c) */
     struct ws *ws;
 };
 sh_err api_new(api_config *cfg, api **out, sh_error *err);

@@ -272,9 +272,11 @@ static void s_wipe_field(api_req *r, const char *name)
     if (p) sh_wipe((char *)p, strlen(p)); /* json-c's own copy of the password */
 }
 
-/* Password checks a second, at most: each costs the loop tens of milliseconds of Argon2id,
- * and the per-account lock does not stop names sprayed across accounts. */
+/* Password checks a second, and sign-ins waiting for theirs, at most: each check costs the
+ * loop tens of milliseconds of Argon2id, and the per-account lock does not stop names sprayed
+ * across accounts. */
 #define SIGN_INS_PER_SECOND 10
+#define SIGN_INS_WAITING    4
 
 static void p_sign_in(api *s, api_req *r)
 {
@@ -283,7 +285,7 @@ static void p_sign_in(api *s, api_req *r)
     static int count;
     int64_t now = sh_clock_ms() / 1000;
     if (now != second) second = now, count = 0;
-    if (++count > SIGN_INS_PER_SECOND) {
+    if (++count > SIGN_INS_PER_SECOND || s->signing_in >= SIGN_INS_WAITING) {
         s_wipe_field(r, "password");
         s_sign_in_page(s, r, MHD_HTTP_TOO_MANY_REQUESTS,
                        "Too many people are signing in at this moment: try again in a few "
@@ -298,6 +300,8 @@ static void p_sign_in(api *s, api_req *r)
     json_object *q = s_req(r, "account_get");
     json_object_object_add(q, "name", json_object_new_string(name));
     r->step = 0;
+    r->signing = 1;
+    s->signing_in++;
     s_ask(s, r, q);
 }
 

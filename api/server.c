@@ -438,6 +438,7 @@ void api_req_free(api *s, api_req *r)
     if (!r) return;
     api_link_forget(s, r);
     if (r->streaming) api_stream_closed(s, r);
+    if (r->signing) s->signing_in--;
     if (r->body) sh_wipe(r->body, r->len); /* a workspace form may hold a password */
     free(r->body);
     free(r->resp);
