@@ -4,7 +4,8 @@
  * Errors: a lapsed ISP still in the directory (WEISF removes them), an organisation the
  * registry does not know, two ISPs in force that share the same event, purpose, sender and
  * recipient with different data items. Warnings: review due, overdue, draft, suspended, a
- * locality no enrolled organisation has, two ISPs that overlap with the same data items.
+ * locality no enrolled organisation has, two ISPs that overlap with the same data items (at a
+ * level of need both cover).
  */
 #include "lint.h"
 
@@ -28,10 +29,16 @@ static int s_same_items(const char *const *a, size_t na, const char *const *b, s
     return 1;
 }
 
-/* First (event type, purpose, sender, recipient) both ISPs cover, if any. */
+/* First (event type, purpose, sender, recipient) both ISPs cover at a level of need both
+ * cover, if any: ISPs for disjoint levels (1-2 and 3-4) never meet. */
 static int s_overlap(const sh_isp *a, const sh_isp *b, const sh_registry *reg, char *msg,
                      size_t cap)
 {
+    unsigned alo, ahi, blo, bhi;
+    sh_isp_levels(a, &alo, &ahi);
+    sh_isp_levels(b, &blo, &bhi);
+    if (ahi < blo || bhi < alo) return 0;
+    unsigned lo = alo > blo ? alo : blo, hi = ahi < bhi ? ahi : bhi;
     size_t n = sh_registry_count(reg);
     for (int type = 1; type <= 13; type++)
         for (int purpose = 1; purpose <= 6; purpose++)
@@ -44,9 +51,11 @@ static int s_overlap(const sh_isp *a, const sh_isp *b, const sh_registry *reg, c
                         !sh_isp_covers(b, type, purpose, from, to, &ib, &nb))
                         continue;
                     int same = s_same_items(ia, na, ib, nb);
-                    snprintf(msg, cap, "%s %s: both cover %s (purpose %d) from %s to %s, %s",
+                    snprintf(msg, cap,
+                             "%s %s: both cover %s (purpose %d, level of need %u-%u) from %s "
+                             "to %s, %s",
                              same ? "overlaps with" : "contradicts", sh_isp_rule(b),
-                             sh_event_type_name(type), purpose, from->code, to->code,
+                             sh_event_type_name(type), purpose, lo, hi, from->code, to->code,
                              same ? "with the same data items" : "with different data items");
                     return same ? 1 : 2;
                 }
@@ -84,9 +93,9 @@ int sh_policy_lint(const sh_policy *p, const sh_registry *reg, int64_t now_ms, s
             break;
         case SH_ISP_LAPSED:
             REPORT(SH_LINT_ERROR, isp,
-                   "lapsed: more than 3 months past review date %s; it "
-                   "never permits: renew it or remove the file",
-                   rd);
+                   "lapsed on %s (3 months after its review date %s): it never permits: renew "
+                   "it or remove the file",
+                   sh_isp_lapse_date(isp), rd);
             break;
         case SH_ISP_DRAFT:
             REPORT(SH_LINT_WARNING, isp, "draft: never permits until approved and active");

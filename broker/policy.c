@@ -510,6 +510,17 @@ const char *sh_isp_lead(const sh_isp *isp)
     return isp->y->lead;
 }
 
+const char *sh_isp_lapse_date(const sh_isp *isp)
+{
+    return isp->lapse_from;
+}
+
+void sh_isp_levels(const sh_isp *isp, unsigned *lo, unsigned *hi)
+{
+    *lo = isp->y->level_of_need ? isp->y->level_of_need->min : 0;
+    *hi = isp->y->level_of_need ? isp->y->level_of_need->max : 4;
+}
+
 const char *sh_isp_rule(const sh_isp *isp)
 {
     return isp->rule;

@@ -45,6 +45,11 @@ const char *sh_isp_title(const sh_isp *isp);
 const char *sh_isp_file(const sh_isp *isp);
 const char *sh_isp_review_date(const sh_isp *isp);
 const char *sh_isp_lead(const sh_isp *isp);
+/* The day it lapses (YYYY-MM-DD: 3 months after its review date; from that day it never
+ * permits). */
+const char *sh_isp_lapse_date(const sh_isp *isp);
+/* The levels of need it covers, lo to hi (0-4; 0 to 4 when it names none). */
+void sh_isp_levels(const sh_isp *isp, unsigned *lo, unsigned *hi);
 
 /* "isp-cpis@3": the rule reference recorded in audit entries. */
 const char *sh_isp_rule(const sh_isp *isp);

@@ -66,9 +66,27 @@ expect explain-bad-option 2 "unknown option '--bogus'" -- "$bin" policy explain 
 rm "$tmp/isp-school.yaml"
 
 sed -e "s/$inyear/$ago5/" -e 's/isp-cpis/isp-old/' "$tmp/isp-cpis.yaml" >"$tmp/isp-old.yaml"
-expect check-lapsed 1 "error: .*isp-old@1: lapsed" -- \
+lapse=$(date -u -d "$ago5 +3 months" +%F)
+expect check-lapsed 1 "error: .*isp-old@1: lapsed on $lapse \(3 months after its review date $ago5\)" -- \
     "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
 rm "$tmp/isp-old.yaml"
+# protocols for disjoint levels of need never meet: no contradiction, whatever their items
+sed -e 's/id: isp-cpis/id: isp-lo/' -e 's/event_types: \[cp_plan_status\]/event_types: [looked_after_status]/' \
+    -e 's/^consent: not_required/consent: not_required\nlevel_of_need: {min: 1, max: 2}/' \
+    "$tmp/isp-cpis.yaml" >"$tmp/isp-lo.yaml"
+sed -e 's/id: isp-lo/id: isp-hi/' -e 's/min: 1, max: 2/min: 3, max: 4/' \
+    -e 's/child.nhs_number, //' "$tmp/isp-lo.yaml" >"$tmp/isp-hi.yaml"
+expect check-disjoint-levels 0 "^3 protocols \(3 in force\), 0 errors, 0 warnings$" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+sed -i -e 's/min: 3, max: 4/min: 2, max: 4/' "$tmp/isp-hi.yaml"
+expect check-meeting-levels 1 "contradicts isp-lo@1: .*level of need 2-2" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+rm "$tmp/isp-lo.yaml" "$tmp/isp-hi.yaml"
+# a protocol in a file the broker does not load is named, not silently skipped
+sed -e 's/id: isp-cpis/id: isp-misnamed/' "$tmp/isp-cpis.yaml" >"$tmp/misnamed-protocol.yaml"
+expect check-misnamed 0 "warning: .*misnamed-protocol.yaml: looks like a protocol but is not named isp-\*.yaml" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+rm "$tmp/misnamed-protocol.yaml"
 sed -e 's/id: isp-cpis/id: isp-x/' "$tmp/isp-cpis.yaml" >"$tmp/isp-x.yaml"
 expect check-overlap 0 "warning: .*overlaps with isp-x@1" -- \
     "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"

@@ -5,6 +5,7 @@
  * Owns: nothing past the call. Never: decides a share differently from the broker (both use
  * broker/decide.h).
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,37 @@ static void s_print_finding(void *ctx, sh_lint_level level, const sh_isp *isp, c
     o->warnings += level == SH_LINT_WARNING;
     printf("%s: %s: %s: %s\n", level == SH_LINT_ERROR ? "error" : "warning", sh_isp_file(isp),
            sh_isp_rule(isp), msg);
+}
+
+/* Files in dir that look like a protocol (YAML with an id and recipients) but are not named
+ * isp-*.yaml: the broker does not load them. Each is a warning; the count is returned. */
+static int s_misnamed(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        const char *name = de->d_name;
+        size_t len = strlen(name);
+        int yaml = (len > 5 && strcmp(name + len - 5, ".yaml") == 0) ||
+                   (len > 4 && strcmp(name + len - 4, ".yml") == 0);
+        if (!yaml || (strncmp(name, "isp-", 4) == 0 && strcmp(name + len - 5, ".yaml") == 0))
+            continue;
+        char path[4200], text[65536];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        FILE *f = fopen(path, "rb");
+        size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[got] = '\0';
+        int id = strncmp(text, "id:", 3) == 0 || strstr(text, "\nid:");
+        if (id && strstr(text, "\nrecipients:")) {
+            printf("warning: %s: looks like a protocol but is not named isp-*.yaml: the broker "
+                   "does not load it (rename it isp-<name>.yaml)\n",
+                   path);
+            n++;
+        }
+    }
+    if (d) closedir(d);
+    return n;
 }
 
 static int s_check(int argc, char **argv)
@@ -63,6 +95,7 @@ static int s_check(int argc, char **argv)
     }
     int64_t now = sh_clock_ms();
     s_lint_out o = {0};
+    o.warnings += s_misnamed(dir);
     int errors = sh_policy_lint(p, reg, now, s_print_finding, &o), active = 0;
     for (size_t i = 0; i < sh_policy_count(p); i++)
         active += sh_isp_state_at(sh_policy_at(p, i), now) <= SH_ISP_OVERDUE;
