@@ -107,15 +107,17 @@ int sh_policy_lint(const sh_policy *p, const sh_registry *reg, int64_t now_ms, s
             break;
         }
         if (!reg) continue;
-        const char *orgs[256];
-        size_t no = sh_isp_organisations(isp, orgs, 256);
+        const char *orgs[256], *roles[256];
+        size_t no = sh_isp_organisations(isp, orgs, roles, 256);
         for (size_t k = 0; k < no; k++) {
             int dup = 0;
             for (size_t m = 0; m < k && !dup; m++)
-                dup = strcmp(orgs[m], orgs[k]) == 0;
+                dup = strcmp(orgs[m], orgs[k]) == 0 && strcmp(roles[m], roles[k]) == 0;
             if (!dup && !sh_registry_by_code(reg, orgs[k]))
-                REPORT(SH_LINT_ERROR, isp, "organisation %s is not in the enrolment registry",
-                       orgs[k]);
+                REPORT(SH_LINT_ERROR, isp,
+                       "organisation %s (%s) is not in the enrolment registry: enrol it, or "
+                       "correct the code",
+                       orgs[k], roles[k]);
         }
         const char *locs[256];
         sh_sector secs[256];

@@ -702,17 +702,18 @@ int sh_isp_covers(const sh_isp *isp, int event_type, int purpose, const sh_org *
     return 0;
 }
 
-size_t sh_isp_organisations(const sh_isp *isp, const char **out, size_t cap)
+size_t sh_isp_organisations(const sh_isp *isp, const char **out, const char **roles, size_t cap)
 {
     const y_isp *y = isp->y;
     size_t n = 0;
-    if (n < cap) out[n++] = y->lead;
+    if (n < cap) roles[n] = "lead", out[n++] = y->lead;
     for (unsigned i = 0; i < y->senders_count && n < cap; i++)
-        if (y->senders[i].organisation) out[n++] = y->senders[i].organisation;
+        if (y->senders[i].organisation) roles[n] = "sender", out[n++] = y->senders[i].organisation;
     for (unsigned i = 0; i < y->recipients_count && n < cap; i++)
-        if (y->recipients[i].organisation) out[n++] = y->recipients[i].organisation;
+        if (y->recipients[i].organisation)
+            roles[n] = "recipient", out[n++] = y->recipients[i].organisation;
     for (unsigned i = 0; i < y->approvers_count && n < cap; i++)
-        out[n++] = y->approvers[i].organisation;
+        roles[n] = "approver", out[n++] = y->approvers[i].organisation;
     return n;
 }
 

@@ -108,8 +108,9 @@ void sh_policy_decide(const sh_policy *p, const sh_share *s, sh_decision *d);
 int sh_isp_covers(const sh_isp *isp, int event_type, int purpose, const sh_org *sender,
                   const sh_org *recipient, const char *const **items, size_t *n);
 
-/* Every organisation code isp names (lead, parties, approvers), up to cap; returns the count. */
-size_t sh_isp_organisations(const sh_isp *isp, const char **out, size_t cap);
+/* Every organisation code isp names, up to cap, each with its role in roles ("lead",
+ * "sender", "recipient", "approver"); returns the count. */
+size_t sh_isp_organisations(const sh_isp *isp, const char **out, const char **roles, size_t cap);
 
 /* Every locality isp names for sector parties, with the sector, up to cap. */
 size_t sh_isp_localities(const sh_isp *isp, const char **out, sh_sector *sectors, size_t cap);

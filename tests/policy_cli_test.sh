@@ -97,7 +97,7 @@ sed -e 's/organisation: RAJ/organisation: NOSUCH/' -e 's/id: isp-cpis/id: isp-y/
     -e 's/event_types: \[cp_plan_status\]/event_types: [looked_after_status]/' \
     "$tmp/isp-cpis.yaml" >"$tmp/isp-y.yaml"
 rm "$tmp/isp-x.yaml"
-expect check-unknown-org 1 "organisation NOSUCH is not in the enrolment registry" -- \
+expect check-unknown-org 1 "organisation NOSUCH \(approver\) is not in the enrolment registry" -- \
     "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
 rm "$tmp/isp-y.yaml"
 echo "colour: blue" >>"$tmp/isp-cpis.yaml"

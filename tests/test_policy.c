@@ -572,8 +572,8 @@ Test(policy, lint_findings)
     cr_assert_not_null(strstr(f.text, "E isp-sgc: contradicts isp-zz-rival@2: both cover "
                                       "safeguarding_concern"),
                        "%s", f.text);
-    cr_assert_not_null(strstr(f.text, "E isp-zz-rival: organisation NOSUCH is not in the "
-                                      "enrolment registry"),
+    cr_assert_not_null(strstr(f.text, "E isp-zz-rival: organisation NOSUCH (recipient) is not "
+                                      "in the enrolment registry"),
                        "%s", f.text);
     cr_assert_not_null(strstr(f.text, "W isp-zz-rival: no enrolled health organisation is in "
                                       "locality tendring"),
