@@ -481,6 +481,12 @@ static sh_err s_validate(const sh_envelope *e, bool lenient, sh_error *err)
     if (e->lawful_basis->dpa_schedule1_paragraph > 37)
         return sh_error_set(err, SH_E_BAD_FIELD, "lawful_basis.dpa_schedule1_paragraph: want 1-37");
     if ((rc = s_require_enum(e->consent, "consent", err))) return rc;
+    /* level 1 is universal need: no risk of significant harm to share without consent for */
+    if (e->consent == SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_NOT_SOUGHT_RISK_OF_HARM &&
+        e->level_of_need == 1)
+        return sh_error_set(err, SH_E_BAD_FIELD,
+                            "consent: not_sought_risk_of_harm contradicts level_of_need 1 "
+                            "(universal need: no risk of significant harm)");
     if (e->correlation_id.len != 0 && e->correlation_id.len != 16)
         return sh_error_set(err, SH_E_BAD_FIELD, "correlation_id: want 16 bytes");
     return lenient ? SH_OK : s_body(e, err);

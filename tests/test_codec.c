@@ -216,6 +216,16 @@ Test(codec, envelope_rules)
          "dpa_schedule1_paragraph");
     CASE(2, lawful_basis->dpa_schedule1_paragraph, 38, SH_E_BAD_FIELD, "dpa_schedule1_paragraph");
     CASE(2, consent, 0, SH_E_MISSING_FIELD, "consent");
+    { /* a risk of significant harm at universal need is a contradiction, not a ground */
+        sh_envelope *env = tu_envelope(2);
+        env->consent = SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_NOT_SOUGHT_RISK_OF_HARM;
+        env->level_of_need = 1;
+        EXPECT(env, SH_E_BAD_FIELD, "contradicts level_of_need 1");
+        env->level_of_need = 2;
+        sh_error e2 = {0};
+        cr_assert_eq(sh_envelope_validate(env, &e2), SH_OK, "%s", e2.detail);
+        sh_envelope_free(env);
+    }
     CASE(2, correlation_id, ((ProtobufCBinaryData){5, five}), SH_E_BAD_FIELD, "correlation_id");
     CASE(2, body_case, SHAREHUB__V1__ENVELOPE__BODY__NOT_SET, SH_E_MISSING_FIELD, "body");
 }
