@@ -145,6 +145,9 @@ void api_destroy(api **s);
 
 /* A request's end (either listener): forgotten by the link and the streams, freed. */
 void api_req_free(api *s, api_req *r);
+/* Both listeners' MHD_OPTION_NOTIFY_COMPLETED: api_req_free of the request (cls: the api). */
+void api_completed(void *cls, struct MHD_Connection *c, void **ctx,
+                   enum MHD_RequestTerminationCode toe);
 /* The response of r: status, JSON (taken: freed after sending). */
 void api_answer(api_req *r, unsigned status, json_object *body);
 /* A sharehub error as the response of r ({"code","name","message","detail","field"}),

@@ -424,8 +424,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     return s_queue(s, r);
 }
 
-static void s_completed(void *cls, struct MHD_Connection *c, void **ctx,
-                        enum MHD_RequestTerminationCode toe)
+void api_completed(void *cls, struct MHD_Connection *c, void **ctx,
+                   enum MHD_RequestTerminationCode toe)
 {
     (void)c;
     (void)toe;
@@ -534,7 +534,7 @@ sh_err api_new(api_config *cfg, api **out, sh_error *err)
             MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
             MHD_OPTION_HTTPS_MEM_TRUST, ca, MHD_OPTION_HTTPS_PRIORITIES, PRIORITIES,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
+            (unsigned)TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, api_completed, s,
             MHD_OPTION_NOTIFY_CONNECTION, s_conn_notify, s, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log,
             s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
         if (!s->d)

@@ -487,15 +487,6 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     return s_queue(r);
 }
 
-static void s_completed(void *cls, struct MHD_Connection *c, void **ctx,
-                        enum MHD_RequestTerminationCode toe)
-{
-    (void)c;
-    (void)toe;
-    api_req_free(cls, *ctx);
-    *ctx = NULL;
-}
-
 /* ---- life ------------------------------------------------------------------------------ */
 
 sh_err ws_new(api *s, sh_error *err)
@@ -540,7 +531,7 @@ sh_err ws_new(api *s, sh_error *err)
                                  MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_PRIORITIES,
                                  PRIORITIES, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                                 MHD_OPTION_NOTIFY_COMPLETED, s_completed, s, MHD_OPTION_END);
+                                 MHD_OPTION_NOTIFY_COMPLETED, api_completed, s, MHD_OPTION_END);
         if (!s->wd)
             rc = sh_error_set(err, SH_E_API_CONFIG,
                               "cannot serve the workspace on %s: the address is in use or not "
