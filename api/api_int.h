@@ -11,8 +11,10 @@
  *   fhir.c       FHIR R4 for health systems: the Flag search (a CP-IS access), Encounter
  *   ws.c         the workspace for people (docs/workspace.md): its own HTTPS listener,
  *                sessions, CSRF, forms, static assets, pages rendered from templates
- *   pages.c      the workspace's pages: sign-in, the queue, an item, triage, search, the
- *                clinician's view
+ *   pages.c      the workspace's pages: sign-in, the queue, an item, triage; the routes;
+ *                what the page files share (pages.h)
+ *   records.c    the workspace's record pages: child search and record, the clinician's
+ *                view, the auditor's view of the log
  *   template.c   the templates' Mustache subset, escaping every value
  *
  * sharehub-api is a process of its own beside the agent: untrusted TLS and HTTP parsing, and

@@ -1,7 +1,8 @@
 /*
  * pages.c — the workspace's pages (docs/workspace.md): signing in and out, the front-door
- * queue, an item with the child's history and the triage and assignment forms, the child
- * search and record, and the clinician's CP-IS view. Each page asks the agent (link.c) and
+ * queue, an item with the child's history and the triage and assignment forms (the child
+ * search and record, the clinician's and the auditor's views are records.c's), what the page
+ * files share (pages.h), and the workspace's routes. Each page asks the agent (link.c) and
  * renders a template (api/workspace/templates) with the answer; forms post, then redirect
  * (a reload never posts twice), with a one-off confirmation or error in the session.
  *
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "api_int.h"
+#include "pages.h"
 #include "clock.h"
 #include "crypto.h"
 #include "log.h"
@@ -34,7 +36,7 @@ static const char *const s_purposes[][2] = {
     {"case_work", "Case work with the child and family"},
 };
 
-static const char *s_purpose(api_req *r)
+const char *pg_purpose(api_req *r)
 {
     const char *p = ws_field(r, "purpose");
     for (size_t i = 0; p && i < sizeof s_purposes / sizeof s_purposes[0]; i++)
@@ -42,7 +44,7 @@ static const char *s_purpose(api_req *r)
     return NULL;
 }
 
-static json_object *s_purpose_list(const char *chosen)
+json_object *pg_purpose_list(const char *chosen)
 {
     json_object *a = json_object_new_array();
     for (size_t i = 0; i < sizeof s_purposes / sizeof s_purposes[0]; i++) {
@@ -56,8 +58,7 @@ static json_object *s_purpose_list(const char *chosen)
     return a;
 }
 
-static json_object *s_stringf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_object *s_stringf(const char *fmt, ...)
+json_object *pg_stringf(const char *fmt, ...)
 {
     char b[400];
     va_list ap;
@@ -68,7 +69,7 @@ static json_object *s_stringf(const char *fmt, ...)
 }
 
 /* A request to the agent made by the signed-in user. */
-static json_object *s_req(api_req *r, const char *op)
+json_object *pg_req(api_req *r, const char *op)
 {
     json_object *q = json_object_new_object();
     json_object_object_add(q, "op", json_object_new_string(op));
@@ -78,7 +79,7 @@ static json_object *s_req(api_req *r, const char *op)
     return q;
 }
 
-static void s_ask(api *s, api_req *r, json_object *q)
+void pg_ask(api *s, api_req *r, json_object *q)
 {
     if (api_ask(s, r, q)) /* api_ask answered with a JSON 503: make it a page */
         ws_fail(s, r, SH_E_AGENT_UNAVAILABLE, "the agency's service is not answering: try again");
@@ -86,7 +87,7 @@ static void s_ask(api *s, api_req *r, json_object *q)
 
 /* o's member key as an array, or as an object: an empty one is put there when it is missing or
  * of another type (the pages never trust the shape of an answer blindly). */
-static json_object *s_member(json_object *o, const char *key, json_type type)
+json_object *pg_member(json_object *o, const char *key, json_type type)
 {
     json_object *v;
     if (!o || !json_object_is_type(o, json_type_object)) return NULL;
@@ -95,11 +96,9 @@ static json_object *s_member(json_object *o, const char *key, json_type type)
     json_object_object_add(o, key, v);
     return v;
 }
-#define s_array(o, key)  s_member(o, key, json_type_array)
-#define s_object(o, key) s_member(o, key, json_type_object)
 
 /* When the agent's answer is a refusal: a page saying so (its code and detail), and 1. */
-static int s_refused(api *s, api_req *r, json_object *reply)
+int pg_refused(api *s, api_req *r, json_object *reply)
 {
     json_object *v;
     if (json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v)) return 0;
@@ -118,7 +117,7 @@ static void s_when(int64_t ms, char *out, size_t cap)
         snprintf(out, cap, "-");
 }
 
-static void s_add_when(json_object *o, const char *key, const char *out_key)
+void pg_add_when(json_object *o, const char *key, const char *out_key)
 {
     json_object *v;
     char b[64];
@@ -128,7 +127,7 @@ static void s_add_when(json_object *o, const char *key, const char *out_key)
 }
 
 /* "section_47_strategy" -> "Section 47 strategy" */
-static json_object *s_words(const char *name)
+json_object *pg_words(const char *name)
 {
     char b[256];
     snprintf(b, sizeof b, "%s", name ? name : "");
@@ -138,22 +137,22 @@ static json_object *s_words(const char *name)
     return json_object_new_string(b);
 }
 
-static void s_add_words(json_object *o, const char *key, const char *out_key)
+void pg_add_words(json_object *o, const char *key, const char *out_key)
 {
     json_object *v;
     if (json_object_object_get_ex(o, key, &v))
-        json_object_object_add(o, out_key, s_words(json_object_get_string(v)));
+        json_object_object_add(o, out_key, pg_words(json_object_get_string(v)));
 }
 
 /* A queue item or front-door state made readable: times, the deadline's state, words. */
 static void s_item_words(json_object *it, int64_t now)
 {
     if (!json_object_is_type(it, json_type_object)) return;
-    s_add_when(it, "received_at_ms", "received");
-    s_add_when(it, "deadline_ms", "deadline");
-    s_add_when(it, "decided_at_ms", "decided");
-    s_add_words(it, "type", "type_words");
-    s_add_words(it, "state", "state_words");
+    pg_add_when(it, "received_at_ms", "received");
+    pg_add_when(it, "deadline_ms", "deadline");
+    pg_add_when(it, "decided_at_ms", "decided");
+    pg_add_words(it, "type", "type_words");
+    pg_add_words(it, "state", "state_words");
     json_object *v;
     const char *due = json_object_object_get_ex(it, "due", &v) ? json_object_get_string(v) : "";
     json_object_object_add(it, "overdue", json_object_new_boolean(strcmp(due, "overdue") == 0));
@@ -173,28 +172,28 @@ static void s_item_words(json_object *it, int64_t now)
         b[0] = '\0';
     json_object_object_add(it, "left", json_object_new_string(b));
     const char *id = json_object_object_get_ex(it, "event_id", &v) ? json_object_get_string(v) : "";
-    json_object_object_add(it, "short_id", s_stringf("%.8s", id));
+    json_object_object_add(it, "short_id", pg_stringf("%.8s", id));
 }
 
 /* A message's fields as label/value rows (nested ones flattened: "Concerns 1 category"). */
-static void s_rows(json_object *o, const char *prefix, json_object *rows)
+void pg_rows(json_object *o, const char *prefix, json_object *rows)
 {
     json_object_object_foreach(o, k, v)
     {
         char label[160];
         snprintf(label, sizeof label, "%s%s%s", prefix, *prefix ? " " : "", k);
         if (json_object_is_type(v, json_type_object)) {
-            s_rows(v, label, rows);
+            pg_rows(v, label, rows);
         } else if (json_object_is_type(v, json_type_array)) {
             for (size_t i = 0; i < json_object_array_length(v); i++) {
                 char l2[200];
                 snprintf(l2, sizeof l2, "%s %zu", label, i + 1);
                 json_object *e = json_object_array_get_idx(v, i);
                 if (json_object_is_type(e, json_type_object))
-                    s_rows(e, l2, rows);
+                    pg_rows(e, l2, rows);
                 else {
                     json_object *row = json_object_new_object();
-                    json_object_object_add(row, "label", s_words(l2));
+                    json_object_object_add(row, "label", pg_words(l2));
                     json_object_object_add(row, "value",
                                            json_object_new_string(json_object_get_string(e)));
                     json_object_array_add(rows, row);
@@ -207,18 +206,18 @@ static void s_rows(json_object *o, const char *prefix, json_object *rows)
                 s_when(json_object_get_int64(v), b, sizeof b);
                 t = NULL;
                 json_object *row = json_object_new_object();
-                json_object_object_add(row, "label", s_words(label));
+                json_object_object_add(row, "label", pg_words(label));
                 json_object_object_add(row, "value", json_object_new_string(b));
                 json_object_array_add(rows, row);
                 continue;
             }
             json_object *row = json_object_new_object();
-            json_object_object_add(row, "label", s_words(label));
+            json_object_object_add(row, "label", pg_words(label));
             json_object_object_add(
                 row, "value",
                 json_object_is_type(v, json_type_boolean)
                     ? json_object_new_string(json_object_get_boolean(v) ? "Yes" : "No")
-                : strchr(t, '_') && !strchr(t, ' ') ? s_words(t)
+                : strchr(t, '_') && !strchr(t, ' ') ? pg_words(t)
                                                     : json_object_new_string(t));
             json_object_array_add(rows, row);
         }
@@ -297,12 +296,12 @@ static void p_sign_in(api *s, api_req *r)
         s_sign_in_page(s, r, MHD_HTTP_UNAUTHORIZED, "Enter your user name and password");
         return;
     }
-    json_object *q = s_req(r, "account_get");
+    json_object *q = pg_req(r, "account_get");
     json_object_object_add(q, "name", json_object_new_string(name));
     r->step = 0;
     r->signing = 1;
     s->signing_in++;
-    s_ask(s, r, q);
+    pg_ask(s, r, q);
 }
 
 static void p_sign_in_answer(api *s, api_req *r, json_object *reply)
@@ -331,12 +330,12 @@ static void p_sign_in_answer(api *s, api_req *r, json_object *reply)
             json_object_object_add(r->form, "_display",
                                    json_object_get(json_object_object_get(reply, "display")));
         }
-        json_object *q = s_req(r, "sign_in");
+        json_object *q = pg_req(r, "sign_in");
         json_object_object_add(q, "name", json_object_new_string(name));
         json_object_object_add(q, "ok", json_object_new_boolean(good));
         json_object_object_add(q, "from", json_object_new_string("workspace"));
         r->step = 1;
-        s_ask(s, r, q);
+        pg_ask(s, r, q);
         return;
     }
     int good = json_object_get_boolean(json_object_object_get(r->form, "_good"));
@@ -375,7 +374,7 @@ static void p_sign_out(api *s, api_req *r)
 
 static void p_queue(api *s, api_req *r)
 {
-    json_object *q = s_req(r, "queue");
+    json_object *q = pg_req(r, "queue");
     const char *state = ws_field(r, "state"), *type = ws_field(r, "type");
     const char *loc = ws_field(r, "locality"), *page = ws_field(r, "page");
     if (state && *state) json_object_object_add(q, "state", json_object_new_string(state));
@@ -389,13 +388,13 @@ static void p_queue(api *s, api_req *r)
     json_object_object_add(q, "offset", json_object_new_int64((p - 1) * PAGE));
     json_object_object_add(q, "limit", json_object_new_int(PAGE));
     json_object_object_add(r->form, "_page", json_object_new_int((int)p));
-    s_ask(s, r, q);
+    pg_ask(s, r, q);
 }
 
 static void p_queue_answer(api *s, api_req *r, json_object *reply)
 {
-    if (s_refused(s, r, reply)) return;
-    json_object *ctx = json_object_new_object(), *items = s_array(reply, "items");
+    if (pg_refused(s, r, reply)) return;
+    json_object *ctx = json_object_new_object(), *items = pg_array(reply, "items");
     int64_t now = json_object_get_int64(json_object_object_get(reply, "now_ms"));
     for (size_t i = 0; i < json_object_array_length(items); i++)
         s_item_words(json_object_array_get_idx(items, i), now);
@@ -430,10 +429,10 @@ static void p_queue_answer(api *s, api_req *r, json_object *reply)
     }
     json_object_object_add(ctx, "filter", f);
     if (page > 1)
-        json_object_object_add(ctx, "prev", s_stringf("/queue?page=%d%s", page - 1, keep));
+        json_object_object_add(ctx, "prev", pg_stringf("/queue?page=%d%s", page - 1, keep));
     if (last < total)
-        json_object_object_add(ctx, "next", s_stringf("/queue?page=%d%s", page + 1, keep));
-    json_object *locs = s_array(reply, "localities"), *la = json_object_new_array();
+        json_object_object_add(ctx, "next", pg_stringf("/queue?page=%d%s", page + 1, keep));
+    json_object *locs = pg_array(reply, "localities"), *la = json_object_new_array();
     for (size_t i = 0; i < json_object_array_length(locs); i++) {
         const char *n = json_object_get_string(json_object_array_get_idx(locs, i));
         json_object *o = json_object_new_object();
@@ -450,21 +449,21 @@ static void p_queue_answer(api *s, api_req *r, json_object *reply)
 
 static void p_item(api *s, api_req *r)
 {
-    const char *purpose = s_purpose(r);
+    const char *purpose = pg_purpose(r);
     if (!purpose) { /* why, first: it is recorded with the read */
         json_object *ctx = json_object_new_object();
-        json_object_object_add(ctx, "action", s_stringf("/items/%s", r->arg));
-        json_object_object_add(ctx, "purposes", s_purpose_list(NULL));
+        json_object_object_add(ctx, "action", pg_stringf("/items/%s", r->arg));
+        json_object_object_add(ctx, "purposes", pg_purpose_list(NULL));
         if (ws_field(r, "purpose"))
             json_object_object_add(
                 ctx, "problem", json_object_new_string("Choose why you are opening this record"));
         ws_page(s, r, MHD_HTTP_OK, "Why are you opening this record?", "purpose", ctx);
         return;
     }
-    json_object *q = s_req(r, "item");
+    json_object *q = pg_req(r, "item");
     json_object_object_add(q, "event_id", json_object_new_string(r->arg));
     json_object_object_add(q, "purpose", json_object_new_string(purpose));
-    s_ask(s, r, q);
+    pg_ask(s, r, q);
 }
 
 /* The outcomes, each with the levels it fits (the form says so before submit). */
@@ -495,19 +494,19 @@ static json_object *s_outcomes(const char *chosen)
 static void p_item_answer(api *s, api_req *r, json_object *reply)
 {
     json_object *v;
-    if (s_refused(s, r, reply)) return;
-    json_object *ctx = json_object_new_object(), *item = s_object(reply, "item");
+    if (pg_refused(s, r, reply)) return;
+    json_object *ctx = json_object_new_object(), *item = pg_object(reply, "item");
     int64_t now = sh_clock_ms();
-    json_object *ev = s_object(item, "event"), *child = NULL, *rows;
+    json_object *ev = pg_object(item, "event"), *child = NULL, *rows;
     json_object_object_get_ex(ev, "child", &child);
     json_object_object_add(ctx, "event_id", json_object_new_string(r->arg));
-    json_object_object_add(ctx, "purpose", json_object_new_string(s_purpose(r)));
-    s_add_words(item, "type", "type_words");
-    s_add_when(item, "stored_at_ms", "stored");
+    json_object_object_add(ctx, "purpose", json_object_new_string(pg_purpose(r)));
+    pg_add_words(item, "type", "type_words");
+    pg_add_when(item, "stored_at_ms", "stored");
     json_object_object_add(ctx, "item", json_object_get(item));
     if (child) {
         rows = json_object_new_array();
-        s_rows(child, "", rows);
+        pg_rows(child, "", rows);
         json_object_object_add(ctx, "child_rows", rows);
     }
     /* the sharing itself (purpose, consent on record, the level asked for), then the body:
@@ -520,14 +519,14 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
         if (!json_object_object_get_ex(ev, head[i][0], &hv)) continue;
         json_object *row = json_object_new_object();
         json_object_object_add(row, "label", json_object_new_string(head[i][1]));
-        json_object_object_add(row, "value", s_words(json_object_get_string(hv)));
+        json_object_object_add(row, "value", pg_words(json_object_get_string(hv)));
         json_object_array_add(rows, row);
     }
     json_object_object_foreach(ev, k, bv)
     {
         if (json_object_is_type(bv, json_type_object) && strcmp(k, "child") != 0 &&
             strcmp(k, "lawful_basis") != 0)
-            s_rows(bv, "", rows);
+            pg_rows(bv, "", rows);
     }
     json_object_object_add(ctx, "body_rows", rows);
     json_object *fd;
@@ -539,23 +538,23 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
         json_object_object_add(ctx, "decided", json_object_new_boolean(decided));
         json_object_object_add(ctx, "open", json_object_new_boolean(!decided));
     }
-    json_object *hist = s_array(reply, "history");
+    json_object *hist = pg_array(reply, "history");
     for (size_t i = 0; i < json_object_array_length(hist); i++) {
         json_object *h = json_object_array_get_idx(hist, i);
-        s_add_words(h, "type", "type_words");
-        s_add_when(h, "stored_at_ms", "stored");
+        pg_add_words(h, "type", "type_words");
+        pg_add_when(h, "stored_at_ms", "stored");
     }
     json_object_object_add(ctx, "history", json_object_get(hist));
     json_object_object_add(ctx, "no_history",
                            json_object_new_boolean(json_object_array_length(hist) == 0));
-    json_object *att = s_array(reply, "attendances");
+    json_object *att = pg_array(reply, "attendances");
     for (size_t i = 0; i < json_object_array_length(att); i++)
-        s_add_when(json_object_array_get_idx(att, i), "at", "when");
+        pg_add_when(json_object_array_get_idx(att, i), "at", "when");
     json_object_object_add(ctx, "attendances", json_object_get(att));
     const char *flag = json_object_get_string(json_object_object_get(reply, "flag"));
     json_object_object_add(ctx, "flagged",
                            json_object_new_boolean(flag && strcmp(flag, "none") != 0));
-    json_object_object_add(ctx, "flag_words", s_words(flag));
+    json_object_object_add(ctx, "flag_words", pg_words(flag));
     if (json_object_object_get_ex(reply, "la_contact", &v))
         json_object_object_add(ctx, "la_contact", json_object_get(v));
     if (json_object_object_get_ex(reply, "flag_start", &v))
@@ -622,7 +621,7 @@ static void p_after_item_action(api *s, api_req *r, json_object *reply)
 
 static void p_decide(api *s, api_req *r)
 {
-    json_object *q = s_req(r, "triage");
+    json_object *q = pg_req(r, "triage");
     json_object_object_add(q, "referral_event_id", json_object_new_string(r->arg));
     const char *level = ws_field(r, "level");
     json_object_object_add(q, "level", json_object_new_int(level ? atoi(level) : 0));
@@ -635,275 +634,17 @@ static void p_decide(api *s, api_req *r)
         if (x && *x) json_object_object_add(q, keys[i][1], json_object_new_string(x));
     }
     r->step = 0;
-    s_ask(s, r, q);
+    pg_ask(s, r, q);
 }
 
 static void p_assign(api *s, api_req *r)
 {
-    json_object *q = s_req(r, "assign");
+    json_object *q = pg_req(r, "assign");
     const char *to = ws_field(r, "to");
     json_object_object_add(q, "event_id", json_object_new_string(r->arg));
     json_object_object_add(q, "to", json_object_new_string(to ? to : ""));
     r->step = 1;
-    s_ask(s, r, q);
-}
-
-/* ---- children -------------------------------------------------------------------------- */
-
-static void s_search_page(api *s, api_req *r, unsigned status, const char *problem,
-                          const char *field)
-{
-    json_object *ctx = json_object_new_object();
-    const char *keys[] = {"id", "given_name", "family_name", "dob_day", "dob_month", "dob_year"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const char *x = ws_field(r, keys[i]);
-        if (x) json_object_object_add(ctx, keys[i], json_object_new_string(x));
-    }
-    json_object_object_add(ctx, "purposes", s_purpose_list(s_purpose(r)));
-    json_object_object_add(ctx, "small", json_object_new_boolean(1));
-    if (problem) {
-        json_object_object_add(ctx, "problem", json_object_new_string(problem));
-        json_object_object_add(ctx, "problem_field", json_object_new_string(field));
-        char f[48];
-        snprintf(f, sizeof f, "problem_%s", field);
-        json_object_object_add(ctx, f, json_object_new_boolean(1));
-    }
-    ws_page(s, r, status, "Find a child", "search", ctx);
-}
-
-static void s_child_ask(api *s, api_req *r, const char *id, const char *purpose)
-{
-    json_object *q = s_req(r, "child");
-    json_object_object_add(q, "id", json_object_new_string(id));
-    json_object_object_add(q, "purpose", json_object_new_string(purpose));
-    if (s->role == 2 && r->route && strcmp(r->route->pattern, "/clinician") == 0) {
-        json_object *acc = json_object_new_object();
-        if (s->cfg->ws_site[0])
-            json_object_object_add(acc, "site", json_object_new_string(s->cfg->ws_site));
-        if (s->cfg->ws_setting[0])
-            json_object_object_add(acc, "setting", json_object_new_string(s->cfg->ws_setting));
-        json_object_object_add(q, "access", acc);
-    }
-    r->step = 2;
-    s_ask(s, r, q);
-}
-
-static void p_children(api *s, api_req *r)
-{
-    const char *id = ws_field(r, "id"), *given = ws_field(r, "given_name");
-    const char *family = ws_field(r, "family_name"), *purpose = s_purpose(r);
-    const char *d = ws_field(r, "dob_day"), *m = ws_field(r, "dob_month"),
-               *y = ws_field(r, "dob_year");
-    int by_id = id && *id, by_name = (given && *given) || (family && *family);
-    /* the form is a GET; the search a POST: a child's identifiers and name never go into an
-     * address (browser history, proxies' logs) */
-    if (strcmp(r->method, "GET") == 0) {
-        s_search_page(s, r, MHD_HTTP_OK, NULL, NULL);
-        return;
-    }
-    if (!by_id && !by_name) {
-        s_search_page(s, r, MHD_HTTP_BAD_REQUEST,
-                      "Enter an NHS number, UPN or local authority id, or a name and date of "
-                      "birth",
-                      "id");
-        return;
-    }
-    if (!purpose) {
-        s_search_page(s, r, MHD_HTTP_BAD_REQUEST, "Choose why you are looking for this child",
-                      "purpose");
-        return;
-    }
-    if (by_id) {
-        s_child_ask(s, r, id, purpose);
-        return;
-    }
-    if (!given || !*given || !family || !*family || !d || !*d || !m || !*m || !y || !*y) {
-        s_search_page(s, r, MHD_HTTP_BAD_REQUEST,
-                      "Enter the child's first name, last name and full date of birth", "name");
-        return;
-    }
-    char dob[16];
-    snprintf(dob, sizeof dob, "%04d-%02d-%02d", atoi(y) % 10000, atoi(m) % 100, atoi(d) % 100);
-    json_object *q = s_req(r, "find");
-    json_object_object_add(q, "given_name", json_object_new_string(given));
-    json_object_object_add(q, "family_name", json_object_new_string(family));
-    json_object_object_add(q, "date_of_birth", json_object_new_string(dob));
-    json_object_object_add(q, "purpose", json_object_new_string(purpose));
-    r->step = 1;
-    s_ask(s, r, q);
-}
-
-static void s_child_page(api *s, api_req *r, json_object *reply, const char *tpl, const char *title)
-{
-    json_object *ctx = json_object_new_object(), *v;
-    json_object *events = s_array(reply, "events");
-    for (size_t i = 0; i < json_object_array_length(events); i++) {
-        json_object *h = json_object_array_get_idx(events, i);
-        s_add_words(h, "type", "type_words");
-        s_add_when(h, "stored_at_ms", "stored");
-        json_object *ev, *ch;
-        if (!json_object_object_get_ex(ctx, "child_rows", NULL) &&
-            json_object_object_get_ex(h, "event", &ev) &&
-            json_object_object_get_ex(ev, "child", &ch)) {
-            json_object *rows = json_object_new_array();
-            s_rows(ch, "", rows);
-            json_object_object_add(ctx, "child_rows", rows);
-        }
-    }
-    json_object_object_add(ctx, "events", json_object_get(events));
-    json_object_object_add(ctx, "no_events",
-                           json_object_new_boolean(json_object_array_length(events) == 0));
-    json_object *att = s_array(reply, "attendances");
-    for (size_t i = 0; i < json_object_array_length(att); i++)
-        s_add_when(json_object_array_get_idx(att, i), "at", "when");
-    json_object_object_add(ctx, "attendances", json_object_get(att));
-    json_object_object_add(ctx, "attendance_count",
-                           json_object_new_int((int)json_object_array_length(att)));
-    const char *flag = json_object_get_string(json_object_object_get(reply, "flag"));
-    json_object_object_add(ctx, "flagged",
-                           json_object_new_boolean(flag && strcmp(flag, "none") != 0));
-    json_object_object_add(ctx, "flag_words", s_words(flag));
-    const char *keys[] = {"la_contact", "flag_start", "access_notification"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (json_object_object_get_ex(reply, keys[i], &v))
-            json_object_object_add(ctx, keys[i], json_object_get(v));
-    const char *id = ws_field(r, "id") ? ws_field(r, "id") : ws_field(r, "nhs");
-    json_object_object_add(ctx, "id", json_object_new_string(id ? id : ""));
-    ws_page(s, r, MHD_HTTP_OK, title, tpl, ctx);
-}
-
-static void p_children_answer(api *s, api_req *r, json_object *reply)
-{
-    json_object *v;
-    int ok = json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v);
-    if (!ok) { /* a mistyped identifier says so: never "nothing found" */
-        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
-        const char *d = json_object_get_string(json_object_object_get(reply, "detail"));
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s: %s (E%03d)", sh_err_message((sh_err)code), d ? d : "", code);
-        s_search_page(s, r, MHD_HTTP_BAD_REQUEST, msg, r->step == 2 ? "id" : "name");
-        return;
-    }
-    if (r->step == 2) {
-        s_child_page(s, r, reply, "child", "Child record");
-        return;
-    }
-    json_object *ctx = json_object_new_object(), *kids = s_array(reply, "children");
-    for (size_t i = 0; i < json_object_array_length(kids); i++)
-        s_add_when(json_object_array_get_idx(kids, i), "latest_at_ms", "latest");
-    json_object_object_add(ctx, "children", json_object_get(kids));
-    json_object_object_add(ctx, "none",
-                           json_object_new_boolean(json_object_array_length(kids) == 0));
-    json_object_object_add(ctx, "purpose", json_object_new_string(s_purpose(r)));
-    ws_page(s, r, MHD_HTTP_OK, "Children found", "found", ctx);
-}
-
-/* A record opened from the search's results (a POST: the identifier stays out of the address),
- * for the purpose chosen for the search. */
-static void p_child(api *s, api_req *r)
-{
-    const char *purpose = s_purpose(r), *id = ws_field(r, "id");
-    if (!purpose || !id || !*id) {
-        s_search_page(s, r, MHD_HTTP_BAD_REQUEST, "Search for the child first", "id");
-        return;
-    }
-    s_child_ask(s, r, id, purpose);
-}
-
-/* ---- the clinician's view (health) ----------------------------------------------------- */
-
-static void p_clinician(api *s, api_req *r)
-{
-    const char *nhs = ws_field(r, "nhs");
-    if (strcmp(r->method, "GET") == 0 || !nhs || !*nhs) { /* the check itself is a POST */
-        json_object *ctx = json_object_new_object();
-        json_object_object_add(ctx, "purposes", s_purpose_list("direct_care"));
-        json_object_object_add(ctx, "small", json_object_new_boolean(1));
-        ws_page(s, r, MHD_HTTP_OK, "Check a child protection flag", "clinician_form", ctx);
-        return;
-    }
-    s_child_ask(s, r, nhs, s_purpose(r) ? s_purpose(r) : "direct_care");
-}
-
-static void p_clinician_answer(api *s, api_req *r, json_object *reply)
-{
-    json_object *v;
-    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
-        int code = json_object_object_get_ex(reply, "code", &v) ? json_object_get_int(v) : 103;
-        const char *d = json_object_get_string(json_object_object_get(reply, "detail"));
-        json_object *ctx = json_object_new_object();
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s: %s (E%03d)", sh_err_message((sh_err)code), d ? d : "", code);
-        json_object_object_add(ctx, "problem", json_object_new_string(msg));
-        json_object_object_add(ctx, "nhs", json_object_new_string(ws_field(r, "nhs")));
-        json_object_object_add(ctx, "purposes", s_purpose_list(s_purpose(r)));
-        json_object_object_add(ctx, "small", json_object_new_boolean(1));
-        ws_page(s, r, MHD_HTTP_BAD_REQUEST, "Check a child protection flag", "clinician_form", ctx);
-        return;
-    }
-    s_child_page(s, r, reply, "clinician", "Child protection flag");
-}
-
-/* ---- the auditor's view ---------------------------------------------------------------- */
-
-static void p_audit(api *s, api_req *r)
-{
-    json_object *q = s_req(r, "audit");
-    const char *action = ws_field(r, "action"), *actor = ws_field(r, "actor");
-    const char *before = ws_field(r, "before");
-    if (action && *action) json_object_object_add(q, "action", json_object_new_string(action));
-    if (actor && *actor) json_object_object_add(q, "actor", json_object_new_string(actor));
-    if (before && *before)
-        json_object_object_add(q, "before", json_object_new_int64(atoll(before)));
-    json_object_object_add(q, "limit", json_object_new_int(50));
-    s_ask(s, r, q);
-}
-
-static void p_audit_answer(api *s, api_req *r, json_object *reply)
-{
-    json_object *v;
-    if (s_refused(s, r, reply)) return;
-    json_object *ctx = json_object_new_object(), *list = s_array(reply, "entries");
-    for (size_t i = 0; i < json_object_array_length(list); i++) {
-        json_object *e = json_object_array_get_idx(list, i);
-        s_add_when(e, "time_ms", "when");
-        json_object *id;
-        if (json_object_object_get_ex(e, "event_id", &id))
-            json_object_object_add(e, "short_id", s_stringf("%.8s", json_object_get_string(id)));
-    }
-    json_object_object_add(ctx, "entries", json_object_get(list));
-    json_object_object_add(ctx, "head", json_object_get(json_object_object_get(reply, "head")));
-    const char *action = ws_field(r, "action"), *actor = ws_field(r, "actor");
-    json_object *f = json_object_new_object();
-    if (actor) json_object_object_add(f, "actor", json_object_new_string(actor));
-    static const char *const actions[] = {"write",   "read",       "send",   "receive",
-                                          "deny",    "deliver",    "refuse", "admin",
-                                          "witness", "connection", "expire", "sign_in"};
-    json_object *acts = json_object_new_array();
-    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "name", json_object_new_string(actions[i]));
-        json_object_object_add(o, "selected",
-                               json_object_new_boolean(action && strcmp(action, actions[i]) == 0));
-        json_object_array_add(acts, o);
-    }
-    json_object_object_add(ctx, "actions", acts);
-    json_object_object_add(ctx, "filter", f);
-    if (json_object_object_get_ex(reply, "before", &v)) {
-        char more[200];
-        int safe = 1;
-        for (const char *c = actor ? actor : ""; *c; c++)
-            safe &= (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ||
-                    *c == '_' || *c == '.';
-        snprintf(more, sizeof more, "/audit?before=%lld%s%s%s%s",
-                 (long long)json_object_get_int64(v),
-                 action && *action && strlen(action) < 20 ? "&action=" : "",
-                 action && *action && strlen(action) < 20 ? action : "",
-                 safe && actor && *actor && strlen(actor) <= 64 ? "&actor=" : "",
-                 safe && actor && *actor && strlen(actor) <= 64 ? actor : "");
-        json_object_object_add(ctx, "older", json_object_new_string(more));
-    }
-    ws_page(s, r, MHD_HTTP_OK, "Audit log", "audit", ctx);
+    pg_ask(s, r, q);
 }
 
 /* ---- the routes ------------------------------------------------------------------------ */
