@@ -168,6 +168,10 @@ void bk_log(const char *level, const char *fmt, ...) __attribute__((format(print
 sh_err bk_audit(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh_err code,
                 const uint8_t *event_id, const uint8_t *child_ref, const char *actor,
                 const char *peer, const char *rule, const char *detail);
+/* The same, with the purpose the event was shared for (its Purpose name). */
+sh_err bk_audit_for(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh_err code,
+                    const uint8_t *event_id, const uint8_t *child_ref, const char *actor,
+                    const char *peer, const char *rule, const char *purpose, const char *detail);
 
 /* ---- dispatch.c ---- */
 void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, size_t n);

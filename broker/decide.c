@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "law.h"
+
 int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope *e,
                   const sh_org *from, const char *referrer, const char *school, int64_t now_ms,
                   sh_decide_fn fn, void *ctx)
@@ -33,12 +35,18 @@ void sh_decide_context_write(const sh_envelope *e, const char *school, const cha
 {
     const Sharehub__V1__LawfulBasis *lb = e->lawful_basis;
     const char *la = sh_policy_responsible_la(e);
+    char a6[16] = "-", a9[16] = "-";
+    /* "6(1)(e) public task" -> "6(1)(e)": the citation, as protocols write it */
+    if (lb && lb->article6) sscanf(sh_article6_words((int)lb->article6), "%15s", a6);
+    if (lb) sscanf(lb->article9 ? sh_article9_words((int)lb->article9) : "none", "%15s", a9);
     snprintf(out, SH_DECIDE_CONTEXT_MAX,
-             "type=%s purpose=%d a6=%d a9=%d para=%u level=%u consent=%d la=%s school=%s "
-             "referrer=%s",
-             sh_event_type_name(e->event_type), (int)e->purpose, lb ? (int)lb->article6 : 0,
-             lb ? (int)lb->article9 : 0, lb ? lb->dpa_schedule1_paragraph : 0, e->level_of_need,
-             (int)e->consent, la && la[0] ? la : "-", school && school[0] ? school : "-",
+             "type=%s purpose=%s a6=%s a9=%s para=%u level=%u consent=%s risk=%d la=%s "
+             "school=%s referrer=%s",
+             sh_event_type_name(e->event_type),
+             sh_enum_name(&sharehub__v1__purpose__descriptor, (int)e->purpose), a6, a9,
+             lb ? lb->dpa_schedule1_paragraph : 0, e->level_of_need,
+             sh_enum_name(&sharehub__v1__consent_state__descriptor, (int)e->consent),
+             sh_policy_risk_asserted(e), la && la[0] ? la : "-", school && school[0] ? school : "-",
              referrer && referrer[0] ? referrer : "-");
 }
 
@@ -68,6 +76,23 @@ static int s_kv_int(const char *detail, const char *key, int *out)
     return 0;
 }
 
+/* A value written as its name (or, in entries from before names, its number): the name is
+ * looked up by fn, or in the enum d. */
+static int s_kv_named(const char *detail, const char *key, const ProtobufCEnumDescriptor *d,
+                      int (*fn)(const char *), int *out)
+{
+    char buf[32];
+    if (s_kv_int(detail, key, out) == 0) return 0;
+    if (s_kv(detail, key, buf, sizeof buf)) return -1;
+    if (fn) return (*out = fn(buf)) < 0 ? -1 : 0;
+    return sh_enum_value(d, buf, out) ? -1 : 0;
+}
+
+static int s_article6_or_none(const char *text)
+{
+    return strcmp(text, "-") == 0 ? 0 : sh_law_article6(text);
+}
+
 /* An org code or "-" (none) into out. */
 static int s_kv_org(const char *detail, const char *key, char *out, size_t cap)
 {
@@ -80,10 +105,14 @@ int sh_decide_context_read(const char *detail, sh_decide_context *c)
 {
     char type[48];
     memset(c, 0, sizeof *c);
-    if (s_kv(detail, "type", type, sizeof type) || s_kv_int(detail, "purpose", &c->purpose) ||
-        s_kv_int(detail, "a6", &c->article6) || s_kv_int(detail, "a9", &c->article9) ||
+    if (s_kv(detail, "type", type, sizeof type) ||
+        s_kv_named(detail, "purpose", &sharehub__v1__purpose__descriptor, NULL, &c->purpose) ||
+        s_kv_named(detail, "a6", NULL, s_article6_or_none, &c->article6) ||
+        s_kv_named(detail, "a9", NULL, sh_law_article9, &c->article9) ||
         s_kv_int(detail, "para", &c->paragraph) || s_kv_int(detail, "level", &c->level) ||
-        s_kv_int(detail, "consent", &c->consent) || s_kv_org(detail, "la", c->la, sizeof c->la) ||
+        s_kv_named(detail, "consent", &sharehub__v1__consent_state__descriptor, NULL,
+                   &c->consent) ||
+        s_kv_org(detail, "la", c->la, sizeof c->la) ||
         s_kv_org(detail, "school", c->school, sizeof c->school) ||
         s_kv_org(detail, "referrer", c->referrer, sizeof c->referrer) ||
         !(c->event_type = sh_event_type_from_name(type)))
@@ -93,6 +122,9 @@ int sh_decide_context_read(const char *detail, sh_decide_context *c)
     sharehub__v1__child__init(&c->child);
     sharehub__v1__cp_plan_status__init(&c->cp);
     sharehub__v1__looked_after_status__init(&c->lac);
+    sharehub__v1__safeguarding_concern__init(&c->sgc);
+    sharehub__v1__request_for_support__init(&c->rfs);
+    if (s_kv_int(detail, "risk", &c->risk)) c->risk = 0; /* (entries from before it) */
     c->env.event_type = c->event_type;
     c->env.purpose = c->purpose;
     c->lb.article6 = c->article6;
@@ -107,6 +139,12 @@ int sh_decide_context_read(const char *detail, sh_decide_context *c)
         c->env.cp_plan_status = &c->cp;
     if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_LOOKED_AFTER_STATUS)
         c->env.looked_after_status = &c->lac;
+    /* the risk the event asserted, where the safeguarding exception looks for it */
+    c->sgc.immediate_risk = c->rfs.priority = c->risk != 0;
+    if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_SAFEGUARDING_CONCERN)
+        c->env.safeguarding_concern = &c->sgc;
+    if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_REQUEST_FOR_SUPPORT)
+        c->env.request_for_support = &c->rfs;
     return 0;
 }
 

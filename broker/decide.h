@@ -27,10 +27,12 @@ int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope 
                   const sh_org *from, const char *referrer, const char *school, int64_t now_ms,
                   sh_decide_fn fn, void *ctx);
 
-/* The decision context: "type=<name> purpose=<n> a6=<n> a9=<n> para=<n> level=<n> consent=<n>
- * la=<code|-> school=<org|-> referrer=<org|->", at most SH_DECIDE_CONTEXT_MAX bytes with its
- * NUL. The numbers are the schema's enum values; consent is the one the broker decided with
- * (a withdrawal on record replaces a claimed consent). */
+/* The decision context: "type=<name> purpose=<name> a6=<6(1)(x)|-> a9=<9(2)(x)|none>
+ * para=<n> level=<n> consent=<name> risk=<0|1> la=<code|-> school=<org|-> referrer=<org|->",
+ * at most SH_DECIDE_CONTEXT_MAX bytes with its NUL. Names are the schema's enum names and the
+ * law's citations; consent is the one the broker decided with (a withdrawal on record replaces
+ * a claimed consent); risk is whether the event asserted a risk of significant harm. The
+ * parser also reads the numbers entries held before names, and a context without risk. */
 #define SH_DECIDE_CONTEXT_MAX 256
 void sh_decide_context_write(const sh_envelope *e, const char *school, const char *referrer,
                              char out[SH_DECIDE_CONTEXT_MAX]);
@@ -38,13 +40,15 @@ void sh_decide_context_write(const sh_envelope *e, const char *school, const cha
 /* A decision context read back, and the skeleton envelope it stands for: enough of an event
  * to decide it again (type, purpose, lawful basis, level, consent, responsible LA). */
 typedef struct sh_decide_context {
-    int event_type, purpose, article6, article9, paragraph, level, consent;
+    int event_type, purpose, article6, article9, paragraph, level, consent, risk;
     char la[8], school[SH_ORG_MAX + 1], referrer[SH_ORG_MAX + 1]; /* "" for "-" */
     sh_envelope env;
     Sharehub__V1__LawfulBasis lb;
     Sharehub__V1__Child child;
     Sharehub__V1__CpPlanStatus cp;
     Sharehub__V1__LookedAfterStatus lac;
+    Sharehub__V1__SafeguardingConcern sgc;
+    Sharehub__V1__RequestForSupport rfs;
 } sh_decide_context;
 
 /* Parses detail into *c (c->env then points into c: do not copy c). 0, or -1 when detail is

@@ -26,6 +26,14 @@ sh_err bk_audit(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh_err
                 const uint8_t *event_id, const uint8_t *child_ref, const char *actor,
                 const char *peer, const char *rule, const char *detail)
 {
+    return bk_audit_for(b, t, action, outcome, code, event_id, child_ref, actor, peer, rule, NULL,
+                        detail);
+}
+
+sh_err bk_audit_for(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh_err code,
+                    const uint8_t *event_id, const uint8_t *child_ref, const char *actor,
+                    const char *peer, const char *rule, const char *purpose, const char *detail)
+{
     sh_audit_entry e = {.action = action,
                         .outcome = outcome,
                         .code = (uint16_t)code,
@@ -34,6 +42,7 @@ sh_err bk_audit(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh_err
                         .actor_org = actor,
                         .actor_user = "broker",
                         .peer_org = peer,
+                        .purpose = purpose,
                         .rule = rule,
                         .detail = detail};
     sh_error err;

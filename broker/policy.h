@@ -29,10 +29,29 @@ typedef enum sh_isp_state {
     SH_ISP_SUSPENDED = 5,  /* never permits */
 } sh_isp_state;
 
+/* How long a recipient keeps what it received under a protocol, and what then happens. */
+typedef struct sh_retention {
+    unsigned count;   /* in units; 0 when the protocol does not say (a draft) */
+    char unit;        /* 'd' days, 'm' calendar months (a year is 12) */
+    int review;       /* at the end: 1 mark for review, 0 erase */
+    const char *text; /* as written: "6 years" */
+} sh_retention;
+
 /* Loads every isp-*.yaml file of dir (in name order; other files are ignored). Errors:
- * SH_E_POLICY_FILE (detail: the file and what is wrong — YAML, unknown key, bad value, unknown data
- * item, duplicate id), SH_E_IO (the directory cannot be read), SH_E_NOMEM. */
+ * SH_E_POLICY_FILE (detail: the file, the key and what is wrong — YAML, unknown key, bad value,
+ * unknown data item, an inconsistent lawful basis, a protocol in force without its purpose
+ * statement, gateways, controllers, DPIA, retention or a signature from every party, duplicate
+ * id), SH_E_IO (the directory cannot be read), SH_E_NOMEM. */
 sh_err sh_policy_load(const char *dir, sh_policy **out, sh_error *err);
+
+/* One mistake in a protocol file: the file, the key (NULL when the YAML itself is wrong) and
+ * what is wrong with the fix. */
+typedef void (*sh_policy_report_fn)(void *ctx, const char *file, const char *key, const char *msg);
+
+/* As sh_policy_load, but reports every mistake in every file to report (err keeps the first)
+ * instead of stopping at the first. */
+sh_err sh_policy_load_report(const char *dir, sh_policy **out, sh_policy_report_fn report,
+                             void *ctx, sh_error *err);
 
 void sh_policy_destroy(sh_policy **p);
 
@@ -40,7 +59,7 @@ size_t sh_policy_count(const sh_policy *p);
 const sh_isp *sh_policy_at(const sh_policy *p, size_t i);
 
 const char *sh_isp_id(const sh_isp *isp);
-unsigned sh_isp_version(const sh_isp *isp);
+const char *sh_isp_version(const sh_isp *isp); /* "4", "4.1" */
 const char *sh_isp_title(const sh_isp *isp);
 const char *sh_isp_file(const sh_isp *isp);
 const char *sh_isp_review_date(const sh_isp *isp);
@@ -84,7 +103,12 @@ typedef struct sh_decision {
     sh_isp_state state;       /* that ISP's state */
     const char *const *items; /* data items the recipient may see (when permitted) */
     size_t n_items;
-    char reason[200]; /* one line, no personal data */
+    const sh_retention *retention; /* how long the recipient keeps it (when permitted) */
+    /* when permitted, the consent ground: "not_required" (the protocol needs none),
+     * "consent_given", "level_4", "risk_asserted" (the event asserts a risk of significant
+     * harm) */
+    const char *ground;
+    char reason[320]; /* one line in words, no personal data */
 } sh_decision;
 
 /* The data items of a permitting decision as one comma-separated line ("child,narrative"),
@@ -93,13 +117,25 @@ typedef struct sh_decision {
 #define SH_POLICY_ITEMS_TEXT_MAX 700
 size_t sh_decision_items(const sh_decision *d, char *out, size_t cap);
 
+/* A consent ground (sh_decision.ground) in words: "without consent: level of need 4". */
+const char *sh_ground_words(const char *ground);
+
+/* Whether the event itself asserts a risk of significant harm: a safeguarding concern marked
+ * immediate_risk, a request for support on the priority line. */
+int sh_policy_risk_asserted(const sh_envelope *e);
+
 /* The local authority responsible for the child, as the responsible_la relationship reads it:
  * the child's own field, else the plan's LA contact; NULL when neither is given. */
 const char *sh_policy_responsible_la(const sh_envelope *e);
 
 /* Decides one share. ISPs are tried in id order; the first that permits wins. On denial the
- * reason comes from the ISP that met the most conditions, in this order: event type, sender
- * party, recipient party, status and lifecycle, purpose, lawful basis, level of need, consent. */
+ * reason comes from the ISP, among those naming this recipient for this event type, that met
+ * the most conditions in this order: sender party, status and lifecycle, purpose, lawful
+ * basis, level of need, consent; when none names it, the code is SH_E_DENY_NO_ISP and isp is
+ * NULL. Consent is met when the protocol
+ * does not require it, when it is given, or — for required_unless_significant_harm — at level
+ * of need 4, or when consent was not sought for risk of harm and the event asserts that risk
+ * (a concern's immediate_risk, a request's priority). */
 void sh_policy_decide(const sh_policy *p, const sh_share *s, sh_decision *d);
 
 /* Whether isp names event_type and purpose and has sender and recipient as parties by
@@ -109,7 +145,7 @@ int sh_isp_covers(const sh_isp *isp, int event_type, int purpose, const sh_org *
                   const sh_org *recipient, const char *const **items, size_t *n);
 
 /* Every organisation code isp names, up to cap, each with its role in roles ("lead",
- * "sender", "recipient", "approver"); returns the count. */
+ * "sender", "recipient", "signatory", "controller"); returns the count. */
 size_t sh_isp_organisations(const sh_isp *isp, const char **out, const char **roles, size_t cap);
 
 /* Every locality isp names for sector parties, with the sector, up to cap. */

@@ -128,12 +128,13 @@ static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
     sh_decision d = *dec;
     const uint8_t *id = r->e->event_id.data;
     const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
+    const char *purpose = sh_enum_name(&sharehub__v1__purpose__descriptor, (int)r->e->purpose);
     if (!d.permit) {
         if (r->overridden && d.code == SH_E_DENY_CONSENT)
             strncat(d.reason, " (withdrawn or refused on record)",
                     sizeof d.reason - strlen(d.reason) - 1);
-        bk_audit(b, r->t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, r->child, r->from->code,
-                 to->code, rule, d.reason);
+        bk_audit_for(b, r->t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, r->child, r->from->code,
+                     to->code, rule, purpose, d.reason);
         /* organisations no protocol names as recipients are audited, not listed */
         if (d.code != SH_E_DENY_NO_ISP && d.code != SH_E_DENY_PARTY)
             s_append(r->outcome, r->used, r->cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
@@ -141,8 +142,9 @@ static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
     }
     if (!bk_subscribed(b, r->t, to->code, r->e->event_type, r->buf)) {
         s_append(r->outcome, r->used, r->cap, "%s unsubscribed %s\n", to->code, rule);
-        bk_audit(b, r->t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, r->child, r->from->code, to->code,
-                 rule, "not queued: the recipient does not subscribe to this type");
+        bk_audit_for(b, r->t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, r->child, r->from->code,
+                     to->code, rule, purpose,
+                     "not queued: the recipient does not subscribe to this type");
         return 0;
     }
     size_t clen = 0;
@@ -156,11 +158,12 @@ static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
     if (rc) return (int)rc;
     s_append(r->outcome, r->used, r->cap, "%s permit %s%s\n", to->code, rule,
              flags ? " overdue" : "");
-    char detail[SH_POLICY_ITEMS_TEXT_MAX + 40];
-    size_t dn = (size_t)snprintf(detail, sizeof detail, "queued%s items=", flags ? " overdue" : "");
+    char detail[SH_POLICY_ITEMS_TEXT_MAX + 120];
+    size_t dn = (size_t)snprintf(detail, sizeof detail,
+                                 "queued%s ground=%s items=", flags ? " overdue" : "", d.ground);
     sh_decision_items(&d, detail + dn, sizeof detail - dn);
-    bk_audit(b, r->t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, r->child, r->from->code, to->code, rule,
-             detail);
+    bk_audit_for(b, r->t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, r->child, r->from->code, to->code,
+                 rule, purpose, detail);
     return 0;
 }
 
@@ -269,7 +272,11 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         bk_confirm(r, id, rc, err.detail);
         goto out;
     }
-    bk_audit(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, NULL, NULL, context);
+    bk_audit_for(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, NULL, NULL,
+                 e->event_type == ET(DELIVERY_RECEIPT)
+                     ? NULL
+                     : sh_enum_name(&sharehub__v1__purpose__descriptor, (int)e->purpose),
+                 context);
     bk_confirm(r, id, SH_OK, "accepted");
     s_outcome_lines(r, outcome, used);
 out:

@@ -8,6 +8,7 @@
  *       sector: health            # education | health | social_care | police | local_authority
  *       locality: essex           # [a-z0-9-]
  *       la_code: "881"            # optional: the LA this organisation answers for
+ *       service_type: emergency_department   # optional: what kind of service (health)
  *       keys: ["<40-character Z85 CURVE public key>", ...]
  *
  * Owns: the parsed registry, immutable after load. Never: accepts a duplicate code or key.
@@ -26,7 +27,7 @@
 #include "yaml.h"
 
 typedef struct y_org {
-    char *code, *name, *locality, *la_code;
+    char *code, *name, *locality, *la_code, *service_type;
     int sector;
     char **keys;
     unsigned keys_count;
@@ -56,10 +57,43 @@ static const cyaml_schema_field_t s_org_fields[] = {
     CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),
     CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, la_code, 3,
                            3),
+    CYAML_FIELD_STRING_PTR("service_type", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,
+                           service_type, 1, 40),
     CYAML_FIELD_SEQUENCE("keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, keys, &s_string,
                          0, 64),
     CYAML_FIELD_END,
 };
+
+/* Kinds of service (docs/policy.md); the first seven are unscheduled care, where CP-IS flags
+ * are shown. */
+static const char *const s_service_types[] = {"emergency_department",
+                                              "urgent_treatment_centre",
+                                              "minor_injury_unit",
+                                              "walk_in_centre",
+                                              "out_of_hours_gp",
+                                              "ambulance",
+                                              "maternity",
+                                              "acute_inpatient",
+                                              "community_health",
+                                              "mental_health",
+                                              "primary_care",
+                                              "health_visiting",
+                                              "school_nursing",
+                                              "sexual_health"};
+#define UNSCHEDULED_TYPES 7
+
+int sh_service_type_known(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof s_service_types / sizeof s_service_types[0]; i++)
+        if (strcmp(s, s_service_types[i]) == 0) return 1 + (i < UNSCHEDULED_TYPES);
+    return 0;
+}
+
+size_t sh_service_types(const char *const **names)
+{
+    *names = s_service_types;
+    return sizeof s_service_types / sizeof s_service_types[0];
+}
 
 static const cyaml_schema_value_t s_org = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_org, s_org_fields),
@@ -134,6 +168,15 @@ sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
         else if (y->la_code && sh_la_code_check(y->la_code) != SH_OK)
             rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: %s: la_code is not a DfE LA code", path,
                               y->code);
+        else if (y->service_type && !sh_service_type_known(y->service_type))
+            rc = sh_error_set(err, SH_E_REGISTRY_FILE,
+                              "%s: %s: service_type '%.40s' is not a kind of service sharehub "
+                              "knows (docs/policy.md lists them)",
+                              path, y->code, y->service_type);
+        else if (y->service_type && y->sector != SH_SECTOR_HEALTH)
+            rc = sh_error_set(err, SH_E_REGISTRY_FILE,
+                              "%s: %s: service_type is for health organisations (sector: health)",
+                              path, y->code);
         else if (!s_locality_ok(y->locality))
             rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: %s: locality is not [a-z0-9-]", path,
                               y->code);
@@ -150,7 +193,8 @@ sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
             ke->org = i;
             r->nkeys++;
         }
-        r->orgs[i] = (sh_org){y->code, y->name, (sh_sector)y->sector, y->locality, y->la_code};
+        r->orgs[i] = (sh_org){y->code,     y->name,    (sh_sector)y->sector,
+                              y->locality, y->la_code, y->service_type};
     }
     if (!rc && r->nkeys) {
         qsort(r->keys, r->nkeys, sizeof *r->keys, s_keycmp);
@@ -266,6 +310,7 @@ sh_err sh_registry_enrol(const char *path, const char *code, const char *key, in
                 s_yaml_quoted(f, y->la_code);
                 fputc('\n', f);
             }
+            if (y->service_type) fprintf(f, "    service_type: %s\n", y->service_type);
             fputs("    keys: [", f);
             int first = 1;
             for (unsigned k = 0; k < y->keys_count; k++) {

@@ -29,8 +29,9 @@ typedef struct sh_org {
     const char *code; /* organisation code, e.g. "RH8" */
     const char *name; /* e.g. "Mid and South Essex NHS Foundation Trust" */
     sh_sector sector;
-    const char *locality; /* e.g. "essex" */
-    const char *la_code;  /* DfE LA code this organisation answers for, or NULL */
+    const char *locality;     /* e.g. "essex" */
+    const char *la_code;      /* DfE LA code this organisation answers for, or NULL */
+    const char *service_type; /* health: "emergency_department", "community_health" ...; or NULL */
 } sh_org;
 
 typedef struct sh_registry sh_registry;
@@ -58,6 +59,14 @@ const sh_org *sh_registry_at(const sh_registry *r, size_t i);
  * SH_E_KEY_FORMAT (not a Z85 key), SH_E_IO. */
 sh_err sh_registry_enrol(const char *path, const char *code, const char *key, int revoke,
                          sh_error *err);
+
+/* 2 when s is a kind of service in unscheduled care (emergency department, urgent treatment
+ * centre, minor injury unit, walk-in centre, out-of-hours GP, ambulance, maternity), 1 when it
+ * is another kind sharehub knows (acute_inpatient, community_health ...), 0 when unknown. */
+int sh_service_type_known(const char *s);
+
+/* Every kind of service, unscheduled care first; returns the count. */
+size_t sh_service_types(const char *const **names);
 
 /* "education", "health", "social_care", "police", "local_authority"; "none". */
 const char *sh_sector_name(sh_sector s);

@@ -23,6 +23,7 @@
 #include "client.h"
 #include "synth.h"
 #include "testutil.h"
+#include "isp_fixture.h"
 
 const char *const af_org[NAGENT] = {"881", "8819990", "RAJ"};
 const char *const af_role[NAGENT] = {"social_care", "education", "health"};
@@ -40,9 +41,14 @@ char *af_path(const char *name)
 
 void af_write(const char *name, const char *text, mode_t mode)
 {
-    char *p = af_path(name);
+    char *p = af_path(name), signed_text[8192];
     FILE *f = fopen(p, "w");
     cr_assert_not_null(f);
+    if (strstr(name, "isp-")) { /* a protocol: signed by every party */
+        snprintf(signed_text, sizeof signed_text, "%s", text);
+        isp_fixture_sign(signed_text, sizeof signed_text);
+        text = signed_text;
+    }
     fputs(text, f);
     fclose(f);
     chmod(p, mode);
@@ -241,7 +247,7 @@ void af_setup(void)
     time_t t = time(NULL) + 365 * 24 * 3600;
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
     const char *head = "version: 1\ntitle: t\nstatus: active\nlead: '881'\n"
-                       "approvers: [{role: DCS, organisation: '881'}]\n";
+                       "";
     const char *sg = "lawful_basis: {article6: public_task, article9: "
                      "substantial_public_interest, dpa_schedule1_paragraph: 18}\n";
     snprintf(

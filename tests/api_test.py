@@ -654,9 +654,12 @@ def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build/dev"
 
     def short_expiry(pol):
-        p = os.path.join(pol, "isp-safeguarding-concerns.yaml")
-        with open(p, "a") as f:
-            f.write("delivery_expiry: 3s\n")
+        p = os.path.join(pol, "isp-safeguarding-concerns-police.yaml")
+        with open(p) as f:
+            text = f.read()
+        assert "delivery_expiry: 4h\n" in text
+        with open(p, "w") as f:
+            f.write(text.replace("delivery_expiry: 4h\n", "delivery_expiry: 3s\n"))
     clients = {
         "school": [("mis", ["publish", "track"]), ("ops", ["admin"])],
         "hub": [("cms", ["inbox", "track", "publish"]), ("cms2", ["inbox"]),

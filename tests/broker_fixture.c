@@ -18,6 +18,7 @@
 #include "store.h"
 #include "synth.h"
 #include "testutil.h"
+#include "isp_fixture.h"
 
 const char *const bf_org[NORG] = {"881", "8819990", "RAJ", "ESXPOL", "882"};
 char bf_pub[NORG][41], bf_sec[NORG][41];
@@ -33,9 +34,14 @@ char *bf_path(const char *name)
 
 void bf_write(const char *name, const char *text)
 {
-    char *p = bf_path(name);
+    char *p = bf_path(name), signed_text[8192];
     FILE *f = fopen(p, "w");
     cr_assert_not_null(f);
+    if (strstr(name, "isp-")) { /* a protocol: signed by every party */
+        snprintf(signed_text, sizeof signed_text, "%s", text);
+        isp_fixture_sign(signed_text, sizeof signed_text);
+        text = signed_text;
+    }
     fputs(text, f);
     fclose(f);
     free(p);
@@ -68,7 +74,7 @@ void bf_policy(void)
                         "substantial_public_interest, dpa_schedule1_paragraph: 18}\n";
     snprintf(text, sizeof text,
              "id: isp-sgc\nversion: 1\ntitle: concerns\nstatus: active\nreview_date: '%s'\n"
-             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "lead: '881'\n"
              "purposes: [safeguarding]\nevent_types: [safeguarding_concern]\n"
              "senders: [{sector: education}, {sector: health}]\nrecipients:\n"
              "  - {organisation: '881', data_items: [child, safeguarding_concern]}\n"
@@ -78,7 +84,7 @@ void bf_policy(void)
     bf_write("policy/isp-sgc.yaml", text);
     snprintf(text, sizeof text,
              "id: isp-feedback\nversion: 1\ntitle: feedback\nstatus: active\nreview_date: '%s'\n"
-             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "lead: '881'\n"
              "purposes: [safeguarding, early_help]\nevent_types: [hub_decision]\n"
              "senders: [{organisation: '881'}]\nrecipients:\n"
              "  - {relationship: referrer, data_items: [child.upn, hub_decision.outcome]}\n"
@@ -87,7 +93,7 @@ void bf_policy(void)
     bf_write("policy/isp-feedback.yaml", text);
     snprintf(text, sizeof text,
              "id: isp-eh\nversion: 1\ntitle: early help\nstatus: active\nreview_date: '%s'\n"
-             "lead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "lead: '881'\n"
              "purposes: [early_help]\nevent_types: [request_for_support]\n"
              "senders: [{sector: education}]\n"
              "recipients: [{organisation: '881', data_items: [child, request_for_support]}]\n"
@@ -96,7 +102,7 @@ void bf_policy(void)
     bf_write("policy/isp-eh.yaml", text);
     snprintf(text, sizeof text,
              "id: isp-consent\nversion: 1\ntitle: consent records\nstatus: active\n"
-             "review_date: '%s'\nlead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "review_date: '%s'\nlead: '881'\n"
              "purposes: [early_help]\nevent_types: [consent]\nsenders: [{sector: education}]\n"
              "recipients: [{organisation: '881', data_items: [child, consent_change]}]\n"
              "lawful_basis: {article6: public_task, article9: none}\nconsent: not_required\n",
@@ -104,7 +110,7 @@ void bf_policy(void)
     bf_write("policy/isp-consent.yaml", text);
     snprintf(text, sizeof text,
              "id: isp-cp-school\nversion: 1\ntitle: CP status to the school\nstatus: active\n"
-             "review_date: '%s'\nlead: '881'\napprovers: [{role: DCS, organisation: '881'}]\n"
+             "review_date: '%s'\nlead: '881'\n"
              "purposes: [safeguarding]\nevent_types: [cp_plan_status]\n"
              "senders: [{organisation: '881'}]\n"
              "recipients: [{relationship: child_school, data_items: [child.upn, "

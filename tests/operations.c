@@ -237,14 +237,10 @@ static int s_metrics(const char *bindir, const char *promtool)
     DELTA(&b0, &b1, "sharehub_broker_deliveries_acked_total{recipient=\"R1L\"}", receipts);
     DELTA(&b0, &b1, "sharehub_broker_delivery_latency_seconds_count", copies);
     DELTA(&b0, &b1, "sharehub_broker_delivery_latency_seconds_bucket{le=\"+Inf\"}", copies);
-    /* the school is a party to neither protocol, RAJ only to the concerns' */
-    DELTA(&b0, &b1,
-          "sharehub_broker_shares_denied_total{reason=\"SH_E_DENY_PARTY\",isp=\"isp-rig-"
-          "concerns@1\"}",
-          concerns);
-    DELTA(&b0, &b1,
-          "sharehub_broker_shares_denied_total{reason=\"SH_E_DENY_PARTY\",isp=\"isp-rig-rfs@1\"}",
-          2 * (n - concerns));
+    /* the school is a recipient under neither protocol, RAJ only under the concerns': no
+     * protocol names them, so none is the closest */
+    DELTA(&b0, &b1, "sharehub_broker_shares_denied_total{reason=\"SH_E_DENY_NO_ISP\",isp=\"-\"}",
+          concerns + 2 * (n - concerns));
     s_check(P, s_sum(&b1, "sharehub_broker_shares_denied_total") == concerns + 2 * (n - concerns),
             "broker shares_denied_total: %g in all",
             s_sum(&b1, "sharehub_broker_shares_denied_total"));

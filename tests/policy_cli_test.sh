@@ -37,7 +37,14 @@ recipients:
   - {sector: health, data_items: [child.nhs_number, cp_plan_status.status]}
 lawful_basis: {article6: public_task, article9: substantial_public_interest, dpa_schedule1_paragraph: 18}
 consent: not_required
-approvers: [{role: Caldicott Guardian, organisation: RAJ}]
+purpose_statement: Unscheduled care sees the child-protection flag, to act on it at once.
+gateways: [Children Act 2004 s11]
+controllers: [{organisation: "881", role: controller}, {sector: health, role: controller}]
+retention: {keep: 1 year, then: erase}
+dpia: {reference: TEST-DPIA-1, completed_on: "2026-01-05"}
+signatories:
+  - {organisation: "881", role: Director of Children's Services, signed_on: "2026-01-06", version: "1"}
+  - {organisation: RAJ, signs_for: health, role: Caldicott Guardian, signed_on: "2026-01-07", version: "1"}
 YAML
 expect check-clean 0 "^1 protocols \(1 in force\), 0 errors, 0 warnings$" -- \
     "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
@@ -45,7 +52,7 @@ expect explain-permit 0 "PERMIT RAJ" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
 expect explain-items 0 "sees: child.nhs_number cp_plan_status.status" -- "$bin" policy explain \
     --policy "$tmp" --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
-expect explain-deny 0 "deny   8819990 .*E807 SH_E_DENY_PARTY" -- sh -c \
+expect explain-deny 0 "deny   8819990 .*E800 SH_E_DENY_NO_ISP: no protocol names 8819990 as a recipient of cp_plan_status from 881" -- sh -c \
     "'$bin' policy explain --policy '$tmp' --registry '$tmp/enrolment.yaml' --from 881 --type cp_plan_status | tr '\n' ' '"
 expect explain-unknown-type 2 "not an event type" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type parking_ticket
@@ -54,6 +61,7 @@ expect explain-unknown-org 2 "not in the enrolment registry" -- "$bin" policy ex
 # --school names the child's school of record (it was in the usage text and not parsed)
 sed -e 's/id: isp-cpis/id: isp-school/' -e 's/recipients:/recipients:\n  - {relationship: child_school, data_items: [cp_plan_status.status]}/' \
     -e '/sector: health, data_items/d' "$tmp/isp-cpis.yaml" >"$tmp/isp-school.yaml"
+echo '  - {organisation: "881EDU", signs_for: education, role: Director of Education, signed_on: "2026-01-06", version: "1"}' >>"$tmp/isp-school.yaml"
 expect explain-school 0 "PERMIT 8819990" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status --school 8819990
 expect explain-no-school 0 "deny   8819990" -- "$bin" policy explain --policy "$tmp" \
@@ -97,16 +105,50 @@ sed -e 's/organisation: RAJ/organisation: NOSUCH/' -e 's/id: isp-cpis/id: isp-y/
     -e 's/event_types: \[cp_plan_status\]/event_types: [looked_after_status]/' \
     "$tmp/isp-cpis.yaml" >"$tmp/isp-y.yaml"
 rm "$tmp/isp-x.yaml"
-expect check-unknown-org 1 "organisation NOSUCH \(approver\) is not in the enrolment registry" -- \
+expect check-unknown-org 1 "organisation NOSUCH \(signatory\) is not in the enrolment registry" -- \
     "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
 rm "$tmp/isp-y.yaml"
 echo "colour: blue" >>"$tmp/isp-cpis.yaml"
-expect check-unknown-field 1 "E810 SH_E_POLICY_FILE.*isp-cpis.yaml.*colour" -- \
+expect check-unknown-field 1 "error: .*isp-cpis.yaml.*colour — not a protocol key" -- \
     "$bin" policy check "$tmp"
+
+# a directory of broken protocols (tests/policy-broken: one mistake per file): each mistake is
+# named with its file, its key and the fix, and the check fails
+broken=$("$bin" policy check "$src/tests/policy-broken" --registry "$src/deploy/policy/enrolment.yaml" 2>&1)
+rc=$?
+[ "$rc" -eq 1 ] && ok || bad "broken: exit $rc, want 1"
+while IFS='|' read -r file pat; do
+    if printf '%s\n' "$broken" | grep -qE -- "^error: .*/$file\.yaml: $pat"; then ok; else
+        bad "broken $file: no line '$pat' in:"
+        printf '%s\n' "$broken"
+    fi
+done <<'LINES'
+isp-b01-legitimate-interests|lawful_basis.article6: '6\(1\)\(f\)' is legitimate interests, .*use 6\(1\)\(e\) public task
+isp-b02-part1-paragraph|lawful_basis.dpa_schedule1_paragraph: paragraph 2 is in Part 1, .*give a Part 2 paragraph
+isp-b03-no-paragraph|lawful_basis.dpa_schedule1_paragraph: missing: 9\(2\)\(g\) needs a Schedule 1 Part 2 condition
+isp-b04-consent-basis|consent: the lawful basis is consent \(6\(1\)\(a\)\), so consent must be required: write consent: required
+isp-b05-no-purpose|purpose_statement: missing: say in a sentence or more why
+isp-b06-no-gateway|gateways: missing: name the legal gateway
+isp-b07-no-controllers|controllers: missing: name who controls the data
+isp-b08-no-retention|retention: missing for recipient 1: say how long it keeps
+isp-b09-bad-retention|retention.keep: '6 yrs' is not a retention period: write a whole number and days
+isp-b10-no-dpia|dpia: missing: give the data protection impact assessment
+isp-b11-party-not-signed|recipient 2: ESXPOL is a party but has not signed: add a signatory with organisation: "ESXPOL"
+isp-b12-sector-not-signed|sender 2: no one has signed for the health sector: add a signatory .* signs_for: health
+isp-b13-old-signature|signatories 2: 881EDU signed version 1, but this is version 2: a changed protocol needs every party to sign it again
+isp-b14-unknown-service|recipient 2: service type 'casualty' is not one sharehub knows
+isp-b15-approvers|Unexpected key: approvers — approvers are now signatories
+LINES
+n=$(printf '%s\n' "$broken" | grep -c '^error: ')
+[ "$n" -eq 15 ] && ok || bad "broken: $n error lines, want 15 (one per mistake)"
+printf '%s\n' "$broken" | grep -qE "^warning: .*safeguarding-protocol.yaml: looks like a protocol but is not named isp-\*.yaml" && ok ||
+    bad "broken: the misnamed protocol is not named"
+printf '%s\n' "$broken" | grep -qE "^15 errors, 1 warnings: the broker will not load these protocols" && ok ||
+    bad "broken: no summary line"
 
 # the shipped sample always loads (its lifecycle findings change with the calendar)
 out=$("$bin" policy check "$src/deploy/policy" --registry "$src/deploy/policy/enrolment.yaml" 2>&1)
-if printf '%s\n' "$out" | grep -qE "^11 protocols" && ! printf '%s\n' "$out" | grep -q "E81"; then ok; else
+if printf '%s\n' "$out" | grep -qE "^12 protocols" && ! printf '%s\n' "$out" | grep -q "E81"; then ok; else
     bad "sample-loads: $out"
 fi
 echo "policy cli: $pass passed, $fail failed"

@@ -23,6 +23,7 @@
 #include "crypto.h"
 #include "ident.h"
 #include "synth.h"
+#include "isp_fixture.h"
 
 const char *const rig_org[RIG_N] = {"SHAREHUB", "881", "8819990", "RAJ", "R1L"};
 static const char *const s_role[RIG_N] = {"", "social_care", "education", "health", "health"};
@@ -55,8 +56,13 @@ int64_t rig_ms(void)
 
 static int s_write(const rig *r, const char *name, const char *text)
 {
-    char p[512];
+    char p[512], signed_text[8192];
     snprintf(p, sizeof p, "%s/%s", r->dir, name);
+    if (strstr(name, "isp-")) { /* a protocol: signed by every party */
+        snprintf(signed_text, sizeof signed_text, "%s", text);
+        isp_fixture_sign(signed_text, sizeof signed_text);
+        text = signed_text;
+    }
     FILE *f = fopen(p, "w");
     if (!f) return -1;
     int ok = fputs(text, f) >= 0;
@@ -85,7 +91,7 @@ void rig_paths(const rig *r, int who, char store[512], char master[512], char si
 
 static const char *s_policy_head =
     "version: 1\ntitle: reliability rig\nstatus: active\nlead: '881'\n"
-    "approvers: [{role: DCS, organisation: '881'}]\n"
+    ""
     "lawful_basis: {article6: public_task, article9: substantial_public_interest, "
     "dpa_schedule1_paragraph: 18}\nconsent: not_required\n";
 

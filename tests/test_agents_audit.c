@@ -182,7 +182,7 @@ Test(agents_audit, the_auditor_reports_the_case_and_what_another_policy_would_ha
     cr_assert_eq(tu_cli(&out, changed), 0, "%s", out);
     cr_assert(strstr(out, "newly denied                                1"), "%s", out);
     cr_assert(strstr(out, "data items removed                          1"), "%s", out);
-    cr_assert(strstr(out, "now denied: E802 isp-feedback@1 is lapsed"), "%s", out);
+    cr_assert(strstr(out, "now denied: E802 isp-feedback@1 lapsed on 2020-04-30"), "%s", out);
     cr_assert(strstr(out, "-> RAJ: isp-cpis@1 would no longer share child.date_of_birth"), "%s",
               out);
     free(out);

@@ -15,6 +15,7 @@
 #include "registry.h"
 #include "synth.h"
 #include "testutil.h"
+#include "isp_fixture.h"
 
 static char *dir;
 static sh_policy *policy;
@@ -34,9 +35,14 @@ static void s_date(int months, char out[11])
 
 static void s_write(const char *name, const char *text)
 {
-    char *p = tu_path(dir, name);
+    char *p = tu_path(dir, name), signed_text[8192];
     FILE *f = fopen(p, "w");
     cr_assert_not_null(f);
+    if (strncmp(name, "isp-", 4) == 0) { /* a protocol: signed by every party */
+        snprintf(signed_text, sizeof signed_text, "%s", text);
+        isp_fixture_sign(signed_text, sizeof signed_text);
+        text = signed_text;
+    }
     fputs(text, f);
     fclose(f);
     free(p);
@@ -67,7 +73,7 @@ static void s_isp(const char *id, const char *status, int review, const char *bo
     s_date(review, date);
     snprintf(text, sizeof text,
              "id: %s\nversion: 2\ntitle: Test protocol %s\nstatus: %s\nreview_date: '%s'\n"
-             "lead: '881'\napprovers:\n  - {role: Caldicott Guardian, organisation: RAJ}\n%s",
+             "lead: '881'\n%s",
              id, id, status, date, body);
     snprintf(name, sizeof name, "%s.yaml", id); /* ids start "isp-" */
     s_write(name, text);
@@ -190,10 +196,14 @@ typedef struct row {
 #define REFUSED    SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_REFUSED
 #define NOT_SOUGHT SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_NOT_SOUGHT_RISK_OF_HARM
 #define WITHDRAWN  SHAREHUB__V1__CONSENT_STATE__CONSENT_STATE_WITHDRAWN
-#define P_SG       1
-#define P_EH       2
-#define P_DC       3
-#define P_EW       4
+/* ... and the event asserts a risk of significant harm (priority, immediate risk) */
+#define ASSERTED            100
+#define NOT_SOUGHT_ASSERTED (NOT_SOUGHT + ASSERTED)
+#define REFUSED_ASSERTED    (REFUSED + ASSERTED)
+#define P_SG                1
+#define P_EH                2
+#define P_DC                3
+#define P_EW                4
 
 static const row table[] = {
     /* requests for support */
@@ -202,16 +212,20 @@ static const row table[] = {
     {1, "ESXPOL", "881", 0, 4, 0, -1, 0, 1, SH_OK, "isp-rfs@2", "police to hub"},
     {1, "8829990", "881", 0, 3, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-rfs@2",
      "school outside the locality"},
-    {1, "8819990", "882", 0, 3, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-rfs@2", "the wrong hub"},
-    {1, "8819990", "RAJ", 0, 3, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-rfs@2", "not to health"},
+    {1, "8819990", "882", 0, 3, 0, -1, 0, 0, SH_E_DENY_NO_ISP, NULL, "the wrong hub"},
+    {1, "8819990", "RAJ", 0, 3, 0, -1, 0, 0, SH_E_DENY_NO_ISP, NULL, "not to health"},
     {1, "8819990", "881", 0, 2, 0, -1, 0, 0, SH_E_DENY_LEVEL, "isp-rfs@2",
      "level 2 needs no request"},
     {1, "8819990", "881", REFUSED, 3, 0, -1, 0, 0, SH_E_DENY_CONSENT, "isp-rfs@2",
      "consent refused, level 3"},
     {1, "8819990", "881", REFUSED, 4, 0, -1, 0, 1, SH_OK, "isp-rfs@2",
      "consent refused, level 4: harm"},
-    {1, "8819990", "881", NOT_SOUGHT, 3, 0, -1, 0, 1, SH_OK, "isp-rfs@2",
-     "not sought: risk of harm"},
+    {1, "8819990", "881", NOT_SOUGHT, 3, 0, -1, 0, 0, SH_E_DENY_CONSENT, "isp-rfs@2",
+     "not sought for risk of harm, level 3, the request does not assert the risk"},
+    {1, "8819990", "881", NOT_SOUGHT_ASSERTED, 3, 0, -1, 0, 1, SH_OK, "isp-rfs@2",
+     "not sought for risk of harm, level 3, on the priority line"},
+    {1, "8819990", "881", REFUSED_ASSERTED, 3, 0, -1, 0, 1, SH_OK, "isp-rfs@2",
+     "refused, level 3, on the priority line: harm comes before consent"},
     {1, "8819990", "881", WITHDRAWN, 3, 0, -1, 0, 0, SH_E_DENY_CONSENT, "isp-rfs@2",
      "consent withdrawn"},
     {1, "8819990", "881", 0, 3, P_DC, -1, 0, 0, SH_E_DENY_PURPOSE, "isp-rfs@2",
@@ -223,32 +237,29 @@ static const row table[] = {
     {2, "RAJ", "ESXPOL", 0, -1, 0, -1, 0, 1, SH_OK, "isp-sgc@2", "to police, minimised"},
     {2, "ESXPOL", "881", 0, -1, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-sgc@2",
      "police is no sender here"},
-    {2, "RAJ", "8819990", 0, -1, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-sgc@2", "not to schools"},
+    {2, "RAJ", "8819990", 0, -1, 0, -1, 0, 0, SH_E_DENY_NO_ISP, NULL, "not to schools"},
     {2, "RAJ", "881", REFUSED, -1, 0, -1, 0, 1, SH_OK, "isp-sgc@2", "consent not required"},
     /* hub decisions back to the referrer */
     {3, "881", "8819990", 0, -1, 0, -1, "8819990", 1, SH_OK, "isp-feedback@2", "to the referrer"},
-    {3, "881", "RAJ", 0, -1, 0, -1, "8819990", 0, SH_E_DENY_PARTY, "isp-feedback@2",
-     "not the referrer"},
-    {3, "881", "8819990", 0, -1, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-feedback@2",
-     "referrer unknown"},
+    {3, "881", "RAJ", 0, -1, 0, -1, "8819990", 0, SH_E_DENY_NO_ISP, NULL, "not the referrer"},
+    {3, "881", "8819990", 0, -1, 0, -1, 0, 0, SH_E_DENY_NO_ISP, NULL, "referrer unknown"},
     {3, "882", "8819990", 0, -1, 0, -1, "8819990", 0, SH_E_DENY_PARTY, "isp-feedback@2",
      "other hub"},
     /* CP-IS flags (overdue protocol still permits) */
     {4, "881", "RAJ", 0, -1, 0, -1, 0, 1, SH_OK, "isp-cpis@2", "CP flag to ED"},
     {5, "881", "R1L", 0, -1, 0, -1, 0, 1, SH_OK, "isp-cpis@2", "LAC flag to community health"},
-    {4, "881", "8819990", 0, -1, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-cpis@2", "not to schools"},
+    {4, "881", "8819990", 0, -1, 0, -1, 0, 0, SH_E_DENY_NO_ISP, NULL, "not to schools"},
     {4, "882", "RAJ", 0, -1, 0, -1, 0, 0, SH_E_DENY_PARTY, "isp-cpis@2",
      "sender outside the locality"},
     /* access notifications to the responsible LA */
     {7, "RAJ", "881", 0, -1, 0, 5, 0, 1, SH_OK, "isp-access@2", "to the child's LA"},
-    {7, "RAJ", "882", 0, -1, 0, 5, 0, 0, SH_E_DENY_PARTY, "isp-access@2", "not the child's LA"},
+    {7, "RAJ", "882", 0, -1, 0, 5, 0, 0, SH_E_DENY_NO_ISP, NULL, "not the child's LA"},
     /* education welfare */
     {8, "8819990", "881EDU", 0, -1, P_EW, 0, 0, 1, SH_OK, "isp-edwelfare@2", "exclusion"},
     {10, "8819990", "881EDU", 0, -1, P_EW, 0, 0, 1, SH_OK, "isp-edwelfare@2", "attendance"},
     {9, "8819990", "881EDU", 0, -1, P_EW, 0, 0, 0, SH_E_DENY_LAPSED, "isp-edwelfare-old@2",
      "lapsed"},
-    {8, "8819990", "881", 0, -1, P_EW, 0, 0, 0, SH_E_DENY_PARTY, "isp-edwelfare@2",
-     "exclusion not to hub"},
+    {8, "8819990", "881", 0, -1, P_EW, 0, 0, 0, SH_E_DENY_NO_ISP, NULL, "exclusion not to hub"},
     {8, "8819990", "881EDU", 0, -1, P_EW, 4, 0, 0, SH_E_DENY_BASIS, "isp-edwelfare@2",
      "special category not covered"},
     /* consent strictly required */
@@ -267,7 +278,9 @@ static const row table[] = {
 static sh_envelope *s_event(const row *r)
 {
     sh_envelope *e = tu_envelope(r->type);
-    if (r->consent) e->consent = r->consent;
+    if (r->consent) e->consent = r->consent % ASSERTED;
+    if (r->consent > ASSERTED && r->type == 1) e->request_for_support->priority = 1;
+    if (r->consent > ASSERTED && r->type == 2) e->safeguarding_concern->immediate_risk = 1;
     if (r->level >= 0) {
         e->level_of_need = (uint32_t)r->level;
     }
@@ -568,7 +581,7 @@ Test(policy, lint_findings)
     cr_assert_eq(sh_policy_load(dir, &p2, &err), SH_OK, "%s", err.detail);
     memset(&f, 0, sizeof f);
     errors = sh_policy_lint(p2, reg, now, s_collect, &f);
-    cr_assert_eq(errors, 3, "%s", f.text);
+    cr_assert_eq(errors, 4, "%s", f.text);
     cr_assert_not_null(strstr(f.text, "E isp-sgc: contradicts isp-zz-rival@2: both cover "
                                       "safeguarding_concern"),
                        "%s", f.text);
@@ -608,7 +621,8 @@ Test(policy, child_school_relationship)
     s.recipient = other;
     sh_policy_decide(p2, &s, &d);
     cr_assert(!d.permit, "another school");
-    cr_assert_eq(d.code, SH_E_DENY_PARTY);
+    cr_assert_eq(d.code, SH_E_DENY_NO_ISP, "%s", d.reason);
+    cr_assert_null(d.isp, "no protocol names another school: none is closest");
     s.recipient = school;
     s.child_school = NULL;
     sh_policy_decide(p2, &s, &d);

@@ -149,9 +149,10 @@ def inbox(rig, agency, types):
     return [i for i in items if i.get("type") in types]
 
 
-def concern(child, level=4, immediate=True, category="physical_abuse"):
+def concern(child, level=4, immediate=True, category="physical_abuse",
+            consent="not_sought_risk_of_harm"):
     return {"event_type": "safeguarding_concern", "purpose": "safeguarding",
-            "consent": "not_sought_risk_of_harm", "level_of_need": level, "lawful_basis": BASIS,
+            "consent": consent, "level_of_need": level, "lawful_basis": BASIS,
             "child": child,
             "safeguarding_concern": {"category": category, "immediate_risk": immediate,
                                      "narrative": "Synthetic narrative for the test.",
@@ -176,8 +177,9 @@ def setup(rig):
     rig.account("health", "li", "read_only", PASSWORDS["li"], "Dr Li")
     a, b = rig.synthetic_child(41), rig.synthetic_child(42)
     ids = {"rfs": publish(rig, "school", request_for_support(b)),
+           # below level 4 and with no immediate risk, a concern is shared with consent
            "low": publish(rig, "school", concern(b, level=2, immediate=False,
-                                                 category="emotional_abuse")),
+                                                 category="emotional_abuse", consent="given")),
            "concern": publish(rig, "school", concern(a))}
     today = time.strftime("%Y-%m-%d", time.gmtime())
     plan = {"event_type": "cp_plan_status", "purpose": "safeguarding", "consent": "not_required",

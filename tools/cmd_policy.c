@@ -63,6 +63,16 @@ static int s_misnamed(const char *dir)
     return n;
 }
 
+/* One mistake in a protocol file, as the loader reports it. */
+static void s_print_mistake(void *ctx, const char *file, const char *key, const char *msg)
+{
+    (*(int *)ctx)++;
+    if (key)
+        printf("error: %s: %s: %s\n", file, key, msg);
+    else
+        printf("error: %s\n", msg);
+}
+
 static int s_check(int argc, char **argv)
 {
     const char *dir = NULL, *regpath = NULL;
@@ -88,14 +98,19 @@ static int s_check(int argc, char **argv)
         printf("error: %s\n", sh_error_format(&err, buf, sizeof buf));
         return SH_EXIT_FAILED;
     }
-    if (sh_policy_load(dir, &p, &err)) {
-        printf("error: %s\n", sh_error_format(&err, buf, sizeof buf));
+    int mistakes = 0, misnamed = s_misnamed(dir);
+    if (sh_policy_load_report(dir, &p, s_print_mistake, &mistakes, &err)) {
+        if (err.code != SH_E_POLICY_FILE)
+            printf("error: %s\n", sh_error_format(&err, buf, sizeof buf));
+        printf("%d errors, %d warnings: the broker will not load these protocols until each error "
+               "is corrected\n",
+               mistakes + (err.code != SH_E_POLICY_FILE), misnamed);
         sh_registry_destroy(&reg);
         return SH_EXIT_FAILED;
     }
     int64_t now = sh_clock_ms();
     s_lint_out o = {0};
-    o.warnings += s_misnamed(dir);
+    o.warnings += misnamed;
     int errors = sh_policy_lint(p, reg, now, s_print_finding, &o), active = 0;
     for (size_t i = 0; i < sh_policy_count(p); i++)
         active += sh_isp_state_at(sh_policy_at(p, i), now) <= SH_ISP_OVERDUE;
