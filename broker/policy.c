@@ -141,6 +141,13 @@ void sh_isp_levels(const sh_isp *isp, unsigned *lo, unsigned *hi)
     *hi = isp->y->level_of_need ? isp->y->level_of_need->max : 4;
 }
 
+void sh_isp_basis(const sh_isp *isp, int *article6, int *article9, unsigned *paragraph)
+{
+    *article6 = isp->y->lawful_basis->article6;
+    *article9 = isp->y->lawful_basis->article9;
+    *paragraph = isp->y->lawful_basis->paragraph;
+}
+
 const char *sh_isp_rule(const sh_isp *isp)
 {
     return isp->rule;
@@ -212,7 +219,7 @@ const char *sh_ground_words(const char *ground)
     return "unknown";
 }
 
-static const char *s_consent_words(int c)
+const char *sh_consent_words(int c)
 {
     static const char *const w[] = {
         "not stated",  "given", "refused", "withdrawn", "not sought (risk of significant harm)",
@@ -316,7 +323,7 @@ static int s_try(const sh_isp *isp, const sh_share *s, sh_decision *d)
         d->code = SH_E_DENY_CONSENT;
         if (y->consent == CONSENT_RULE_REQUIRED)
             snprintf(d->reason, sizeof d->reason, "%s needs consent, and consent is %s", rule,
-                     s_consent_words(e->consent));
+                     sh_consent_words(e->consent));
         else if (y->consent == CONSENT_RULE_HARM_ONLY)
             snprintf(d->reason, sizeof d->reason,
                      "%s shares only on a risk of significant harm: level of need 4, or an "
@@ -333,7 +340,7 @@ static int s_try(const sh_isp *isp, const sh_share *s, sh_decision *d)
             snprintf(d->reason, sizeof d->reason,
                      "%s needs consent below level of need 4 unless the event asserts a risk of "
                      "significant harm, and consent is %s",
-                     rule, s_consent_words(e->consent));
+                     rule, sh_consent_words(e->consent));
         return 7;
     }
     d->permit = 1;

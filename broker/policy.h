@@ -11,6 +11,7 @@
 #define SHAREHUB_POLICY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "codec.h"
@@ -70,6 +71,10 @@ const char *sh_isp_lapse_date(const sh_isp *isp);
 /* The levels of need it covers, lo to hi (0-4; 0 to 4 when it names none). */
 void sh_isp_levels(const sh_isp *isp, unsigned *lo, unsigned *hi);
 
+/* Its lawful basis: the schema's Article6 and Article9 values and the Schedule 1 paragraph
+ * (0 when none); law.h writes them in words. */
+void sh_isp_basis(const sh_isp *isp, int *article6, int *article9, unsigned *paragraph);
+
 /* "isp-cpis@3": the rule reference recorded in audit entries. */
 const char *sh_isp_rule(const sh_isp *isp);
 
@@ -117,6 +122,9 @@ typedef struct sh_decision {
 #define SH_POLICY_ITEMS_TEXT_MAX 700
 size_t sh_decision_items(const sh_decision *d, char *out, size_t cap);
 
+/* A consent state in words: "given", "not sought (risk of significant harm)". */
+const char *sh_consent_words(int consent);
+
 /* A consent ground (sh_decision.ground) in words: "without consent: level of need 4". */
 const char *sh_ground_words(const char *ground);
 
@@ -150,6 +158,11 @@ size_t sh_isp_organisations(const sh_isp *isp, const char **out, const char **ro
 
 /* Every locality isp names for sector parties, with the sector, up to cap. */
 size_t sh_isp_localities(const sh_isp *isp, const char **out, sh_sector *sectors, size_t cap);
+
+/* Writes isp as a reviewer reads it, in Markdown (docs/policy-review.md): what it is for, the
+ * law, who sends, who receives what and keeps it how long, controllers, DPIA, signatures.
+ * Organisations are named from reg when given (it may be NULL). */
+void sh_isp_write_markdown(const sh_isp *isp, const sh_registry *reg, FILE *f);
 
 /* True when path names a data item of the schema that can be withheld ("child",
  * "child.nhs_number", "level_of_need", "cp_plan_status", "request_for_support.concerns"). */

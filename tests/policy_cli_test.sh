@@ -48,12 +48,12 @@ signatories:
 YAML
 expect check-clean 0 "^1 protocols \(1 in force\), 0 errors, 0 warnings$" -- \
     "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
-expect explain-permit 0 "PERMIT RAJ" -- "$bin" policy explain --policy "$tmp" \
+expect explain-permit 0 "PERMIT  RAJ" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
-expect explain-items 0 "sees: child.nhs_number cp_plan_status.status" -- "$bin" policy explain \
+expect explain-items 0 "sees      child.nhs_number, cp_plan_status.status" -- "$bin" policy explain \
     --policy "$tmp" --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
-expect explain-deny 0 "deny   8819990 .*E800 SH_E_DENY_NO_ISP: no protocol names 8819990 as a recipient of cp_plan_status from 881" -- sh -c \
-    "'$bin' policy explain --policy '$tmp' --registry '$tmp/enrolment.yaml' --from 881 --type cp_plan_status | tr '\n' ' '"
+expect explain-deny 0 "no protocol names these as recipients of a cp_plan_status from 881 \(E800\): 881EDU, 882, 8819990" -- \
+    "$bin" policy explain --policy "$tmp" --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
 expect explain-unknown-type 2 "not an event type" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type parking_ticket
 expect explain-unknown-org 2 "not in the enrolment registry" -- "$bin" policy explain \
@@ -62,9 +62,9 @@ expect explain-unknown-org 2 "not in the enrolment registry" -- "$bin" policy ex
 sed -e 's/id: isp-cpis/id: isp-school/' -e 's/recipients:/recipients:\n  - {relationship: child_school, data_items: [cp_plan_status.status]}/' \
     -e '/sector: health, data_items/d' "$tmp/isp-cpis.yaml" >"$tmp/isp-school.yaml"
 echo '  - {organisation: "881EDU", signs_for: education, role: Director of Education, signed_on: "2026-01-06", version: "1"}' >>"$tmp/isp-school.yaml"
-expect explain-school 0 "PERMIT 8819990" -- "$bin" policy explain --policy "$tmp" \
+expect explain-school 0 "PERMIT  8819990" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status --school 8819990
-expect explain-no-school 0 "deny   8819990" -- "$bin" policy explain --policy "$tmp" \
+expect explain-no-school 0 "recipients of a cp_plan_status from 881 \(E800\): .*8819990" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status
 expect explain-bad-school 2 "--school NOSUCH is not in the enrolment registry" -- "$bin" policy \
     explain --policy "$tmp" --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status \
@@ -72,6 +72,43 @@ expect explain-bad-school 2 "--school NOSUCH is not in the enrolment registry" -
 expect explain-bad-option 2 "unknown option '--bogus'" -- "$bin" policy explain --policy "$tmp" \
     --registry "$tmp/enrolment.yaml" --from 881 --type cp_plan_status --bogus x
 rm "$tmp/isp-school.yaml"
+
+# explain in an IG officer's words: every option, names not numbers, the closest protocol for
+# that recipient, the consent ground of a permit, --json for tools (on the shipped sample)
+ex() { "$bin" policy explain --policy "$src/deploy/policy" --registry "$src/deploy/policy/enrolment.yaml" "$@"; }
+expect explain-header 0 "decided on 2027-02-01, for safeguarding, level of need 2, consent refused" -- \
+    ex --from RAJ --type safeguarding_concern --level 2 --consent refused --date 2027-02-01
+expect explain-closest 0 "closest   isp-safeguarding-concerns-police@1 .*why       E806 SH_E_DENY_CONSENT: isp-safeguarding-concerns-police@1 shares only on a risk of significant harm" -- \
+    sh -c "'$bin' policy explain --policy '$src/deploy/policy' --registry '$src/deploy/policy/enrolment.yaml' --from RAJ --type safeguarding_concern --level 2 --consent given --to ESXPOL | tr '\n' ' '"
+expect explain-ground-consent 0 "consent   consent given" -- \
+    ex --from RAJ --type safeguarding_concern --level 2 --consent given --to 881
+expect explain-ground-risk 0 "consent   without consent: the event asserts a risk of significant harm" -- \
+    ex --from RAJ --type safeguarding_concern --level 2 --consent not_sought_risk_of_harm --risk --to ESXPOL
+expect explain-no-risk-fact 0 "below level of need 4 the event must assert that risk" -- \
+    ex --from RAJ --type safeguarding_concern --level 3 --consent not_sought_risk_of_harm --to 881
+expect explain-retention 0 "keeps it  2 years, then erase it" -- \
+    ex --from RAJ --type safeguarding_concern --level 4 --consent refused --to ESXPOL
+expect explain-purpose 0 "does not cover the purpose early_help \(it covers safeguarding\)" -- \
+    ex --from RAJ --type safeguarding_concern --purpose early_help --to 881
+expect explain-basis 0 "the event's lawful basis \(6\(1\)\(e\) public task; 9\(2\)\(h\) health or social care, Schedule 1 paragraph 2\) is not its \(6\(1\)\(e\) public task; 9\(2\)\(g\)" -- \
+    ex --from RAJ --type safeguarding_concern --basis "6(1)(e), 9(2)(h), paragraph 2" --to 881
+expect explain-lapsed 0 "isp-safeguarding-concerns@3 lapsed on 2027-09-30 \(3 months after its review date 2027-06-30\)" -- \
+    ex --from RAJ --type safeguarding_concern --date 2027-10-01 --to 881
+expect explain-cpis-ambulance 0 "PERMIT  RYC" -- ex --from 881 --type cp_plan_status --to RYC
+expect explain-cpis-not-community 0 "no protocol names these as recipients of a cp_plan_status from 881 \(E800\): .*R1L" -- \
+    ex --from 881 --type cp_plan_status
+expect explain-json 0 '"decision":"deny","code":806,"code_name":"SH_E_DENY_CONSENT","isp":"isp-safeguarding-concerns-police@1"' -- \
+    ex --from RAJ --type safeguarding_concern --level 2 --consent given --to ESXPOL --json
+expect explain-json-ground 0 '"ground":"level_4","ground_words":"without consent: level of need 4"' -- \
+    ex --from RAJ --type safeguarding_concern --level 4 --consent refused --to ESXPOL --json
+expect explain-bad-date 2 "--date '2027-02-30' is not a calendar date" -- \
+    ex --from RAJ --type safeguarding_concern --date 2027-02-30
+expect explain-bad-basis 2 "--basis '6\(1\)\(f\)' is not a lawful basis" -- \
+    ex --from RAJ --type safeguarding_concern --basis "6(1)(f)"
+expect explain-bad-purpose 2 "--purpose 'gossip' is not a purpose: want one of" -- \
+    ex --from RAJ --type safeguarding_concern --purpose gossip
+expect explain-risk-wrong-type 2 "--risk: only a safeguarding_concern or a request_for_support" -- \
+    ex --from 881 --type cp_plan_status --risk
 
 sed -e "s/$inyear/$ago5/" -e 's/isp-cpis/isp-old/' "$tmp/isp-cpis.yaml" >"$tmp/isp-old.yaml"
 lapse=$(date -u -d "$ago5 +3 months" +%F)
@@ -145,6 +182,13 @@ printf '%s\n' "$broken" | grep -qE "^warning: .*safeguarding-protocol.yaml: look
     bad "broken: the misnamed protocol is not named"
 printf '%s\n' "$broken" | grep -qE "^15 errors, 1 warnings: the broker will not load these protocols" && ok ||
     bad "broken: no summary line"
+
+# the review page of the sample is what `policy show` makes of it today
+if (cd "$src" && "$bin" policy show deploy/policy --registry deploy/policy/enrolment.yaml | diff -u docs/policy-review.md -); then ok; else
+    bad "docs/policy-review.md is not what 'sharehub policy show' prints: regenerate it"
+fi
+expect show-help 0 "usage: sharehub policy show" -- "$bin" policy show --help
+expect show-broken 1 "E810 SH_E_POLICY_FILE" -- "$bin" policy show "$src/tests/policy-broken"
 
 # the shipped sample always loads (its lifecycle findings change with the calendar)
 out=$("$bin" policy check "$src/deploy/policy" --registry "$src/deploy/policy/enrolment.yaml" 2>&1)

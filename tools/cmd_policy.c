@@ -1,6 +1,6 @@
 /*
  * cmd_policy.c — `sharehub policy check` (an information-governance officer's lint of a
- * policy directory) and `sharehub policy explain` (who would receive an event, and why).
+ * policy directory); `policy explain` is explain.c.
  *
  * Owns: nothing past the call. Never: decides a share differently from the broker (both use
  * broker/decide.h).
@@ -122,160 +122,53 @@ static int s_check(int argc, char **argv)
     return errors ? SH_EXIT_FAILED : SH_EXIT_OK;
 }
 
-/* One recipient's decision, as `policy explain` prints it. */
-static int s_explain_one(void *ctx, const sh_org *to, const sh_decision *d)
+static int s_show(int argc, char **argv)
 {
-    (void)ctx;
-    if (d->permit) {
-        printf("  PERMIT %-9s %s\n         %s\n         sees:", to->code, to->name, d->reason);
-        for (size_t k = 0; k < d->n_items; k++)
-            printf(" %s", d->items[k]);
-        putchar('\n');
-    } else {
-        printf("  deny   %-9s %s\n         E%03d %s: %s\n", to->code, to->name, (int)d->code,
-               sh_err_name(d->code), d->reason);
-    }
-    return 0;
-}
-
-static int s_explain(int argc, char **argv)
-{
-    const char *dir = NULL, *regpath = NULL, *from = NULL, *file = NULL, *type = NULL;
-    const char *consent = NULL, *referrer = NULL, *school = NULL;
-    long level = -1;
+    const char *dir = NULL, *regpath = NULL;
     size_t npos = 0;
-    const cli_opt opts[] = {
-        {"--policy", CLI_TEXT, &dir, 0, 0},      {"--registry", CLI_TEXT, &regpath, 0, 0},
-        {"--from", CLI_TEXT, &from, 0, 0},       {"--event", CLI_TEXT, &file, 0, 0},
-        {"--type", CLI_TEXT, &type, 0, 0},       {"--level", CLI_NUMBER, &level, 0, 4},
-        {"--consent", CLI_TEXT, &consent, 0, 0}, {"--referrer", CLI_TEXT, &referrer, 0, 0},
-        {"--school", CLI_TEXT, &school, 0, 0},   {0}};
+    const cli_opt opts[] = {{"--registry", CLI_TEXT, &regpath, 0, 0}, {0}};
     const cli_cmd c = {
-        "sharehub policy explain",
-        "usage: sharehub policy explain --policy DIR --registry FILE --from ORG\n"
-        "                               (--event FILE | --type EVENT-TYPE) [--level 0-4]\n"
-        "                               [--consent STATE] [--referrer ORG] [--school ORG]\n"
-        "  For an event from ORG — the JSON or encoded event in FILE, or a synthetic one of\n"
-        "  EVENT-TYPE — prints every enrolled organisation's decision as the broker makes it:\n"
-        "  PERMIT with the ISP and the data items it would see, or deny with the code and why.\n"
-        "  --referrer: who published the event a hub decision answers; --school: the child's\n"
-        "  school of record. STATE: given, refused, withdrawn, not_sought_risk_of_harm,\n"
-        "  not_required.\n",
+        "sharehub policy show",
+        "usage: sharehub policy show POLICY-DIR [--registry FILE]\n"
+        "  Prints every protocol in POLICY-DIR as an information-governance officer reviews it,\n"
+        "  in Markdown: why, the law, who sends, who receives what and keeps it how long,\n"
+        "  controllers, DPIA and signatures (organisations named from the registry).\n",
         opts,
-        0,
-        0,
-        ""};
-    int rc = cli_parse(&c, argc, argv, NULL, &npos);
+        1,
+        1,
+        "POLICY-DIR"};
+    int rc = cli_parse(&c, argc, argv, &dir, &npos);
     if (rc != CLI_RUN) return rc;
-    if (!dir || !regpath || !from)
-        return cli_usage(&c, "missing option '%s'",
-                         !dir       ? "--policy"
-                         : !regpath ? "--registry"
-                                    : "--from");
-    if (!file == !type) return cli_usage(&c, "give one of --event FILE and --type EVENT-TYPE");
     sh_error err = {0};
     sh_policy *p = NULL;
     sh_registry *reg = NULL;
-    sh_envelope *e = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int cv = 0;
-    rc = SH_EXIT_FAILED;
-    if (sh_registry_load(regpath, &reg, &err) || sh_policy_load(dir, &p, &err)) {
+    if ((regpath && sh_registry_load(regpath, &reg, &err)) || sh_policy_load(dir, &p, &err)) {
         rc = cli_fail(&c, &err);
-        goto out;
+        sh_registry_destroy(&reg);
+        return rc;
     }
-    const sh_org *sender = sh_registry_by_code(reg, from);
-    const char *named[3][2] = {{"--from", from}, {"--school", school}, {"--referrer", referrer}};
-    for (int i = 0; i < 3; i++)
-        if (named[i][1] && !sh_registry_by_code(reg, named[i][1])) {
-            rc = cli_usage(&c, "%s %s is not in the enrolment registry", named[i][0], named[i][1]);
-            goto out;
-        }
-    if (consent && (sh_enum_value(&sharehub__v1__consent_state__descriptor, consent, &cv) || !cv)) {
-        char names[200];
-        sh_enum_names(&sharehub__v1__consent_state__descriptor, names, sizeof names);
-        rc = cli_usage(&c, "--consent '%.30s' is not a consent state: want one of %s", consent,
-                       names);
-        goto out;
-    }
-    if (file) {
-        char *text = NULL;
-        if ((rc = cli_read_file(&c, file, SH_ENVELOPE_MAX, SH_E_TOO_LARGE, &text, &len)) != CLI_RUN)
-            goto out;
-        buf = (uint8_t *)text;
-        rc = SH_EXIT_FAILED;
-    } else {
-        int t = sh_event_type_from_name(type);
-        if (!t) {
-            char names[600];
-            sh_enum_names(&sharehub__v1__event_type__descriptor, names, sizeof names);
-            rc = cli_usage(&c, "--type '%.40s' is not an event type: want one of %s", type, names);
-            goto out;
-        }
-        uint64_t rng = 1;
-        sh_synth_child k;
-        sh_synth_child_make(&rng, "881", &k);
-        if (sh_synth_event(&rng, t, &k, from, NULL, NULL, 0, &buf, &len, &err)) {
-            rc = cli_fail(&c, &err);
-            goto out;
-        }
-    }
-    /* JSON (docs/agent.md, "JSON events") when it looks like it, else the encoded envelope */
-    size_t lead = file ? strspn((const char *)buf, " \t\r\n") : 0;
-    if (file && lead < len && buf[lead] == '{') {
-        ProtobufCMessage *m = NULL;
-        if (sh_json_to_message((const char *)buf, len, &sharehub__v1__envelope__descriptor, &m,
-                               &err)) {
-            rc = cli_fail(&c, &err);
-            goto out;
-        }
-        e = (sh_envelope *)m;
-        /* what an agent fills in when it publishes: the id, version, source and times */
-        int64_t now = sh_clock_ms();
-        if (!e->schema_version) e->schema_version = SH_SCHEMA_VERSION;
-        if (!e->occurred_at_ms) e->occurred_at_ms = now;
-        if (!e->published_at_ms) e->published_at_ms = now;
-        if (e->event_id.len == 0 && (e->event_id.data = malloc(16))) {
-            e->event_id.len = sh_event_id_new(e->event_id.data) == SH_OK ? 16 : 0;
-        }
-        if (!e->source_org || !e->source_org[0]) {
-            if (e->source_org != protobuf_c_empty_string) free(e->source_org);
-            e->source_org = strdup(from);
-        }
-    } else if (sh_envelope_decode(buf, len, &e, &err)) {
-        rc = cli_fail(&c, &err);
-        goto out;
-    }
-    if (level >= 0) e->level_of_need = (uint32_t)level;
-    if (consent) e->consent = cv;
-    /* the explained event must still be valid after the overrides */
-    if (sh_envelope_validate(e, &err)) {
-        rc = cli_fail(&c, &err);
-        goto out;
-    }
-    printf("%s from %s (purpose %s, level of need %u, consent %s):\n",
-           sh_event_type_name(e->event_type), from,
-           sh_enum_name(&sharehub__v1__purpose__descriptor, e->purpose), e->level_of_need,
-           sh_enum_name(&sharehub__v1__consent_state__descriptor, e->consent));
-    sh_decide_all(p, reg, e, sender, referrer, school, sh_clock_ms(), s_explain_one, NULL);
-    rc = SH_EXIT_OK;
-out:
-    free(buf);
-    sh_envelope_free(e);
+    printf("# Information sharing protocols, for review\n\n"
+           "Generated from the protocol files by `sharehub policy show %s%s%s`: do not edit it by "
+           "hand. %zu protocols, in the order the broker tries them.\n\n",
+           dir, regpath ? " --registry " : "", regpath ? regpath : "", sh_policy_count(p));
+    for (size_t i = 0; i < sh_policy_count(p); i++)
+        sh_isp_write_markdown(sh_policy_at(p, i), reg, stdout);
     sh_policy_destroy(&p);
     sh_registry_destroy(&reg);
-    return rc;
+    return fflush(stdout) == 0 ? SH_EXIT_OK : SH_EXIT_FAILED;
 }
 
 int cmd_policy(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "check") == 0) return s_check(argc - 1, argv + 1);
-    if (argc >= 1 && strcmp(argv[0], "explain") == 0) return s_explain(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "explain") == 0) return cmd_policy_explain(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "show") == 0) return s_show(argc - 1, argv + 1);
     static const char usage[] =
         "usage: sharehub policy check POLICY-DIR [--registry FILE]\n"
         "       sharehub policy explain --policy DIR --registry FILE --from ORG ...\n"
-        "  (sharehub policy check --help, sharehub policy explain --help)\n";
+        "       sharehub policy show POLICY-DIR [--registry FILE]\n"
+        "  (sharehub policy check --help, sharehub policy explain --help, sharehub policy show "
+        "--help)\n";
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
         fputs(usage, stdout);
         return SH_EXIT_OK;

@@ -3,7 +3,7 @@
  * command's name), and the conventions they share (common/cli.h, docs/cli.md).
  *
  *   cmd_keys.c     keygen, ident
- *   cmd_policy.c   policy check, policy explain
+ *   cmd_policy.c   policy check (explain.c: policy explain)
  *   cmd_agent.c    status, publish, inbox, show, child, triage (the local agent)
  *   cmd_account.c  account set, account list (the workspace's users, at the local agent)
  *   cmd_enrol.c    enrol
@@ -18,6 +18,7 @@
 int cmd_keygen(int argc, char **argv);
 int cmd_ident(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_policy_explain(int argc, char **argv);
 int cmd_agent(const char *name, int argc, char **argv);
 int cmd_enrol(int argc, char **argv);
 int cmd_account(int argc, char **argv);
