@@ -182,6 +182,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) rc = sh_store_db(b->store, "subs", SH_DB_PLAIN, &b->subs, err);
     if (!rc) rc = sh_store_db(b->store, "consent", SH_DB_PLAIN, &b->consent, err);
     if (!rc) rc = sh_store_db(b->store, "school", SH_DB_PLAIN, &b->school, err);
+    if (!rc) rc = sh_store_db(b->store, "links", SH_DB_PLAIN, &b->links, err);
     if (!rc) rc = sh_store_db(b->store, "witness", SH_DB_PLAIN, &b->witness, err);
     if (!rc) {
         sh_txn *t = NULL;

@@ -22,6 +22,8 @@
  *   subs    (plain)   org code               -> the org's HELLO subscriptions (text)
  *   consent (plain)   blind(child id) (32) || purpose (1) -> u8 consent state | i64 BE time
  *   school  (plain)   blind(child id) (32)   -> the child's school of record (org code)
+ *   links   (plain)   blind(id a) (32) || blind(id b) (32) -> "" : a and b were seen together
+ *                     on one accepted event (each pair both ways)
  *   witness (plain)   agent store id (16)    -> u8 n, org[n] | u64 BE seq | head mac (32)
  *   plus the store's own sh_meta and the audit log.
  *
@@ -136,7 +138,7 @@ struct sh_broker {
     sh_vault vault;
     sh_store *store; /* vault.store */
     sh_audit *audit; /* vault.audit */
-    sh_db events, queue, state, subs, consent, school, witness;
+    sh_db events, queue, state, subs, consent, school, links, witness;
     sh_registry *registry;
     sh_policy *policy;
     bk_session *sessions;
@@ -227,7 +229,10 @@ void bk_expire(sh_broker *b, int64_t now);
 typedef struct bk_refs {
     uint8_t v[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
     int n;
+    int own; /* the first `own` are the child's own identifiers (not a mother's NHS number) */
 } bk_refs;
+/* Links the child's own identifiers on one accepted event to each other (links db). */
+sh_err bk_links_record(sh_broker *b, sh_txn *t, const bk_refs *r, sh_error *err);
 sh_err bk_consent_record(sh_broker *b, sh_txn *t, const sh_envelope *e, const bk_refs *r,
                          sh_error *err);
 int bk_effective_consent(sh_broker *b, sh_txn *t, const sh_envelope *e, const bk_refs *r,

@@ -190,6 +190,8 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
     const uint8_t *id = e->event_id.data;
     bk_refs refs; /* the child's blinded references, made once for every use below */
     refs.n = sh_child_refs(b->store, e->child, refs.v);
+    /* an unborn child's flag is carried by the mother's NHS number: not the child's own */
+    refs.own = refs.n - (e->child && e->child->mother_nhs_number && e->child->mother_nhs_number[0]);
     child = refs.n ? refs.v[0] : NULL;
     if (strcmp(e->source_org, from->code) != 0) {
         bk_confirm(r, id, SH_E_SPOOFED_SOURCE, "source_org is not the authenticated organisation");
@@ -268,6 +270,7 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
     /* a consent event also becomes the consent on record for later decisions */
     if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, &refs, &err);
     if (!rc) rc = bk_school_record(b, t, e, from, &refs, &err);
+    if (!rc) rc = bk_links_record(b, t, &refs, &err);
     if (rc) {
         bk_confirm(r, id, rc, err.detail);
         goto out;

@@ -551,6 +551,55 @@ Test(broker, consent_withdrawal_is_honoured_from_then_on)
     sh_client_destroy(&school);
 }
 
+/* Consent follows the child: a withdrawal recorded under the NHS number governs a request
+ * that carries only the UPN once the broker has seen the two together on one event — and,
+ * before that, cannot (the documented limit). */
+Test(broker, consent_follows_the_child_across_linked_identifiers)
+{
+    sh_client *school = bf_agent(SCHOOL);
+    uint64_t rng = 909;
+    sh_synth_child c, by_nhs, by_upn, by_la;
+    sh_synth_child_make(&rng, "881", &c);
+    by_nhs = by_upn = by_la = c;
+    by_nhs.upn[0] = by_nhs.la_child_id[0] = '\0';
+    by_upn.nhs_number[0] = by_upn.la_child_id[0] = '\0';
+    by_la.nhs_number[0] = by_la.upn[0] = '\0';
+    sh_synth_child upn_la = by_upn;
+    memcpy(upn_la.la_child_id, c.la_child_id, sizeof c.la_child_id);
+    sh_msg m;
+    size_t len;
+    struct {
+        int type, action;
+        const sh_synth_child *child;
+        const char *want;
+    } steps[] = {
+        {12, SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_WITHDRAWN, &by_nhs,
+         "881 permit isp-consent@1"},
+        /* the UPN was never seen with the NHS number: nothing links them yet */
+        {1, 0, &by_upn, "881 permit isp-eh@1"},
+        /* the UPN and the LA id together; still nothing reaches the NHS number */
+        {1, 0, &upn_la, "881 permit isp-eh@1"},
+        /* the NHS number and the LA id together: the withdrawal is on record for the NHS number */
+        {1, 0, &c, "881 deny 806 isp-eh@1"},
+        /* now the UPN alone reaches it, through the LA id (UPN-LA, then LA-NHS) */
+        {1, 0, &by_upn, "881 deny 806 isp-eh@1"},
+        {1, 0, &by_la, "881 deny 806 isp-eh@1"},
+        /* consent recorded again, under the UPN: newest wins for every linked identifier */
+        {12, SHAREHUB__V1__CONSENT_ACTION__CONSENT_ACTION_RECORDED, &by_upn,
+         "881 permit isp-consent@1"},
+        {1, 0, &by_nhs, "881 permit isp-eh@1"},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        usleep(5000); /* records are ordered by time */
+        uint8_t *ev = s_eh_event(steps[i].type, steps[i].child, steps[i].action, &len);
+        bf_publish(school, ev, len, &m);
+        cr_assert_eq(sh_msg_code(&m), 0, "step %zu refused", i);
+        cr_assert(bf_has_line(&m, steps[i].want), "step %zu: want '%s'", i, steps[i].want);
+        free(ev);
+    }
+    sh_client_destroy(&school);
+}
+
 Test(broker, cp_status_reaches_the_childs_school_of_record_only)
 {
     sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
