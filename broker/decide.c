@@ -140,7 +140,9 @@ int sh_decide_context_read(const char *detail, sh_decide_context *c)
     if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_LOOKED_AFTER_STATUS)
         c->env.looked_after_status = &c->lac;
     /* the risk the event asserted, where the safeguarding exception looks for it */
-    c->sgc.immediate_risk = c->rfs.priority = c->risk != 0;
+    sharehub__v1__harm_judgement__init(&c->hj);
+    if (c->risk == 2) c->env.harm_judgement = &c->hj;
+    c->sgc.immediate_risk = c->rfs.priority = c->risk == 1;
     if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_SAFEGUARDING_CONCERN)
         c->env.safeguarding_concern = &c->sgc;
     if (c->event_type == SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_REQUEST_FOR_SUPPORT)

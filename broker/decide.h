@@ -31,7 +31,8 @@ int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope 
  * para=<n> level=<n> consent=<name> risk=<0|1> la=<code|-> school=<org|-> referrer=<org|->",
  * at most SH_DECIDE_CONTEXT_MAX bytes with its NUL. Names are the schema's enum names and the
  * law's citations; consent is the one the broker decided with (a withdrawal on record replaces
- * a claimed consent); risk is whether the event asserted a risk of significant harm. The
+ * a claimed consent); risk is whether the event asserted a risk of significant harm (1: its
+ * own flag, immediate risk or priority; 2: a practitioner's recorded judgement). The
  * parser also reads the numbers entries held before names, and a context without risk. */
 #define SH_DECIDE_CONTEXT_MAX 256
 void sh_decide_context_write(const sh_envelope *e, const char *school, const char *referrer,
@@ -49,6 +50,7 @@ typedef struct sh_decide_context {
     Sharehub__V1__LookedAfterStatus lac;
     Sharehub__V1__SafeguardingConcern sgc;
     Sharehub__V1__RequestForSupport rfs;
+    Sharehub__V1__HarmJudgement hj;
 } sh_decide_context;
 
 /* Parses detail into *c (c->env then points into c: do not copy c). 0, or -1 when detail is

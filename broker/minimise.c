@@ -17,7 +17,7 @@ enum { DROP, KEEP, DESCEND };
 
 static int s_header(uint32_t number)
 {
-    return (number >= 1 && number <= 6) || (number >= 9 && number <= 12);
+    return (number >= 1 && number <= 6) || (number >= 9 && number <= 13);
 }
 
 /* What to do with path given the allowed items. */

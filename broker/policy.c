@@ -22,9 +22,10 @@
 /* Envelope fields always sent: they say what the event is and why it may be shared. */
 static int s_header_field(const char *name)
 {
-    static const char *const always[] = {
-        "event_id",        "schema_version", "event_type",   "source_org", "occurred_at_ms",
-        "published_at_ms", "purpose",        "lawful_basis", "consent",    "correlation_id"};
+    static const char *const always[] = {"event_id",       "schema_version", "event_type",
+                                         "source_org",     "occurred_at_ms", "published_at_ms",
+                                         "purpose",        "lawful_basis",   "consent",
+                                         "correlation_id", "harm_judgement"};
     for (size_t i = 0; i < N(always); i++)
         if (strcmp(name, always[i]) == 0) return 1;
     return 0;
@@ -200,6 +201,7 @@ static int s_contains(const int *v, unsigned n, int x)
 
 int sh_policy_risk_asserted(const sh_envelope *e)
 {
+    if (e->harm_judgement) return 2;
     if (e->event_type == ET(SAFEGUARDING_CONCERN) && e->safeguarding_concern)
         return e->safeguarding_concern->immediate_risk;
     if (e->event_type == ET(REQUEST_FOR_SUPPORT) && e->request_for_support)
@@ -213,7 +215,9 @@ const char *sh_ground_words(const char *ground)
         {"not_required", "consent not required by the protocol"},
         {"consent_given", "consent given"},
         {"level_4", "without consent: level of need 4"},
-        {"risk_asserted", "without consent: the event asserts a risk of significant harm"}};
+        {"risk_asserted", "without consent: the event asserts a risk of significant harm"},
+        {"harm_judgement",
+         "without consent: a practitioner's recorded judgement of significant harm"}};
     for (size_t i = 0; ground && i < N(w); i++)
         if (strcmp(ground, w[i][0]) == 0) return w[i][1];
     return "unknown";
@@ -316,7 +320,7 @@ static int s_try(const sh_isp *isp, const sh_share *s, sh_decision *d)
     else if (harm && e->level_of_need == 4)
         ground = "level_4";
     else if (harm && sh_policy_risk_asserted(e))
-        ground = "risk_asserted";
+        ground = sh_policy_risk_asserted(e) == 2 ? "harm_judgement" : "risk_asserted";
     else if (y->consent != CONSENT_RULE_HARM_ONLY && e->consent == CONSENT(GIVEN))
         ground = "consent_given";
     if (!ground) {
@@ -333,8 +337,8 @@ static int s_try(const sh_isp *isp, const sh_share *s, sh_decision *d)
         else if (e->consent == CONSENT(NOT_SOUGHT_RISK_OF_HARM))
             snprintf(d->reason, sizeof d->reason,
                      "%s: consent was not sought for a risk of significant harm, but below level "
-                     "of need 4 the event must assert that risk (immediate risk, priority) and "
-                     "it does not",
+                     "of need 4 the event must assert that risk (immediate risk, priority, a "
+                     "recorded judgement) and it does not",
                      rule);
         else
             snprintf(d->reason, sizeof d->reason,

@@ -111,7 +111,7 @@ typedef struct sh_decision {
     const sh_retention *retention; /* how long the recipient keeps it (when permitted) */
     /* when permitted, the consent ground: "not_required" (the protocol needs none),
      * "consent_given", "level_4", "risk_asserted" (the event asserts a risk of significant
-     * harm) */
+     * harm), "harm_judgement" (it carries a practitioner's recorded judgement of that risk) */
     const char *ground;
     char reason[320]; /* one line in words, no personal data */
 } sh_decision;
@@ -128,8 +128,9 @@ const char *sh_consent_words(int consent);
 /* A consent ground (sh_decision.ground) in words: "without consent: level of need 4". */
 const char *sh_ground_words(const char *ground);
 
-/* Whether the event itself asserts a risk of significant harm: a safeguarding concern marked
- * immediate_risk, a request for support on the priority line. */
+/* Whether the event itself asserts a risk of significant harm: 2 when it carries a
+ * practitioner's recorded judgement (harm_judgement), 1 when it is a safeguarding concern
+ * marked immediate_risk or a request for support on the priority line, else 0. */
 int sh_policy_risk_asserted(const sh_envelope *e);
 
 /* The local authority responsible for the child, as the responsible_la relationship reads it:

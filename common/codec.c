@@ -489,6 +489,21 @@ static sh_err s_validate(const sh_envelope *e, bool lenient, sh_error *err)
                             "(universal need: no risk of significant harm)");
     if (e->correlation_id.len != 0 && e->correlation_id.len != 16)
         return sh_error_set(err, SH_E_BAD_FIELD, "correlation_id: want 16 bytes");
+    if (e->harm_judgement) {
+        const Sharehub__V1__HarmJudgement *h = e->harm_judgement;
+        if ((rc = s_professional(h->made_by, "harm_judgement.made_by", err)) ||
+            (rc = s_require_text(h->made_by->name, "harm_judgement.made_by.name", err)) ||
+            (rc = s_time(h->made_at_ms, "harm_judgement.made_at_ms", err)))
+            return rc;
+        if (h->made_at_ms > e->published_at_ms + SH_CLOCK_SKEW_MS)
+            return sh_error_set(err, SH_E_BAD_FIELD,
+                                "harm_judgement.made_at_ms: after "
+                                "published_at_ms");
+        if (e->level_of_need == 1)
+            return sh_error_set(err, SH_E_BAD_FIELD,
+                                "harm_judgement contradicts level_of_need 1 (universal need: no "
+                                "risk of significant harm)");
+    }
     return lenient ? SH_OK : s_body(e, err);
 }
 

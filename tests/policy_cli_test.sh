@@ -84,6 +84,8 @@ expect explain-ground-consent 0 "consent   consent given" -- \
     ex --from RAJ --type safeguarding_concern --level 2 --consent given --to 881
 expect explain-ground-risk 0 "consent   without consent: the event asserts a risk of significant harm" -- \
     ex --from RAJ --type safeguarding_concern --level 2 --consent not_sought_risk_of_harm --risk --to ESXPOL
+expect explain-judgement 0 "consent   without consent: a practitioner's recorded judgement of significant harm" -- \
+    ex --from 8819990 --type request_for_support --level 3 --consent refused --judgement --to 881
 expect explain-no-risk-fact 0 "below level of need 4 the event must assert that risk" -- \
     ex --from RAJ --type safeguarding_concern --level 3 --consent not_sought_risk_of_harm --to 881
 expect explain-retention 0 "keeps it  2 years, then erase it" -- \

@@ -6,6 +6,7 @@
 
 #include "codec.h"
 #include "ident.h"
+#include "minimise.h"
 #include "synth.h"
 #include "testutil.h"
 
@@ -424,4 +425,54 @@ Test(codec, random_mutations_never_crash_or_pass_garbage)
         free(m);
         free(buf);
     }
+}
+
+/* A practitioner's recorded judgement of significant harm: who made it and when are required,
+ * it cannot postdate publication, and at universal need it is a contradiction. It travels with
+ * every minimised copy, like consent. */
+Test(codec, harm_judgement)
+{
+    sh_envelope *env = tu_envelope(1);
+    Sharehub__V1__HarmJudgement hj = SHAREHUB__V1__HARM_JUDGEMENT__INIT;
+    Sharehub__V1__Professional by = SHAREHUB__V1__PROFESSIONAL__INIT;
+    by.org_code = "8819990";
+    by.role = "Designated Safeguarding Lead";
+    by.name = "A Teacher";
+    hj.made_by = &by;
+    hj.made_at_ms = env->published_at_ms - 60000;
+    env->harm_judgement = &hj;
+    env->level_of_need = 3;
+    sh_error err = {0};
+    cr_assert_eq(sh_envelope_validate(env, &err), SH_OK, "%s", err.detail);
+    /* encoded and decoded, then minimised to nothing: the judgement is still there */
+    uint8_t *buf = NULL, copy[65536];
+    size_t len = 0, clen = 0;
+    cr_assert_eq(sh_envelope_encode(env, &buf, &len, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_minimise(buf, len, NULL, 0, copy, sizeof copy, &clen), SH_OK);
+    sh_envelope *m = NULL;
+    cr_assert_eq(sh_envelope_decode_minimised(copy, clen, &m, &err), SH_OK, "%s", err.detail);
+    cr_assert_not_null(m->harm_judgement);
+    cr_assert_str_eq(m->harm_judgement->made_by->role, "Designated Safeguarding Lead");
+    cr_assert_eq(m->harm_judgement->made_at_ms, hj.made_at_ms);
+    cr_assert_null(m->child, "the child is a data item: withheld");
+    sh_envelope_free(m);
+    free(buf);
+    by.name = "";
+    EXPECT(env, SH_E_MISSING_FIELD, "harm_judgement.made_by.name");
+    by.name = "A Teacher";
+    by.role = "";
+    EXPECT(env, SH_E_MISSING_FIELD, "harm_judgement.made_by.role");
+    by.role = "DSL";
+    hj.made_by = NULL;
+    EXPECT(env, SH_E_MISSING_FIELD, "harm_judgement.made_by");
+    hj.made_by = &by;
+    hj.made_at_ms = 0;
+    EXPECT(env, SH_E_MISSING_FIELD, "harm_judgement.made_at_ms");
+    hj.made_at_ms = env->published_at_ms + SH_CLOCK_SKEW_MS + 1;
+    EXPECT(env, SH_E_BAD_FIELD, "harm_judgement.made_at_ms: after published_at_ms");
+    hj.made_at_ms = env->published_at_ms;
+    env->level_of_need = 1;
+    EXPECT(env, SH_E_BAD_FIELD, "harm_judgement contradicts level_of_need 1");
+    env->harm_judgement = NULL; /* (the stack's, not the envelope's) */
+    sh_envelope_free(env);
 }

@@ -200,10 +200,14 @@ typedef struct row {
 #define ASSERTED            100
 #define NOT_SOUGHT_ASSERTED (NOT_SOUGHT + ASSERTED)
 #define REFUSED_ASSERTED    (REFUSED + ASSERTED)
-#define P_SG                1
-#define P_EH                2
-#define P_DC                3
-#define P_EW                4
+/* ... and it carries a practitioner's recorded judgement of significant harm */
+#define JUDGED            200
+#define REFUSED_JUDGED    (REFUSED + JUDGED)
+#define NOT_SOUGHT_JUDGED (NOT_SOUGHT + JUDGED)
+#define P_SG              1
+#define P_EH              2
+#define P_DC              3
+#define P_EW              4
 
 static const row table[] = {
     /* requests for support */
@@ -226,6 +230,10 @@ static const row table[] = {
      "not sought for risk of harm, level 3, on the priority line"},
     {1, "8819990", "881", REFUSED_ASSERTED, 3, 0, -1, 0, 1, SH_OK, "isp-rfs@2",
      "refused, level 3, on the priority line: harm comes before consent"},
+    {1, "8819990", "881", REFUSED_JUDGED, 3, 0, -1, 0, 1, SH_OK, "isp-rfs@2",
+     "refused, level 3, with a practitioner's recorded judgement of significant harm"},
+    {1, "8819990", "881", NOT_SOUGHT_JUDGED, 3, 0, -1, 0, 1, SH_OK, "isp-rfs@2",
+     "not sought, level 3, with a recorded judgement"},
     {1, "8819990", "881", WITHDRAWN, 3, 0, -1, 0, 0, SH_E_DENY_CONSENT, "isp-rfs@2",
      "consent withdrawn"},
     {1, "8819990", "881", 0, 3, P_DC, -1, 0, 0, SH_E_DENY_PURPOSE, "isp-rfs@2",
@@ -279,8 +287,22 @@ static sh_envelope *s_event(const row *r)
 {
     sh_envelope *e = tu_envelope(r->type);
     if (r->consent) e->consent = r->consent % ASSERTED;
-    if (r->consent > ASSERTED && r->type == 1) e->request_for_support->priority = 1;
-    if (r->consent > ASSERTED && r->type == 2) e->safeguarding_concern->immediate_risk = 1;
+    int asserted = r->consent > ASSERTED && r->consent < JUDGED;
+    if (asserted && r->type == 1) e->request_for_support->priority = 1;
+    if (asserted && r->type == 2) e->safeguarding_concern->immediate_risk = 1;
+    if (r->consent > JUDGED) {
+        Sharehub__V1__HarmJudgement *h = malloc(sizeof *h);
+        Sharehub__V1__Professional *by = malloc(sizeof *by);
+        cr_assert(h && by);
+        sharehub__v1__harm_judgement__init(h);
+        sharehub__v1__professional__init(by);
+        by->org_code = strdup(r->from);
+        by->role = strdup("Social worker");
+        by->name = strdup("A Practitioner");
+        h->made_by = by;
+        h->made_at_ms = e->published_at_ms;
+        e->harm_judgement = h;
+    }
     if (r->level >= 0) {
         e->level_of_need = (uint32_t)r->level;
     }

@@ -200,23 +200,33 @@ int cmd_policy_explain(int argc, char **argv)
     const char *consent = NULL, *referrer = NULL, *school = NULL, *date = NULL, *purpose = NULL;
     const char *basis = NULL, *only = NULL;
     long level = -1;
-    int json = 0, risk = 0;
+    int json = 0, risk = 0, judgement = 0;
+    Sharehub__V1__HarmJudgement hj = SHAREHUB__V1__HARM_JUDGEMENT__INIT;
+    Sharehub__V1__Professional by = SHAREHUB__V1__PROFESSIONAL__INIT;
     size_t npos = 0;
-    const cli_opt opts[] = {
-        {"--policy", CLI_TEXT, &dir, 0, 0},        {"--registry", CLI_TEXT, &regpath, 0, 0},
-        {"--from", CLI_TEXT, &from, 0, 0},         {"--to", CLI_TEXT, &only, 0, 0},
-        {"--event", CLI_TEXT, &file, 0, 0},        {"--type", CLI_TEXT, &type, 0, 0},
-        {"--date", CLI_TEXT, &date, 0, 0},         {"--purpose", CLI_TEXT, &purpose, 0, 0},
-        {"--level", CLI_NUMBER, &level, 0, 4},     {"--consent", CLI_TEXT, &consent, 0, 0},
-        {"--basis", CLI_TEXT, &basis, 0, 0},       {"--risk", CLI_FLAG, &risk, 0, 0},
-        {"--referrer", CLI_TEXT, &referrer, 0, 0}, {"--school", CLI_TEXT, &school, 0, 0},
-        {"--json", CLI_FLAG, &json, 0, 0},         {0}};
+    const cli_opt opts[] = {{"--policy", CLI_TEXT, &dir, 0, 0},
+                            {"--registry", CLI_TEXT, &regpath, 0, 0},
+                            {"--from", CLI_TEXT, &from, 0, 0},
+                            {"--to", CLI_TEXT, &only, 0, 0},
+                            {"--event", CLI_TEXT, &file, 0, 0},
+                            {"--type", CLI_TEXT, &type, 0, 0},
+                            {"--date", CLI_TEXT, &date, 0, 0},
+                            {"--purpose", CLI_TEXT, &purpose, 0, 0},
+                            {"--level", CLI_NUMBER, &level, 0, 4},
+                            {"--consent", CLI_TEXT, &consent, 0, 0},
+                            {"--basis", CLI_TEXT, &basis, 0, 0},
+                            {"--risk", CLI_FLAG, &risk, 0, 0},
+                            {"--judgement", CLI_FLAG, &judgement, 0, 0},
+                            {"--referrer", CLI_TEXT, &referrer, 0, 0},
+                            {"--school", CLI_TEXT, &school, 0, 0},
+                            {"--json", CLI_FLAG, &json, 0, 0},
+                            {0}};
     const cli_cmd c = {
         "sharehub policy explain",
         "usage: sharehub policy explain --policy DIR --registry FILE --from ORG\n"
         "           (--event FILE | --type EVENT-TYPE) [--to ORG] [--date YYYY-MM-DD]\n"
         "           [--purpose PURPOSE] [--level 0-4] [--consent STATE] [--basis BASIS]\n"
-        "           [--risk] [--referrer ORG] [--school ORG] [--json]\n"
+        "           [--risk] [--judgement] [--referrer ORG] [--school ORG] [--json]\n"
         "  For an event from ORG — the JSON or encoded event in FILE, or a synthetic one of\n"
         "  EVENT-TYPE — prints each enrolled organisation's decision as the broker makes it on\n"
         "  that date (default today): PERMIT with the protocol, its lawful basis, the consent\n"
@@ -227,7 +237,8 @@ int cmd_policy_explain(int argc, char **argv)
         "  education_welfare, send, service_operation; STATE given, refused, withdrawn,\n"
         "  not_sought_risk_of_harm, not_required; BASIS as the law writes it, \"6(1)(e),\n"
         "  9(2)(g), Schedule 1 paragraph 18\"; --risk: the event asserts a risk of significant\n"
-        "  harm (a concern's immediate risk, a request's priority line). --referrer: who\n"
+        "  harm (a concern's immediate risk, a request's priority line); --judgement: it carries\n"
+        "  a practitioner's recorded judgement of significant harm. --referrer: who\n"
         "  published the event a hub decision answers; --school: the child's school of record.\n"
         "  --to ORG: that organisation only.\n",
         opts,
@@ -318,6 +329,15 @@ int cmd_policy_explain(int argc, char **argv)
                            "assert a risk of significant harm");
         goto out;
     }
+    if (judgement) { /* a recorded judgement, made by someone at the sender */
+        by.org_code = (char *)from;
+        by.role = "Social worker";
+        by.name = "A practitioner";
+        hj.made_by = &by;
+        hj.made_at_ms = e->published_at_ms;
+        if (e->harm_judgement) sharehub__v1__harm_judgement__free_unpacked(e->harm_judgement, NULL);
+        e->harm_judgement = &hj;
+    }
     /* the explained event must still be valid after the overrides */
     if (sh_envelope_validate(e, &err)) {
         rc = cli_fail(&c, &err);
@@ -339,18 +359,19 @@ int cmd_policy_explain(int argc, char **argv)
         printf(",\"level_of_need\":%u", e->level_of_need);
         s_json_kv("consent", sh_enum_name(&sharehub__v1__consent_state__descriptor, e->consent), 1);
         s_json_kv("lawful_basis", eb, 1);
-        printf(",\"risk_asserted\":%s},\"decisions\":[",
-               sh_policy_risk_asserted(e) ? "true" : "false");
+        printf(",\"risk_asserted\":%s,\"harm_judgement\":%s},\"decisions\":[",
+               sh_policy_risk_asserted(e) ? "true" : "false", e->harm_judgement ? "true" : "false");
     } else {
         printf("A %s from %s (%s)\n", sh_event_type_name(e->event_type), from, sender->name);
         printf("  decided on %s, for %s, level of need %u, consent %s,\n", day, pname,
                e->level_of_need, sh_consent_words(e->consent));
-        printf("  lawful basis %s;\n  %s.\n", eb,
-               sh_policy_risk_asserted(e) ? "the event asserts a risk of significant harm"
-                                          : "no risk of significant harm asserted");
+        static const char *const risk_words[] = {
+            "no risk of significant harm asserted", "the event asserts a risk of significant harm",
+            "it carries a practitioner's recorded judgement of significant harm"};
+        printf("  lawful basis %s;\n  %s.\n", eb, risk_words[sh_policy_risk_asserted(e)]);
         if (type)
-            printf("  (a synthetic %s: --purpose, --level, --consent, --basis, --risk and --date "
-                   "change what it says)\n",
+            printf("  (a synthetic %s: --purpose, --level, --consent, --basis, --risk, "
+                   "--judgement and --date change what it says)\n",
                    type);
     }
     if (only) {
@@ -371,6 +392,7 @@ int cmd_policy_explain(int argc, char **argv)
     }
     rc = SH_EXIT_OK;
 out:
+    if (e && e->harm_judgement == &hj) e->harm_judgement = NULL; /* not the event's to free */
     sh_envelope_free(e);
     sh_policy_destroy(&p);
     sh_registry_destroy(&reg);
