@@ -48,7 +48,8 @@ class Rig:
     """Starts the processes; stop() ends them and removes the directory unless keep."""
 
     def __init__(self, build, clients, expiry=None, policy_edit=None, agencies=None,
-                 apis=None, log_level="warning", agent_extra=None, workspace=False):
+                 apis=None, log_level="warning", agent_extra=None, workspace=False,
+                 broker_wrap=None, broker_env=None):
         self.build = os.path.abspath(build)
         self.sh = os.path.join(self.build, "tools", "sharehub")
         self.work = tempfile.mkdtemp(prefix="sharehub-api-")
@@ -60,6 +61,8 @@ class Rig:
         self.clients = clients  # agency -> [(name, scopes)]
         self.agent_extra = agent_extra or {}  # agency -> YAML appended to its configuration
         self.workspace = workspace  # each API also serves the workspace (docs/workspace.md)
+        self.broker_wrap = broker_wrap or []  # a command the broker runs under (faketime ...)
+        self.broker_env = broker_env  # and its environment, when not ours
         try:
             self._keys()
             self._policy(policy_edit)
@@ -152,9 +155,9 @@ class Rig:
     def socket(self, agency):
         return self.path(agency + ".sock")
 
-    def _spawn(self, name, args):
+    def _spawn(self, name, args, env=None):
         log = open(self.path(name + ".log"), "w")
-        p = subprocess.Popen(args, cwd=self.work, stdout=log, stderr=log)
+        p = subprocess.Popen(args, cwd=self.work, stdout=log, stderr=log, env=env)
         self.procs.append((name, p))
         return p
 
@@ -169,7 +172,7 @@ class Rig:
                 "127.0.0.1:%d" % self.ports["broker-http"]]
         if expiry:
             args += ["--delivery-expiry", expiry]
-        self._spawn("broker", args)
+        self._spawn("broker", self.broker_wrap + args, env=self.broker_env)
         for a in self.agencies:
             org, role = AGENCIES[a]
             with open(self.path(a + ".yaml"), "w") as f:
