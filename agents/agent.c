@@ -152,14 +152,22 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         const char *name;
         unsigned flags;
         sh_db *db;
-    } dbs[] = {
-        {"events", SH_DB_SEALED, &a->events},      {"by_child", SH_DB_PLAIN, &a->by_child},
-        {"by_thread", SH_DB_PLAIN, &a->by_thread}, {"inbox", SH_DB_PLAIN, &a->inbox},
-        {"outbox", SH_DB_SEALED, &a->outbox},      {"outcome", SH_DB_PLAIN, &a->outcome},
-        {"state", SH_DB_PLAIN, &a->state},         {"tracking", SH_DB_PLAIN, &a->tracking},
-        {"read", SH_DB_PLAIN, &a->read},           {"acks", SH_DB_PLAIN, &a->acks},
-        {"accounts", SH_DB_SEALED, &a->accounts},  {"front_door", SH_DB_PLAIN, &a->front_door},
-        {"fd_by_id", SH_DB_PLAIN, &a->fd_by_id},   {"by_name", SH_DB_PLAIN, &a->by_name}};
+    } dbs[] = {{"events", SH_DB_SEALED, &a->events},
+               {"by_child", SH_DB_PLAIN, &a->by_child},
+               {"by_thread", SH_DB_PLAIN, &a->by_thread},
+               {"inbox", SH_DB_PLAIN, &a->inbox},
+               {"outbox", SH_DB_SEALED, &a->outbox},
+               {"outcome", SH_DB_PLAIN, &a->outcome},
+               {"state", SH_DB_PLAIN, &a->state},
+               {"tracking", SH_DB_PLAIN, &a->tracking},
+               {"read", SH_DB_PLAIN, &a->read},
+               {"acks", SH_DB_PLAIN, &a->acks},
+               {"accounts", SH_DB_SEALED, &a->accounts},
+               {"front_door", SH_DB_PLAIN, &a->front_door},
+               {"fd_by_id", SH_DB_PLAIN, &a->fd_by_id},
+               {"by_name", SH_DB_PLAIN, &a->by_name},
+               {"retention", SH_DB_PLAIN, &a->retention},
+               {"retention_due", SH_DB_PLAIN, &a->retention_due}};
     for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
         rc = sh_store_db(a->store, dbs[i].name, dbs[i].flags, dbs[i].db, err);
     if (!rc) rc = ag_indexes_upgrade(a, err);

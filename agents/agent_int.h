@@ -21,6 +21,7 @@
  *               and holder; the queue listing and assignment
  *   search.c    finding a child by name and date of birth through a blinded index
  *   stats.c     counters, the metrics page and readiness
+ *   retention.c each received event's retention and the day it falls due
  *
  * Store layout (one LMDB environment, docs/agent.md):
  *   events    (sealed) event id -> agent record (agent_record.h)
@@ -38,6 +39,8 @@
  *   front_door (plain) queue key (26: risk, level, newest first, event id) -> item (frontdoor.c)
  *   fd_by_id  (plain)  event id (16) -> its queue key
  *   by_name   (plain)  blind("name", normalised name + date of birth) (32) | event id -> ""
+ *   retention (plain)  event id (16) -> when it falls due, its retention, the rule (retention.c)
+ *   retention_due (plain) i64 BE due ms | event id (16) -> ""
  * Never: acknowledges a delivery before it is durable here; drops an outbox entry before the
  * broker has answered it with a final code; lets a write stand whose audit entry failed.
  */
@@ -155,7 +158,7 @@ struct sh_agent {
     sh_store *store; /* vault.store */
     sh_audit *audit; /* vault.audit */
     sh_db events, by_child, by_thread, inbox, outbox, outcome, state, tracking, read, acks;
-    sh_db accounts, front_door, fd_by_id, by_name;
+    sh_db accounts, front_door, fd_by_id, by_name, retention, retention_due;
     ag_fd_rules fd;
     sh_client *broker;
     void *ctx, *rep;
@@ -210,6 +213,14 @@ sh_err ag_load_seq(sh_agent *a, const char *key, uint64_t *v, sh_error *err);
 sh_err ag_store_event(sh_agent *a, sh_txn *t, int direction, const char *peer, const char *rule,
                       uint8_t flags, const sh_envelope *e, const uint8_t *raw, size_t len,
                       const uint8_t (*refs)[SH_BLIND_BYTES], int nr, sh_error *err);
+
+/* ---- retention.c ---- */
+/* Records that the received event id, permitted under rule, is kept for r from stored_ms (a
+ * retention that says nothing records nothing). */
+sh_err ag_retain_schedule(sh_agent *a, sh_txn *t, const uint8_t id[16], const char *rule,
+                          const sh_retain *r, int64_t stored_ms, sh_error *err);
+/* 1 with when id falls due and its retention, or 0 when none is recorded. */
+int ag_retain_get(sh_agent *a, sh_txn *t, const uint8_t id[16], int64_t *due_ms, sh_retain *r);
 
 /* ---- outbox.c ---- */
 sh_err ag_complete(sh_agent *a, sh_envelope *e, uint8_t idbuf[16], sh_error *err);

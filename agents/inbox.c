@@ -92,9 +92,15 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
         goto out;
     }
     uint8_t seqkey[8], refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
-    int nr = sh_child_refs(a->store, e->child, refs);
-    rc = ag_store_event(a, bt->t, SH_DIR_RECEIVED, peer, rule, m->len[3] ? 1 : 0, e, m->frame[4],
+    int nr = sh_child_refs(a->store, e->child, refs), overdue = 0;
+    sh_retain keep;
+    if (sh_deliver_flags_parse(m->frame[3], m->len[3], &overdue, &keep)) {
+        ag_log_event(a, "error", m->frame[0], "the broker delivered a malformed retain= flag");
+        goto out; /* not acknowledged: it stays queued at the broker for inspection */
+    }
+    rc = ag_store_event(a, bt->t, SH_DIR_RECEIVED, peer, rule, overdue ? 1 : 0, e, m->frame[4],
                         m->len[4], (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, &err);
+    if (!rc) rc = ag_retain_schedule(a, bt->t, m->frame[0], rule, &keep, sh_clock_ms(), &err);
     sh_be64_put(seqkey, bt->inbox_seq);
     if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
     if (!rc && e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt)

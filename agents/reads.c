@@ -72,6 +72,18 @@ static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], i
         json_object_object_add(o, "peer", json_object_new_string(r.peer));
         if (r.rule[0]) json_object_object_add(o, "rule", json_object_new_string(r.rule));
         if (r.flags) json_object_object_add(o, "overdue", json_object_new_boolean(1));
+        int64_t due = 0;
+        sh_retain kept;
+        if (r.direction == SH_DIR_RECEIVED && ag_retain_get(a, t, id, &due, &kept)) {
+            char text[32];
+            json_object *k = json_object_new_object();
+            snprintf(text, sizeof text, "%u%c", (unsigned)kept.count, kept.unit);
+            json_object_object_add(k, "keep", json_object_new_string(text));
+            json_object_object_add(k, "then",
+                                   json_object_new_string(kept.review ? "review" : "erase"));
+            json_object_object_add(k, "due_at_ms", json_object_new_int64(due));
+            json_object_object_add(o, "retention", k);
+        }
         json_object_object_add(o, "stored_at_ms", json_object_new_int64(r.at_ms));
         sh_buf ob = {0};
         if (sh_txn_get(t, a->outcome, id, 16, &ob, &err) == SH_OK)

@@ -207,9 +207,11 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
                 size_t len, bk_reply *r);
 
 /* ---- queue.c ---- */
+/* Queues a delivery for org; retain (may be NULL) is the recipient's retention under the
+ * protocol that permitted it. */
 sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
-                  const char *sender, const char *rule, uint8_t flags, const uint8_t *copy,
-                  size_t len, sh_error *err);
+                  const char *sender, const char *rule, uint8_t flags, const sh_retain *retain,
+                  const uint8_t *copy, size_t len, sh_error *err);
 sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
                   const char *sender, const char *recipient, int status, sh_err reason,
                   sh_error *err);

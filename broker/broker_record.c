@@ -72,18 +72,25 @@ int sh_broker_delivery_parse(const uint8_t *v, size_t n, sh_broker_delivery *d)
         d->accepted_ms = (int64_t)sh_be64_get(v + at);
         at += 8;
     }
+    d->retain = (sh_retain){0};
+    if (d->flags & SH_DELIVERY_RETAIN) {
+        if (n < at + 4 || (v[at + 2] != 'd' && v[at + 2] != 'm')) return -1;
+        d->retain = (sh_retain){(uint16_t)(v[at] << 8 | v[at + 1]), (char)v[at + 2], v[at + 3]};
+        at += 4;
+    }
     d->copy = v + at;
     d->copy_len = n - at;
     return 0;
 }
 
 uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, const char *rule,
-                                  uint8_t flags, int64_t accepted_ms, const uint8_t *copy,
-                                  size_t copy_len, size_t *len)
+                                  uint8_t flags, int64_t accepted_ms, const sh_retain *retain,
+                                  const uint8_t *copy, size_t copy_len, size_t *len)
 {
     size_t sl = strlen(sender), rl = strlen(rule);
+    int keep = retain && retain->count && (retain->unit == 'd' || retain->unit == 'm');
     if (sl > SH_ORG_MAX || rl > 255) return NULL;
-    *len = 16 + 1 + sl + 1 + rl + 1 + 8 + copy_len;
+    *len = 16 + 1 + sl + 1 + rl + 1 + 8 + (keep ? 4 : 0) + copy_len;
     uint8_t *v = malloc(*len), *p = v;
     if (!v) return NULL;
     memcpy(p, id, 16);
@@ -94,9 +101,16 @@ uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, cons
     *p++ = (uint8_t)rl;
     memcpy(p, rule, rl);
     p += rl;
-    *p++ = flags | SH_DELIVERY_TIME;
+    *p++ = (uint8_t)((flags & ~SH_DELIVERY_RETAIN) | SH_DELIVERY_TIME |
+                     (keep ? SH_DELIVERY_RETAIN : 0));
     sh_be64_put(p, (uint64_t)accepted_ms);
     p += 8;
+    if (keep) {
+        *p++ = (uint8_t)(retain->count >> 8);
+        *p++ = (uint8_t)retain->count;
+        *p++ = (uint8_t)retain->unit;
+        *p++ = retain->review ? 1 : 0;
+    }
     if (copy_len) memcpy(p, copy, copy_len);
     return v;
 }

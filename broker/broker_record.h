@@ -7,7 +7,8 @@
  *                                       u32 BE n, envelope[n]
  *   queue   org (9, NUL-padded) |    -> event id (16) | u8 n, sender[n] | u8 n, rule[n] |
  *           seq (u64 BE)                u8 flags | [i64 BE accepted ms, if flags has
- *                                       SH_DELIVERY_TIME] | minimised copy
+ *                                       SH_DELIVERY_TIME] | [u16 BE count, u8 unit 'd'|'m',
+ *                                       u8 review, if SH_DELIVERY_RETAIN] | minimised copy
  *
  * Never: reads past the value it is given; a parser that returns 0 has checked every length.
  */
@@ -18,11 +19,13 @@
 #include <stdint.h>
 
 #include "ident.h"
+#include "wire.h"
 
 #define SH_QKEY_ORG         9 /* queue keys start with the org code, NUL-padded to 9 bytes */
 #define SH_QKEY_BYTES       (SH_QKEY_ORG + 8)
 #define SH_DELIVERY_OVERDUE 1u        /* the ISP that permitted it was past its review date */
 #define SH_DELIVERY_TIME    2u        /* the record holds the time the broker accepted the event */
+#define SH_DELIVERY_RETAIN  4u        /* the record holds the recipient's retention */
 #define SH_RULE_RECEIPT     "receipt" /* the rule of a delivery that is a receipt */
 
 _Static_assert(SH_QKEY_BYTES == 17, "docs/protocol.md: a queue key is 9 + 8 bytes");
@@ -52,6 +55,7 @@ typedef struct sh_broker_delivery {
     size_t rule_len;
     uint8_t flags;
     int64_t accepted_ms; /* 0 when the record does not hold it */
+    sh_retain retain;    /* count 0 when the record does not hold it */
     const uint8_t *copy;
     size_t copy_len;
 } sh_broker_delivery;
@@ -59,11 +63,12 @@ typedef struct sh_broker_delivery {
 /* 0, or -1 when v[0..n) is not a whole delivery record. */
 int sh_broker_delivery_parse(const uint8_t *v, size_t n, sh_broker_delivery *d);
 
-/* A new delivery record (malloc'd, *len bytes) accepted at accepted_ms; NULL when out of
- * memory or sender or rule is too long (SH_ORG_MAX, 255). SH_DELIVERY_TIME is always set. */
+/* A new delivery record (malloc'd, *len bytes) accepted at accepted_ms, with the recipient's
+ * retention when retain is given and says something; NULL when out of memory or sender or
+ * rule is too long (SH_ORG_MAX, 255). SH_DELIVERY_TIME is always set. */
 uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, const char *rule,
-                                  uint8_t flags, int64_t accepted_ms, const uint8_t *copy,
-                                  size_t copy_len, size_t *len);
+                                  uint8_t flags, int64_t accepted_ms, const sh_retain *retain,
+                                  const uint8_t *copy, size_t copy_len, size_t *len);
 
 /* 1 when the delivery is a receipt (receipts are not answered with receipts). */
 int sh_broker_delivery_is_receipt(const sh_broker_delivery *d);

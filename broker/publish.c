@@ -71,7 +71,7 @@ static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_o
             rc = sh_error_set(err, SH_E_DENY_PARTY, "%s did not receive that event", from->code);
         else
             rc = bk_enqueue(b, t, seq, ev.sender, e->event_id.data, from->code, SH_RULE_RECEIPT, 0,
-                            raw, len, err);
+                            NULL, raw, len, err);
         if (!rc) snprintf(outcome, cap, "%s permit receipt", ev.sender);
     }
     sh_buf_free(&buf);
@@ -152,15 +152,21 @@ static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
         sh_minimise(r->raw, r->len, d.items, d.n_items, r->copy, r->len + SH_MINIMISE_SLACK, &clen);
     if (rc) sh_error_set(r->err, rc, "minimising the copy for %s", to->code);
     uint8_t flags = d.state == SH_ISP_OVERDUE ? SH_DELIVERY_OVERDUE : 0;
+    sh_retain keep = {0}; /* the recipient's retention under the protocol, in its DELIVER */
+    if (d.retention && d.retention->count)
+        keep = (sh_retain){(uint16_t)d.retention->count, d.retention->unit,
+                           (uint8_t)d.retention->review};
     if (!rc)
-        rc = bk_enqueue(b, r->t, r->seq, to->code, id, r->from->code, rule, flags, r->copy, clen,
-                        r->err);
+        rc = bk_enqueue(b, r->t, r->seq, to->code, id, r->from->code, rule, flags, &keep, r->copy,
+                        clen, r->err);
     if (rc) return (int)rc;
     s_append(r->outcome, r->used, r->cap, "%s permit %s%s\n", to->code, rule,
              flags ? " overdue" : "");
-    char detail[SH_POLICY_ITEMS_TEXT_MAX + 120];
+    char detail[SH_POLICY_ITEMS_TEXT_MAX + 160], kt[40];
+    size_t kn = sh_retain_format(&keep, kt, sizeof kt);
     size_t dn = (size_t)snprintf(detail, sizeof detail,
-                                 "queued%s ground=%s items=", flags ? " overdue" : "", d.ground);
+                                 "queued%s ground=%s%s%s items=", flags ? " overdue" : "", d.ground,
+                                 kn ? " " : "", kn ? kt : "");
     sh_decision_items(&d, detail + dn, sizeof detail - dn);
     bk_audit_for(b, r->t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, r->child, r->from->code, to->code,
                  rule, purpose, detail);

@@ -15,11 +15,12 @@
 #include "log.h"
 
 sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
-                  const char *sender, const char *rule, uint8_t flags, const uint8_t *copy,
-                  size_t len, sh_error *err)
+                  const char *sender, const char *rule, uint8_t flags, const sh_retain *retain,
+                  const uint8_t *copy, size_t len, sh_error *err)
 {
     size_t n = 0;
-    uint8_t *v = sh_broker_delivery_build(id, sender, rule, flags, sh_clock_ms(), copy, len, &n);
+    uint8_t *v =
+        sh_broker_delivery_build(id, sender, rule, flags, sh_clock_ms(), retain, copy, len, &n);
     uint8_t key[SH_QKEY_BYTES], sb[8];
     if (!v) return sh_error_set(err, SH_E_NOMEM, "delivery");
     sh_broker_qkey(org, (*seq)++, key);
@@ -50,8 +51,8 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
     size_t len = 0;
     rc = sh_envelope_encode(&r.e, &buf, &len, err);
     if (!rc)
-        rc =
-            bk_enqueue(b, t, seq, sender, r.id, b->cfg.org_code, SH_RULE_RECEIPT, 0, buf, len, err);
+        rc = bk_enqueue(b, t, seq, sender, r.id, b->cfg.org_code, SH_RULE_RECEIPT, 0, NULL, buf,
+                        len, err);
     free(buf);
     return rc;
 }
@@ -63,7 +64,12 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
 static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d)
 {
     size_t mark = bd->len, nmark = bd->nfields;
-    const char *fl = d->flags & SH_DELIVERY_OVERDUE ? "overdue" : "";
+    char fl[48] = ""; /* "overdue retain=72m:review" (docs/protocol.md, DELIVER) */
+    size_t fn = d->flags & SH_DELIVERY_OVERDUE ? (size_t)snprintf(fl, sizeof fl, "overdue") : 0;
+    if (d->retain.count) {
+        if (fn) fl[fn++] = ' ';
+        fn += sh_retain_format(&d->retain, fl + fn, sizeof fl - fn);
+    }
     if (sh_wire_body_add(bd, d->id, 16) || sh_wire_body_add(bd, d->sender, strlen(d->sender)) ||
         sh_wire_body_add(bd, d->rule, d->rule_len) || sh_wire_body_add(bd, fl, strlen(fl)) ||
         sh_wire_body_add(bd, d->copy, d->copy_len)) {

@@ -51,3 +51,18 @@ char *sh_clock_iso(int64_t ms, char *out, size_t cap)
     if (!gmtime_r(&secs, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm)) out[0] = '\0';
     return out;
 }
+
+int64_t sh_clock_add(int64_t ms, unsigned count, char unit)
+{
+    if (unit == 'd') return ms + (int64_t)count * 86400000;
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int months = tm.tm_mon + (int)count, year = tm.tm_year + 1900 + months / 12, mon = months % 12;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int max = mdays[mon] + (mon == 1 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0));
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon;
+    if (tm.tm_mday > max) tm.tm_mday = max;
+    return (int64_t)timegm(&tm) * 1000 + ms % 1000;
+}

@@ -37,6 +37,23 @@ _Static_assert(SH_ACK_MAX * 16 < SH_WIRE_MSG_MAX, "a full ACK fits in one messag
 #define SH_FRAMES_PING    2
 #define SH_FRAMES_WITNESS 4
 
+/* How long a recipient keeps a delivery and what then happens: the `retain=` token of a
+ * DELIVER's flags field, "retain=<count><d|m>:<erase|review>" (docs/protocol.md): count days,
+ * or calendar months (a year is 12), counted from when the recipient stores it. */
+typedef struct sh_retain {
+    uint16_t count; /* 0: the delivery says nothing (a receipt, a draft's share) */
+    char unit;      /* 'd' or 'm' */
+    uint8_t review; /* at the end: 1 mark it for review, 0 erase it */
+} sh_retain;
+
+/* Writes r's token into out (cap bytes); its length, or 0 when r says nothing. */
+size_t sh_retain_format(const sh_retain *r, char *out, size_t cap);
+
+/* Reads a DELIVER's flags field (tokens separated by single spaces: "overdue",
+ * "retain=72m:review"; unknown tokens are skipped, so later ones can be added) into
+ * *overdue and *r. 0, or -1 when a retain token is malformed. */
+int sh_deliver_flags_parse(const uint8_t *flags, size_t len, int *overdue, sh_retain *r);
+
 /* Big-endian u32: the length before each field of a body. */
 static inline void sh_be32_put(uint8_t *p, uint32_t v)
 {

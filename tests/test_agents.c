@@ -22,6 +22,7 @@
 #include "client.h"
 #include "synth.h"
 #include "agents_fixture.h"
+#include "clock.h"
 #include "testutil.h"
 
 TestSuite(agents, .init = af_setup, .fini = af_teardown, .timeout = 90);
@@ -77,6 +78,49 @@ Test(agents, a_case_end_to_end)
     sh_store_destroy(&st);
     sh_key_destroy(&ak);
     sh_key_destroy(&mk);
+}
+
+/* The broker sends each delivery's retention under the protocol that permitted it; the
+ * recipient records when it falls due and shows it (the test protocols keep 6 years, then
+ * erase: tests/isp_fixture.h). A sent event has none. */
+Test(agents, a_received_event_is_kept_as_its_protocol_says)
+{
+    uint64_t rng = 5151;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    af_play_case(&c);
+    json_object *r = af_call(HUB, "{\"op\":\"inbox\",\"user\":\"sw\",\"purpose\":\"test\"}");
+    cr_assert(af_ok(r));
+    json_object *items, *it, *v;
+    cr_assert(json_object_object_get_ex(r, "items", &items));
+    cr_assert_gt(json_object_array_length(items), 0);
+    it = json_object_array_get_idx(items, 0);
+    cr_assert(json_object_object_get_ex(it, "event_id", &v));
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_object_get_string(v));
+    json_object_put(r);
+    r = af_call(HUB, "{\"op\":\"show\",\"event_id\":\"%s\",\"user\":\"sw\",\"purpose\":\"test\"}",
+                id);
+    cr_assert(af_ok(r));
+    json_object *item, *keep;
+    cr_assert(json_object_object_get_ex(r, "item", &item));
+    cr_assert(json_object_object_get_ex(item, "retention", &keep), "%s",
+              json_object_to_json_string(item));
+    cr_assert(json_object_object_get_ex(keep, "keep", &v));
+    cr_assert_str_eq(json_object_get_string(v), "72m");
+    cr_assert(json_object_object_get_ex(keep, "then", &v));
+    cr_assert_str_eq(json_object_get_string(v), "erase");
+    cr_assert(json_object_object_get_ex(keep, "due_at_ms", &v));
+    int64_t due = json_object_get_int64(v);
+    cr_assert(json_object_object_get_ex(item, "stored_at_ms", &v));
+    cr_assert_eq(due, sh_clock_add(json_object_get_int64(v), 72, 'm'));
+    json_object_put(r);
+    /* the school's own sent concern: no retention of a received copy */
+    r = af_call(SCHOOL,
+                "{\"op\":\"show\",\"event_id\":\"%s\",\"user\":\"dsl\",\"purpose\":\"test\"}", id);
+    if (af_ok(r) && json_object_object_get_ex(r, "item", &item))
+        cr_assert(!json_object_object_get_ex(item, "retention", &keep));
+    json_object_put(r);
 }
 
 Test(agents, outbox_survives_a_broker_outage)

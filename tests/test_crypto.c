@@ -1,5 +1,6 @@
 /* test_crypto.c — sealing, tamper and wrong-key refusal, nonce uniqueness, HKDF, HMAC,
  * Ed25519, and key-file permission rules. */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <openssl/hmac.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "shred.h"
 #include "testutil.h"
 
 static const char ad[] = "events\0key-1";
@@ -350,4 +352,88 @@ Test(crypto, ed25519)
     free(path);
     free(other);
     free(master);
+}
+
+/* Day keys that can be forgotten: a key derived today is the same tomorrow and after a
+ * reopen; once the days before D are forgotten, no key of theirs can be had again, the file
+ * holds none of them (nor the root), and a damaged or exposed file is refused. */
+Test(crypto, shred_forgets_days_for_good)
+{
+    char *d = tu_tmpdir(), *path = tu_path(d, "erase.shred");
+    sh_shred *s = NULL;
+    sh_error err;
+    cr_assert_eq(sh_shred_open(path, 0, &s, &err), SH_E_KEY_MISSING);
+    cr_assert_eq(sh_shred_open(path, 1, &s, &err), SH_OK, "%s", err.detail);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    cr_assert_eq(sh_shred_first_day(s), 0);
+    uint8_t k_before[SH_KEY_BYTES], k_keep[SH_KEY_BYTES], k_far[SH_KEY_BYTES], k[SH_KEY_BYTES];
+    uint8_t root[4096];
+    size_t rootlen = 0;
+    FILE *f = fopen(path, "rb");
+    rootlen = fread(root, 1, sizeof root, f);
+    fclose(f);
+    sh_key *key = NULL;
+    cr_assert_eq(sh_shred_day_key(s, 19999, &key), SH_OK);
+    sh_key_export(key, k_before);
+    sh_key_destroy(&key);
+    cr_assert_eq(sh_shred_day_key(s, 20000, &key), SH_OK);
+    sh_key_export(key, k_keep);
+    sh_key_destroy(&key);
+    cr_assert_eq(sh_shred_day_key(s, 65535, &key), SH_OK);
+    sh_key_export(key, k_far);
+    sh_key_destroy(&key);
+    cr_assert(memcmp(k_before, k_keep, sizeof k) != 0, "each day has its own key");
+    cr_assert_eq(sh_shred_day_of(20000LL * 86400000 + 5), 20000);
+
+    cr_assert_eq(sh_shred_forget_before(s, 20000, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_shred_first_day(s), 20000);
+    cr_assert_eq(sh_shred_day_key(s, 19999, &key), SH_E_NOT_FOUND);
+    cr_assert_eq(sh_shred_day_key(s, 0, &key), SH_E_NOT_FOUND);
+    cr_assert_eq(sh_shred_day_key(s, 20000, &key), SH_OK);
+    sh_key_export(key, k);
+    sh_key_destroy(&key);
+    cr_assert(memcmp(k, k_keep, sizeof k) == 0, "a day not forgotten keeps its key");
+    sh_shred_destroy(&s);
+
+    /* the same after a reopen; the file holds neither the root nor the forgotten day's key */
+    cr_assert_eq(sh_shred_open(path, 0, &s, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_shred_first_day(s), 20000);
+    cr_assert_eq(sh_shred_day_key(s, 65535, &key), SH_OK);
+    sh_key_export(key, k);
+    sh_key_destroy(&key);
+    cr_assert(memcmp(k, k_far, sizeof k) == 0);
+    uint8_t now[4096];
+    f = fopen(path, "rb");
+    size_t nowlen = fread(now, 1, sizeof now, f);
+    fclose(f);
+    cr_assert_leq(nowlen, 13 + 16 * 37 + 32, "at most 16 subtree keys: %zu bytes", nowlen);
+    cr_assert_null(memmem(now, nowlen, root + 18, SH_KEY_BYTES), "the root key is gone");
+    cr_assert_null(memmem(now, nowlen, k_before, SH_KEY_BYTES));
+    /* forgetting further, and asking to forget what is already forgotten */
+    cr_assert_eq(sh_shred_forget_before(s, 20500, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_shred_forget_before(s, 100, &err), SH_OK);
+    cr_assert_eq(sh_shred_first_day(s), 20500);
+    cr_assert_eq(sh_shred_day_key(s, 20499, &key), SH_E_NOT_FOUND);
+    cr_assert_eq(sh_shred_day_key(s, 65535, &key), SH_OK);
+    sh_key_export(key, k);
+    sh_key_destroy(&key);
+    cr_assert(memcmp(k, k_far, sizeof k) == 0);
+    sh_shred_destroy(&s);
+    (void)rootlen;
+
+    /* a damaged file, and one others could read, are refused */
+    f = fopen(path, "r+b");
+    fseek(f, 20, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 20, SEEK_SET);
+    fputc(0x5a ^ c, f);
+    fclose(f);
+    cr_assert_eq(sh_shred_open(path, 1, &s, &err), SH_E_KEY_FORMAT, "%s", err.detail);
+    chmod(path, 0644);
+    cr_assert_eq(sh_shred_open(path, 1, &s, &err), SH_E_KEY_PERMISSIONS);
+    tu_rmrf(d);
+    free(path);
+    free(d);
 }

@@ -14,6 +14,8 @@
 
 #include "audit.h"
 #include "broker_fixture.h"
+#include "broker_record.h"
+#include "clock.h"
 #include "codec.h"
 #include "error.h"
 
@@ -424,4 +426,60 @@ Test(protocol, deliveries_nobody_collects_expire_and_the_sender_is_told)
     bf_stop();
     cr_assert_eq(bf_audit_count(SH_AUDIT_EXPIRE, SH_E_EXPIRED, "expired"), 2);
     bf_start(); /* (the fixture's teardown stops it) */
+}
+
+/* A DELIVER's flags field: tokens separated by single spaces; the recipient's retention in
+ * retain=<count><d|m>:<erase|review>; unknown tokens are skipped; a bad retain token is an
+ * error. The queue record keeps the retention between them. */
+Test(protocol, deliveries_carry_their_retention)
+{
+    int overdue;
+    sh_retain r;
+    const char *ok = "overdue retain=72m:review";
+    cr_assert_eq(sh_deliver_flags_parse((const uint8_t *)ok, strlen(ok), &overdue, &r), 0);
+    cr_assert(overdue && r.count == 72 && r.unit == 'm' && r.review == 1);
+    const char *later = "retain=14d:erase someday=1";
+    cr_assert_eq(sh_deliver_flags_parse((const uint8_t *)later, strlen(later), &overdue, &r), 0);
+    cr_assert(!overdue && r.count == 14 && r.unit == 'd' && r.review == 0);
+    cr_assert_eq(sh_deliver_flags_parse((const uint8_t *)"", 0, &overdue, &r), 0);
+    cr_assert(!overdue && r.count == 0);
+    const char *bad[] = {"retain=72y:review", "retain=0d:erase",     "retain=72m:shred",
+                         "retain=72m",        "retain=99999d:erase", "retain=-1d:erase"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(sh_deliver_flags_parse((const uint8_t *)bad[i], strlen(bad[i]), &overdue, &r),
+                     -1, "%s", bad[i]);
+    char text[40];
+    sh_retain six = {72, 'm', 1};
+    cr_assert_eq(sh_retain_format(&six, text, sizeof text), strlen("retain=72m:review"));
+    cr_assert_str_eq(text, "retain=72m:review");
+    sh_retain none = {0};
+    cr_assert_eq(sh_retain_format(&none, text, sizeof text), 0);
+    /* the queue record between the decision and the DELIVER */
+    uint8_t id[16] = {1}, copy[3] = {7, 8, 9};
+    size_t len = 0;
+    uint8_t *v = sh_broker_delivery_build(id, "8819990", "isp-x@1", SH_DELIVERY_OVERDUE, 1234, &six,
+                                          copy, sizeof copy, &len);
+    sh_broker_delivery d;
+    cr_assert_eq(sh_broker_delivery_parse(v, len, &d), 0);
+    cr_assert(d.retain.count == 72 && d.retain.unit == 'm' && d.retain.review == 1);
+    cr_assert(d.flags & SH_DELIVERY_OVERDUE);
+    cr_assert_eq(d.accepted_ms, 1234);
+    cr_assert(d.copy_len == 3 && memcmp(d.copy, copy, 3) == 0);
+    cr_assert_eq(sh_broker_delivery_parse(v, len - 2, &d), 0, "a shorter copy still parses");
+    for (size_t cut = 0; cut < 16 + 1 + 7 + 1 + 7 + 1 + 8 + 4; cut++)
+        cr_assert_eq(sh_broker_delivery_parse(v, cut, &d), -1, "cut at %zu", cut);
+    free(v);
+    v = sh_broker_delivery_build(id, "8819990", "isp-x@1", 0, 1234, NULL, copy, sizeof copy, &len);
+    cr_assert_eq(sh_broker_delivery_parse(v, len, &d), 0);
+    cr_assert_eq(d.retain.count, 0);
+    free(v);
+    /* calendar months: 31 January plus a month is the end of February */
+    int64_t jan31 = 1769860800000LL; /* 2026-01-31T12:00:00Z */
+    char iso[32];
+    cr_assert_str_eq(sh_clock_iso(sh_clock_add(jan31, 1, 'm'), iso, sizeof iso),
+                     "2026-02-28T12:00:00Z");
+    cr_assert_str_eq(sh_clock_iso(sh_clock_add(jan31, 73, 'm'), iso, sizeof iso),
+                     "2032-02-29T12:00:00Z");
+    cr_assert_str_eq(sh_clock_iso(sh_clock_add(jan31, 30, 'd'), iso, sizeof iso),
+                     "2026-03-02T12:00:00Z");
 }
