@@ -5,12 +5,45 @@
  * registry does not know, two ISPs in force that share the same event, purpose, sender and
  * recipient with different data items. Warnings: review due, overdue, draft, suspended, a
  * locality no enrolled organisation has, two ISPs that overlap with the same data items (at a
- * level of need both cover).
+ * level of need both cover), a gateway sharehub does not know (a citation to check), a
+ * signature dated after today.
  */
 #include "lint.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* The legal gateways a WEISF protocol usually cites, as written in docs/policy.md. Another is
+ * not wrong, only worth a second look: a typo here is a typo in the signed protocol. */
+static const char *const s_gateways[] = {
+    "Children Act 1989 s17",
+    "Children Act 1989 s27",
+    "Children Act 1989 s47",
+    "Children Act 2004 s10",
+    "Children Act 2004 s11",
+    "Children Act 2004 s12",
+    "Children and Families Act 2014 s23",
+    "Children and Social Work Act 2017 s16E",
+    "Education Act 1996 s19",
+    "Education Act 1996 s436A",
+    "Education Act 2002 s175",
+    "Education (Pupil Registration) (England) Regulations 2006",
+    "School Discipline (Pupil Exclusions and Reviews) (England) Regulations 2012",
+    "Crime and Disorder Act 1998 s115",
+    "Health and Social Care Act 2012 s251B",
+    "Care Act 2014 s45",
+    "Working Together to Safeguard Children 2023",
+    "Keeping Children Safe in Education 2024",
+    "Common law duty of confidentiality (implied consent for direct care)",
+};
+
+static int s_gateway_known(const char *g)
+{
+    for (size_t i = 0; i < sizeof s_gateways / sizeof s_gateways[0]; i++)
+        if (strcmp(g, s_gateways[i]) == 0) return 1;
+    return 0;
+}
 
 static int s_in_force(sh_isp_state s)
 {
@@ -52,10 +85,12 @@ static int s_overlap(const sh_isp *a, const sh_isp *b, const sh_registry *reg, c
                         continue;
                     int same = s_same_items(ia, na, ib, nb);
                     snprintf(msg, cap,
-                             "%s %s: both cover %s (purpose %d, level of need %u-%u) from %s "
+                             "%s %s: both cover %s (purpose %s, level of need %u-%u) from %s "
                              "to %s, %s",
                              same ? "overlaps with" : "contradicts", sh_isp_rule(b),
-                             sh_event_type_name(type), purpose, lo, hi, from->code, to->code,
+                             sh_event_type_name(type),
+                             sh_enum_name(&sharehub__v1__purpose__descriptor, purpose), lo, hi,
+                             from->code, to->code,
                              same ? "with the same data items" : "with different data items");
                     return same ? 1 : 2;
                 }
@@ -106,6 +141,26 @@ int sh_policy_lint(const sh_policy *p, const sh_registry *reg, int64_t now_ms, s
         default:
             break;
         }
+        const char *const *gw;
+        size_t ng = sh_isp_gateways(isp, &gw);
+        for (size_t k = 0; k < ng; k++)
+            if (!s_gateway_known(gw[k]))
+                REPORT(SH_LINT_WARNING, isp,
+                       "gateway '%.80s' is not one sharehub knows: check the citation against "
+                       "the statute (docs/policy.md lists the usual ones)",
+                       gw[k]);
+        char today[11];
+        time_t t = (time_t)(now_ms / 1000);
+        struct tm tm;
+        strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&t, &tm));
+        const char *sorg[64], *sdate[64];
+        size_t ns = sh_isp_signatures(isp, sorg, sdate, 64);
+        for (size_t k = 0; k < ns; k++)
+            if (sdate[k] && strcmp(sdate[k], today) > 0)
+                REPORT(SH_LINT_WARNING, isp,
+                       "%s's signature is dated %s, after today: a protocol is signed when it "
+                       "is signed",
+                       sorg[k], sdate[k]);
         if (!reg) continue;
         const char *orgs[256], *roles[256];
         size_t no = sh_isp_organisations(isp, orgs, roles, 256);

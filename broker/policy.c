@@ -457,3 +457,19 @@ size_t sh_isp_localities(const sh_isp *isp, const char **out, sh_sector *sectors
     }
     return n;
 }
+
+size_t sh_isp_gateways(const sh_isp *isp, const char *const **out)
+{
+    *out = (const char *const *)isp->y->gateways;
+    return isp->y->gateways_count;
+}
+
+size_t sh_isp_signatures(const sh_isp *isp, const char **orgs, const char **dates, size_t cap)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < isp->y->signatories_count && n < cap; i++, n++) {
+        orgs[n] = isp->y->signatories[i].organisation;
+        dates[n] = isp->y->signatories[i].signed_on;
+    }
+    return n;
+}

@@ -157,6 +157,13 @@ int sh_isp_covers(const sh_isp *isp, int event_type, int purpose, const sh_org *
  * "sender", "recipient", "signatory", "controller"); returns the count. */
 size_t sh_isp_organisations(const sh_isp *isp, const char **out, const char **roles, size_t cap);
 
+/* Its legal gateways, as written; returns the count. */
+size_t sh_isp_gateways(const sh_isp *isp, const char *const **out);
+
+/* Its signatories' organisations and signed_on dates (NULL when missing), up to cap; returns
+ * the count. */
+size_t sh_isp_signatures(const sh_isp *isp, const char **orgs, const char **dates, size_t cap);
+
 /* Every locality isp names for sector parties, with the sector, up to cap. */
 size_t sh_isp_localities(const sh_isp *isp, const char **out, sh_sector *sectors, size_t cap);
 

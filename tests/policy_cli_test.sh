@@ -129,6 +129,16 @@ sed -i -e 's/min: 3, max: 4/min: 2, max: 4/' "$tmp/isp-hi.yaml"
 expect check-meeting-levels 1 "contradicts isp-lo@1: .*level of need 2-2" -- \
     "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
 rm "$tmp/isp-lo.yaml" "$tmp/isp-hi.yaml"
+# a gateway sharehub does not know (a mistyped citation) and a signature dated after today
+# are warnings: worth a second look, not wrong
+sed -e 's/id: isp-cpis/id: isp-gw/' -e 's/event_types: \[cp_plan_status\]/event_types: [looked_after_status]/' \
+    -e 's/gateways: \[Children Act 2004 s11\]/gateways: [Children Act 2004 s 11]/' \
+    -e "s/signed_on: \"2026-01-07\"/signed_on: \"$inyear\"/" "$tmp/isp-cpis.yaml" >"$tmp/isp-gw.yaml"
+expect check-gateway 0 "warning: .*isp-gw@1: gateway 'Children Act 2004 s 11' is not one sharehub knows: check the citation" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+expect check-future-signature 0 "warning: .*isp-gw@1: RAJ's signature is dated $inyear, after today" -- \
+    "$bin" policy check "$tmp" --registry "$tmp/enrolment.yaml"
+rm "$tmp/isp-gw.yaml"
 # a protocol in a file the broker does not load is named, not silently skipped
 sed -e 's/id: isp-cpis/id: isp-misnamed/' "$tmp/isp-cpis.yaml" >"$tmp/misnamed-protocol.yaml"
 expect check-misnamed 0 "warning: .*misnamed-protocol.yaml: looks like a protocol but is not named isp-\*.yaml" -- \
