@@ -59,6 +59,8 @@ static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("socket", CYAML_FLAG_POINTER, y_config, socket, 1, 100),
     CYAML_FIELD_STRING_PTR("socket_group", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            socket_group, 1, 32),
+    CYAML_FIELD_STRING_PTR("erase_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
+                           erase_keys, 1, 4096),
     CYAML_FIELD_STRING_PTR("subscriptions", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            subscriptions, 1, 1000),
     CYAML_FIELD_STRING_PTR("http", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config, http, 1, 64),
@@ -170,6 +172,14 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
                {"retention_due", SH_DB_PLAIN, &a->retention_due}};
     for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
         rc = sh_store_db(a->store, dbs[i].name, dbs[i].flags, dbs[i].db, err);
+    if (!rc) { /* the day keys that erase by forgetting (docs/store-format.md) */
+        char path[4200];
+        if (a->cfg->erase_keys)
+            snprintf(path, sizeof path, "%s", a->cfg->erase_keys);
+        else
+            snprintf(path, sizeof path, "%s/erase.shred", a->cfg->store);
+        rc = sh_shred_open(path, 1, &a->shred, err);
+    }
     if (!rc) rc = ag_indexes_upgrade(a, err);
     if (!rc) rc = ag_load_seq(a, "inbox_seq", &a->inbox_seq, err);
     if (!rc) rc = ag_load_seq(a, "outbox_seq", &a->outbox_seq, err);
@@ -187,6 +197,11 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         if (rc == SH_E_NOT_FOUND) rc = SH_OK;
     }
     a->started_ms = sh_clock_ms();
+    if (!rc) { /* what fell due while the agent was stopped goes before anyone can read it */
+        sh_error e2;
+        if (ag_retain_sweep(a, a->started_ms, NULL, NULL, &e2))
+            ag_log(a, "error", "retention: the sweep at start failed: %s", e2.detail);
+    }
     if (!rc && a->cfg->http) {
         sh_http_site site = {ag_metrics, ag_not_ready, a};
         rc = sh_http_new(a->cfg->http, &site, &a->http, err);
@@ -277,6 +292,8 @@ void sh_agent_destroy(sh_agent **ap)
     if (a->ctx) zmq_ctx_term(a->ctx);
     if (a->cfg && a->cfg->socket) unlink(a->cfg->socket);
     sh_client_destroy(&a->broker);
+    ag_daykeys_drop(a, UINT32_MAX);
+    sh_shred_destroy(&a->shred);
     sh_vault_close(&a->vault);
     sh_yaml_free(&s_config_schema, a->cfg);
     free(a);

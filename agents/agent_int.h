@@ -60,6 +60,7 @@
 #include "http.h"
 #include "ident.h"
 #include "metrics.h"
+#include "shred.h"
 #include "store.h"
 #include "yaml.h"
 
@@ -93,6 +94,7 @@ typedef struct y_config {
     y_broker *broker;
     char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions, *http;
     char *socket_group; /* its members may use the local socket, each as themselves */
+    char *erase_keys;   /* the shred file of day keys (default <store>/erase.shred) */
     char *heartbeat_text, *witness_text; /* read as text, parsed strictly (cli_number) */
     unsigned heartbeat_ms, witness_ms;
     y_front_door *front_door;
@@ -159,6 +161,13 @@ struct sh_agent {
     sh_audit *audit; /* vault.audit */
     sh_db events, by_child, by_thread, inbox, outbox, outcome, state, tracking, read, acks;
     sh_db accounts, front_door, fd_by_id, by_name, retention, retention_due;
+    sh_shred *shred; /* day keys: received copies to be erased are sealed under their day */
+    struct {
+        uint32_t day;
+        sh_key *key;
+    } daykeys[4];     /* the last day keys derived (a day's deliveries share one); never a
+                         forgotten day's: the sweep drops them when it forgets */
+    int64_t swept_ms; /* when retention was last swept */
     ag_fd_rules fd;
     sh_client *broker;
     void *ctx, *rep;
@@ -215,6 +224,25 @@ sh_err ag_store_event(sh_agent *a, sh_txn *t, int direction, const char *peer, c
                       const uint8_t (*refs)[SH_BLIND_BYTES], int nr, sh_error *err);
 
 /* ---- retention.c ---- */
+/* The record of event id with its envelope opened: r->env points into b (the caller frees
+ * b). SH_E_NOT_FOUND when there is none, or it was erased (its day key forgotten);
+ * SH_E_STORE_CORRUPT when it cannot be parsed or opened. */
+sh_err ag_record_get(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_agent_record *r, sh_buf *b,
+                     sh_error *err);
+/* The same for a record already read and parsed (r from v): opens its envelope into b when it
+ * is sealed under a day key, else leaves r as it is. */
+sh_err ag_record_open(sh_agent *a, const uint8_t id[16], sh_agent_record *r, sh_buf *b);
+/* The envelope raw[0..len) of a received event sealed under the key of the day its retention
+ * ends (erase_day), into a new buffer (*out, *outlen; free()): "u32 BE day | sealed". */
+sh_err ag_seal_for_day(sh_agent *a, const uint8_t id[16], uint32_t erase_day, const uint8_t *raw,
+                       size_t len, uint8_t **out, size_t *outlen, sh_error *err);
+/* Destroys the cached day keys of the days before before (UINT32_MAX: all of them). */
+void ag_daykeys_drop(sh_agent *a, uint32_t before);
+/* Erases what has fallen due by now_ms (and marks what is due for review), in one transaction
+ * each of up to 1,000, each with its audit entry; then forgets the day keys of the days before
+ * today that nothing still needs. The counts, when not NULL. */
+sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *reviewed,
+                       sh_error *err);
 /* Records that the received event id, permitted under rule, is kept for r from stored_ms (a
  * retention that says nothing records nothing). */
 sh_err ag_retain_schedule(sh_agent *a, sh_txn *t, const uint8_t id[16], const char *rule,

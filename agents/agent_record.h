@@ -20,6 +20,9 @@
 #define SH_DIR_RECEIVED    2
 #define SH_RECORD_RULE_MAX 64 /* bytes of the rule (the ISP's rule id) */
 #define SH_RECORD_OVERDUE  1u /* flags: the ISP that permitted it was past its review date */
+#define SH_RECORD_DAYKEY                                                                           \
+    2u /* flags: the envelope is u32 BE day | sealed under that day's                              \
+          erasure key (docs/store-format.md, "Erasure keys") */
 
 typedef struct sh_agent_record {
     int direction; /* SH_DIR_SENT or SH_DIR_RECEIVED */
@@ -36,6 +39,13 @@ int sh_agent_record_parse(const uint8_t *v, size_t n, sh_agent_record *r);
 /* A new record (malloc'd, *len bytes); NULL when out of memory or peer or rule is too long. */
 uint8_t *sh_agent_record_build(int direction, int64_t at_ms, const char *peer, const char *rule,
                                uint8_t flags, const uint8_t *env, size_t env_len, size_t *len);
+
+struct sh_shred;
+/* The envelope of a record sealed under a day key (SH_RECORD_DAYKEY), opened with the day keys
+ * in s into a new buffer (*plain, *len; free()). SH_E_NOT_FOUND when that day's key has been
+ * forgotten (the copy was erased), SH_E_STORE_CORRUPT when it does not open, SH_E_NOMEM. */
+int sh_agent_record_open(const struct sh_shred *s, const uint8_t id[16], const sh_agent_record *r,
+                         uint8_t **plain, size_t *len);
 
 /* The time a record was stored, read from its first bytes; 0 when v is too short. */
 int64_t sh_agent_record_time(const uint8_t *v, size_t n);

@@ -29,8 +29,7 @@ int ag_flag_for(sh_agent *a, sh_txn *t, const uint8_t ref[32], ag_flag *f)
         sh_buf b = {0};
         sh_agent_record r;
         sh_envelope *e = NULL;
-        if (sh_txn_get(t, a->events, kv.key + 32, 16, &b, &err) == SH_OK &&
-            sh_agent_record_parse(b.data, b.len, &r) == 0 &&
+        if (ag_record_get(a, t, kv.key + 32, &r, &b, &err) == SH_OK &&
             sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) == SH_OK) {
             /* the latest status of each plan kind counts */
             const Sharehub__V1__LaContact *la = NULL;

@@ -5,6 +5,7 @@
  * Owns: the inbox database's entries. Never: acknowledges a delivery before its batch has
  * committed; stores a delivery that does not decode.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent_int.h"
@@ -98,9 +99,22 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
         ag_log_event(a, "error", m->frame[0], "the broker delivered a malformed retain= flag");
         goto out; /* not acknowledged: it stays queued at the broker for inspection */
     }
-    rc = ag_store_event(a, bt->t, SH_DIR_RECEIVED, peer, rule, overdue ? 1 : 0, e, m->frame[4],
-                        m->len[4], (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, &err);
-    if (!rc) rc = ag_retain_schedule(a, bt->t, m->frame[0], rule, &keep, sh_clock_ms(), &err);
+    /* a copy to be erased is sealed under the key of the day its retention ends */
+    int64_t now = sh_clock_ms();
+    uint8_t *sealed = NULL, flags = overdue ? SH_RECORD_OVERDUE : 0;
+    size_t slen = 0;
+    rc = SH_OK;
+    if (keep.count && !keep.review) {
+        uint32_t day = sh_shred_day_of(sh_clock_add(now, keep.count, keep.unit));
+        rc = ag_seal_for_day(a, m->frame[0], day, m->frame[4], m->len[4], &sealed, &slen, &err);
+        flags |= SH_RECORD_DAYKEY;
+    }
+    if (!rc)
+        rc = ag_store_event(a, bt->t, SH_DIR_RECEIVED, peer, rule, flags, e,
+                            sealed ? sealed : m->frame[4], sealed ? slen : m->len[4],
+                            (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, &err);
+    free(sealed);
+    if (!rc) rc = ag_retain_schedule(a, bt->t, m->frame[0], rule, &keep, now, &err);
     sh_be64_put(seqkey, bt->inbox_seq);
     if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);
     if (!rc && e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt)

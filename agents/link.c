@@ -120,6 +120,11 @@ void ag_timers(sh_agent *a)
         a->ping_ms = now;
         if (sh_client_ping(a->broker)) ag_link_down(a, "a PING could not be sent");
     }
+    if (now - a->swept_ms >= 3600000) { /* retention: hourly (and at start) */
+        sh_error e2;
+        if (ag_retain_sweep(a, now, NULL, NULL, &e2))
+            ag_log(a, "error", "retention: the sweep failed: %s", e2.detail);
+    }
     int64_t every = a->cfg->witness_ms ? a->cfg->witness_ms : 10000;
     if (a->connected && now - a->witness_ms >= every) ag_witness(a);
     for (unsigned i = 0; i < a->nflight; i++)

@@ -27,10 +27,8 @@ static json_object *s_republish(sh_agent *a, sh_txn *in, sh_envelope *e, int had
     size_t len = 0;
     json_object *out = NULL;
     if (!t && sh_txn_begin(a->store, 0, &t, &err)) return ag_error_json(err.code, err.detail);
-    sh_err rc = sh_txn_get(t, a->events, e->event_id.data, 16, &b, &err);
-    if (!rc && (sh_agent_record_parse(b.data, b.len, &r) ||
-                sh_envelope_decode(r.env, r.env_len, &old, &err)))
-        rc = SH_E_STORE_CORRUPT;
+    sh_err rc = ag_record_get(a, t, e->event_id.data, &r, &b, &err);
+    if (!rc && sh_envelope_decode(r.env, r.env_len, &old, &err)) rc = SH_E_STORE_CORRUPT;
     if (!rc && r.direction == SH_DIR_SENT) {
         if (!had_published) e->published_at_ms = old->published_at_ms;
         if (!had_occurred) e->occurred_at_ms = old->occurred_at_ms;

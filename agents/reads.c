@@ -51,8 +51,7 @@ static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], i
     sh_agent_record r;
     json_object *o = NULL;
     if (env_out) *env_out = NULL;
-    sh_err rc = sh_txn_get(t, a->events, id, 16, &b, &err);
-    if (!rc && sh_agent_record_parse(b.data, b.len, &r)) rc = SH_E_STORE_CORRUPT;
+    sh_err rc = ag_record_get(a, t, id, &r, &b, &err);
     if (rc) {
         sh_buf_free(&b);
         *why = rc;
@@ -82,6 +81,8 @@ static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], i
             json_object_object_add(k, "then",
                                    json_object_new_string(kept.review ? "review" : "erase"));
             json_object_object_add(k, "due_at_ms", json_object_new_int64(due));
+            if (kept.review == 2) /* the day came: kept until a person reviews it */
+                json_object_object_add(k, "review_due", json_object_new_boolean(1));
             json_object_object_add(o, "retention", k);
         }
         json_object_object_add(o, "stored_at_ms", json_object_new_int64(r.at_ms));
@@ -150,8 +151,7 @@ static int s_inbox_type(sh_agent *a, sh_txn *t, const sh_kv *kv)
     sh_agent_record r;
     sh_envelope *e = NULL;
     int type = 0;
-    if (sh_txn_get(t, a->events, kv->val, 16, &b, &err) == SH_OK &&
-        sh_agent_record_parse(b.data, b.len, &r) == 0 &&
+    if (ag_record_get(a, t, kv->val, &r, &b, &err) == SH_OK &&
         sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) == SH_OK)
         type = e->event_type;
     sh_envelope_free(e);

@@ -7,9 +7,18 @@
  *                                          u8 review | u8 n, rule[n]
  *   retention_due (plain) i64 BE due ms | event id (16) -> ""
  *
- * Owns: those two databases. Never: holds any of the event's content, or schedules an event
- * twice (a redelivery is not stored again, so never scheduled again).
+ * A received copy whose retention ends in erasure is sealed, inside its record, under the key
+ * of the day its retention ends (common/shred.h); the sweep deletes it and its indexes when
+ * that day comes, with an audit entry saying what was erased under which rule, and then
+ * forgets the days before today, so no copy of it — in LMDB's free pages, in a backup — can be
+ * opened again. A copy whose retention ends in review is marked, audited and kept.
+ *
+ * Owns: those two databases and the sweep. Never: holds any of the event's content in them,
+ * or schedules an event twice (a redelivery is not stored again, so never scheduled again);
+ * forgets a day some copy still waits for.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent_int.h"
@@ -48,4 +57,210 @@ int ag_retain_get(sh_agent *a, sh_txn *t, const uint8_t id[16], int64_t *due_ms,
     }
     sh_buf_free(&v);
     return found;
+}
+
+/* ---- received copies sealed under the day their retention ends ------------------------ */
+
+/* The key of day, from the small cache or derived into it (16 HKDF steps); NULL when the day
+ * is forgotten. The cache owns it. */
+static const sh_key *s_day_key(sh_agent *a, uint32_t day)
+{
+    const size_t n = sizeof a->daykeys / sizeof a->daykeys[0];
+    for (size_t i = 0; i < n; i++)
+        if (a->daykeys[i].key && a->daykeys[i].day == day) return a->daykeys[i].key;
+    sh_key *k = NULL;
+    if (sh_shred_day_key(a->shred, day, &k)) return NULL;
+    sh_key_destroy(&a->daykeys[n - 1].key); /* the oldest goes */
+    memmove(&a->daykeys[1], &a->daykeys[0], (n - 1) * sizeof a->daykeys[0]);
+    a->daykeys[0].day = day;
+    a->daykeys[0].key = k;
+    return k;
+}
+
+void ag_daykeys_drop(sh_agent *a, uint32_t before)
+{
+    for (size_t i = 0; i < sizeof a->daykeys / sizeof a->daykeys[0]; i++)
+        if (a->daykeys[i].key && (a->daykeys[i].day < before || before == UINT32_MAX))
+            sh_key_destroy(&a->daykeys[i].key);
+}
+
+sh_err ag_seal_for_day(sh_agent *a, const uint8_t id[16], uint32_t erase_day, const uint8_t *raw,
+                       size_t len, uint8_t **out, size_t *outlen, sh_error *err)
+{
+    const sh_key *k = s_day_key(a, erase_day);
+    *out = NULL;
+    sh_err rc = SH_OK;
+    if (!k) return sh_error_set(err, SH_E_STORE, "no erasure key for day %u", erase_day);
+    uint8_t *v = malloc(4 + len + SH_SEAL_OVERHEAD);
+    size_t n = 0;
+    if (!v) rc = sh_error_set(err, SH_E_NOMEM, "sealing for erasure");
+    if (!rc) {
+        sh_be32_put(v, erase_day);
+        rc = sh_seal(k, id, 16, raw, len, v + 4, len + SH_SEAL_OVERHEAD, &n);
+        if (rc) sh_error_set(err, rc, "sealing for erasure");
+    }
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *outlen = 4 + n;
+    return SH_OK;
+}
+
+sh_err ag_record_open(sh_agent *a, const uint8_t id[16], sh_agent_record *r, sh_buf *b)
+{
+    if (!(r->flags & SH_RECORD_DAYKEY)) return SH_OK;
+    uint8_t *plain = NULL;
+    size_t n = 0;
+    sh_err rc = sh_agent_record_open(a->shred, id, r, &plain, &n);
+    if (rc) return rc;
+    /* the record's strings are copies: the sealed bytes are no longer needed */
+    sh_buf_free(b);
+    b->data = plain;
+    b->len = b->cap = n;
+    r->env = plain;
+    r->env_len = n;
+    return SH_OK;
+}
+
+sh_err ag_record_get(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_agent_record *r, sh_buf *b,
+                     sh_error *err)
+{
+    sh_err rc = sh_txn_get(t, a->events, id, 16, b, err);
+    if (rc) return rc;
+    if (sh_agent_record_parse(b->data, b->len, r)) return SH_E_STORE_CORRUPT;
+    return ag_record_open(a, id, r, b);
+}
+
+/* ---- the sweep -------------------------------------------------------------------------- */
+
+#define SWEEP_MAX 1000
+
+/* Removes a received copy and every index that leads to it. */
+static sh_err s_erase(sh_agent *a, sh_txn *t, const uint8_t id[16], const sh_envelope *e,
+                      sh_error *err)
+{
+    sh_err rc = sh_txn_del(t, a->events, id, 16, err);
+    if (rc == SH_E_NOT_FOUND) rc = SH_OK;
+    uint8_t key[SH_BLIND_BYTES + 16], refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    int nr = e ? sh_child_refs(a->store, e->child, refs) : 0;
+    for (int i = 0; i < nr && !rc; i++) {
+        memcpy(key, refs[i], SH_BLIND_BYTES);
+        memcpy(key + SH_BLIND_BYTES, id, 16);
+        rc = sh_txn_del(t, a->by_child, key, sizeof key, err);
+        if (rc == SH_E_NOT_FOUND) rc = SH_OK;
+    }
+    if (!rc && e && e->child &&
+        ag_name_key(a->store, e->child->given_name, e->child->family_name, e->child->date_of_birth,
+                    key) == 0) {
+        memcpy(key + SH_BLIND_BYTES, id, 16);
+        rc = sh_txn_del(t, a->by_name, key, sizeof key, err);
+        if (rc == SH_E_NOT_FOUND) rc = SH_OK;
+    }
+    if (!rc && e && e->correlation_id.len == 16) {
+        memcpy(key, e->correlation_id.data, 16);
+        memcpy(key + 16, id, 16);
+        rc = sh_txn_del(t, a->by_thread, key, 32, err);
+        if (rc == SH_E_NOT_FOUND) rc = SH_OK;
+    }
+    ag_fd_item it;
+    uint8_t fk[FD_KEY];
+    if (!rc && ag_fd_get(a, t, id, &it, fk)) {
+        rc = sh_txn_del(t, a->front_door, fk, FD_KEY, err);
+        if (!rc || rc == SH_E_NOT_FOUND) rc = sh_txn_del(t, a->fd_by_id, id, 16, err);
+        if (rc == SH_E_NOT_FOUND) rc = SH_OK;
+    }
+    if (!rc) rc = sh_txn_del(t, a->read, id, 16, err);
+    if (rc == SH_E_NOT_FOUND) rc = SH_OK;
+    return rc;
+}
+
+sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *reviewed, sh_error *err)
+{
+    size_t ne = 0, nv = 0;
+    sh_err rc = SH_OK;
+    int more = 1;
+    a->swept_ms = now_ms;
+    while (more && !rc) {
+        sh_txn *t = NULL;
+        sh_cursor *c = NULL;
+        rc = sh_txn_begin(a->store, 1, &t, err);
+        if (!rc) rc = sh_cursor_open(t, a->retention_due, &c, err);
+        uint8_t due[SWEEP_MAX][24];
+        size_t n = 0;
+        sh_kv kv;
+        more = 0;
+        for (sh_err crc = rc ? rc : sh_cursor_key(c, SH_CURSOR_FIRST, NULL, 0, &kv, err);
+             !rc && crc == SH_OK; crc = sh_cursor_key(c, SH_CURSOR_NEXT, NULL, 0, &kv, err)) {
+            if (kv.klen != 24 || (int64_t)sh_be64_get(kv.key) > now_ms) break;
+            if (n == SWEEP_MAX) {
+                more = 1;
+                break;
+            }
+            memcpy(due[n++], kv.key, 24);
+        }
+        sh_cursor_close(&c);
+        for (size_t i = 0; i < n && !rc; i++) {
+            const uint8_t *id = due[i] + 8;
+            sh_buf rv = {0}, b = {0};
+            sh_error e2;
+            if (sh_txn_get(t, a->retention, id, 16, &rv, &e2) || rv.len < 13) {
+                sh_buf_free(&rv);
+                rc = sh_txn_del(t, a->retention_due, due[i], 24, err);
+                continue; /* (a stray: nothing to erase) */
+            }
+            int review = rv.data[11] == 1;
+            char rule[256], what[400], when[32];
+            size_t rl = rv.data[12] < rv.len - 13 ? rv.data[12] : rv.len - 13;
+            memcpy(rule, rv.data + 13, rl);
+            rule[rl] = '\0';
+            sh_agent_record r;
+            sh_envelope *e = NULL;
+            uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+            int nr = 0;
+            if (ag_record_get(a, t, id, &r, &b, &e2) == SH_OK &&
+                sh_envelope_decode_minimised(r.env, r.env_len, &e, &e2) == SH_OK)
+                nr = sh_child_refs(a->store, e->child, refs);
+            sh_clock_iso((int64_t)sh_be64_get(rv.data), when, sizeof when);
+            unsigned count = (unsigned)(rv.data[8] << 8 | rv.data[9]);
+            snprintf(what, sizeof what, "%s %s from %s: kept %u %s%s as %s says, due %s",
+                     review ? "due for review:" : "erased:",
+                     e ? sh_event_type_name(e->event_type) : "an event", e ? r.peer : "its sender",
+                     count, rv.data[10] == 'm' ? "month" : "day", count == 1 ? "" : "s", rule,
+                     when);
+            if (!review) rc = s_erase(a, t, id, e, err);
+            if (!rc) rc = sh_txn_del(t, a->retention_due, due[i], 24, err);
+            if (!rc && !review) rc = sh_txn_del(t, a->retention, id, 16, err);
+            if (!rc && review) { /* kept, marked: the review is a person's (docs/agent.md) */
+                rv.data[11] = 2;
+                rc = sh_txn_put(t, a->retention, id, 16, rv.data, rv.len, 0, err);
+            }
+            if (!rc)
+                rc = ag_audit(a, t, SH_AUDIT_ERASE, review ? SH_AUDIT_DENIED : SH_AUDIT_OK, 0, id,
+                              nr ? refs[0] : NULL, "agent", e ? r.peer : NULL, "retention", rule,
+                              what);
+            if (!rc) review ? nv++ : ne++;
+            sh_envelope_free(e);
+            sh_buf_free(&b);
+            sh_buf_free(&rv);
+        }
+        if (!rc && n)
+            rc = ag_commit(a, &t, err);
+        else
+            sh_txn_abort(&t);
+    }
+    if (rc) return rc;
+    /* forget every day before today that no copy still waits for: those due today or later
+     * are sealed under today's key or later ones */
+    uint32_t today = sh_shred_day_of(now_ms);
+    if (today > sh_shred_first_day(a->shred)) {
+        ag_daykeys_drop(a, today);
+        rc = sh_shred_forget_before(a->shred, today, err);
+    }
+    if (!rc && (ne || nv))
+        ag_log(a, "info", "retention: %zu received copies erased, %zu due for review", ne, nv);
+    if (erased) *erased = ne;
+    if (reviewed) *reviewed = nv;
+    return rc;
 }

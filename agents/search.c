@@ -73,8 +73,7 @@ json_object *ag_op_find(sh_agent *a, json_object *req)
             sh_buf b = {0};
             sh_agent_record r;
             sh_envelope *e = NULL;
-            if (sh_txn_get(t, a->events, eid, 16, &b, &err) != SH_OK ||
-                sh_agent_record_parse(b.data, b.len, &r) ||
+            if (ag_record_get(a, t, eid, &r, &b, &err) != SH_OK ||
                 sh_envelope_decode_minimised(r.env, r.env_len, &e, &err) || !e->child) {
                 sh_envelope_free(e);
                 sh_buf_free(&b);
@@ -153,9 +152,13 @@ sh_err ag_indexes_upgrade(sh_agent *a, sh_error *err)
         sh_agent_record r;
         sh_envelope *e = NULL;
         sh_error ignore;
+        sh_buf opened = {0};
         if (kv.klen != 16 || sh_agent_record_parse(kv.val, kv.vlen, &r) ||
-            sh_envelope_decode_minimised(r.env, r.env_len, &e, &ignore))
-            continue; /* damaged: reported when it is read, not here */
+            ag_record_open(a, kv.key, &r, &opened) ||
+            sh_envelope_decode_minimised(r.env, r.env_len, &e, &ignore)) {
+            sh_buf_free(&opened);
+            continue; /* damaged or erased: reported when it is read, not here */
+        }
         uint8_t key[SH_BLIND_BYTES + 16];
         if (e->child && ag_name_key(a->store, e->child->given_name, e->child->family_name,
                                     e->child->date_of_birth, key) == 0) {
@@ -180,6 +183,7 @@ sh_err ag_indexes_upgrade(sh_agent *a, sh_error *err)
             rc = ag_fd_put(a, t, &it, fk, err);
         }
         sh_envelope_free(e);
+        sh_buf_free(&opened);
         n++;
     }
     sh_cursor_close(&c);

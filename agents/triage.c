@@ -55,10 +55,8 @@ static json_object *s_referral(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_
     sh_error err;
     sh_agent_record r;
     *src = NULL;
-    sh_err rc = sh_txn_get(t, a->events, id, 16, &b, &err);
-    if (!rc && (sh_agent_record_parse(b.data, b.len, &r) ||
-                sh_envelope_decode_minimised(r.env, r.env_len, src, &err)))
-        rc = SH_E_STORE_CORRUPT;
+    sh_err rc = ag_record_get(a, t, id, &r, &b, &err);
+    if (!rc && sh_envelope_decode_minimised(r.env, r.env_len, src, &err)) rc = SH_E_STORE_CORRUPT;
     json_object *bad = NULL;
     char detail[200];
     if (rc == SH_E_NOT_FOUND) {

@@ -242,9 +242,9 @@ void p_audit_answer(api *s, api_req *r, json_object *reply)
     const char *action = ws_field(r, "action"), *actor = ws_field(r, "actor");
     json_object *f = json_object_new_object();
     if (actor) json_object_object_add(f, "actor", json_object_new_string(actor));
-    static const char *const actions[] = {"write",   "read",       "send",   "receive",
-                                          "deny",    "deliver",    "refuse", "admin",
-                                          "witness", "connection", "expire", "sign_in"};
+    static const char *const actions[] = {"write",   "read",    "send",  "receive", "deny",
+                                          "deliver", "refuse",  "admin", "witness", "connection",
+                                          "expire",  "sign_in", "erase"};
     json_object *acts = json_object_new_array();
     for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
         json_object *o = json_object_new_object();

@@ -81,9 +81,9 @@ struct sh_audit {
 
 const char *sh_audit_action_name(int action)
 {
-    static const char *const names[] = {"unknown",    "write",   "read",   "send",  "receive",
-                                        "deny",       "deliver", "refuse", "admin", "witness",
-                                        "connection", "expire",  "sign_in"};
+    static const char *const names[] = {"unknown",    "write",   "read",    "send",  "receive",
+                                        "deny",       "deliver", "refuse",  "admin", "witness",
+                                        "connection", "expire",  "sign_in", "erase"};
     return (action < 1 || action > SH_AUDIT_ACTION_MAX) ? "unknown" : names[action];
 }
 

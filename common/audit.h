@@ -36,7 +36,9 @@ typedef enum sh_audit_action {
     SH_AUDIT_CONNECTION = 10, /* (broker) authenticated connections closed by the transport */
     SH_AUDIT_EXPIRE = 11,     /* (broker) a delivery undelivered past its expiry, removed */
     SH_AUDIT_SIGN_IN = 12,    /* (agent) a person signed in to the workspace, or failed to */
-    SH_AUDIT_ACTION_MAX = SH_AUDIT_SIGN_IN,
+    SH_AUDIT_ERASE = 13,      /* (agent) a received copy erased, or due for review, at the end
+                                 of its retention (rule, detail; never the data) */
+    SH_AUDIT_ACTION_MAX = SH_AUDIT_ERASE,
 } sh_audit_action;
 
 typedef enum sh_audit_outcome {

@@ -27,6 +27,15 @@ AGENCIES = {  # name: (org, role)
 _TAKEN = set()
 
 
+def faketime_env():
+    """The environment of a process run under faketime (libfaketime, LD_PRELOAD: a clock the
+    tests control): monotonic time is left real, and under AddressSanitizer, whose runtime
+    would otherwise insist on coming first, its link-order check is off."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return dict(os.environ, FAKETIME_DONT_FAKE_MONOTONIC="1",
+                ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
+
+
 def free_port():
     """A loopback port below the ephemeral range (tests bind below 32768), not given before."""
     rnd = random.Random(os.getpid() ^ int(time.time() * 1000))

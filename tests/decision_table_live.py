@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_rig import ROOT, Rig  # noqa: E402
+from api_rig import ROOT, Rig, faketime_env  # noqa: E402
 
 AGENCY = {"881": "hub", "8819990": "school", "RAJ": "health"}
 ART6 = {"6(1)(e)": "e_public_task", "6(1)(c)": "c_legal_obligation"}
@@ -21,6 +21,7 @@ ART9 = {"9(2)(g)": "2g_substantial_public_interest", "9(2)(h)": "2h_health_socia
         "none": "none"}
 TODAY = time.strftime("%Y-%m-%d", time.gmtime())
 failures = []
+
 
 
 def check(ok, what):
@@ -144,7 +145,7 @@ def event(kind, purpose, level, consent, facts, basis_text, sender, kid):
 
 
 def run_rows(build, date, rows):
-    env = dict(os.environ, FAKETIME_DONT_FAKE_MONOTONIC="1")
+    env = faketime_env()
     rig = Rig(build, {}, apis=[], broker_wrap=["faketime", date + " 12:00:00"], broker_env=env)
     ok = False
     try:

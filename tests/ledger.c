@@ -10,7 +10,9 @@
 
 #include "codec.h"
 #include "crypto.h"
+#include "shred.h"
 #include "store.h"
+#include "wire.h"
 
 #define ET(x) SHAREHUB__V1__EVENT_TYPE__EVENT_TYPE_##x
 
@@ -102,8 +104,11 @@ static sh_err s_open(rig *r, int who, sh_store **s)
     return rc;
 }
 
-/* An agent's event record: u8 direction | i64 at | u8 n peer | u8 n rule | u8 flags | env */
-static sh_envelope *s_record_env(const uint8_t *v, size_t n, int *direction)
+/* An agent's event record: u8 direction | i64 at | u8 n peer | u8 n rule | u8 flags | env;
+ * with flags bit 1 the env is u32 BE day | sealed under that day's erasure key, the event id
+ * its associated data (docs/store-format.md, "Erasure keys"). */
+static sh_envelope *s_record_env(const uint8_t *v, size_t n, int *direction, const uint8_t id[16],
+                                 const sh_shred *shred)
 {
     if (n < 12) return NULL;
     size_t pl = v[9];
@@ -111,10 +116,27 @@ static sh_envelope *s_record_env(const uint8_t *v, size_t n, int *direction)
     size_t rl = v[10 + pl];
     if (n < 12 + pl + rl) return NULL;
     *direction = v[0];
+    const uint8_t *env = v + 12 + pl + rl;
+    size_t len = n - 12 - pl - rl, plen = 0;
+    uint8_t *plain = NULL;
+    if (v[11 + pl + rl] & 2) {
+        sh_key *k = NULL;
+        if (len < 4 + SH_SEAL_OVERHEAD || !shred || sh_shred_day_key(shred, sh_be32_get(env), &k) ||
+            !(plain = malloc(len - 4 - SH_SEAL_OVERHEAD + 1)) ||
+            sh_open(k, id, 16, env + 4, len - 4, plain, len - 4 - SH_SEAL_OVERHEAD, &plen)) {
+            sh_key_destroy(&k);
+            free(plain);
+            return NULL;
+        }
+        sh_key_destroy(&k);
+        env = plain;
+        len = plen;
+    }
     sh_envelope *e = NULL;
     sh_error err;
-    if (sh_envelope_decode_minimised(v + 12 + pl + rl, n - 12 - pl - rl, &e, &err)) return NULL;
-    return e;
+    int bad = sh_envelope_decode_minimised(env, len, &e, &err) != SH_OK;
+    free(plain);
+    return bad ? NULL : e;
 }
 
 typedef struct agent_view {
@@ -148,6 +170,13 @@ static int s_read_agent(rig *r, int who, agent_view *v)
 {
     sh_store *s = NULL;
     if (s_open(r, who, &s)) return -1;
+    char store[512], master[512], sign[512], sp[600];
+    rig_paths(r, who, store, master, sign);
+    snprintf(sp, sizeof sp, "%s/erase.shred", store);
+    sh_shred *shred = NULL;
+    sh_error serr;
+    if (sh_shred_open(sp, 0, &shred, &serr) && serr.code != SH_E_KEY_MISSING)
+        fprintf(stderr, "ledger: %s: %s\n", sp, serr.detail);
     sh_db events, inbox, outbox, outcome;
     sh_error err;
     sh_txn *t = NULL;
@@ -171,7 +200,7 @@ static int s_read_agent(rig *r, int who, agent_view *v)
                 break;
             }
             int dir = 0;
-            sh_envelope *e = s_record_env(b.data, b.len, &dir);
+            sh_envelope *e = s_record_env(b.data, b.len, &dir, kv.val, shred);
             const Sharehub__V1__DeliveryReceipt *dr =
                 e && e->event_type == ET(DELIVERY_RECEIPT) ? e->delivery_receipt : NULL;
             /* one receipt may cover several events (more_event_ids) */
@@ -195,7 +224,7 @@ static int s_read_agent(rig *r, int who, agent_view *v)
         for (sh_err rc = sh_cursor_get(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err); rc == SH_OK && !bad;
              rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
             int dir = 0;
-            sh_envelope *e = s_record_env(kv.val, kv.vlen, &dir);
+            sh_envelope *e = s_record_env(kv.val, kv.vlen, &dir, kv.key, shred);
             if (!e) {
                 fprintf(stderr, "ledger: %s: an event record does not decode\n", rig_org[who]);
                 bad = 1;
@@ -235,6 +264,7 @@ static int s_read_agent(rig *r, int who, agent_view *v)
     sh_txn_abort(&t);
     sh_buf_free(&b);
     sh_store_destroy(&s);
+    sh_shred_destroy(&shred);
     if (bad) fprintf(stderr, "ledger: reading %s's store failed\n", rig_org[who]);
     s_sort(&v->inbox);
     s_sort(&v->confirmed);

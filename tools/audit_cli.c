@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "ident.h"
 #include "json.h"
+#include "shred.h"
 
 int sh_audit_main(int argc, char **argv);
 
@@ -325,7 +326,8 @@ static int s_replay_cmd(int argc, char **argv)
         "  Lists the store's audit entries that match every filter given, oldest first.\n"
         "  T: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or epoch milliseconds; --to is exclusive (a\n"
         "  date: the whole day). A: write, read, send, receive, deny, deliver, refuse, admin,\n"
-        "  witness, connection, expire, sign_in. --child needs a keyring with the store's blind "
+        "  witness, connection, expire, sign_in, erase. --child needs a keyring with the store's "
+        "blind "
         "key.\n" KEYS_USAGE,
         opts,
         1,
@@ -346,7 +348,7 @@ static int s_replay_cmd(int argc, char **argv)
         if (!p.f.action)
             return cli_usage(&c,
                              "--action '%.30s': want write, read, send, receive, deny, deliver, "
-                             "refuse, admin, witness, connection, expire or sign_in",
+                             "refuse, admin, witness, connection, expire, sign_in or erase",
                              action);
     }
     if (decision) {
@@ -468,6 +470,7 @@ static int s_event(int argc, char **argv)
     int broker = sh_store_db_exists(l.store, "queue"),
         agent = sh_store_db_exists(l.store, "outbox");
     const uint8_t *env = NULL;
+    uint8_t *opened = NULL;
     size_t envlen = 0;
     sh_broker_event bev;
     sh_agent_record arec;
@@ -477,6 +480,23 @@ static int s_event(int argc, char **argv)
     } else if (!rc && agent && sh_agent_record_parse(b.data, b.len, &arec) == 0) {
         env = arec.env;
         envlen = arec.env_len;
+        if (arec.flags & SH_RECORD_DAYKEY) { /* sealed under the day its retention ends */
+            char sp[4200];
+            sh_shred *shred = NULL;
+            snprintf(sp, sizeof sp, "%s/erase.shred", dir);
+            rc = sh_shred_open(sp, 0, &shred, &err);
+            if (!rc) {
+                rc = sh_agent_record_open(shred, id, &arec, &opened, &envlen);
+                if (rc == SH_E_NOT_FOUND)
+                    sh_error_set(&err, rc,
+                                 "the event was erased at the end of its retention: the key "
+                                 "of its day is forgotten, no copy of it can be opened");
+                else if (rc)
+                    sh_error_set(&err, rc, "the event's sealed copy does not open");
+            }
+            sh_shred_destroy(&shred);
+            env = opened;
+        }
     }
     if (!rc && !broker && !agent)
         rc = sh_error_set(&err, SH_E_STORE_CORRUPT, "%s: neither a broker's nor an agent's store",
@@ -495,6 +515,7 @@ static int s_event(int argc, char **argv)
     if (!rc) rc = sh_txn_commit(&t, &err);
     sh_txn_abort(&t);
     sh_buf_free(&b);
+    free(opened);
     int code = SH_EXIT_OK;
     if (rc) {
         code = cli_fail(&c, &err);

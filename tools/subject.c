@@ -328,6 +328,11 @@ static void s_report_event(const s_subject *s, s_out *o, const s_ev *ev)
             snprintf(line, sizeof line, "%s  refused: E%03u %s  [%s]", when, r->code, r->detail,
                      log);
             break;
+        case SH_AUDIT_ERASE:
+            snprintf(line, sizeof line, "%s  %s at %s under %s: %s  [%s]", when,
+                     r->outcome == SH_AUDIT_OK ? "ERASED" : "DUE FOR REVIEW", r->actor_org,
+                     r->rule[0] ? r->rule : "-", r->detail, log);
+            break;
         default:
             snprintf(line, sizeof line, "%s  %s %s %s  [%s]", when, sh_audit_action_name(r->action),
                      r->actor_org, r->detail, log);
@@ -336,7 +341,9 @@ static void s_report_event(const s_subject *s, s_out *o, const s_ev *ev)
     }
     if (un) {
         snprintf(line, sizeof line,
-                 "not shared with (no protocol names them as recipients: E800/E802): %s", unnamed);
+                 "not shared with (no protocol names them as recipients, or not from this "
+                 "sender: E800/E807): %s",
+                 unnamed);
         s_item(o, line);
     }
     s_list_end(o);

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""retention_test.py BUILD-DIR — retention enforced at the recipients, through the real broker
+and agents (tests/api_rig.py, the sample policy with one-day retentions): a copy the protocol
+says to erase is erased on its day — gone from reads, inbox, search and the offline auditor,
+its day key forgotten — with an audit entry that names the rule and not the data; a copy the
+protocol says to review is kept and marked. The agents are restarted with their clock two days
+on (libfaketime): what fell due while they were stopped goes before anyone can read it.
+Synthetic children only.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_rig import Rig, faketime_env  # noqa: E402
+
+failures = []
+
+
+
+def check(ok, what):
+    print("retention: %s %s" % ("ok  " if ok else "FAIL", what))
+    if not ok:
+        failures.append(what)
+
+
+def one_day(pol):
+    """Concerns are kept a day at the hub, then erased; CP flags a day at health, then reviewed."""
+    for name, old, new in [
+            ("isp-safeguarding-concerns.yaml", "retention: {keep: 6 years, then: review}",
+             "retention: {keep: 1 day, then: erase}"),
+            ("isp-cpis.yaml", "retention: {keep: 1 year, then: erase}",
+             "retention: {keep: 1 day, then: review}")]:
+        p = os.path.join(pol, name)
+        with open(p) as f:
+            text = f.read()
+        assert old in text, name
+        with open(p, "w") as f:
+            f.write(text.replace(old, new))
+
+
+def publish(rig, agency, event):
+    r = subprocess.run([rig.sh, "publish", "-", "--socket", rig.socket(agency), "--user", "t",
+                        "--purpose", "test"], input=json.dumps(event), capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise RuntimeError("publish at %s: %s%s" % (agency, r.stdout, r.stderr))
+    return r.stdout.split()[1]
+
+
+def show(rig, agency, eid):
+    r = subprocess.run([rig.sh, "show", eid, "--socket", rig.socket(agency), "--user", "auditor",
+                        "--purpose", "retention test", "--json"], capture_output=True, text=True)
+    body = json.loads((r.stdout or r.stderr).splitlines()[-1])
+    return r.returncode, body
+
+
+def restart(rig, agency, wrap, env):
+    p = rig.proc(agency)
+    p.terminate()
+    p.wait(timeout=10)
+    rig.procs = [(n, q) for n, q in rig.procs if q is not p]
+    rig._spawn(agency, wrap + [os.path.join(rig.build, "agents", "sharehub-agent"), "--config",
+                               agency + ".yaml"], env=env)
+    rig.wait(lambda: '"connected":true' in rig.run(
+        rig.sh, "status", "--socket", rig.socket(agency), "--json", check=False).stdout,
+        "the %s agent to connect again" % agency)
+
+
+def main():
+    rig = Rig(sys.argv[1], {}, apis=[], policy_edit=one_day)
+    ok = False
+    try:
+        child = rig.synthetic_child(4401)
+        basis = {"article6": "e_public_task", "article9": "2g_substantial_public_interest",
+                 "dpa_schedule1_paragraph": 18}
+        concern = publish(rig, "school", {
+            "event_type": "safeguarding_concern", "purpose": "safeguarding",
+            "consent": "not_sought_risk_of_harm", "level_of_need": 4, "lawful_basis": basis,
+            "child": child, "safeguarding_concern": {
+                "category": "neglect", "narrative": "Synthetic narrative.", "immediate_risk": True,
+                "reported_by": {"org_code": "8819990", "role": "DSL"}}})
+        plan = publish(rig, "hub", {
+            "event_type": "cp_plan_status", "purpose": "safeguarding", "consent": "not_required",
+            "level_of_need": 4, "lawful_basis": basis, "child": child, "cp_plan_status": {
+                "status": "started", "category": "neglect",
+                "start_date": time.strftime("%Y-%m-%d", time.gmtime()),
+                "responsible_la": {"la_code": "881", "office_hours_phone": "0333 000 0000",
+                                   "out_of_hours_phone": "0345 000 0000"}}})
+        rig.wait(lambda: show(rig, "hub", concern)[0] == 0, "the concern at the hub")
+        rig.wait(lambda: show(rig, "health", plan)[0] == 0, "the plan at the emergency department")
+        _, b = show(rig, "hub", concern)
+        keep = b["item"].get("retention", {})
+        day = 86400000
+        check(keep.get("keep") == "1d" and keep.get("then") == "erase" and
+              abs(keep.get("due_at_ms", 0) - b["item"]["stored_at_ms"] - day) < 1000,
+              "the hub keeps the concern a day, then erases it: %s" % keep)
+        _, b = show(rig, "health", plan)
+        check(b["item"].get("retention", {}).get("then") == "review",
+              "the emergency department keeps the flag a day, then reviews it")
+        hub_store = rig.path("hub.store")
+        audit_event = [rig.sh, "audit", "event", hub_store, concern, "--master",
+                       rig.path("hub.master"), "--sign-key", rig.path("hub.sign.pem"), "--user",
+                       "auditor", "--purpose", "retention test"]
+        r = subprocess.run(audit_event, capture_output=True, text=True)
+        check(r.returncode == 0 and '"safeguarding_concern"' in r.stdout,
+              "before its day, the auditor opens the hub's copy offline")
+        shred = os.path.join(hub_store, "erase.shred")
+        with open(shred, "rb") as f:
+            first_before = int.from_bytes(f.read()[8:12], "big")
+        check(os.stat(shred).st_mode & 0o777 == 0o600, "the hub's erasure keys are 0600")
+
+        # two days on: the agents start again, and sweep before they serve
+        env = faketime_env()
+        for agency in ("hub", "health"):
+            restart(rig, agency, ["faketime", "-f", "+2d"], env)
+        code, b = show(rig, "hub", concern)
+        check(code != 0 and b.get("name") == "SH_E_NOT_FOUND",
+              "the erased concern cannot be read at the hub: %s %s" % (b.get("name"),
+                                                                       b.get("message")))
+        inbox = json.loads(rig.run(rig.sh, "inbox", "--socket", rig.socket("hub"), "--user", "a",
+                                   "--purpose", "test", "--summary", "--json")
+                           .stdout.splitlines()[-1])
+        check(concern not in [i["event_id"] for i in inbox["items"]],
+              "the hub's inbox no longer lists it")
+        r = subprocess.run([rig.sh, "child", child["nhs_number"], "--socket", rig.socket("hub"),
+                            "--user", "a", "--purpose", "test", "--json"], capture_output=True,
+                           text=True)
+        check(concern not in r.stdout, "the child's record at the hub no longer holds it")
+        erased = rig.audit("hub", "--action", "erase")
+        check(len(erased) == 1 and erased[0]["outcome"] == "ok" and
+              erased[0]["rule"] == "isp-safeguarding-concerns@3" and erased[0]["child_ref"] and
+              erased[0]["detail"].startswith("erased: safeguarding_concern from 8819990: kept 1 "
+                                             "day as isp-safeguarding-concerns@3 says") and
+              "Synthetic" not in erased[0]["detail"] and child["nhs_number"] not in
+              erased[0]["detail"],
+              "the erasure is audited with its rule and child reference, not the data: %s" %
+              (erased[0]["detail"] if erased else "no entry"))
+        r = subprocess.run(audit_event, capture_output=True, text=True)
+        check(r.returncode != 0 and "SH_E_NOT_FOUND" in r.stderr,
+              "the auditor cannot open it offline either (the record is gone, and its day key "
+              "with it): %s" % (r.stderr or r.stdout).strip())
+        with open(shred, "rb") as f:
+            first_after = int.from_bytes(f.read()[8:12], "big")
+        check(first_after > first_before and first_after >= int(time.time() // 86400) + 2,
+              "the hub forgot the day keys before its (faked) today: first day %d -> %d" %
+              (first_before, first_after))
+        code, b = show(rig, "health", plan)
+        keep = b.get("item", {}).get("retention", {})
+        check(code == 0 and keep.get("review_due") is True,
+              "the flag whose protocol says review is kept, marked due for review: %s" % keep)
+        reviewed = rig.audit("health", "--action", "erase")
+        check(len(reviewed) == 1 and reviewed[0]["outcome"] == "denied" and
+              reviewed[0]["detail"].startswith("due for review: cp_plan_status from 881"),
+              "... and the review is audited: %s" %
+              (reviewed[0]["detail"] if reviewed else "no entry"))
+        ok = True
+    finally:
+        bad = rig.stop(keep=bool(failures) or not ok)
+        check(not bad, "the rig stopped cleanly %s" % (bad or ""))
+    print("retention: %s (%d failed)" % ("FAILED" if failures else "passed", len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
