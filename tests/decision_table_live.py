@@ -38,7 +38,7 @@ def tables():
             if not line.startswith("| "):
                 continue
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if cells[0].isdigit() and len(cells) == 15:
+            if cells[0].isdigit() and len(cells) == 16:
                 rows.append(cells)
             elif cells[0].startswith("L") and cells[0][1:].isdigit():
                 links.append(cells)
@@ -196,7 +196,7 @@ def run_links(build, links):
 def main():
     build = sys.argv[1]
     rows, links = tables()
-    live = [r for r in rows if r[14] == "yes"]
+    live = [r for r in rows if r[15] == "yes"]
     check(len(rows) >= 60 and len(live) >= 30 and len(links) >= 5,
           "the table has %d rows, %d of them live, and %d linking rows" %
           (len(rows), len(live), len(links)))

@@ -1,6 +1,7 @@
 /* test_decision_table.c — every row of tests/decision-table.md decided as the broker decides it,
  * under the sample policy and registry (deploy/policy): the decision, its code, the protocol
- * that permitted or came closest for that recipient, and the exact data items. The table is
+ * that permitted or came closest for that recipient, the exact data items and how long the
+ * recipient keeps them. The table is
  * the IG officer's; this file only reads it. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #include "registry.h"
 #include "synth.h"
 
-#define NCOL 15
+#define NCOL 16
 
 /* Splits a Markdown table line into its trimmed cells; returns how many. */
 static int s_cells(char *line, char *cells[], int cap)
@@ -146,8 +147,13 @@ Test(decision_table, every_row_is_decided_as_the_ig_officer_expects)
             used += (size_t)snprintf(items + used, sizeof items - used, "%s%s", i ? ", " : "",
                                      d.items[i]);
         cr_assert_str_eq(items, c[13], "row %s (%s): items", row, c[1]);
+        char keeps[64] = "-";
+        if (d.permit && d.retention && d.retention->count)
+            snprintf(keeps, sizeof keeps, "%s, %s", d.retention->text,
+                     d.retention->review ? "review" : "erase");
+        cr_assert_str_eq(keeps, c[14], "row %s (%s): retention", row, c[1]);
         rows++;
-        live += strcmp(c[14], "yes") == 0;
+        live += strcmp(c[15], "yes") == 0;
         permits += d.permit;
         sh_envelope_free(e);
     }
