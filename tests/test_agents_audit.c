@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,6 +187,33 @@ Test(agents_audit, the_auditor_reports_the_case_and_what_another_policy_would_ha
     cr_assert(strstr(out, "-> RAJ: isp-cpis@1 would no longer share child.date_of_birth"), "%s",
               out);
     free(out);
+    /* the hub would keep concerns a day instead of six years: today they are kept for another
+     * time; three days on, what the hub received would be erased */
+    char *pol3 = af_path("policy3");
+    snprintf(cmd, sizeof cmd,
+             "cp -r '%s' '%s' && sed -i 's/^retention: {keep: 6 years, then: erase}/retention: "
+             "{keep: 1 day, then: erase}/' '%s/isp-sgc.yaml'",
+             pol, pol3, pol3);
+    cr_assert_eq(system(cmd), 0);
+    const char *shorter[] = {"audit",      "whatif", "--store",   st[0], "--policy", pol3,
+                             "--registry", reg,      "--keyring", ring,  NULL};
+    cr_assert_eq(tu_cli(&out, shorter), 0, "%s", out);
+    cr_assert(strstr(out, "kept for another time") && strstr(out, "would be erased now     "), "%s",
+              out);
+    cr_assert(strstr(out, "-> 881: isp-sgc@1 keeps it 1d:erase instead of 72m:erase"), "%s", out);
+    free(out);
+    char later[11];
+    time_t in3 = time(NULL) + 3 * 86400;
+    strftime(later, sizeof later, "%Y-%m-%d", gmtime(&in3));
+    const char *by_then[] = {"audit", "whatif",     "--store", st[0],       "--policy",
+                             pol3,    "--registry", reg,       "--keyring", ring,
+                             "--at",  later,        "--json",  NULL};
+    cr_assert_eq(tu_cli(&out, by_then), 0, "%s", out);
+    cr_assert(strstr(out, "\"would_be_erased\":{\"count\":") &&
+                  !strstr(out, "\"would_be_erased\":{\"count\":0"),
+              "%s", out);
+    free(out);
+    free(pol3);
 
     /* reading an event's contents takes the store's own keys, and is itself audited */
     const char *received[] = {"audit",  "replay",   st[1],     "--keyring", ring,

@@ -11,13 +11,16 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auditor.h"
+#include "clock.h"
 #include "decide.h"
 #include "codec.h"
 #include "ident.h"
 #include "policy.h"
 #include "registry.h"
+#include "wire.h"
 
 #define MAX_RECORDED 256
 
@@ -27,14 +30,29 @@ typedef struct s_recorded {
     uint16_t code;
     char rule[SH_AUDIT_SHORT_MAX + 1];
     char items[SH_AUDIT_DETAIL_MAX + 1];
+    sh_retain keep; /* the recipient's retention, as the send entry recorded it */
 } s_recorded;
 
-enum { C_PERMITTED, C_DENIED, C_ITEMS_ADDED, C_ITEMS_REMOVED, C_RULE, C_KINDS };
-static const char *const s_kind_names[] = {"newly permitted", "newly denied", "data items added",
+enum {
+    C_PERMITTED,
+    C_DENIED,
+    C_ITEMS_ADDED,
+    C_ITEMS_REMOVED,
+    C_RULE,
+    C_RETENTION,
+    C_ERASED_NOW,
+    C_KINDS
+};
+static const char *const s_kind_names[] = {"newly permitted",
+                                           "newly denied",
+                                           "data items added",
                                            "data items removed",
-                                           "permitted under another protocol"};
-static const char *const s_kind_keys[] = {"newly_permitted", "newly_denied", "items_added",
-                                          "items_removed", "other_protocol"};
+                                           "permitted under another protocol",
+                                           "kept for another time",
+                                           "would be erased now"};
+static const char *const s_kind_keys[] = {"newly_permitted", "newly_denied",   "items_added",
+                                          "items_removed",   "other_protocol", "retention",
+                                          "would_be_erased"};
 
 typedef struct s_example {
     char text[1400];
@@ -59,6 +77,7 @@ typedef struct s_whatif {
     } * buckets;
     size_t nbuckets, capbuckets;
     int nomem;
+    int64_t at_ms; /* "now" for retention: what would be erased by then */
 } s_whatif;
 
 /* Whether comma list a holds item x. */
@@ -156,6 +175,32 @@ static void s_compare(s_whatif *w, const sh_audit_record *r, const char *type, c
             s_count(w, C_ITEMS_REMOVED, code, type, text);
             changed = 1;
         }
+        /* retention: counted from when the broker accepted the event (the recipient stored it
+         * moments later); a copy whose new period has already run out would be erased now */
+        sh_retain nk = {0};
+        if (d.retention && d.retention->count)
+            nk = (sh_retain){(uint16_t)d.retention->count, d.retention->unit,
+                             (uint8_t)d.retention->review};
+        if (memcmp(&nk, &old->keep, sizeof nk) != 0 && old->keep.count) {
+            int64_t now = w->at_ms, was = sh_clock_add(r->time_ms, old->keep.count, old->keep.unit),
+                    will = nk.count ? sh_clock_add(r->time_ms, nk.count, nk.unit) : INT64_MAX;
+            char ot[40] = "", nt[40] = "none";
+            sh_retain_format(&old->keep, ot, sizeof ot);
+            sh_retain_format(&nk, nt, sizeof nt);
+            if (nk.count && !nk.review && will <= now && was > now) {
+                char due[32];
+                sh_iso_time(will, due);
+                snprintf(text, sizeof text,
+                         "%s %s %s -> %s: %s keeps it %s instead of %s: due %s, so erased now",
+                         when, ev, type, code, newrule, nt + 7, ot + 7, due);
+                s_count(w, C_ERASED_NOW, code, type, text);
+            } else {
+                snprintf(text, sizeof text, "%s %s %s -> %s: %s keeps it %s instead of %s", when,
+                         ev, type, code, newrule, nt + (nk.count ? 7 : 0), ot + 7);
+                s_count(w, C_RETENTION, code, type, text);
+            }
+            changed = 1;
+        }
         if (!changed && strcmp(old->rule, newrule) != 0) {
             snprintf(text, sizeof text, "%s %s %s -> %s: was permitted by %s, now by %s", when, ev,
                      type, code, old->rule, newrule);
@@ -229,6 +274,13 @@ static int s_visit(void *ctx, const sh_audit_record *r)
         x->permit = r->action == SH_AUDIT_SEND;
         const char *items = strstr(r->detail, "items=");
         snprintf(x->items, sizeof x->items, "%s", items ? items + 6 : "");
+        /* "queued ground=... retain=72m:review items=...": the retain= token, if any */
+        const char *keep = strstr(r->detail, " retain=");
+        int overdue;
+        x->keep = (sh_retain){0};
+        if (keep && x->permit)
+            sh_deliver_flags_parse((const uint8_t *)keep + 1, strcspn(keep + 1, " "), &overdue,
+                                   &x->keep);
     } else if (r->action == SH_AUDIT_RECEIVE) {
         s_decide_again(w, r);
         w->has_cur = 0;
@@ -296,7 +348,7 @@ static void s_print(const s_whatif *w, const char *policy_dir, int json)
 int sh_audit_whatif_main(int argc, char **argv)
 {
     sh_auth auth = {0};
-    const char *store = NULL, *policy_dir = NULL, *registry = NULL;
+    const char *store = NULL, *policy_dir = NULL, *registry = NULL, *at = NULL;
     int json = 0;
     long examples = 5;
     size_t npos = 0;
@@ -305,15 +357,18 @@ int sh_audit_whatif_main(int argc, char **argv)
                             {"--policy", CLI_TEXT, &policy_dir, 0, 0},
                             {"--registry", CLI_TEXT, &registry, 0, 0},
                             {"--examples", CLI_NUMBER, &examples, 0, 1000},
+                            {"--at", CLI_TEXT, &at, 0, 0},
                             {"--json", CLI_FLAG, &json, 0, 0},
                             {0}};
     const cli_cmd c = {
         "sharehub audit whatif",
         "usage: sharehub audit whatif --store BROKER-STORE --policy DIR --registry FILE\n"
-        "                             [--examples N] [--json]\n"
+        "                             [--examples N] [--at YYYY-MM-DD] [--json]\n"
         "  Decides every event in the broker's audit log again under another policy and\n"
         "  registry, and counts what would change: recipients newly permitted or denied, data\n"
-        "  items added or removed, another ISP deciding. N examples of each (default 5).\n",
+        "  items added or removed, another ISP deciding, a recipient keeping it for another\n"
+        "  time — and what a shorter retention would have the recipients erase by --at (default\n"
+        "  now). N examples of each (default 5).\n",
         opts,
         0,
         0,
@@ -328,6 +383,17 @@ int sh_audit_whatif_main(int argc, char **argv)
     static s_whatif w;
     memset(&w, 0, sizeof w);
     w.max_ex = (size_t)examples;
+    w.at_ms = sh_clock_ms();
+    if (at) {
+        struct tm tm = {0};
+        if (sh_date_check(at) != SH_OK)
+            return cli_usage(&c, "--at '%.20s' is not a calendar date written YYYY-MM-DD", at);
+        tm.tm_year = atoi(at) - 1900;
+        tm.tm_mon = atoi(at + 5) - 1;
+        tm.tm_mday = atoi(at + 8);
+        tm.tm_hour = 12;
+        w.at_ms = (int64_t)timegm(&tm) * 1000;
+    }
     sh_error err = {0};
     sh_policy *pol = NULL;
     sh_registry *reg = NULL;
