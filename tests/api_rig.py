@@ -27,12 +27,19 @@ AGENCIES = {  # name: (org, role)
 _TAKEN = set()
 
 
-def faketime_env():
-    """The environment of a process run under faketime (libfaketime, LD_PRELOAD: a clock the
-    tests control): monotonic time is left real, and under AddressSanitizer, whose runtime
-    would otherwise insist on coming first, its link-order check is off."""
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+def faketime_env(spec):
+    """The environment that runs a process on a clock the tests control: libfaketime preloaded
+    into the program itself (not the faketime wrapper, which would stand between the rig and
+    the daemon it stops), FAKETIME=spec ("@2026-12-01 12:00:00" from that moment on, "+2d" two
+    days ahead). Monotonic time stays real; under AddressSanitizer, whose runtime would insist
+    on coming first, its link-order check is off."""
     asan = os.environ.get("ASAN_OPTIONS", "")
-    return dict(os.environ, FAKETIME_DONT_FAKE_MONOTONIC="1",
+    pre = os.environ.get("LD_PRELOAD", "")
+    return dict(os.environ, FAKETIME=spec, FAKETIME_DONT_FAKE_MONOTONIC="1",
+                LD_PRELOAD=FAKETIME_LIB + (" " + pre if pre else ""),
                 ASAN_OPTIONS=(asan + ":" if asan else "") + "verify_asan_link_order=0")
 
 
@@ -58,7 +65,7 @@ class Rig:
 
     def __init__(self, build, clients, expiry=None, policy_edit=None, agencies=None,
                  apis=None, log_level="warning", agent_extra=None, workspace=False,
-                 broker_wrap=None, broker_env=None):
+                 broker_env=None):
         self.build = os.path.abspath(build)
         self.sh = os.path.join(self.build, "tools", "sharehub")
         self.work = tempfile.mkdtemp(prefix="sharehub-api-")
@@ -70,8 +77,7 @@ class Rig:
         self.clients = clients  # agency -> [(name, scopes)]
         self.agent_extra = agent_extra or {}  # agency -> YAML appended to its configuration
         self.workspace = workspace  # each API also serves the workspace (docs/workspace.md)
-        self.broker_wrap = broker_wrap or []  # a command the broker runs under (faketime ...)
-        self.broker_env = broker_env  # and its environment, when not ours
+        self.broker_env = broker_env  # the broker's environment, when not ours (faketime_env)
         try:
             self._keys()
             self._policy(policy_edit)
@@ -181,7 +187,7 @@ class Rig:
                 "127.0.0.1:%d" % self.ports["broker-http"]]
         if expiry:
             args += ["--delivery-expiry", expiry]
-        self._spawn("broker", self.broker_wrap + args, env=self.broker_env)
+        self._spawn("broker", args, env=self.broker_env)
         for a in self.agencies:
             org, role = AGENCIES[a]
             with open(self.path(a + ".yaml"), "w") as f:

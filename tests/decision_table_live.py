@@ -145,8 +145,7 @@ def event(kind, purpose, level, consent, facts, basis_text, sender, kid):
 
 
 def run_rows(build, date, rows):
-    env = faketime_env()
-    rig = Rig(build, {}, apis=[], broker_wrap=["faketime", date + " 12:00:00"], broker_env=env)
+    rig = Rig(build, {}, apis=[], broker_env=faketime_env("@%s 12:00:00" % date))
     ok = False
     try:
         for c in rows:

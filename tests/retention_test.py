@@ -57,13 +57,13 @@ def show(rig, agency, eid):
     return r.returncode, body
 
 
-def restart(rig, agency, wrap, env):
+def restart(rig, agency, env):
     p = rig.proc(agency)
     p.terminate()
     p.wait(timeout=10)
     rig.procs = [(n, q) for n, q in rig.procs if q is not p]
-    rig._spawn(agency, wrap + [os.path.join(rig.build, "agents", "sharehub-agent"), "--config",
-                               agency + ".yaml"], env=env)
+    rig._spawn(agency, [os.path.join(rig.build, "agents", "sharehub-agent"), "--config",
+                        agency + ".yaml"], env=env)
     rig.wait(lambda: '"connected":true' in rig.run(
         rig.sh, "status", "--socket", rig.socket(agency), "--json", check=False).stdout,
         "the %s agent to connect again" % agency)
@@ -113,9 +113,8 @@ def main():
         check(os.stat(shred).st_mode & 0o777 == 0o600, "the hub's erasure keys are 0600")
 
         # two days on: the agents start again, and sweep before they serve
-        env = faketime_env()
         for agency in ("hub", "health"):
-            restart(rig, agency, ["faketime", "-f", "+2d"], env)
+            restart(rig, agency, faketime_env("+2d"))
         code, b = show(rig, "hub", concern)
         check(code != 0 and b.get("name") == "SH_E_NOT_FOUND",
               "the erased concern cannot be read at the hub: %s %s" % (b.get("name"),
