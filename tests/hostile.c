@@ -162,7 +162,9 @@ int rel_hostile(const char *bindir, uint64_t seed)
         closed1 = rig_count_in(blog, closed);
     }
     sh_client_destroy(&big);
-    CHECK(!got && rss1 >= 0 && rss1 - rss0 < 32 * 1024 && closed1 == closed0 + 1,
+    /* (another client's close, from the steps before, may be logged in the same second:
+     * one line or more, never none) */
+    CHECK(!got && rss1 >= 0 && rss1 - rss0 < 32 * 1024 && closed1 > closed0,
           "a 100 MB frame: connection dropped, no answer, closed connection audited (E%03d); "
           "broker RSS %ld -> %ld KiB",
           SH_E_CONNECTION_CLOSED, rss0, rss1);
