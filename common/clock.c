@@ -5,8 +5,11 @@
  */
 #include "clock.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "codec.h" /* sh_date_check */
 
 int64_t sh_clock_ms(void)
 {
@@ -65,4 +68,15 @@ int64_t sh_clock_add(int64_t ms, unsigned count, char unit)
     tm.tm_mon = mon;
     if (tm.tm_mday > max) tm.tm_mday = max;
     return (int64_t)timegm(&tm) * 1000 + ms % 1000;
+}
+
+int64_t sh_clock_noon(const char *date)
+{
+    if (!date || sh_date_check(date) != SH_OK) return -1;
+    struct tm tm = {0};
+    tm.tm_year = atoi(date) - 1900;
+    tm.tm_mon = atoi(date + 5) - 1;
+    tm.tm_mday = atoi(date + 8);
+    tm.tm_hour = 12;
+    return (int64_t)timegm(&tm) * 1000;
 }

@@ -19,6 +19,10 @@ int64_t sh_clock_ms(void);
 #define SH_DURATION_MAX_MS (366LL * 86400 * 1000)
 int sh_duration_parse(const char *text, int64_t *ms);
 
+/* Noon UTC of date (YYYY-MM-DD, a real calendar date), in Unix ms: the moment a decision "on
+ * that day" is taken at; -1 when date is not such a date. */
+int64_t sh_clock_noon(const char *date);
+
 /* ms plus count days ('d') or calendar months ('m'; the day of the month clamped to the
  * month's last, as 31 January + 1 month = 28 or 29 February), in UTC. */
 int64_t sh_clock_add(int64_t ms, unsigned count, char unit);

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "law.h"
 #include "policy.h"
@@ -34,16 +34,6 @@ static int s_cells(char *line, char *cells[], int cap)
         p = end;
     }
     return n;
-}
-
-static int64_t s_noon(const char *date)
-{
-    struct tm tm = {0};
-    cr_assert_eq(sscanf(date, "%d-%d-%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday), 3, "%s", date);
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    tm.tm_hour = 12;
-    return (int64_t)timegm(&tm) * 1000;
 }
 
 /* The event a row describes, from a synthetic one of its type. */
@@ -129,7 +119,7 @@ Test(decision_table, every_row_is_decided_as_the_ig_officer_expects)
                       sh_registry_by_code(reg, c[2]),
                       sh_registry_by_code(reg, c[10]),
                       referrer[0] ? referrer : NULL,
-                      s_noon(c[9]),
+                      sh_clock_noon(c[9]),
                       school[0] ? school : NULL};
         cr_assert(s.sender && s.recipient, "row %s: %s or %s not in the registry", row, c[2],
                   c[10]);

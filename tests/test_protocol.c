@@ -482,4 +482,8 @@ Test(protocol, deliveries_carry_their_retention)
                      "2032-02-29T12:00:00Z");
     cr_assert_str_eq(sh_clock_iso(sh_clock_add(jan31, 30, 'd'), iso, sizeof iso),
                      "2026-03-02T12:00:00Z");
+    /* a decision "on a day" is taken at its noon, UTC */
+    cr_assert_eq(sh_clock_noon("2026-01-31"), jan31);
+    cr_assert_eq(sh_clock_noon("2026-02-30"), -1);
+    cr_assert_eq(sh_clock_noon("31/01/2026"), -1);
 }

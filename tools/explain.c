@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "codec.h"
@@ -146,18 +145,6 @@ static int s_parse_basis(const char *text, int *a6, int *a9, unsigned *para)
     return seen6 ? 0 : -1;
 }
 
-/* Noon UTC on date (YYYY-MM-DD), in Unix ms; -1 when it is not a date. */
-static int64_t s_noon(const char *date)
-{
-    if (sh_date_check(date) != SH_OK) return -1;
-    struct tm tm = {0};
-    tm.tm_year = atoi(date) - 1900;
-    tm.tm_mon = atoi(date + 5) - 1;
-    tm.tm_mday = atoi(date + 8);
-    tm.tm_hour = 12;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
 /* The event as read from FILE: JSON (docs/agent.md, "JSON events") or the encoded envelope. */
 static int s_read_event(const cli_cmd *c, const char *file, const char *from, sh_envelope **out)
 {
@@ -253,7 +240,7 @@ int cmd_policy_explain(int argc, char **argv)
                          : !regpath ? "--registry"
                                     : "--from");
     if (!file == !type) return cli_usage(&c, "give one of --event FILE and --type EVENT-TYPE");
-    int64_t when = date ? s_noon(date) : sh_clock_ms();
+    int64_t when = date ? sh_clock_noon(date) : sh_clock_ms();
     if (when < 0)
         return cli_usage(&c, "--date '%.20s' is not a calendar date written YYYY-MM-DD", date);
     int cv = 0, pv = 0, a6 = 0, a9 = 0;

@@ -11,7 +11,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "auditor.h"
 #include "clock.h"
@@ -384,16 +383,8 @@ int sh_audit_whatif_main(int argc, char **argv)
     memset(&w, 0, sizeof w);
     w.max_ex = (size_t)examples;
     w.at_ms = sh_clock_ms();
-    if (at) {
-        struct tm tm = {0};
-        if (sh_date_check(at) != SH_OK)
-            return cli_usage(&c, "--at '%.20s' is not a calendar date written YYYY-MM-DD", at);
-        tm.tm_year = atoi(at) - 1900;
-        tm.tm_mon = atoi(at + 5) - 1;
-        tm.tm_mday = atoi(at + 8);
-        tm.tm_hour = 12;
-        w.at_ms = (int64_t)timegm(&tm) * 1000;
-    }
+    if (at && (w.at_ms = sh_clock_noon(at)) < 0)
+        return cli_usage(&c, "--at '%.20s' is not a calendar date written YYYY-MM-DD", at);
     sh_error err = {0};
     sh_policy *pol = NULL;
     sh_registry *reg = NULL;
