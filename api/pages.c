@@ -126,6 +126,16 @@ void pg_add_when(json_object *o, const char *key, const char *out_key)
     json_object_object_add(o, out_key, json_object_new_string(b));
 }
 
+size_t pg_attendances(json_object *ctx, json_object *reply)
+{
+    json_object *att = pg_array(reply, "attendances");
+    size_t n = json_object_array_length(att);
+    for (size_t i = 0; i < n; i++)
+        pg_add_when(json_object_array_get_idx(att, i), "at", "when");
+    json_object_object_add(ctx, "attendances", json_object_get(att));
+    return n;
+}
+
 /* "section_47_strategy" -> "Section 47 strategy" */
 json_object *pg_words(const char *name)
 {
@@ -547,10 +557,7 @@ static void p_item_answer(api *s, api_req *r, json_object *reply)
     json_object_object_add(ctx, "history", json_object_get(hist));
     json_object_object_add(ctx, "no_history",
                            json_object_new_boolean(json_object_array_length(hist) == 0));
-    json_object *att = pg_array(reply, "attendances");
-    for (size_t i = 0; i < json_object_array_length(att); i++)
-        pg_add_when(json_object_array_get_idx(att, i), "at", "when");
-    json_object_object_add(ctx, "attendances", json_object_get(att));
+    pg_attendances(ctx, reply);
     const char *flag = json_object_get_string(json_object_object_get(reply, "flag"));
     json_object_object_add(ctx, "flagged",
                            json_object_new_boolean(flag && strcmp(flag, "none") != 0));

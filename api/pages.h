@@ -29,6 +29,9 @@ json_object *pg_member(json_object *o, const char *key, json_type type);
 int pg_refused(api *s, api_req *r, json_object *reply);
 /* o[out_key]: o[key] (milliseconds) as a local time for people. */
 void pg_add_when(json_object *o, const char *key, const char *out_key);
+/* ctx.attendances: the agent's answer's unscheduled-care attendances, each with its time for
+ * people ("when"); returns their count. */
+size_t pg_attendances(json_object *ctx, json_object *reply);
 /* "section_47_strategy" -> "Section 47 strategy" */
 json_object *pg_words(const char *name);
 void pg_add_words(json_object *o, const char *key, const char *out_key);

@@ -119,12 +119,8 @@ static void s_child_page(api *s, api_req *r, json_object *reply, const char *tpl
     json_object_object_add(ctx, "events", json_object_get(events));
     json_object_object_add(ctx, "no_events",
                            json_object_new_boolean(json_object_array_length(events) == 0));
-    json_object *att = pg_array(reply, "attendances");
-    for (size_t i = 0; i < json_object_array_length(att); i++)
-        pg_add_when(json_object_array_get_idx(att, i), "at", "when");
-    json_object_object_add(ctx, "attendances", json_object_get(att));
     json_object_object_add(ctx, "attendance_count",
-                           json_object_new_int((int)json_object_array_length(att)));
+                           json_object_new_int((int)pg_attendances(ctx, reply)));
     const char *flag = json_object_get_string(json_object_object_get(reply, "flag"));
     json_object_object_add(ctx, "flagged",
                            json_object_new_boolean(flag && strcmp(flag, "none") != 0));
