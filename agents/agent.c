@@ -292,7 +292,6 @@ void sh_agent_destroy(sh_agent **ap)
     if (a->ctx) zmq_ctx_term(a->ctx);
     if (a->cfg && a->cfg->socket) unlink(a->cfg->socket);
     sh_client_destroy(&a->broker);
-    ag_daykeys_drop(a, UINT32_MAX);
     sh_shred_destroy(&a->shred);
     sh_vault_close(&a->vault);
     sh_yaml_free(&s_config_schema, a->cfg);

@@ -161,12 +161,7 @@ struct sh_agent {
     sh_audit *audit; /* vault.audit */
     sh_db events, by_child, by_thread, inbox, outbox, outcome, state, tracking, read, acks;
     sh_db accounts, front_door, fd_by_id, by_name, retention, retention_due;
-    sh_shred *shred; /* day keys: received copies to be erased are sealed under their day */
-    struct {
-        uint32_t day;
-        sh_key *key;
-    } daykeys[4];     /* the last day keys derived (a day's deliveries share one); never a
-                         forgotten day's: the sweep drops them when it forgets */
+    sh_shred *shred;  /* day keys: received copies to be erased are sealed under their day */
     int64_t swept_ms; /* when retention was last swept */
     ag_fd_rules fd;
     sh_client *broker;
@@ -236,8 +231,6 @@ sh_err ag_record_open(sh_agent *a, const uint8_t id[16], sh_agent_record *r, sh_
  * ends (erase_day), into a new buffer (*out, *outlen; free()): "u32 BE day | sealed". */
 sh_err ag_seal_for_day(sh_agent *a, const uint8_t id[16], uint32_t erase_day, const uint8_t *raw,
                        size_t len, uint8_t **out, size_t *outlen, sh_error *err);
-/* Destroys the cached day keys of the days before before (UINT32_MAX: all of them). */
-void ag_daykeys_drop(sh_agent *a, uint32_t before);
 /* Erases what has fallen due by now_ms (and marks what is due for review), in one transaction
  * each of up to 1,000, each with its audit entry; then forgets the day keys of the days before
  * today that nothing still needs. The counts, when not NULL. */

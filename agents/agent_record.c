@@ -58,21 +58,18 @@ int64_t sh_agent_record_time(const uint8_t *v, size_t n)
     return n >= 9 ? (int64_t)sh_be64_get(v + 1) : 0;
 }
 
-int sh_agent_record_open(const struct sh_shred *s, const uint8_t id[16], const sh_agent_record *r,
+int sh_agent_record_open(struct sh_shred *s, const uint8_t id[16], const sh_agent_record *r,
                          uint8_t **plain, size_t *len)
 {
     *plain = NULL;
     *len = 0;
-    if (r->env_len < 4 + SH_SEAL_OVERHEAD) return SH_E_STORE_CORRUPT;
-    sh_key *k = NULL;
-    if (sh_shred_day_key(s, sh_be32_get(r->env), &k)) return SH_E_NOT_FOUND; /* erased */
-    size_t cap = r->env_len - 4 - SH_SEAL_OVERHEAD;
+    if (r->env_len < SH_SHRED_OVERHEAD) return SH_E_STORE_CORRUPT;
+    size_t cap = r->env_len - SH_SHRED_OVERHEAD;
     uint8_t *p = malloc(cap ? cap : 1);
-    sh_err rc = p ? sh_open(k, id, 16, r->env + 4, r->env_len - 4, p, cap, len) : SH_E_NOMEM;
-    sh_key_destroy(&k);
+    sh_err rc = p ? sh_shred_unseal(s, id, 16, r->env, r->env_len, p, cap, len) : SH_E_NOMEM;
     if (rc) {
         free(p);
-        return rc == SH_E_NOMEM ? rc : SH_E_STORE_CORRUPT;
+        return rc;
     }
     *plain = p;
     return SH_OK;

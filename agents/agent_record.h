@@ -44,7 +44,7 @@ struct sh_shred;
 /* The envelope of a record sealed under a day key (SH_RECORD_DAYKEY), opened with the day keys
  * in s into a new buffer (*plain, *len; free()). SH_E_NOT_FOUND when that day's key has been
  * forgotten (the copy was erased), SH_E_STORE_CORRUPT when it does not open, SH_E_NOMEM. */
-int sh_agent_record_open(const struct sh_shred *s, const uint8_t id[16], const sh_agent_record *r,
+int sh_agent_record_open(struct sh_shred *s, const uint8_t id[16], const sh_agent_record *r,
                          uint8_t **plain, size_t *len);
 
 /* The time a record was stored, read from its first bytes; 0 when v is too short. */

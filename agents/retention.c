@@ -61,50 +61,21 @@ int ag_retain_get(sh_agent *a, sh_txn *t, const uint8_t id[16], int64_t *due_ms,
 
 /* ---- received copies sealed under the day their retention ends ------------------------ */
 
-/* The key of day, from the small cache or derived into it (16 HKDF steps); NULL when the day
- * is forgotten. The cache owns it. */
-static const sh_key *s_day_key(sh_agent *a, uint32_t day)
-{
-    const size_t n = sizeof a->daykeys / sizeof a->daykeys[0];
-    for (size_t i = 0; i < n; i++)
-        if (a->daykeys[i].key && a->daykeys[i].day == day) return a->daykeys[i].key;
-    sh_key *k = NULL;
-    if (sh_shred_day_key(a->shred, day, &k)) return NULL;
-    sh_key_destroy(&a->daykeys[n - 1].key); /* the oldest goes */
-    memmove(&a->daykeys[1], &a->daykeys[0], (n - 1) * sizeof a->daykeys[0]);
-    a->daykeys[0].day = day;
-    a->daykeys[0].key = k;
-    return k;
-}
-
-void ag_daykeys_drop(sh_agent *a, uint32_t before)
-{
-    for (size_t i = 0; i < sizeof a->daykeys / sizeof a->daykeys[0]; i++)
-        if (a->daykeys[i].key && (a->daykeys[i].day < before || before == UINT32_MAX))
-            sh_key_destroy(&a->daykeys[i].key);
-}
-
 sh_err ag_seal_for_day(sh_agent *a, const uint8_t id[16], uint32_t erase_day, const uint8_t *raw,
                        size_t len, uint8_t **out, size_t *outlen, sh_error *err)
 {
-    const sh_key *k = s_day_key(a, erase_day);
+    size_t cap = len + SH_SHRED_OVERHEAD;
+    uint8_t *v = malloc(cap);
     *out = NULL;
-    sh_err rc = SH_OK;
-    if (!k) return sh_error_set(err, SH_E_STORE, "no erasure key for day %u", erase_day);
-    uint8_t *v = malloc(4 + len + SH_SEAL_OVERHEAD);
-    size_t n = 0;
-    if (!v) rc = sh_error_set(err, SH_E_NOMEM, "sealing for erasure");
-    if (!rc) {
-        sh_be32_put(v, erase_day);
-        rc = sh_seal(k, id, 16, raw, len, v + 4, len + SH_SEAL_OVERHEAD, &n);
-        if (rc) sh_error_set(err, rc, "sealing for erasure");
-    }
+    if (!v) return sh_error_set(err, SH_E_NOMEM, "sealing for erasure");
+    sh_err rc = sh_shred_seal(a->shred, erase_day, id, 16, raw, len, v, cap, outlen);
     if (rc) {
         free(v);
-        return rc;
+        return rc == SH_E_NOT_FOUND
+                   ? sh_error_set(err, SH_E_STORE, "no erasure key for day %u", erase_day)
+                   : sh_error_set(err, rc, "sealing for erasure");
     }
     *out = v;
-    *outlen = 4 + n;
     return SH_OK;
 }
 
@@ -255,7 +226,6 @@ sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *revi
      * are sealed under today's key or later ones */
     uint32_t today = sh_shred_day_of(now_ms);
     if (today > sh_shred_first_day(a->shred)) {
-        ag_daykeys_drop(a, today);
         rc = sh_shred_forget_before(a->shred, today, err);
     }
     if (!rc && (ne || nv))

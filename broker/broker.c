@@ -19,7 +19,8 @@
 
 /* The store's pages this process has mapped count in its resident set though they belong
  * to the page cache; past 32 MiB they are unmapped (they stay cached), so the broker's
- * resident set stays flat however long the queues grow. Checked once a second. */
+ * resident set stays flat however long the queues grow. Checked every 100 ms (once a second
+ * let a fast publisher map 30 MiB more between two checks). */
 #define MAPPED_MAX (32L << 20)
 static void s_trim(sh_broker *b)
 {
@@ -114,8 +115,20 @@ static sh_err s_load_config(sh_broker *b, sh_error *err)
     sh_policy *pol = NULL;
     sh_err rc = sh_registry_load(b->cfg.registry, &reg, err);
     if (!rc) rc = sh_policy_load(b->cfg.policy_dir, &pol, err);
+    /* a copy must be deliverable for as long as any delivery can wait */
+    for (size_t i = 0; !rc && i < sh_policy_count(pol); i++) {
+        const sh_isp *isp = sh_policy_at(pol, i);
+        if (sh_isp_expiry_ms(isp) > b->cfg.keep_ms) {
+            char keep[24];
+            rc = sh_error_set(err, SH_E_INVAL,
+                              "protocol %s: its delivery_expiry is longer than the broker keeps "
+                              "an event (--keep-events %s): lengthen --keep-events",
+                              sh_isp_rule(isp), sh_duration_format(b->cfg.keep_ms, keep, 24));
+        }
+    }
     if (rc) {
         sh_registry_destroy(&reg);
+        sh_policy_destroy(&pol);
         return rc;
     }
     sh_registry_destroy(&b->registry);
@@ -156,6 +169,10 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
         return sh_error_set(err, SH_E_INVAL,
                             "window %u: at most %d unacknowledged deliveries per recipient",
                             cfg->window, WINDOW_MAX);
+    if (cfg->keep_ms > 0 && cfg->keep_ms < (cfg->expiry_ms > 0 ? cfg->expiry_ms : 5 * 86400000LL))
+        return sh_error_set(err, SH_E_INVAL,
+                            "--keep-events is shorter than --delivery-expiry: an event must be "
+                            "kept at least as long as its deliveries can wait");
     sh_broker *b = calloc(1, sizeof *b);
     if (!b) return sh_error_set(err, SH_E_NOMEM, "broker");
     b->cfg = *cfg;
@@ -165,6 +182,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (b->cfg.redeliver_ms <= 0) b->cfg.redeliver_ms = 30000;
     if (!b->cfg.window) b->cfg.window = 1024;
     if (b->cfg.expiry_ms <= 0) b->cfg.expiry_ms = 5LL * 86400 * 1000;
+    if (b->cfg.keep_ms <= 0) b->cfg.keep_ms = 30LL * 86400 * 1000;
     b->replies = calloc(REPLIES_MAX, sizeof *b->replies);
     char secret[SH_Z85_LEN + 1] = "";
     sh_store_opts so = {.map_size = cfg->map_size};
@@ -184,6 +202,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) rc = sh_store_db(b->store, "school", SH_DB_PLAIN, &b->school, err);
     if (!rc) rc = sh_store_db(b->store, "links", SH_DB_PLAIN, &b->links, err);
     if (!rc) rc = sh_store_db(b->store, "witness", SH_DB_PLAIN, &b->witness, err);
+    if (!rc) rc = bk_keep_init(b, err);
     if (!rc) {
         sh_txn *t = NULL;
         sh_buf v = {0};
@@ -229,6 +248,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     sh_wipe(secret, sizeof secret);
     b->started_ms = sh_clock_ms();
     if (!rc) rc = bk_depths_load(b, err);
+    if (!rc) rc = bk_keep_sweep(b, sh_clock_ms(), err);
     if (!rc && cfg->http_listen) {
         sh_http_site site = {bk_metrics, bk_not_ready, b};
         rc = sh_http_new(cfg->http_listen, &site, &b->http, err);
@@ -279,11 +299,15 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
         int64_t now = sh_clock_ms();
         if (now - last_timers >= 100) {
             bk_timers(b);
+            s_trim(b);
             bk_audit_refused(b, now);
             if (b->http) sh_http_serve(b->http); /* its connection timeouts */
             if (now / 1000 != last_timers / 1000) {
-                s_trim(b);
                 bk_expire(b, now);
+                sh_error e2;
+                if (now - b->kept_swept_ms >= 3600 * 1000 && bk_keep_sweep(b, now, &e2))
+                    bk_log("error", "erasing past --keep-events: %s (tried again in an hour)",
+                           e2.detail);
                 if (b->dropped_sends)
                     bk_log("warning",
                            "%u messages dropped: a peer's queue was full (it is not reading)",
@@ -323,6 +347,9 @@ void sh_broker_destroy(sh_broker **bp)
             bk_reply_free(&b->replies[i]);
     free(b->replies);
     sh_wire_body_free(&b->deliver);
+    sh_buf_free(&b->opened);
+    sh_buf_free(&b->whole);
+    sh_shred_destroy(&b->shred);
     sh_vault_close(&b->vault);
 
     sh_registry_destroy(&b->registry);

@@ -31,6 +31,8 @@ typedef struct sh_broker_config {
     unsigned window;           /* deliveries in flight per recipient; default 1024, max 4096 */
     int64_t expiry_ms;         /* undelivered entries expire after this (an ISP may say
                                   otherwise); default 5 days */
+    int64_t keep_ms;           /* the broker's copies of an event are erased after this; default
+                                  30 days, never less than the longest delivery expiry */
     size_t map_size;           /* store map size; 0 = default */
     uint32_t checkpoint_every; /* audit checkpoint interval; 0 = default */
     int log_level;             /* 0 info and up (default), 1 warnings and errors, 2 errors */

@@ -8,6 +8,7 @@
  *   publish.c    PUBLISH: decode, spoof check, dedupe, decide, minimise, outcome lines
  *   queue.c      queue entries, receipts, the delivery pump, queue depths
  *   expiry.c     deliveries left undelivered past their expiry: removed, audited, reported
+ *   keep.c       how long the broker keeps an event's copies; their erasure
  *   facts.c      what the broker knows about a child: consent and school on record
  *   witness.c    recording agents' audit checkpoints
  *   admission.c  ZAP, the handshake monitor, refused connections
@@ -19,13 +20,15 @@
  *   state   (plain)   "seq"                  -> next queue sequence number (u64 BE)
  *                     "depth:" org code      -> entries in the org's queue (u64 BE)
  *                     "depths"               -> "1": the depth records are complete
+                     "keep_seq"             -> the audit seq the keep sweep has read to (keep.c)
  *   subs    (plain)   org code               -> the org's HELLO subscriptions (text)
  *   consent (plain)   blind(child id) (32) || purpose (1) -> u8 consent state | i64 BE time
  *   school  (plain)   blind(child id) (32)   -> the child's school of record (org code)
  *   links   (plain)   blind(id a) (32) || blind(id b) (32) -> "" : a and b were seen together
  *                     on one accepted event (each pair both ways)
  *   witness (plain)   agent store id (16)    -> u8 n, org[n] | u64 BE seq | head mac (32)
- *   plus the store's own sh_meta and the audit log.
+ *   plus the store's own sh_meta and the audit log, and beside the store erase.shred, the day
+ *   keys the event copies are sealed under (shred.h).
  *
  * A batch of messages is processed inside one write transaction and committed once (group
  * commit); replies and deliveries are sent only after the commit succeeds. Never: sends a
@@ -48,6 +51,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "registry.h"
+#include "shred.h"
 #include "store.h"
 #include "wire.h"
 
@@ -139,6 +143,10 @@ struct sh_broker {
     sh_store *store; /* vault.store */
     sh_audit *audit; /* vault.audit */
     sh_db events, queue, state, subs, consent, school, links, witness;
+    sh_shred *shred;       /* the day keys event copies are sealed under (keep.c) */
+    sh_buf opened, whole;  /* the pump's scratch: a sealed copy opened to be sent; the
+                              record of an event delivered whole */
+    int64_t kept_swept_ms; /* when the keep sweep last ran */
     sh_registry *registry;
     sh_policy *policy;
     bk_session *sessions;
@@ -208,10 +216,12 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
 
 /* ---- queue.c ---- */
 /* Queues a delivery for org; retain (may be NULL) is the recipient's retention under the
- * protocol that permitted it. */
+ * protocol that permitted it; a copy of an event is sealed under day (keep.c), 0 for a
+ * receipt, which is stored as it is. With SH_DELIVERY_WHOLE in flags no copy is stored: the
+ * recipient gets the event's envelope from its record. */
 sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
                   const char *sender, const char *rule, uint8_t flags, const sh_retain *retain,
-                  const uint8_t *copy, size_t len, sh_error *err);
+                  uint32_t day, const uint8_t *copy, size_t len, sh_error *err);
 sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
                   const char *sender, const char *recipient, int status, sh_err reason,
                   sh_error *err);
@@ -219,6 +229,22 @@ void bk_pump(sh_broker *b);
 sh_err bk_depths_load(sh_broker *b, sh_error *err);
 sh_err bk_depths_apply(sh_broker *b, sh_txn *t, sh_error *err);
 int64_t bk_oldest_ms(sh_broker *b, sh_txn *t, const char *org);
+
+/* ---- keep.c ---- */
+/* Opens the broker's shred file (<store>/erase.shred, made when missing). */
+sh_err bk_keep_init(sh_broker *b, sh_error *err);
+/* The day the copies of an event accepted at accepted_ms are sealed under (and erased). */
+uint32_t bk_keep_day(const sh_broker *b, int64_t accepted_ms);
+/* Seals in[0..len) for event id under day into out, which must be exactly len +
+ * SH_SHRED_OVERHEAD bytes. */
+sh_err bk_keep_seal(sh_broker *b, const uint8_t id[16], uint32_t day, const uint8_t *in, size_t len,
+                    uint8_t *out, size_t cap, sh_error *err);
+/* Opens a copy of event id sealed by bk_keep_seal into out (grown as needed): SH_E_NOT_FOUND
+ * when it is erased (its day forgotten), SH_E_STORE_CORRUPT when it does not open. */
+sh_err bk_keep_open(sh_broker *b, const uint8_t *id, const uint8_t *in, size_t len, sh_buf *out);
+/* Erases the event copies past --keep-events and what is still queued of them, each audited,
+ * then forgets the day keys before today. Run at start and every hour. */
+sh_err bk_keep_sweep(sh_broker *b, int64_t now, sh_error *err);
 
 /* ---- expiry.c ---- */
 /* Once a second: removes queue entries older than their expiry (not those in a window),

@@ -23,20 +23,22 @@ int sh_broker_event_parse(const uint8_t *v, size_t n, sh_broker_event *ev)
     ev->outcome = (const char *)p;
     ev->outcome_len = ol;
     p += ol;
-    size_t el = sh_be32_get(p);
+    size_t el = sh_be32_get(p), rest = (size_t)(v + n - p) - 4;
     p += 4;
-    if ((size_t)(v + n - p) != el) return -1;
+    if (rest != el && rest != el + 1) return -1;
     ev->env = p;
     ev->env_len = el;
+    ev->form = rest == el ? SH_EVENT_PLAIN : p[el];
+    if (ev->form > SH_EVENT_ERASED || (ev->form == SH_EVENT_ERASED && el != 32)) return -1;
     return 0;
 }
 
 uint8_t *sh_broker_event_build(const char *sender, const char *outcome, const uint8_t *env,
-                               size_t env_len, size_t *len)
+                               size_t env_len, uint8_t form, size_t *len, uint8_t **slot)
 {
     size_t sl = strlen(sender), ol = strlen(outcome);
     if (sl > SH_ORG_MAX || ol > UINT32_MAX || env_len > UINT32_MAX) return NULL;
-    *len = 1 + sl + 4 + ol + 4 + env_len;
+    *len = 1 + sl + 4 + ol + 4 + env_len + 1;
     uint8_t *v = malloc(*len), *p = v;
     if (!v) return NULL;
     *p++ = (uint8_t)sl;
@@ -48,7 +50,9 @@ uint8_t *sh_broker_event_build(const char *sender, const char *outcome, const ui
     p += ol;
     sh_be32_put(p, (uint32_t)env_len);
     p += 4;
-    memcpy(p, env, env_len);
+    if (env && env_len) memcpy(p, env, env_len);
+    if (slot) *slot = p;
+    p[env_len] = form;
     return v;
 }
 
@@ -111,7 +115,7 @@ uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, cons
         *p++ = (uint8_t)retain->unit;
         *p++ = retain->review ? 1 : 0;
     }
-    if (copy_len) memcpy(p, copy, copy_len);
+    if (copy && copy_len) memcpy(p, copy, copy_len);
     return v;
 }
 

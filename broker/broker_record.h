@@ -4,11 +4,18 @@
  * nowhere else; the broker and `sharehub audit` both use these functions.
  *
  *   events  event id (16)            -> u8 n, sender[n] | u32 BE n, outcome text[n] |
- *                                       u32 BE n, envelope[n]
+ *                                       u32 BE n, envelope[n] | [u8 form]
  *   queue   org (9, NUL-padded) |    -> event id (16) | u8 n, sender[n] | u8 n, rule[n] |
  *           seq (u64 BE)                u8 flags | [i64 BE accepted ms, if flags has
  *                                       SH_DELIVERY_TIME] | [u16 BE count, u8 unit 'd'|'m',
  *                                       u8 review, if SH_DELIVERY_RETAIN] | minimised copy
+ *                                       (u32 BE day | sealed, if SH_DELIVERY_SEALED; none,
+ *                                       if SH_DELIVERY_WHOLE)
+ *
+ * An event record's form says what its envelope field holds: absent (records written before
+ * forms) or 0, the envelope; 1, the envelope sealed under the key of the day the broker's copy
+ * is erased (shred.h: u32 BE day | sealed value, bound to the event id); 2, only the SHA-256
+ * of the envelope — the copy was erased (docs/store-format.md, "Erasure at the broker").
  *
  * Never: reads past the value it is given; a parser that returns 0 has checked every length.
  */
@@ -23,10 +30,17 @@
 
 #define SH_QKEY_ORG         9 /* queue keys start with the org code, NUL-padded to 9 bytes */
 #define SH_QKEY_BYTES       (SH_QKEY_ORG + 8)
-#define SH_DELIVERY_OVERDUE 1u        /* the ISP that permitted it was past its review date */
-#define SH_DELIVERY_TIME    2u        /* the record holds the time the broker accepted the event */
-#define SH_DELIVERY_RETAIN  4u        /* the record holds the recipient's retention */
-#define SH_RULE_RECEIPT     "receipt" /* the rule of a delivery that is a receipt */
+#define SH_DELIVERY_OVERDUE 1u /* the ISP that permitted it was past its review date */
+#define SH_DELIVERY_TIME    2u /* the record holds the time the broker accepted the event */
+#define SH_DELIVERY_RETAIN  4u /* the record holds the recipient's retention */
+#define SH_DELIVERY_SEALED  8u /* the copy is sealed under its event's erasure day */
+#define SH_DELIVERY_WHOLE                                                                          \
+    16u                           /* no copy: the recipient gets the event's own envelope,         \
+                                     read from its record (nothing was withheld) */
+#define SH_EVENT_PLAIN  0         /* an event record's forms: the envelope as sent */
+#define SH_EVENT_SEALED 1         /* sealed under the day the broker erases it */
+#define SH_EVENT_ERASED 2         /* erased: the envelope's SHA-256 (32 bytes) */
+#define SH_RULE_RECEIPT "receipt" /* the rule of a delivery that is a receipt */
 
 _Static_assert(SH_QKEY_BYTES == 17, "docs/protocol.md: a queue key is 9 + 8 bytes");
 
@@ -35,17 +49,19 @@ typedef struct sh_broker_event {
     char sender[SH_ORG_MAX + 1];
     const char *outcome; /* outcome lines, '\n'-separated, not NUL-terminated */
     size_t outcome_len;
-    const uint8_t *env;
+    const uint8_t *env; /* as its form says */
     size_t env_len;
+    uint8_t form; /* SH_EVENT_PLAIN, _SEALED or _ERASED */
 } sh_broker_event;
 
 /* 0, or -1 when v[0..n) is not a whole event record. */
 int sh_broker_event_parse(const uint8_t *v, size_t n, sh_broker_event *ev);
 
-/* A new event record (malloc'd, *len bytes); NULL when out of memory or sender is over
- * SH_ORG_MAX bytes. */
+/* A new event record of form (malloc'd, *len bytes) whose envelope field is env[0..env_len),
+ * or, when env is NULL, env_len bytes left for the caller to fill at *slot; NULL when out of
+ * memory or sender is over SH_ORG_MAX bytes. */
 uint8_t *sh_broker_event_build(const char *sender, const char *outcome, const uint8_t *env,
-                               size_t env_len, size_t *len);
+                               size_t env_len, uint8_t form, size_t *len, uint8_t **slot);
 
 /* The parts of a delivery record, pointing into the value parsed. */
 typedef struct sh_broker_delivery {
@@ -65,7 +81,8 @@ int sh_broker_delivery_parse(const uint8_t *v, size_t n, sh_broker_delivery *d);
 
 /* A new delivery record (malloc'd, *len bytes) accepted at accepted_ms, with the recipient's
  * retention when retain is given and says something; NULL when out of memory or sender or
- * rule is too long (SH_ORG_MAX, 255). SH_DELIVERY_TIME is always set. */
+ * rule is too long (SH_ORG_MAX, 255). SH_DELIVERY_TIME is always set. When copy is NULL the
+ * copy's copy_len bytes are the record's last, left for the caller to fill. */
 uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, const char *rule,
                                   uint8_t flags, int64_t accepted_ms, const sh_retain *retain,
                                   const uint8_t *copy, size_t copy_len, size_t *len);

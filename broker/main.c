@@ -28,7 +28,7 @@ static void s_on_signal(int sig)
 int main(int argc, char **argv)
 {
     sh_broker_config cfg = {0};
-    const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL, *expiry = NULL;
+    const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL, *expiry = NULL, *keep = NULL;
     cli_list endpoints = {eps, 0, 3};
     long heartbeat = 0, redeliver = 0, window = 0, map_mib = 0, every = 0;
     int version = 0;
@@ -45,6 +45,7 @@ int main(int argc, char **argv)
                             {"--redeliver-ms", CLI_NUMBER, &redeliver, 100, 86400000},
                             {"--window", CLI_NUMBER, &window, 1, 4096},
                             {"--delivery-expiry", CLI_TEXT, &expiry, 0, 0},
+                            {"--keep-events", CLI_TEXT, &keep, 0, 0},
                             {"--map-mib", CLI_NUMBER, &map_mib, 1, 1048576},
                             {"--checkpoint-every", CLI_NUMBER, &every, 1, 1000000},
                             {"--log-level", CLI_TEXT, &level, 0, 0},
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
         "           --sign-key PEM --curve-key FILE --registry FILE --policy DIR\n"
         "           [--org CODE] [--heartbeat-ms N] [--redeliver-ms N] [--window N]\n"
         "           [--delivery-expiry DURATION]   (30s, 15m, 36h, 5d; default 5d)\n"
+        "           [--keep-events DURATION]   (its copies of an event are erased after this;\n"
+        "           default 30d, at least the longest delivery expiry)\n"
         "           [--map-mib N] [--checkpoint-every N] [--log-level info|warning|error]\n"
         "           [--http ADDR:PORT]   (metrics and health, e.g. 127.0.0.1:9750)\n"
         "       sharehub-broker --version\n"
@@ -89,6 +92,11 @@ int main(int argc, char **argv)
                          "--delivery-expiry '%.20s': want a whole number and a unit, from 1s to "
                          "366d (30s, 15m, 36h, 5d)",
                          expiry);
+    if (keep && sh_duration_parse(keep, &cfg.keep_ms))
+        return cli_usage(&c,
+                         "--keep-events '%.20s': want a whole number and a unit, from 1s to "
+                         "366d (12h, 30d)",
+                         keep);
     for (size_t i = 0; i < endpoints.n; i++)
         cfg.endpoints[i] = endpoints.v[i];
     cfg.heartbeat_ms = (int)heartbeat;

@@ -30,6 +30,25 @@ static int s_event_sender(sh_broker *b, sh_txn *t, const uint8_t *id, size_t idl
     return 0;
 }
 
+/* Whether raw[0..len) is the event a stored record holds: its bytes, or once the broker's copy
+ * is erased, their SHA-256. */
+static int s_same_event(sh_broker *b, const uint8_t *id, const sh_broker_event *ev,
+                        const uint8_t *raw, size_t len)
+{
+    if (ev->form == SH_EVENT_ERASED) {
+        uint8_t sum[32];
+        sh_sha256(raw, len, sum);
+        return memcmp(sum, ev->env, 32) == 0;
+    }
+    if (ev->form == SH_EVENT_PLAIN) return ev->env_len == len && memcmp(ev->env, raw, len) == 0;
+    sh_buf open = {0};
+    int same = ev->env_len == len + SH_SHRED_OVERHEAD &&
+               bk_keep_open(b, id, ev->env, ev->env_len, &open) == SH_OK && open.len == len &&
+               memcmp(open.data, raw, len) == 0;
+    sh_buf_free(&open);
+    return same;
+}
+
 /* Appends a formatted line to text[0..cap), never past its end. */
 static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -71,7 +90,7 @@ static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_o
             rc = sh_error_set(err, SH_E_DENY_PARTY, "%s did not receive that event", from->code);
         else
             rc = bk_enqueue(b, t, seq, ev.sender, e->event_id.data, from->code, SH_RULE_RECEIPT, 0,
-                            NULL, raw, len, err);
+                            NULL, 0, raw, len, err);
         if (!rc) snprintf(outcome, cap, "%s permit receipt", ev.sender);
     }
     sh_buf_free(&buf);
@@ -115,6 +134,7 @@ typedef struct s_route {
     char *outcome;        /* outcome lines gathered */
     size_t cap, *used;
     int overridden; /* the consent decided with came from the record, not the event */
+    uint32_t day;   /* the copies are sealed under this day's key (keep.c) */
     sh_buf *buf;
     sh_error *err;
 } s_route;
@@ -156,16 +176,18 @@ static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
     if (d.retention && d.retention->count)
         keep = (sh_retain){(uint16_t)d.retention->count, d.retention->unit,
                            (uint8_t)d.retention->review};
+    /* nothing withheld: the queue entry refers to the event's own (sealed) envelope */
+    if (!rc && clen == r->len && memcmp(r->copy, r->raw, clen) == 0) flags |= SH_DELIVERY_WHOLE;
     if (!rc)
-        rc = bk_enqueue(b, r->t, r->seq, to->code, id, r->from->code, rule, flags, &keep, r->copy,
-                        clen, r->err);
+        rc = bk_enqueue(b, r->t, r->seq, to->code, id, r->from->code, rule, flags, &keep, r->day,
+                        r->copy, clen, r->err);
     if (rc) return (int)rc;
     s_append(r->outcome, r->used, r->cap, "%s permit %s%s\n", to->code, rule,
-             flags ? " overdue" : "");
+             flags & SH_DELIVERY_OVERDUE ? " overdue" : "");
     char detail[SH_POLICY_ITEMS_TEXT_MAX + 160], kt[40];
     size_t kn = sh_retain_format(&keep, kt, sizeof kt);
-    size_t dn = (size_t)snprintf(detail, sizeof detail,
-                                 "queued%s ground=%s%s%s items=", flags ? " overdue" : "", d.ground,
+    size_t dn = (size_t)snprintf(detail, sizeof detail, "queued%s ground=%s%s%s items=",
+                                 flags & SH_DELIVERY_OVERDUE ? " overdue" : "", d.ground,
                                  kn ? " " : "", kn ? kt : "");
     sh_decision_items(&d, detail + dn, sizeof detail - dn);
     bk_audit_for(b, r->t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, r->child, r->from->code, to->code,
@@ -210,8 +232,7 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
     if (rc == SH_OK) {
         sh_broker_event ev;
         if (sh_broker_event_parse(buf.data, buf.len, &ev) == 0 &&
-            strcmp(ev.sender, from->code) == 0 && ev.env_len == len &&
-            memcmp(ev.env, raw, len) == 0) {
+            strcmp(ev.sender, from->code) == 0 && s_same_event(b, id, &ev, raw, len)) {
             bk_confirm(r, id, SH_OK, "duplicate: already accepted");
             s_outcome_lines(r, ev.outcome, ev.outcome_len);
         } else {
@@ -226,6 +247,8 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         goto out;
     }
 
+    /* what the broker keeps of the event is sealed under the day it is erased (keep.c) */
+    uint32_t day = bk_keep_day(b, sh_clock_ms());
     size_t cap = 128 * (sh_registry_count(b->registry) + 1), used = 0;
     outcome = calloc(1, cap);
     copy = malloc(len + SH_MINIMISE_SLACK);
@@ -256,8 +279,8 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         bk_school_lookup(b, t, &refs, school);
         e->consent = bk_effective_consent(b, t, e, &refs, &overridden);
         sh_decide_context_write(e, school, referrer, context);
-        s_route route = {b,    t,       seq, from,  e,          raw,  len, child,
-                         copy, outcome, cap, &used, overridden, &buf, &err};
+        s_route route = {b,    t,       seq, from,  e,          raw, len,  child,
+                         copy, outcome, cap, &used, overridden, day, &buf, &err};
         rc = (sh_err)sh_decide_all(b->policy, b->registry, e, from, referrer, school, now,
                                    s_route_one, &route);
         if (rc) {
@@ -268,10 +291,12 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         e->consent = claimed;
     }
     if (used && outcome[used - 1] == '\n') outcome[--used] = '\0';
-    size_t vlen = 0;
-    uint8_t *v = sh_broker_event_build(from->code, outcome, raw, len, &vlen);
-    rc = v ? sh_txn_put(t, b->events, id, 16, v, vlen, SH_PUT_NEW, &err)
+    size_t vlen = 0, sl = len + SH_SHRED_OVERHEAD;
+    uint8_t *slot = NULL, *v = sh_broker_event_build(from->code, outcome, NULL, sl, SH_EVENT_SEALED,
+                                                     &vlen, &slot);
+    rc = v ? bk_keep_seal(b, id, day, raw, len, slot, sl, &err)
            : sh_error_set(&err, SH_E_NOMEM, "event");
+    if (!rc) rc = sh_txn_put(t, b->events, id, 16, v, vlen, SH_PUT_NEW, &err);
     free(v);
     /* a consent event also becomes the consent on record for later decisions */
     if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, &refs, &err);

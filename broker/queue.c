@@ -16,16 +16,23 @@
 
 sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
                   const char *sender, const char *rule, uint8_t flags, const sh_retain *retain,
-                  const uint8_t *copy, size_t len, sh_error *err)
+                  uint32_t day, const uint8_t *copy, size_t len, sh_error *err)
 {
-    size_t n = 0;
-    uint8_t *v =
-        sh_broker_delivery_build(id, sender, rule, flags, sh_clock_ms(), retain, copy, len, &n);
+    size_t n = 0, sl = len + SH_SHRED_OVERHEAD;
+    if (flags & SH_DELIVERY_WHOLE) day = 0, len = 0; /* the event's record holds it */
+    if (day) flags |= SH_DELIVERY_SEALED;
+    uint8_t *v = sh_broker_delivery_build(id, sender, rule, flags, sh_clock_ms(), retain,
+                                          day ? NULL : copy, day ? sl : len, &n);
     uint8_t key[SH_QKEY_BYTES], sb[8];
     if (!v) return sh_error_set(err, SH_E_NOMEM, "delivery");
+    sh_err rc = day ? bk_keep_seal(b, id, day, copy, len, v + n - sl, sl, err) : SH_OK;
+    if (rc) {
+        free(v);
+        return rc;
+    }
     sh_broker_qkey(org, (*seq)++, key);
     sh_be64_put(sb, *seq);
-    sh_err rc = sh_txn_put(t, b->queue, key, sizeof key, v, n, SH_PUT_NEW, err);
+    rc = sh_txn_put(t, b->queue, key, sizeof key, v, n, SH_PUT_NEW, err);
     if (!rc) rc = sh_txn_put(t, b->state, "seq", 3, sb, 8, 0, err);
     free(v);
     if (!rc) {
@@ -51,7 +58,7 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
     size_t len = 0;
     rc = sh_envelope_encode(&r.e, &buf, &len, err);
     if (!rc)
-        rc = bk_enqueue(b, t, seq, sender, r.id, b->cfg.org_code, SH_RULE_RECEIPT, 0, NULL, buf,
+        rc = bk_enqueue(b, t, seq, sender, r.id, b->cfg.org_code, SH_RULE_RECEIPT, 0, NULL, 0, buf,
                         len, err);
     free(buf);
     return rc;
@@ -59,9 +66,10 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
 
 /* ---- delivery pump ------------------------------------------------------------------- */
 
-/* Adds a queue record's delivery (five fields, docs/protocol.md) to bd; -1 (nothing added)
- * when out of memory. */
-static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d)
+/* Adds a queue record's delivery (five fields, docs/protocol.md) to bd, its copy opened when
+ * sealed; -1 (nothing added) when out of memory. */
+static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d, const uint8_t *copy,
+                         size_t copy_len)
 {
     size_t mark = bd->len, nmark = bd->nfields;
     char fl[48] = ""; /* "overdue retain=72m:review" (docs/protocol.md, DELIVER) */
@@ -72,7 +80,7 @@ static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d)
     }
     if (sh_wire_body_add(bd, d->id, 16) || sh_wire_body_add(bd, d->sender, strlen(d->sender)) ||
         sh_wire_body_add(bd, d->rule, d->rule_len) || sh_wire_body_add(bd, fl, strlen(fl)) ||
-        sh_wire_body_add(bd, d->copy, d->copy_len)) {
+        sh_wire_body_add(bd, copy, copy_len)) {
         bd->len = mark;
         bd->nfields = nmark;
         return -1;
@@ -100,6 +108,37 @@ static void s_deliver_send(sh_broker *b, const bk_session *s, sh_wire_body *bd)
         zmq_send(b->router, "DELIVER", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         if (zmq_msg_send(&body, b->router, ZMQ_DONTWAIT) < 0) zmq_msg_close(&body);
     }
+}
+
+/* The copy a queue record delivers, into *copy and *len: its own bytes; opened when sealed
+ * (into b->opened); or, for a whole copy, the event's envelope from its record (b->whole).
+ * SH_E_NOT_FOUND when it was erased. */
+static sh_err s_copy(sh_broker *b, sh_txn *t, const sh_broker_delivery *d, const uint8_t **copy,
+                     size_t *len)
+{
+    const uint8_t *in = d->copy;
+    size_t inlen = d->copy_len;
+    int sealed = (d->flags & SH_DELIVERY_SEALED) != 0;
+    if (d->flags & SH_DELIVERY_WHOLE) {
+        sh_error err;
+        sh_broker_event ev;
+        sh_err rc = sh_txn_get(t, b->events, d->id, 16, &b->whole, &err);
+        if (rc) return rc;
+        if (sh_broker_event_parse(b->whole.data, b->whole.len, &ev)) return SH_E_STORE_CORRUPT;
+        if (ev.form == SH_EVENT_ERASED) return SH_E_NOT_FOUND;
+        in = ev.env;
+        inlen = ev.env_len;
+        sealed = ev.form == SH_EVENT_SEALED;
+    }
+    if (sealed) {
+        sh_err rc = bk_keep_open(b, d->id, in, inlen, &b->opened);
+        if (rc) return rc;
+        in = b->opened.data;
+        inlen = b->opened.len;
+    }
+    *copy = in;
+    *len = inlen;
+    return SH_OK;
 }
 
 void bk_pump(sh_broker *b)
@@ -132,7 +171,17 @@ void bk_pump(sh_broker *b)
                 s->next = seq + 1;
                 continue;
             }
-            if (s_deliver_add(bd, &d) != 0) break; /* out of memory: the rest waits a turn */
+            const uint8_t *copy = d.copy;
+            size_t clen = d.copy_len;
+            sh_err orc = s_copy(b, t, &d, &copy, &clen);
+            if (orc == SH_E_NOMEM) break; /* the rest waits a turn */
+            if (orc) { /* erased, or damaged: the keep sweep removes it; never sent */
+                sh_log(SH_LOG_ERROR, s->org, NULL, "queue entry %llu does not open: %s",
+                       (unsigned long long)seq, sh_err_name(orc));
+                s->next = seq + 1;
+                continue;
+            }
+            if (s_deliver_add(bd, &d, copy, clen) != 0) break; /* out of memory: next turn */
             bk_flight *f = bk_flight_at(b, s, s->nflight++);
             memset(f, 0, sizeof *f);
             f->seq = seq;

@@ -36,8 +36,9 @@ typedef enum sh_audit_action {
     SH_AUDIT_CONNECTION = 10, /* (broker) authenticated connections closed by the transport */
     SH_AUDIT_EXPIRE = 11,     /* (broker) a delivery undelivered past its expiry, removed */
     SH_AUDIT_SIGN_IN = 12,    /* (agent) a person signed in to the workspace, or failed to */
-    SH_AUDIT_ERASE = 13,      /* (agent) a received copy erased, or due for review, at the end
-                                 of its retention (rule, detail; never the data) */
+    SH_AUDIT_ERASE = 13,      /* a received copy erased, or due for review, at the end of its
+                                 retention (agent); the broker's copies erased after
+                                 --keep-events (rule, detail; never the data) */
     SH_AUDIT_ACTION_MAX = SH_AUDIT_ERASE,
 } sh_audit_action;
 

@@ -5,6 +5,7 @@
  */
 #include "clock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -79,4 +80,19 @@ int64_t sh_clock_noon(const char *date)
     tm.tm_mday = atoi(date + 8);
     tm.tm_hour = 12;
     return (int64_t)timegm(&tm) * 1000;
+}
+
+char *sh_duration_format(int64_t ms, char *out, size_t cap)
+{
+    static const struct {
+        int64_t ms;
+        char unit;
+    } u[] = {{86400000, 'd'}, {3600000, 'h'}, {60000, 'm'}, {1000, 's'}};
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
+        if (ms > 0 && ms % u[i].ms == 0) {
+            snprintf(out, cap, "%lld%c", (long long)(ms / u[i].ms), u[i].unit);
+            return out;
+        }
+    snprintf(out, cap, "%lldms", (long long)ms);
+    return out;
 }

@@ -19,6 +19,10 @@ int64_t sh_clock_ms(void);
 #define SH_DURATION_MAX_MS (366LL * 86400 * 1000)
 int sh_duration_parse(const char *text, int64_t *ms);
 
+/* ms as the largest whole unit sh_duration_parse reads ("30d", "36h", "15m", "30s"; else
+ * "1500ms") into out; out. */
+char *sh_duration_format(int64_t ms, char *out, size_t cap);
+
 /* Noon UTC of date (YYYY-MM-DD, a real calendar date), in Unix ms: the moment a decision "on
  * that day" is taken at; -1 when date is not such a date. */
 int64_t sh_clock_noon(const char *date);

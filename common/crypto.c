@@ -343,6 +343,13 @@ sh_err sh_key_derive(const sh_key *master, const void *salt, size_t saltlen, con
     return rc;
 }
 
+void sh_sha256(const void *p, size_t n, uint8_t out[32])
+{
+    unsigned len = 0;
+    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1) /* (only when out of memory) */
+        memset(out, 0, 32);
+}
+
 void sh_key_id(const sh_key *k, uint8_t out[SH_KEY_ID_BYTES])
 {
     memcpy(out, k->id, SH_KEY_ID_BYTES);

@@ -80,6 +80,11 @@ sh_err sh_seal(const sh_key *k, const void *ad, size_t adlen, const void *pt, si
 sh_err sh_open(const sh_key *k, const void *ad, size_t adlen, const uint8_t *in, size_t inlen,
                uint8_t *out, size_t outcap, size_t *outlen) SH_WUR;
 
+/* ---- SHA-256 -------------------------------------------------------------------------- */
+
+/* SHA-256 of p[0..n) into out. */
+void sh_sha256(const void *p, size_t n, uint8_t out[32]);
+
 /* ---- HMAC-SHA256 ---------------------------------------------------------------------- */
 
 /* A keyed HMAC-SHA256 context, keyed once and reused for many messages. Not thread-safe:

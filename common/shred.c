@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +32,17 @@ typedef struct s_node {
     uint8_t key[SH_KEY_BYTES];
 } s_node;
 
+#define CACHED 4 /* day keys kept derived: a day's values share one */
+
 struct sh_shred {
     char *path;
     uint32_t first;
     s_node nodes[NODE_MAX];
     size_t n;
+    struct {
+        uint32_t day;
+        sh_key *key;
+    } cache[CACHED]; /* most recently derived first; never a day before first */
 };
 
 static uint32_t s_lo(const s_node *x)
@@ -73,12 +78,6 @@ static sh_err s_child(const uint8_t key[SH_KEY_BYTES], int right, uint8_t out[SH
     return rc;
 }
 
-static void s_sum(const uint8_t *p, size_t n, uint8_t out[32])
-{
-    unsigned len = 0;
-    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
-}
-
 /* The file's bytes for s into buf (FILE_MAX); its length. */
 static size_t s_encode(const sh_shred *s, uint8_t *buf)
 {
@@ -95,7 +94,7 @@ static size_t s_encode(const sh_shred *s, uint8_t *buf)
         memcpy(buf + at, s->nodes[i].key, SH_KEY_BYTES);
         at += SH_KEY_BYTES;
     }
-    s_sum(buf, at, buf + at);
+    sh_sha256(buf, at, buf + at);
     return at + 32;
 }
 
@@ -137,7 +136,7 @@ static sh_err s_decode(sh_shred *s, const uint8_t *p, size_t len, sh_error *err)
     uint8_t sum[32];
     if (len < 8 + 4 + 1 + 32 || memcmp(p, MAGIC, 8) != 0)
         return sh_error_set(err, SH_E_KEY_FORMAT, "%s: not a shred file", s->path);
-    s_sum(p, len - 32, sum);
+    sh_sha256(p, len - 32, sum);
     size_t n = p[12];
     if (memcmp(sum, p + len - 32, 32) != 0 || n > NODE_MAX || len != 13 + n * 37 + 32)
         return sh_error_set(err, SH_E_KEY_FORMAT, "%s: damaged (its checksum or length fails)",
@@ -198,6 +197,8 @@ void sh_shred_destroy(sh_shred **sp)
 {
     if (!sp || !*sp) return;
     sh_shred *s = *sp;
+    for (size_t i = 0; i < CACHED; i++)
+        sh_key_destroy(&s->cache[i].key);
     sh_wipe(s->nodes, sizeof s->nodes);
     free(s->path);
     free(s);
@@ -264,8 +265,11 @@ sh_err sh_shred_forget_before(sh_shred *s, uint32_t day, sh_error *err)
                 next.nodes[j] = t;
                 sh_wipe(&t, sizeof t);
             }
+    memset(next.cache, 0, sizeof next.cache); /* (the keys stay s's) */
     rc = s_save(&next, err);
     if (!rc) {
+        for (size_t i = 0; i < CACHED; i++)
+            if (s->cache[i].key && s->cache[i].day < day) sh_key_destroy(&s->cache[i].key);
         sh_wipe(s->nodes, sizeof s->nodes);
         memcpy(s->nodes, next.nodes, sizeof s->nodes);
         s->n = next.n;
@@ -273,4 +277,49 @@ sh_err sh_shred_forget_before(sh_shred *s, uint32_t day, sh_error *err)
     }
     sh_wipe(&next, sizeof next);
     return rc;
+}
+
+/* The key of day from the cache, or derived into it (16 HKDF steps); NULL when forgotten. */
+static const sh_key *s_cached(sh_shred *s, uint32_t day)
+{
+    for (size_t i = 0; i < CACHED; i++)
+        if (s->cache[i].key && s->cache[i].day == day) return s->cache[i].key;
+    sh_key *k = NULL;
+    if (sh_shred_day_key(s, day, &k)) return NULL;
+    sh_key_destroy(&s->cache[CACHED - 1].key); /* the least recent goes */
+    memmove(&s->cache[1], &s->cache[0], (CACHED - 1) * sizeof s->cache[0]);
+    s->cache[0].day = day;
+    s->cache[0].key = k;
+    return k;
+}
+
+sh_err sh_shred_seal(sh_shred *s, uint32_t day, const void *ad, size_t adlen, const uint8_t *in,
+                     size_t len, uint8_t *out, size_t cap, size_t *outlen)
+{
+    *outlen = 0;
+    if (cap < 4 || cap - 4 < len + SH_SEAL_OVERHEAD) return SH_E_INVAL;
+    const sh_key *k = s_cached(s, day);
+    if (!k) return SH_E_NOT_FOUND;
+    size_t n = 0;
+    sh_be32_put(out, day);
+    sh_err rc = sh_seal(k, ad, adlen, in, len, out + 4, cap - 4, &n);
+    if (!rc) *outlen = 4 + n;
+    return rc;
+}
+
+uint32_t sh_shred_sealed_day(const uint8_t *in, size_t len)
+{
+    return len >= 4 ? sh_be32_get(in) : 0;
+}
+
+sh_err sh_shred_unseal(sh_shred *s, const void *ad, size_t adlen, const uint8_t *in, size_t len,
+                       uint8_t *out, size_t cap, size_t *outlen)
+{
+    *outlen = 0;
+    if (len < SH_SHRED_OVERHEAD) return SH_E_STORE_CORRUPT;
+    if (cap < len - SH_SHRED_OVERHEAD) return SH_E_INVAL;
+    const sh_key *k = s_cached(s, sh_be32_get(in));
+    if (!k) return SH_E_NOT_FOUND; /* erased */
+    sh_err rc = sh_open(k, ad, adlen, in + 4, len - 4, out, cap, outlen);
+    return rc == SH_OK || rc == SH_E_NOMEM ? rc : SH_E_STORE_CORRUPT;
 }

@@ -65,7 +65,7 @@ class Rig:
 
     def __init__(self, build, clients, expiry=None, policy_edit=None, agencies=None,
                  apis=None, log_level="warning", agent_extra=None, workspace=False,
-                 broker_env=None):
+                 broker_env=None, broker_args=None):
         self.build = os.path.abspath(build)
         self.sh = os.path.join(self.build, "tools", "sharehub")
         self.work = tempfile.mkdtemp(prefix="sharehub-api-")
@@ -78,6 +78,7 @@ class Rig:
         self.agent_extra = agent_extra or {}  # agency -> YAML appended to its configuration
         self.workspace = workspace  # each API also serves the workspace (docs/workspace.md)
         self.broker_env = broker_env  # the broker's environment, when not ours (faketime_env)
+        self.broker_args = broker_args or []  # more options for the broker
         try:
             self._keys()
             self._policy(policy_edit)
@@ -187,7 +188,8 @@ class Rig:
                 "127.0.0.1:%d" % self.ports["broker-http"]]
         if expiry:
             args += ["--delivery-expiry", expiry]
-        self._spawn("broker", args, env=self.broker_env)
+        self.broker_cmd = args + self.broker_args
+        self._spawn("broker", self.broker_cmd, env=self.broker_env)
         for a in self.agencies:
             org, role = AGENCIES[a]
             with open(self.path(a + ".yaml"), "w") as f:

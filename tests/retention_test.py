@@ -4,8 +4,10 @@ and agents (tests/api_rig.py, the sample policy with one-day retentions): a copy
 says to erase is erased on its day — gone from reads, inbox, search and the offline auditor,
 its day key forgotten — with an audit entry that names the rule and not the data; a copy the
 protocol says to review is kept and marked. The agents are restarted with their clock two days
-on (libfaketime): what fell due while they were stopped goes before anyone can read it.
-Synthetic children only.
+on (libfaketime): what fell due while they were stopped goes before anyone can read it. The
+broker, which keeps events a day here (--keep-events 1d), restarts two days on as well: its
+copies become hashes, a copy still queued for an agent that was away is erased and its sender
+told, and its day keys are forgotten. Synthetic children only.
 """
 import json
 import os
@@ -70,7 +72,8 @@ def restart(rig, agency, env):
 
 
 def main():
-    rig = Rig(sys.argv[1], {}, apis=[], policy_edit=one_day)
+    rig = Rig(sys.argv[1], {}, apis=[], policy_edit=one_day, expiry="1d",
+              broker_args=["--keep-events", "1d"])
     ok = False
     try:
         child = rig.synthetic_child(4401)
@@ -82,6 +85,12 @@ def main():
             "child": child, "safeguarding_concern": {
                 "category": "neglect", "narrative": "Synthetic narrative.", "immediate_risk": True,
                 "reported_by": {"org_code": "8819990", "role": "DSL"}}})
+        rig.wait(lambda: show(rig, "hub", concern)[0] == 0, "the concern at the hub")
+        # the school is away: the plan's copy for it (the child's school of record) waits
+        school = rig.proc("school")
+        school.terminate()
+        school.wait(timeout=10)
+        rig.procs = [(n, q) for n, q in rig.procs if q is not school]
         plan = publish(rig, "hub", {
             "event_type": "cp_plan_status", "purpose": "safeguarding", "consent": "not_required",
             "level_of_need": 4, "lawful_basis": basis, "child": child, "cp_plan_status": {
@@ -112,9 +121,65 @@ def main():
             first_before = int.from_bytes(f.read()[8:12], "big")
         check(os.stat(shred).st_mode & 0o777 == 0o600, "the hub's erasure keys are 0600")
 
-        # two days on: the agents start again, and sweep before they serve
+        broker_store = rig.path("broker.store")
+        broker_keys = ["--master", rig.path("broker.master"), "--sign-key",
+                       rig.path("broker.sign.pem"), "--user", "auditor", "--purpose",
+                       "retention test"]
+        r = subprocess.run([rig.sh, "audit", "event", broker_store, plan] + broker_keys,
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and '"cp_plan_status"' in r.stdout,
+              "before its day, the auditor opens the broker's copy offline")
+        bshred = os.path.join(broker_store, "erase.shred")
+        check(os.path.exists(bshred) and os.stat(bshred).st_mode & 0o777 == 0o600,
+              "the broker's erasure keys are 0600")
+
+        # two days on: the broker starts again and sweeps before it serves; then the agents
+        b = rig.proc("broker")
+        b.terminate()
+        b.wait(timeout=10)
+        rig.procs = [(n, q) for n, q in rig.procs if q is not b]
+        rig._spawn("broker", rig.broker_cmd, env=faketime_env("+2d"))
         for agency in ("hub", "health"):
             restart(rig, agency, faketime_env("+2d"))
+        rig._spawn("school", [os.path.join(rig.build, "agents", "sharehub-agent"), "--config",
+                              "school.yaml"], env=faketime_env("+2d"))
+        rig.wait(lambda: '"connected":true' in rig.run(
+            rig.sh, "status", "--socket", rig.socket("school"), "--json", check=False).stdout,
+            "the school agent to connect again")
+        erased = rig.audit("broker", "--action", "erase")
+        copies = [e for e in erased if e["event_id"] in (concern, plan) and
+                  e["detail"].startswith("erased: the broker's copy of")]
+        queued = [e for e in erased if e["event_id"] == plan and e["peer_org"] == "8819990"]
+        check(len(copies) == 2 and all(e["rule"] == "keep-events" and e["child_ref"] and
+                                       e["outcome"] == "ok" for e in copies),
+              "the broker erased its copies of both events, each audited under keep-events with "
+              "the child's reference: %s" % [e["detail"] for e in copies])
+        check(len(queued) == 1 and
+              queued[0]["detail"] == "erased: a copy still queued for 8819990 after 1d, the "
+                                     "broker's keeping",
+              "... and the plan's copy still queued for the absent school: %s" %
+              [e["detail"] for e in queued])
+        check(all(e["rule"] == "keep-events" for e in erased) and
+              len([e for e in erased if "broker's copy" in e["detail"]]) ==
+              len([e for e in rig.audit("broker", "--action", "receive")]),
+              "every event the broker accepted (receipts too) was erased at its keeping's end")
+        check(not any(child["nhs_number"] in e["detail"] or "Synthetic" in e["detail"]
+                      for e in erased), "no erasure entry holds the child's data")
+        r = subprocess.run([rig.sh, "audit", "event", broker_store, concern] + broker_keys,
+                           capture_output=True, text=True)
+        check(r.returncode != 0 and "erased after --keep-events" in r.stderr,
+              "the auditor cannot open the broker's copy any more: %s" % r.stderr.strip())
+        with open(bshred, "rb") as f:
+            bfirst = int.from_bytes(f.read()[8:12], "big")
+        check(bfirst >= int(time.time() // 86400) + 2,
+              "the broker forgot the day keys before its (faked) today: first day %d" % bfirst)
+        rig.wait(lambda: any(t.get("org") == "8819990" and t.get("state") == "expired" for t in
+                             show(rig, "hub", plan)[1].get("item", {}).get("tracking", [])),
+                 "the hub to learn the school's copy was not delivered")
+        check(True, "the hub (the plan's sender) is told the school's copy expired")
+        time.sleep(1)
+        code, _ = show(rig, "school", plan)
+        check(code != 0, "the school never receives the erased copy")
         code, b = show(rig, "hub", concern)
         check(code != 0 and b.get("name") == "SH_E_NOT_FOUND",
               "the erased concern cannot be read at the hub: %s %s" % (b.get("name"),

@@ -423,6 +423,31 @@ Test(crypto, shred_forgets_days_for_good)
     sh_shred_destroy(&s);
     (void)rootlen;
 
+    /* values sealed under a day open until the day is forgotten (its cached key goes too) */
+    cr_assert_eq(sh_shred_open(path, 0, &s, &err), SH_OK, "%s", err.detail);
+    const uint8_t msg[] = "a synthetic copy", bind[16] = {9};
+    uint8_t sealed[sizeof msg + SH_SHRED_OVERHEAD], back[sizeof msg];
+    size_t sl = 0, bl = 0;
+    cr_assert_eq(sh_shred_seal(s, 20600, bind, 16, msg, sizeof msg, sealed, sizeof sealed - 1, &sl),
+                 SH_E_INVAL, "too small an output is refused");
+    cr_assert_eq(sh_shred_seal(s, 20600, bind, 16, msg, sizeof msg, sealed, sizeof sealed, &sl),
+                 SH_OK);
+    cr_assert_eq(sl, sizeof sealed);
+    cr_assert_eq(sh_shred_sealed_day(sealed, sl), 20600);
+    cr_assert_eq(sh_shred_seal(s, 20499, bind, 16, msg, sizeof msg, sealed, sizeof sealed, &bl),
+                 SH_E_NOT_FOUND, "a forgotten day seals nothing");
+    cr_assert_eq(sh_shred_unseal(s, bind, 16, sealed, sl, back, sizeof back, &bl), SH_OK);
+    cr_assert(bl == sizeof msg && memcmp(back, msg, bl) == 0);
+    cr_assert_eq(sh_shred_unseal(s, bind, 15, sealed, sl, back, sizeof back, &bl),
+                 SH_E_STORE_CORRUPT, "bound to its associated data");
+    cr_assert_eq(
+        sh_shred_unseal(s, bind, 16, sealed, SH_SHRED_OVERHEAD - 1, back, sizeof back, &bl),
+        SH_E_STORE_CORRUPT);
+    cr_assert_eq(sh_shred_forget_before(s, 20601, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_shred_unseal(s, bind, 16, sealed, sl, back, sizeof back, &bl), SH_E_NOT_FOUND,
+                 "erased: its day's key is gone, from the cache too");
+    sh_shred_destroy(&s);
+
     /* a damaged file, and one others could read, are refused */
     f = fopen(path, "r+b");
     fseek(f, 20, SEEK_SET);

@@ -3,6 +3,7 @@
  * subscriptions that must name real event types, WITNESSED built only from what the broker
  * computed, a peer gone mid-handshake recorded as a closed connection (not an attack), and a
  * write that cannot be audited refused whole (the fault points of common/fault.h). */
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -17,7 +18,9 @@
 #include "broker_record.h"
 #include "clock.h"
 #include "codec.h"
+#include "crypto.h"
 #include "error.h"
+#include "store.h"
 
 TestSuite(protocol, .init = bf_setup, .fini = bf_teardown, .timeout = 60);
 
@@ -428,6 +431,92 @@ Test(protocol, deliveries_nobody_collects_expire_and_the_sender_is_told)
     bf_start(); /* (the fixture's teardown stops it) */
 }
 
+/* What the broker keeps of an event it keeps for --keep-events: then the envelope gives way to
+ * its hash (a retry is still recognised, a replay still refused), a copy still queued is
+ * removed and its sender told, each erasure audited (docs/store-format.md). */
+Test(protocol, the_broker_erases_its_copies_after_keep_events)
+{
+    bf_stop();
+    bf_cfg.expiry_ms = 1000;
+    bf_cfg.keep_ms = 1500;
+    bf_start();
+    sh_client *school = bf_agent(SCHOOL), *hub = bf_agent(HUB);
+    sh_msg m;
+    size_t len;
+    uint8_t *ev = bf_event(2, "8819990", NULL, &len), id[16];
+    bf_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    memcpy(id, m.frame[0], 16);
+    /* the hub is offered it and never acknowledges; police never connects and its copy expires */
+    cr_assert_eq(sh_client_expect(hub, "DELIVER", WAIT, &m), SH_OK);
+    sh_envelope *r = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_expect(school, "DELIVER", 4000, &m), SH_OK);
+    cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+    cr_assert_str_eq(r->delivery_receipt->recipient_org, "ESXPOL");
+    sh_envelope_free(r);
+    cr_assert_eq(sh_client_ack(school, m.frame[0]), SH_OK);
+    sh_client_destroy(&hub);
+    usleep(1600 * 1000);
+    bf_stop();
+    bf_start(); /* its sweep runs before it serves */
+    sh_client_destroy(&school);
+    school = bf_agent(SCHOOL);
+
+    /* the record holds the envelope's hash, not the envelope */
+    sh_key *mk = NULL;
+    sh_store *st = NULL;
+    sh_db events;
+    sh_txn *t = NULL;
+    sh_buf b = {0};
+    sh_broker_event rec;
+    uint8_t sum[32];
+    cr_assert_eq(sh_key_load_file(bf_cfg.master_key, &mk, &err), SH_OK);
+    cr_assert_eq(sh_store_open(bf_cfg.store_dir, mk, NULL, &st, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_store_db(st, "events", SH_DB_SEALED, &events, &err), SH_OK);
+    cr_assert_eq(sh_txn_begin(st, 0, &t, &err), SH_OK);
+    cr_assert_eq(sh_txn_get(t, events, id, 16, &b, &err), SH_OK);
+    cr_assert_eq(sh_broker_event_parse(b.data, b.len, &rec), 0);
+    cr_assert_eq(rec.form, SH_EVENT_ERASED);
+    sh_sha256(ev, len, sum);
+    cr_assert(rec.env_len == 32 && memcmp(rec.env, sum, 32) == 0);
+    cr_assert(memmem(b.data, b.len, ev + len - 8, 8) == NULL, "no byte of the event is left");
+    sh_txn_abort(&t);
+    sh_buf_free(&b);
+    sh_store_destroy(&st);
+    sh_key_destroy(&mk);
+
+    /* the hub's copy, still queued, was removed: its sender learns it was not delivered */
+    cr_assert_eq(sh_client_expect(school, "DELIVER", 4000, &m), SH_OK);
+    cr_assert_eq(sh_envelope_decode_minimised(m.frame[4], m.len[4], &r, &err), SH_OK);
+    cr_assert_eq(r->delivery_receipt->status, SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_EXPIRED);
+    cr_assert_str_eq(r->delivery_receipt->recipient_org, "881");
+    cr_assert_arr_eq(r->delivery_receipt->for_event_id.data, id, 16);
+    sh_envelope_free(r);
+    cr_assert_eq(sh_client_ack(school, m.frame[0]), SH_OK);
+    hub = bf_agent(HUB);
+    cr_assert_eq(sh_client_recv(hub, 800, &m), SH_E_NOT_FOUND, "nothing left for the hub");
+    /* a retry of the same bytes is still a duplicate; other bytes under its id a replay */
+    bf_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    cr_assert_arr_eq(m.frame[2], "duplicate", 9);
+    cr_assert(bf_has_line(&m, "881 permit isp-sgc@1"), "with the outcome it had");
+    ev[len - 1] ^= 0x01;
+    bf_publish(school, ev, len, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_REPLAYED);
+    free(ev);
+    sh_client_destroy(&school);
+    sh_client_destroy(&hub);
+    bf_stop();
+    cr_assert_eq(bf_audit_count(SH_AUDIT_ERASE, 0,
+                                "erased: the broker's copy of a "
+                                "safeguarding_concern from 8819990, kept 1500ms"),
+                 1);
+    cr_assert_eq(bf_audit_count(SH_AUDIT_ERASE, 0, "erased: a copy still queued for 881"), 1);
+    cr_assert_eq(bf_audit_count(SH_AUDIT_EXPIRE, SH_E_EXPIRED, "expired"), 1, "police's");
+    bf_start(); /* (the fixture's teardown stops it) */
+}
+
 /* A DELIVER's flags field: tokens separated by single spaces; the recipient's retention in
  * retain=<count><d|m>:<erase|review>; unknown tokens are skipped; a bad retain token is an
  * error. The queue record keeps the retention between them. */
@@ -472,6 +561,28 @@ Test(protocol, deliveries_carry_their_retention)
     v = sh_broker_delivery_build(id, "8819990", "isp-x@1", 0, 1234, NULL, copy, sizeof copy, &len);
     cr_assert_eq(sh_broker_delivery_parse(v, len, &d), 0);
     cr_assert_eq(d.retain.count, 0);
+    free(v);
+    /* the event record's forms: as written before forms, sealed, erased */
+    const uint8_t env[5] = {1, 2, 3, 4, 5};
+    uint8_t *slot = NULL;
+    sh_broker_event ev;
+    v = sh_broker_event_build("8819990", "A permit x", env, sizeof env, SH_EVENT_PLAIN, &len, NULL);
+    cr_assert_eq(sh_broker_event_parse(v, len - 1, &ev), 0, "a record without a form byte");
+    cr_assert(ev.form == SH_EVENT_PLAIN && ev.env_len == 5 && memcmp(ev.env, env, 5) == 0);
+    cr_assert_eq(sh_broker_event_parse(v, len, &ev), 0);
+    cr_assert_eq(ev.form, SH_EVENT_PLAIN);
+    v[len - 1] = 3;
+    cr_assert_eq(sh_broker_event_parse(v, len, &ev), -1, "an unknown form");
+    v[len - 1] = SH_EVENT_ERASED;
+    cr_assert_eq(sh_broker_event_parse(v, len, &ev), -1, "an erased record holds a 32-byte hash");
+    free(v);
+    v = sh_broker_event_build("8819990", "A permit x", NULL, 32, SH_EVENT_ERASED, &len, &slot);
+    memset(slot, 0xab, 32);
+    cr_assert_eq(sh_broker_event_parse(v, len, &ev), 0);
+    cr_assert(ev.form == SH_EVENT_ERASED && ev.env_len == 32 && ev.env[31] == 0xab);
+    cr_assert_str_eq(ev.sender, "8819990");
+    cr_assert(ev.outcome_len == 10 && memcmp(ev.outcome, "A permit x", 10) == 0);
+    cr_assert_eq(sh_broker_event_parse(v, len + 0 - 2, &ev), -1, "cut");
     free(v);
     /* calendar months: 31 January plus a month is the end of February */
     int64_t jan31 = 1769860800000LL; /* 2026-01-31T12:00:00Z */

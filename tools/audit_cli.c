@@ -474,29 +474,39 @@ static int s_event(int argc, char **argv)
     size_t envlen = 0;
     sh_broker_event bev;
     sh_agent_record arec;
+    int daykey = 0; /* sealed under the day its retention (an agent's) or keeping ends */
     if (!rc && broker && sh_broker_event_parse(b.data, b.len, &bev) == 0) {
         env = bev.env;
         envlen = bev.env_len;
+        daykey = bev.form == SH_EVENT_SEALED;
+        if (bev.form == SH_EVENT_ERASED)
+            rc = sh_error_set(&err, SH_E_NOT_FOUND,
+                              "the broker's copy of the event was erased after --keep-events: "
+                              "only its sender, outcome and hash remain");
     } else if (!rc && agent && sh_agent_record_parse(b.data, b.len, &arec) == 0) {
         env = arec.env;
         envlen = arec.env_len;
-        if (arec.flags & SH_RECORD_DAYKEY) { /* sealed under the day its retention ends */
-            char sp[4200];
-            sh_shred *shred = NULL;
-            snprintf(sp, sizeof sp, "%s/erase.shred", dir);
-            rc = sh_shred_open(sp, 0, &shred, &err);
-            if (!rc) {
-                rc = sh_agent_record_open(shred, id, &arec, &opened, &envlen);
-                if (rc == SH_E_NOT_FOUND)
-                    sh_error_set(&err, rc,
-                                 "the event was erased at the end of its retention: the key "
-                                 "of its day is forgotten, no copy of it can be opened");
-                else if (rc)
-                    sh_error_set(&err, rc, "the event's sealed copy does not open");
-            }
-            sh_shred_destroy(&shred);
-            env = opened;
+        daykey = (arec.flags & SH_RECORD_DAYKEY) != 0;
+    }
+    if (!rc && daykey) {
+        char sp[4200];
+        sh_shred *shred = NULL;
+        snprintf(sp, sizeof sp, "%s/erase.shred", dir);
+        rc = sh_shred_open(sp, 0, &shred, &err);
+        size_t cap = envlen >= SH_SHRED_OVERHEAD ? envlen - SH_SHRED_OVERHEAD : 0;
+        if (!rc && !(opened = malloc(cap ? cap : 1)))
+            rc = sh_error_set(&err, SH_E_NOMEM, "opening the event");
+        if (!rc) {
+            rc = sh_shred_unseal(shred, id, 16, env, envlen, opened, cap, &envlen);
+            if (rc == SH_E_NOT_FOUND)
+                sh_error_set(&err, rc,
+                             "the event was erased at the end of its retention: the key "
+                             "of its day is forgotten, no copy of it can be opened");
+            else if (rc)
+                sh_error_set(&err, rc, "the event's sealed copy does not open");
         }
+        sh_shred_destroy(&shred);
+        env = opened;
     }
     if (!rc && !broker && !agent)
         rc = sh_error_set(&err, SH_E_STORE_CORRUPT, "%s: neither a broker's nor an agent's store",
