@@ -242,6 +242,18 @@ sh_err ag_retain_schedule(sh_agent *a, sh_txn *t, const uint8_t id[16], const ch
                           const sh_retain *r, int64_t stored_ms, sh_error *err);
 /* 1 with when id falls due and its retention, or 0 when none is recorded. */
 int ag_retain_get(sh_agent *a, sh_txn *t, const uint8_t id[16], int64_t *due_ms, sh_retain *r);
+/* Removes the received copy id (e, its envelope, for its indexes; may be NULL) and every index
+ * that leads to it. */
+sh_err ag_retain_erase(sh_agent *a, sh_txn *t, const uint8_t id[16], const sh_envelope *e,
+                       sh_error *err);
+/* Seals the received copy id again, under the key of day. */
+sh_err ag_record_reseal(sh_agent *a, sh_txn *t, const uint8_t id[16], uint32_t day, sh_error *err);
+/* Removes the retention_due entry that holds a copy waiting for review (its sealed day's). */
+sh_err ag_retain_release(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_error *err);
+
+/* ---- review.c ---- */
+json_object *ag_op_review(sh_agent *a, json_object *req);
+json_object *ag_op_review_due(sh_agent *a, json_object *req);
 
 /* ---- outbox.c ---- */
 sh_err ag_complete(sh_agent *a, sh_envelope *e, uint8_t idbuf[16], sh_error *err);

@@ -99,12 +99,12 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
         ag_log_event(a, "error", m->frame[0], "the broker delivered a malformed retain= flag");
         goto out; /* not acknowledged: it stays queued at the broker for inspection */
     }
-    /* a copy to be erased is sealed under the key of the day its retention ends */
+    /* a copy with a retention is sealed under the key of the day it ends (erase or review) */
     int64_t now = sh_clock_ms();
     uint8_t *sealed = NULL, flags = overdue ? SH_RECORD_OVERDUE : 0;
     size_t slen = 0;
     rc = SH_OK;
-    if (keep.count && !keep.review) {
+    if (keep.count) {
         uint32_t day = sh_shred_day_of(sh_clock_add(now, keep.count, keep.unit));
         rc = ag_seal_for_day(a, m->frame[0], day, m->frame[4], m->len[4], &sealed, &slen, &err);
         flags |= SH_RECORD_DAYKEY;

@@ -105,9 +105,12 @@ static json_object *s_dispatch(sh_agent *a, const char *op, json_object *req)
     if (strcmp(op, "account_get") == 0) return ag_op_account_get(a, req);
     if (strcmp(op, "sign_in") == 0) return ag_op_sign_in(a, req);
     if (strcmp(op, "accounts") == 0) return ag_op_accounts(a, req);
-    return ag_error_json(
-        SH_E_INVAL, "op: status, publish, inbox, show, child, triage, ack, refused, queue, "
-                    "assign, find, item, audit, account_set, account_get, sign_in or accounts");
+    if (strcmp(op, "review") == 0) return ag_op_review(a, req);
+    if (strcmp(op, "review_due") == 0) return ag_op_review_due(a, req);
+    return ag_error_json(SH_E_INVAL,
+                         "op: status, publish, inbox, show, child, triage, ack, refused, queue, "
+                         "assign, find, item, audit, account_set, account_get, sign_in, accounts, "
+                         "review or review_due");
 }
 
 /* Who is asking, from the kernel's credentials of the connection (libzmq gives them as the

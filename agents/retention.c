@@ -11,7 +11,9 @@
  * of the day its retention ends (common/shred.h); the sweep deletes it and its indexes when
  * that day comes, with an audit entry saying what was erased under which rule, and then
  * forgets the days before today, so no copy of it — in LMDB's free pages, in a backup — can be
- * opened again. A copy whose retention ends in review is marked, audited and kept.
+ * opened again. A copy whose retention ends in review is sealed the same way; on its day it
+ * is marked, audited and held — sealed under tomorrow's key, every day, until a person
+ * reviews it (review.c): kept for longer (sealed under its new day) or erased.
  *
  * Owns: those two databases and the sweep. Never: holds any of the event's content in them,
  * or schedules an event twice (a redelivery is not stored again, so never scheduled again);
@@ -104,13 +106,61 @@ sh_err ag_record_get(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_agent_reco
     return ag_record_open(a, id, r, b);
 }
 
+sh_err ag_record_reseal(sh_agent *a, sh_txn *t, const uint8_t id[16], uint32_t day, sh_error *err)
+{
+    sh_buf b = {0};
+    sh_agent_record r;
+    uint8_t *sealed = NULL, *v = NULL;
+    size_t slen = 0, n = 0;
+    sh_err rc = ag_record_get(a, t, id, &r, &b, err);
+    if (rc == SH_E_STORE_CORRUPT) sh_error_set(err, rc, "a received copy does not open");
+    if (!rc) rc = ag_seal_for_day(a, id, day, r.env, r.env_len, &sealed, &slen, err);
+    if (!rc) {
+        v = sh_agent_record_build(r.direction, r.at_ms, r.peer, r.rule,
+                                  (uint8_t)(r.flags | SH_RECORD_DAYKEY), sealed, slen, &n);
+        rc = v ? sh_txn_put(t, a->events, id, 16, v, n, 0, err)
+               : sh_error_set(err, SH_E_NOMEM, "resealing a copy");
+    }
+    free(v);
+    free(sealed);
+    sh_buf_free(&b);
+    return rc;
+}
+
+/* A copy waiting for a person's review is held: sealed under tomorrow's key and looked at
+ * again when tomorrow comes (retention_due at its first moment), so the daily forgetting never
+ * reaches it while it waits, and the key it was under before is forgotten as usual. */
+static sh_err s_hold(sh_agent *a, sh_txn *t, const uint8_t id[16], uint32_t today, sh_error *err)
+{
+    uint8_t due[24];
+    sh_be64_put(due, (uint64_t)(today + 1) * 86400000ULL);
+    memcpy(due + 8, id, 16);
+    sh_err rc = ag_record_reseal(a, t, id, today + 1, err);
+    if (!rc) rc = sh_txn_put(t, a->retention_due, due, sizeof due, "", 0, 0, err);
+    return rc;
+}
+
+sh_err ag_retain_release(sh_agent *a, sh_txn *t, const uint8_t id[16], sh_error *err)
+{
+    sh_buf b = {0};
+    sh_agent_record r;
+    sh_err rc = sh_txn_get(t, a->events, id, 16, &b, err);
+    if (!rc && !sh_agent_record_parse(b.data, b.len, &r) && (r.flags & SH_RECORD_DAYKEY)) {
+        uint8_t due[24];
+        sh_be64_put(due, (uint64_t)sh_shred_sealed_day(r.env, r.env_len) * 86400000ULL);
+        memcpy(due + 8, id, 16);
+        rc = sh_txn_del(t, a->retention_due, due, sizeof due, err);
+    }
+    sh_buf_free(&b);
+    return rc == SH_E_NOT_FOUND ? SH_OK : rc;
+}
+
 /* ---- the sweep -------------------------------------------------------------------------- */
 
 #define SWEEP_MAX 1000
 
-/* Removes a received copy and every index that leads to it. */
-static sh_err s_erase(sh_agent *a, sh_txn *t, const uint8_t id[16], const sh_envelope *e,
-                      sh_error *err)
+sh_err ag_retain_erase(sh_agent *a, sh_txn *t, const uint8_t id[16], const sh_envelope *e,
+                       sh_error *err)
 {
     sh_err rc = sh_txn_del(t, a->events, id, 16, err);
     if (rc == SH_E_NOT_FOUND) rc = SH_OK;
@@ -152,6 +202,7 @@ sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *revi
     size_t ne = 0, nv = 0;
     sh_err rc = SH_OK;
     int more = 1;
+    uint32_t today = sh_shred_day_of(now_ms);
     a->swept_ms = now_ms;
     while (more && !rc) {
         sh_txn *t = NULL;
@@ -181,6 +232,13 @@ sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *revi
                 rc = sh_txn_del(t, a->retention_due, due[i], 24, err);
                 continue; /* (a stray: nothing to erase) */
             }
+            if (rv.data[11] == 2) { /* still waiting for a person's review: held a day more */
+                rc = sh_txn_del(t, a->retention_due, due[i], 24, err);
+                if (!rc) rc = s_hold(a, t, id, today, err);
+                if (rc == SH_E_NOT_FOUND) rc = sh_txn_del(t, a->retention, id, 16, err);
+                sh_buf_free(&rv);
+                continue;
+            }
             int review = rv.data[11] == 1;
             char rule[256], what[400], when[32];
             size_t rl = rv.data[12] < rv.len - 13 ? rv.data[12] : rv.len - 13;
@@ -200,12 +258,13 @@ sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *revi
                      e ? sh_event_type_name(e->event_type) : "an event", e ? r.peer : "its sender",
                      count, rv.data[10] == 'm' ? "month" : "day", count == 1 ? "" : "s", rule,
                      when);
-            if (!review) rc = s_erase(a, t, id, e, err);
+            if (!review) rc = ag_retain_erase(a, t, id, e, err);
             if (!rc) rc = sh_txn_del(t, a->retention_due, due[i], 24, err);
             if (!rc && !review) rc = sh_txn_del(t, a->retention, id, 16, err);
-            if (!rc && review) { /* kept, marked: the review is a person's (docs/agent.md) */
+            if (!rc && review) { /* kept, marked, held: the review is a person's (docs/agent.md) */
                 rv.data[11] = 2;
                 rc = sh_txn_put(t, a->retention, id, 16, rv.data, rv.len, 0, err);
+                if (!rc && e) rc = s_hold(a, t, id, today, err);
             }
             if (!rc)
                 rc = ag_audit(a, t, SH_AUDIT_ERASE, review ? SH_AUDIT_DENIED : SH_AUDIT_OK, 0, id,
@@ -223,8 +282,7 @@ sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *revi
     }
     if (rc) return rc;
     /* forget every day before today that no copy still waits for: those due today or later
-     * are sealed under today's key or later ones */
-    uint32_t today = sh_shred_day_of(now_ms);
+     * are sealed under today's key or later ones, and those waiting for review are held */
     if (today > sh_shred_first_day(a->shred)) {
         rc = sh_shred_forget_before(a->shred, today, err);
     }

@@ -6,6 +6,7 @@
  *   cmd_policy.c   policy check (explain.c: policy explain)
  *   cmd_agent.c    status, publish, inbox, show, child, triage (the local agent)
  *   cmd_account.c  account set, account list (the workspace's users, at the local agent)
+ *   cmd_review.c   review (retention reviews, at the local agent)
  *   cmd_enrol.c    enrol
  *   selfcheck.c    selfcheck
  *   audit_cli.c    audit verify, grant, replay, event; subject.c and whatif.c the rest
@@ -22,6 +23,7 @@ int cmd_policy_explain(int argc, char **argv);
 int cmd_agent(const char *name, int argc, char **argv);
 int cmd_enrol(int argc, char **argv);
 int cmd_account(int argc, char **argv);
+int cmd_review(int argc, char **argv);
 
 struct json_object;
 /* Sends one JSON request to the agent at socket; the reply, or NULL (the error reported). */

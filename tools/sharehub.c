@@ -23,6 +23,7 @@ static const char s_usage[] =
     "  child ID --user U --purpose P           what this agency holds about a child\n"
     "  triage REFERRAL-ID --level N ...        the hub's decision on a referral\n"
     "  account set|list ...                    the workspace's users at this agency\n"
+    "  review --due | EVENT-ID --keep P|--erase  copies whose retention ended in review\n"
     "information governance:\n"
     "  policy check|explain|show ...           lint a policy; who would receive an event; review "
     "it\n"
@@ -41,9 +42,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
-    } cmds[] = {{"keygen", cmd_keygen},  {"ident", cmd_ident},         {"policy", cmd_policy},
-                {"enrol", cmd_enrol},    {"selfcheck", cmd_selfcheck}, {"audit", sh_audit_main},
-                {"account", cmd_account}};
+    } cmds[] = {{"keygen", cmd_keygen},   {"ident", cmd_ident},         {"policy", cmd_policy},
+                {"enrol", cmd_enrol},     {"selfcheck", cmd_selfcheck}, {"audit", sh_audit_main},
+                {"account", cmd_account}, {"review", cmd_review}};
     static const char *const agent[] = {"status", "publish", "inbox", "show", "child", "triage"};
     if (argc < 2) {
         fputs(s_usage, stderr);
