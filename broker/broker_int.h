@@ -229,6 +229,8 @@ void bk_pump(sh_broker *b);
 sh_err bk_depths_load(sh_broker *b, sh_error *err);
 sh_err bk_depths_apply(sh_broker *b, sh_txn *t, sh_error *err);
 int64_t bk_oldest_ms(sh_broker *b, sh_txn *t, const char *org);
+/* Moves cursor c on the queue to the first entry of the organisation after org. */
+sh_err bk_queue_next_org(sh_cursor *c, const char *org, sh_kv *kv, sh_error *err);
 
 /* ---- keep.c ---- */
 /* Opens the broker's shred file (<store>/erase.shred, made when missing). */

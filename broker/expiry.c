@@ -89,15 +89,10 @@ static size_t s_find(sh_broker *b, sh_txn *t, int64_t now, expired *out)
                 x->waited_ms = waited;
             }
         }
-        if (young) { /* the rest of org's queue is younger still: on to the next organisation */
-            uint8_t next[SH_QKEY_BYTES];
-            sh_broker_qkey(org, UINT64_MAX, next);
-            rc = sh_cursor_get(c, SH_CURSOR_SEEK, next, sizeof next, &kv, &err);
-            if (rc == SH_OK && kv.klen == sizeof next && memcmp(kv.key, next, sizeof next) == 0)
-                rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err);
-        } else {
+        if (young) /* the rest of org's queue is younger still: on to the next organisation */
+            rc = bk_queue_next_org(c, org, &kv, &err);
+        else
             rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err);
-        }
     }
     sh_cursor_close(&c);
     return n;

@@ -198,13 +198,9 @@ static size_t s_find_leftovers(sh_broker *b, sh_txn *t, int64_t now, s_leftover 
         }
         /* the rest of this organisation's queue is younger: on to the next */
         char org[SH_QKEY_ORG + 1];
-        uint8_t next[SH_QKEY_BYTES];
         memcpy(org, kv.key, SH_QKEY_ORG);
         org[SH_QKEY_ORG] = '\0';
-        sh_broker_qkey(org, UINT64_MAX, next);
-        rc = sh_cursor_get(c, SH_CURSOR_SEEK, next, sizeof next, &kv, &err);
-        if (rc == SH_OK && kv.klen == sizeof next && memcmp(kv.key, next, sizeof next) == 0)
-            rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err);
+        rc = bk_queue_next_org(c, org, &kv, &err);
     }
     sh_cursor_close(&c);
     return n;

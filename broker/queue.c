@@ -202,6 +202,16 @@ void bk_pump(sh_broker *b)
     sh_txn_abort(&t);
 }
 
+sh_err bk_queue_next_org(sh_cursor *c, const char *org, sh_kv *kv, sh_error *err)
+{
+    uint8_t next[SH_QKEY_BYTES];
+    sh_broker_qkey(org, UINT64_MAX, next);
+    sh_err rc = sh_cursor_get(c, SH_CURSOR_SEEK, next, sizeof next, kv, err);
+    if (rc == SH_OK && kv->klen == sizeof next && memcmp(kv->key, next, sizeof next) == 0)
+        rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, kv, err);
+    return rc;
+}
+
 int64_t bk_oldest_ms(sh_broker *b, sh_txn *t, const char *org)
 {
     /* When the broker accepted the oldest event still queued for org; 0 if none or unknown. */
