@@ -136,13 +136,22 @@ size_t pg_attendances(json_object *ctx, json_object *reply)
     return n;
 }
 
-/* "section_47_strategy" -> "Section 47 strategy" */
+/* "section_47_strategy" -> "Section 47 strategy", "cp_plan_status" -> "CP plan status" */
 json_object *pg_words(const char *name)
 {
+    static const char *const upper[] = {"cp", "la", "nhs", "upn", "ed"}; /* said as letters */
     char b[256];
     snprintf(b, sizeof b, "%s", name ? name : "");
     for (char *p = b; *p; p++)
         if (*p == '_') *p = ' ';
+    for (char *w = b; *w;) {
+        size_t n = strcspn(w, " ");
+        for (size_t i = 0; i < sizeof upper / sizeof upper[0]; i++)
+            if (n == strlen(upper[i]) && strncmp(w, upper[i], n) == 0)
+                for (size_t k = 0; k < n; k++)
+                    w[k] = (char)(w[k] - 'a' + 'A');
+        w += n + (w[n] == ' ');
+    }
     if (b[0] >= 'a' && b[0] <= 'z') b[0] = (char)(b[0] - 'a' + 'A');
     return json_object_new_string(b);
 }
@@ -671,5 +680,8 @@ const api_route ws_routes[] = {
     {"GET", "/clinician", WS_ANYONE, p_clinician, p_clinician_answer},
     {"POST", "/clinician", WS_ANYONE, p_clinician, p_clinician_answer},
     {"GET", "/audit", WS_ROLE(WS_AUDITOR), p_audit, p_audit_answer},
+    {"GET", "/review", WS_ROLE(WS_MANAGER), p_review, p_review_answer},
+    {"GET", "/review/*", WS_ROLE(WS_MANAGER), p_review, p_review_answer},
+    {"POST", "/review/*", WS_ROLE(WS_MANAGER), p_review_decide, p_review_after},
 };
 const size_t ws_nroutes = sizeof ws_routes / sizeof ws_routes[0];

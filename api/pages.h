@@ -46,5 +46,10 @@ void p_clinician(api *s, api_req *r);
 void p_clinician_answer(api *s, api_req *r, json_object *reply);
 void p_audit(api *s, api_req *r);
 void p_audit_answer(api *s, api_req *r, json_object *reply);
+/* review.c's */
+void p_review(api *s, api_req *r);
+void p_review_answer(api *s, api_req *r, json_object *reply);
+void p_review_decide(api *s, api_req *r);
+void p_review_after(api *s, api_req *r, json_object *reply);
 
 #endif

@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_rig import Rig, faketime_env  # noqa: E402
+import workspace_test  # noqa: E402  (its Browser: headless Chromium with axe-core)
 
 failures = []
 
@@ -69,6 +70,43 @@ def review(rig, *args):
     return json.loads(r.stdout.splitlines()[-1])
 
 
+def browser_review(rig, plan, plan2, child):
+    """The ED's records manager, in the workspace: the list, a refusal to decide nothing, an
+    erasure; a practitioner is not offered the page. Returns the browser (quit by main)."""
+    rig.account("health", "rm-health", "manager", "records manager pass", "Rhea Records")
+    rig.account("health", "li", "practitioner", "emergency dept pass", "Li Clinician")
+    br = workspace_test.Browser(rig.ws_url("health"),
+                                os.path.join(rig.build, "screenshots"))
+    br.sign_in("rm-health", "records manager pass")
+    check(br.finds("a[href='/review']"), "a manager's menu has Retention review")
+    br.get("/review")
+    rows = [r.text for r in br.finds("#review tbody tr")]
+    page = br.d.page_source
+    check(len(rows) == 2 and all("CP plan status" in r and "881" in r and "isp-cpis@5" in r and
+                                 "1 day" in r for r in rows),
+          "the review list shows both flags by type, sender, protocol and period: %s" % rows)
+    check(child["nhs_number"] not in page and child["family_name"] not in page,
+          "the list names no child")
+    br.screenshot("retention-review.png")
+    br.get("/review/%s" % plan2)
+    br.click("#decide")
+    check("Choose whether to keep this record longer or erase it" in br.text() and
+          br.finds(".govuk-error-summary"), "deciding nothing is refused, saying what to choose")
+    br.choose("decision", "erase")
+    br.click("#decide")
+    check("Record erased" in br.text() and len(br.finds("#review tbody tr")) == 1,
+          "erased: the list has one record left")
+    br.get("/review/%s" % plan2)
+    check("E500" in br.text(), "the erased record's page is gone")
+    br.sign_out()
+    br.sign_in("li", "emergency dept pass")
+    check(not br.finds("a[href='/review']"), "a practitioner's menu has no Retention review")
+    br.get("/review")
+    check("E914" in br.text(), "a practitioner cannot open the review list")
+    br.sign_out()
+    return br
+
+
 def restart(rig, agency, env):
     p = rig.proc(agency)
     p.terminate()
@@ -82,8 +120,9 @@ def restart(rig, agency, env):
 
 
 def main():
-    rig = Rig(sys.argv[1], {}, apis=[], policy_edit=one_day, expiry="1d",
-              broker_args=["--keep-events", "1d"])
+    rig = Rig(sys.argv[1], {}, apis=["health"], workspace=True, policy_edit=one_day,
+              expiry="1d", broker_args=["--keep-events", "1d"])
+    br = None
     ok = False
     try:
         child = rig.synthetic_child(4401)
@@ -240,13 +279,15 @@ def main():
                                                                 "from 881") for e in reviewed),
               "... and the review is audited: %s" % [e["detail"] for e in reviewed])
 
-        # a person reviews them: one kept a day more, one erased
+        # a person reviews them: the ED's records manager erases one in the workspace ...
         due = review(rig, "--due")
         check(due.get("total") == 2 and {i["event_id"] for i in due["items"]} == {plan, plan2} and
               all(i.get("type") == "cp_plan_status" and i.get("peer") == "881" and
                   i.get("rule") == "isp-cpis@5" and i.get("kept") == "1d" for i in due["items"]),
               "the ED's list of copies due for review names both flags, not what they say: %s" %
               due.get("items"))
+        br = browser_review(rig, plan, plan2, child)
+        # ... and the IG officer keeps the other a day more, on the command line
         kept = review(rig, plan, "--keep", "1d")
         code, b = show(rig, "health", plan)
         keep = b.get("item", {}).get("retention", {})
@@ -254,10 +295,9 @@ def main():
               keep.get("keep") == "1d" and keep.get("then") == "review" and
               keep.get("due_at_ms") == kept.get("due_at_ms"),
               "kept a day more: no longer due, reviewed again then: %s" % keep)
-        erased = review(rig, plan2, "--erase")
         code, b = show(rig, "health", plan2)
-        check(erased.get("decision") == "erased" and code != 0 and
-              b.get("name") == "SH_E_NOT_FOUND", "the other is erased on review")
+        check(code != 0 and b.get("name") == "SH_E_NOT_FOUND",
+              "the one erased in the workspace cannot be read")
         r = subprocess.run([rig.sh, "review", plan2, "--erase", "--user", "ig.officer",
                             "--purpose", "retention review", "--socket", rig.socket("health"),
                             "--json"], capture_output=True, text=True)
@@ -276,16 +316,21 @@ def main():
               "a copy not due for review is refused: %s" % r.stdout.strip())
         log = rig.audit("health")
         decisions = [e for e in log if e["actor_user"] == "ig.officer"]
-        check([(e["action"], e["outcome"]) for e in decisions] ==
-              [("read", "ok"), ("write", "ok"), ("erase", "ok")] and
-              decisions[1]["detail"].startswith("kept on review for 1 day: cp_plan_status from "
-                                                "881 under isp-cpis@5") and
-              decisions[2]["detail"] == "erased on review: cp_plan_status from 881, kept under "
-                                        "isp-cpis@5" and
+        check([(e["action"], e["outcome"]) for e in decisions] == [("read", "ok"), ("write", "ok")]
+              and decisions[1]["detail"].startswith("kept on review for 1 day: cp_plan_status "
+                                                    "from 881 under isp-cpis@5") and
               all(e["purpose"] == "retention review" for e in decisions) and
-              decisions[1]["child_ref"] and decisions[2]["child_ref"],
-              "the list, the keeping and the erasure are audited as the reviewer's, with the "
-              "child's reference: %s" % [e["detail"] for e in decisions])
+              decisions[1]["child_ref"],
+              "the list and the keeping are audited as the reviewer's, with the child's "
+              "reference: %s" % [e["detail"] for e in decisions])
+        by_mgr = [e for e in log if e["actor_user"] == "rm-health" and e["action"] == "erase"]
+        check(len(by_mgr) == 1 and by_mgr[0]["event_id"] == plan2 and
+              by_mgr[0]["detail"] == "erased on review: cp_plan_status from 881, kept under "
+                                     "isp-cpis@5" and by_mgr[0]["child_ref"] and
+              by_mgr[0]["purpose"] == "retention review" and
+              by_mgr[0]["detail"].endswith("isp-cpis@5"),
+              "the erasure in the workspace is audited as the records manager's: %s" %
+              [e["detail"] for e in by_mgr])
 
         # four days on the kept flag is due again; held under each day's key, it still opens
         restart(rig, "health", faketime_env("+4d"))
@@ -302,6 +347,9 @@ def main():
               "it waits for a person" % hfirst)
         ok = True
     finally:
+        if br:
+            br.quit()
+        failures.extend(workspace_test.FAILED)
         bad = rig.stop(keep=bool(failures) or not ok)
         check(not bad, "the rig stopped cleanly %s" % (bad or ""))
     print("retention: %s (%d failed)" % ("FAILED" if failures else "passed", len(failures)))

@@ -288,7 +288,7 @@ def test_practitioner_decides(rig, br, ids, shots):
           "the referral shows the consent on record and the purpose it was shared for")
     check("Child protection plan" in text and "01632 960001" in text and
           len(br.finds("#attendances tbody tr")) == 1 and
-          "Cp plan status" in br.find("#history").text,
+          "CP plan status" in br.find("#history").text,
           "the referral shows the CP-IS flag the hub started, the authority's numbers, the "
           "attendance and the child's history")
     # a pair outside the table: refused before anything is sent
