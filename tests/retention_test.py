@@ -345,6 +345,27 @@ def main():
         check(code == 0 and hfirst >= int(time.time() // 86400) + 6,
               "two days later, the days before forgotten (first day %d), it still opens while "
               "it waits for a person" % hfirst)
+
+        # the auditor's subject reports show the erasures and the reviews, and who made them
+        ring = rig.path("auditor.ring")
+        for who in ("broker", "hub", "health"):
+            rig.run(rig.sh, "audit", "grant", rig.path(who + ".store"), "--master",
+                    rig.path(who + ".master"), "--sign-key", rig.path(who + ".sign.pem"),
+                    "--keyring", ring, "--name", who)
+        stores = [rig.path(w + ".store") for w in ("broker", "hub", "health")]
+        one = rig.run(rig.sh, "audit", "subject", child["nhs_number"], "--stores", *stores,
+                      "--keyring", ring, check=False).stdout
+        two = rig.run(rig.sh, "audit", "subject", rig.synthetic_child(4402)["nhs_number"],
+                      "--stores", *stores, "--keyring", ring, check=False).stdout
+        check("ERASED at SHAREHUB under keep-events: erased: the broker's copy of a "
+              "safeguarding_concern from 8819990" in one and
+              "ERASED at 881 under isp-safeguarding-concerns@3" in one and
+              "DUE FOR REVIEW at RAJ under isp-cpis@5" in one and
+              "KEPT ON REVIEW at RAJ by ig.officer: kept on review for 1 day" in one,
+              "the child's subject report shows the broker's and the hub's erasures, the review "
+              "due and the keeping, with who kept it")
+        check("ERASED at RAJ by rm-health under isp-cpis@5: erased on review" in two,
+              "the other child's shows the erasure on review, by the records manager")
         ok = True
     finally:
         if br:

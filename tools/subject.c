@@ -317,8 +317,12 @@ static void s_report_event(const s_subject *s, s_out *o, const s_ev *ev)
                      r->peer_org, log);
             break;
         case SH_AUDIT_WRITE:
-            snprintf(line, sizeof line, "%s  recorded by %s user %s for %s  [%s]", when,
-                     r->actor_org, r->actor_user, r->purpose[0] ? r->purpose : "-", log);
+            if (strncmp(r->detail, "kept on review", 14) == 0) /* a retention review's */
+                snprintf(line, sizeof line, "%s  KEPT ON REVIEW at %s by %s: %s  [%s]", when,
+                         r->actor_org, r->actor_user, r->detail, log);
+            else
+                snprintf(line, sizeof line, "%s  recorded by %s user %s for %s  [%s]", when,
+                         r->actor_org, r->actor_user, r->purpose[0] ? r->purpose : "-", log);
             break;
         case SH_AUDIT_READ:
             snprintf(line, sizeof line, "%s  READ at %s by %s for \"%s\" (%s)  [%s]", when,
@@ -328,10 +332,14 @@ static void s_report_event(const s_subject *s, s_out *o, const s_ev *ev)
             snprintf(line, sizeof line, "%s  refused: E%03u %s  [%s]", when, r->code, r->detail,
                      log);
             break;
-        case SH_AUDIT_ERASE:
-            snprintf(line, sizeof line, "%s  %s at %s under %s: %s  [%s]", when,
-                     r->outcome == SH_AUDIT_OK ? "ERASED" : "DUE FOR REVIEW", r->actor_org,
-                     r->rule[0] ? r->rule : "-", r->detail, log);
+        case SH_AUDIT_ERASE: /* (by a person on review: who, too) */
+            snprintf(
+                line, sizeof line, "%s  %s at %s%s%s under %s: %s  [%s]", when,
+                r->outcome == SH_AUDIT_OK ? "ERASED" : "DUE FOR REVIEW", r->actor_org,
+                strcmp(r->actor_user, "agent") && strcmp(r->actor_user, "broker") ? " by " : "",
+                strcmp(r->actor_user, "agent") && strcmp(r->actor_user, "broker") ? r->actor_user
+                                                                                  : "",
+                r->rule[0] ? r->rule : "-", r->detail, log);
             break;
         default:
             snprintf(line, sizeof line, "%s  %s %s %s  [%s]", when, sh_audit_action_name(r->action),
