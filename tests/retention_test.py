@@ -191,6 +191,21 @@ def main():
         check(os.path.exists(bshred) and os.stat(bshred).st_mode & 0o777 == 0o600,
               "the broker's erasure keys are 0600")
 
+        # half a day on, nothing is due yet: the broker and the hub start again and keep all
+        b = rig.proc("broker")
+        b.terminate()
+        b.wait(timeout=10)
+        rig.procs = [(n, q) for n, q in rig.procs if q is not b]
+        rig._spawn("broker", rig.broker_cmd, env=faketime_env("+12h"))
+        restart(rig, "hub", faketime_env("+12h"))
+        code, _ = show(rig, "hub", concern)
+        r = subprocess.run([rig.sh, "audit", "event", broker_store, concern] + broker_keys,
+                           capture_output=True, text=True)
+        check(code == 0 and r.returncode == 0 and not rig.audit("broker", "--action", "erase")
+              and not rig.audit("hub", "--action", "erase"),
+              "half a day on, before their day, the hub's copy and the broker's still open and "
+              "nothing is erased")
+
         # two days on: the broker starts again and sweeps before it serves; then the agents
         b = rig.proc("broker")
         b.terminate()
