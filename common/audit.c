@@ -363,11 +363,11 @@ static int s_get_str(const uint8_t **p, const uint8_t *end, char *out, size_t ma
     if (end - *p < (wide ? 2 : 1)) return -1;
     size_t n = *(*p)++;
     if (wide) n = n << 8 | *(*p)++;
-    if (n > max || (size_t)(end - *p) < n) return -1;
+    if (n > max || (size_t)(end - *p) < n || memchr(*p, 0, n)) return -1;
     memcpy(out, *p, n);
     out[n] = '\0';
     *p += n;
-    return 0;
+    return sh_text_check(out) == SH_OK ? 0 : -1; /* UTF-8, no controls but tab, LF, CR */
 }
 
 sh_err sh_audit_parse(const uint8_t *v, size_t len, sh_audit_record *r)
@@ -384,6 +384,9 @@ sh_err sh_audit_parse(const uint8_t *v, size_t len, sh_audit_record *r)
     uint8_t flags = p[20];
     p += 21;
     if (flags & ~(FLAG_EVENT | FLAG_CHILD)) return SH_E_AUDIT_FORMAT;
+    if (r->action < SH_AUDIT_WRITE || r->action > SH_AUDIT_ACTION_MAX ||
+        r->outcome > SH_AUDIT_FAILED)
+        return SH_E_AUDIT_FORMAT; /* not an action or outcome the format names */
     if (flags & FLAG_EVENT) {
         if (end - p < 16) return SH_E_AUDIT_FORMAT;
         memcpy(r->event_id, p, 16);
@@ -605,7 +608,10 @@ sh_err sh_audit_verify_ex(sh_audit *a, const sh_audit_verify_opts *o, sh_audit_r
     if (sh_txn_begin(a->s, 0, &t, &err)) return s_fail(r, err.code, 0, err.detail);
     sh_err rc = s_load_checkpoints(a, t, o->trusted, o->ntrusted, &cps, &ncp, r);
     if (!rc) rc = s_walk(a, t, 1, a->genesis, cps, ncp, NULL, NULL, o, r);
-    if (!rc && ncp && cps[ncp - 1].seq > r->head_seq) {
+    if (!rc && r->head_seq == 0) /* every store records its opening: this one was emptied */
+        rc = s_fail(r, SH_E_AUDIT_EMPTY, 1,
+                    "the log holds no entry, though every store records its opening: emptied");
+    else if (!rc && ncp && cps[ncp - 1].seq > r->head_seq) {
         snprintf(what, sizeof what, "log ends at entry %llu; a signed checkpoint covers entry %llu",
                  (unsigned long long)r->head_seq, (unsigned long long)cps[ncp - 1].seq);
         rc = s_fail(r, SH_E_AUDIT_TRUNCATED, r->head_seq + 1, what);

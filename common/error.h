@@ -68,6 +68,7 @@ typedef enum sh_err {
     SH_E_AUDIT_CHECKPOINT = 604,  /* a checkpoint is unsigned, mis-signed or disagrees */
     SH_E_AUDIT_FORMAT = 605,      /* an entry cannot be parsed */
     SH_E_AUDIT_ROLLED_BACK = 606, /* the log is behind or forked from a witnessed checkpoint */
+    SH_E_AUDIT_EMPTY = 607,       /* the log holds no entry: it was emptied */
 
     SH_E_PROTOCOL = 700,          /* not a sharehub protocol message; detail says why */
     SH_E_NOT_ENROLLED = 701,      /* the peer's key is not (or no longer) enrolled */

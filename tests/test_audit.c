@@ -1,6 +1,7 @@
 /* test_audit.c — the audit chain: append, atomicity with the write it records, checkpoints,
  * and every kind of tampering detected at the right sequence number. One test re-derives an
  * entry's MAC from docs/audit-format.md alone, with OpenSSL directly, to prove the document. */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
@@ -125,8 +126,9 @@ Test(audit, append_verify_and_read_back)
 {
     s_open_all(10);
     sh_audit_report r = s_verify();
-    cr_assert_eq(r.result, SH_OK, "an empty log verifies");
+    cr_assert_eq(r.result, SH_E_AUDIT_EMPTY, "an empty log does not verify: it was emptied");
     cr_assert_eq(r.entries, 0);
+    cr_assert_eq(r.bad_seq, 1);
     s_fill(95, 7, 1);
     r = s_verify();
     cr_assert_eq(r.result, SH_OK, "%s", r.detail);
@@ -257,7 +259,7 @@ Test(audit, bad_entries_are_refused)
     cr_assert_eq(sh_audit_append(ro, t, &e, NULL, &err), SH_E_INVAL);
     sh_txn_abort(&t);
     sh_audit_report r;
-    cr_assert_eq(sh_audit_verify(ro, NULL, 0, &r), SH_OK);
+    cr_assert_eq(sh_audit_verify(ro, NULL, 0, &r), SH_E_AUDIT_EMPTY, "nothing was committed");
     sh_audit_destroy(&ro);
 }
 
@@ -507,6 +509,62 @@ Test(audit, format_document_is_exact)
     cr_assert_eq(tu_raw_get(dir, "sh_audit", key, 8, got, sizeof got, &n), 0);
     cr_assert_eq(n, (size_t)(p - want), "entry is %zu bytes, document says %td", n, p - want);
     cr_assert_arr_eq(got, want, n, "stored entry differs from the documented format");
+    sh_key_destroy(&k);
+}
+
+/* An entry outside the documented format is refused even when whoever wrote it held the audit
+ * key and re-MACed it: an action or outcome the format does not name, a control character, a
+ * NUL, bytes that are not UTF-8 (docs/audit-format.md, "Entries"). */
+Test(audit, an_entry_re_maced_outside_the_format_is_refused)
+{
+    uint8_t raw[32];
+    for (int i = 0; i < 32; i++)
+        raw[i] = (uint8_t)(90 + i);
+    sh_key *k = NULL;
+    sh_error err;
+    cr_assert_eq(sh_key_from_bytes(raw, &k), SH_OK);
+    cr_assert_eq(sh_store_open(dir, master, NULL, &store, &err), SH_OK);
+    cr_assert_eq(sh_audit_open(store, k, signer, 1000, &audit, &err), SH_OK);
+    for (int i = 0; i < 2; i++) {
+        sh_txn *t = NULL;
+        sh_audit_entry e = {.action = SH_AUDIT_READ, .actor_org = "881", .detail = "a reading"};
+        cr_assert_eq(sh_txn_begin(store, 1, &t, &err), SH_OK);
+        cr_assert_eq(sh_audit_append(audit, t, &e, NULL, &err), SH_OK);
+        cr_assert_eq(sh_txn_commit(&t, &err), SH_OK);
+    }
+    sh_audit_destroy(&audit);
+    sh_store_destroy(&store);
+    uint8_t orig[256], v[256], key[8];
+    size_t n = 0;
+    tu_be64(2, key);
+    cr_assert_eq(tu_raw_get(dir, "sh_audit", key, 8, orig, sizeof orig, &n), 0);
+    const uint8_t *d = memmem(orig, n, "a reading", 9);
+    cr_assert_not_null(d);
+    size_t at = (size_t)(d - orig);
+    /* {offset, byte}: 17 the action, 18 the outcome, then bytes of the detail */
+    const size_t where[][2] = {{17, 14},       {17, 0},        {18, 3},
+                               {at, 0x01},     {at, 0x00},     {at, 0xff},
+                               {at + 2, 0x7f}, {at + 1, 0xc0}, {at + 3, 0x1b}};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        memcpy(v, orig, n);
+        v[where[i][0]] = (uint8_t)where[i][1];
+        unsigned ml = 0;
+        HMAC(EVP_sha256(), raw, 32, v, n - 32, v + n - 32, &ml); /* the writer's key: re-MACed */
+        cr_assert_eq(tu_raw_put(dir, "sh_audit", key, 8, v, n), 0);
+        cr_assert_eq(sh_store_open(dir, master, NULL, &store, &err), SH_OK);
+        cr_assert_eq(sh_audit_open(store, k, NULL, 1000, &audit, &err), SH_OK);
+        sh_audit_report r;
+        cr_assert_eq(sh_audit_verify(audit, NULL, 0, &r), SH_E_AUDIT_FORMAT, "case %zu: %s", i,
+                     r.detail);
+        cr_assert_eq(r.bad_seq, 2, "case %zu", i);
+        sh_audit_destroy(&audit);
+        sh_store_destroy(&store);
+    }
+    cr_assert_eq(tu_raw_put(dir, "sh_audit", key, 8, orig, n), 0); /* the real one verifies */
+    cr_assert_eq(sh_store_open(dir, master, NULL, &store, &err), SH_OK);
+    cr_assert_eq(sh_audit_open(store, k, NULL, 1000, &audit, &err), SH_OK);
+    sh_audit_report r;
+    cr_assert_eq(sh_audit_verify(audit, NULL, 0, &r), SH_OK, "%s", r.detail);
     sh_key_destroy(&k);
 }
 

@@ -47,7 +47,7 @@ static const char s_usage[] =
 
 static int s_is_tamper(sh_err rc)
 {
-    return rc >= SH_E_AUDIT_ALTERED && rc <= SH_E_AUDIT_ROLLED_BACK;
+    return rc >= SH_E_AUDIT_ALTERED && rc <= SH_E_AUDIT_EMPTY;
 }
 
 static int s_verify(int argc, char **argv)
