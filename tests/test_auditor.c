@@ -119,6 +119,26 @@ Test(auditor, clean_log_verifies_with_the_keyring_alone)
     cr_assert_null(strstr(text, "master"));
 }
 
+/* A store is named by the keyring's name for its id: given as NAME=STORE, another store in
+ * its place is refused (E608), whatever its own chain says. */
+Test(auditor, a_store_given_in_place_of_another_is_refused)
+{
+    char *out, named[700];
+    snprintf(named, sizeof named, "hub=%s", store);
+    const char *ok[] = {"audit", "verify", named, "--keyring", ring, NULL};
+    cr_assert_eq(tu_cli(&out, ok), 0, "%s", out);
+    cr_assert(strstr(out, "OK: 50 entries") && strstr(out, "(hub)"), "%s", out);
+    free(out);
+    snprintf(named, sizeof named, "broker=%s", store);
+    const char *bad[] = {"audit", "verify", named, "--keyring", ring, "--json", NULL};
+    cr_assert_eq(tu_cli(&out, bad), 1, "%s", out);
+    cr_assert(strstr(out, "\"result\":\"TAMPERED\"") && strstr(out, "\"code\":608") &&
+                  strstr(out, "the keyring names 'hub', not 'broker'") &&
+                  strstr(out, "\"name\":\"hub\""),
+              "%s", out);
+    free(out);
+}
+
 Test(auditor, an_altered_byte_is_named)
 {
     uint8_t k[8];

@@ -47,7 +47,7 @@ static const char s_usage[] =
 
 static int s_is_tamper(sh_err rc)
 {
-    return rc >= SH_E_AUDIT_ALTERED && rc <= SH_E_AUDIT_EMPTY;
+    return rc >= SH_E_AUDIT_ALTERED && rc <= SH_E_AUDIT_WRONG_STORE;
 }
 
 static int s_verify(int argc, char **argv)
@@ -60,16 +60,19 @@ static int s_verify(int argc, char **argv)
                             {"--witness", CLI_TEXT, &witness_dir, 0, 0},
                             {"--json", CLI_FLAG, &json, 0, 0},
                             {0}};
-    const cli_cmd c = {"sharehub audit verify",
-                       "usage: sharehub audit verify STORE... [--witness BROKER-STORE] [--json]\n"
-                       "  Checks each store's audit chain: every entry's MAC, the order, every\n"
-                       "  signed checkpoint; with --witness, against the broker's record of each\n"
-                       "  agent's checkpoints (a log rolled back or replaced shows).\n" KEYS_USAGE
-                       "  exit 0 all OK; 1 a chain is TAMPERED or a store UNREADABLE\n",
-                       opts,
-                       1,
-                       64,
-                       "STORE"};
+    const cli_cmd c = {
+        "sharehub audit verify",
+        "usage: sharehub audit verify [NAME=]STORE... [--witness BROKER-STORE]\n"
+        "                             [--json]\n"
+        "  Checks each store's audit chain: every entry's MAC, the order, every\n"
+        "  signed checkpoint; with --witness, against the broker's record of each\n"
+        "  agent's checkpoints (a log rolled back or replaced shows). NAME=: the\n"
+        "  store must be the one the keyring names NAME (E608 otherwise).\n" KEYS_USAGE
+        "  exit 0 all OK; 1 a chain is TAMPERED or a store UNREADABLE\n",
+        opts,
+        1,
+        64,
+        "STORE"};
     int rc = cli_parse(&c, argc, argv, dirs, &ndirs);
     if (rc != CLI_RUN || (rc = sh_auth_given(&c, &auth)) != CLI_RUN) return rc;
     int worst = SH_EXIT_OK;
@@ -83,13 +86,31 @@ static int s_verify(int argc, char **argv)
         sh_alog l;
         sh_audit_report r;
         int code;
+        char want[SH_KEYRING_NAME_MAX + 1] = "", name[SH_KEYRING_NAME_MAX + 1] = "",
+                                        id[2 * SH_STORE_ID_BYTES + 1] = "";
+        const char *eq = strchr(dirs[i], '='), *slash = strchr(dirs[i], '/');
+        if (eq && (!slash || eq < slash) && (size_t)(eq - dirs[i]) < sizeof want) {
+            memcpy(want, dirs[i], (size_t)(eq - dirs[i])); /* NAME=STORE */
+            dirs[i] = eq + 1;
+        }
         memset(&err, 0, sizeof err);
         if (sh_alog_open(dirs[i], &auth, &l, &err)) {
             memset(&r, 0, sizeof r);
             r.result = err.code;
             snprintf(r.detail, sizeof r.detail, "%s", err.detail);
         } else {
-            sh_alog_verify(&l, witness_dir ? &wlog : NULL, !json && isatty(2), &r);
+            snprintf(name, sizeof name, "%s", auth.master ? "" : l.keys->name);
+            sh_hex_encode(sh_store_id(l.store), SH_STORE_ID_BYTES, id);
+            if (want[0] && !auth.master && strcmp(want, name) != 0) {
+                memset(&r, 0, sizeof r); /* (its log is not the one asked about) */
+                r.result = SH_E_AUDIT_WRONG_STORE;
+                r.bad_seq = 1;
+                snprintf(r.detail, sizeof r.detail,
+                         "this is store %s, which the keyring names '%s', not '%s'", id, name,
+                         want);
+            } else {
+                sh_alog_verify(&l, witness_dir ? &wlog : NULL, !json && isatty(2), &r);
+            }
             sh_alog_close(&l);
         }
         char head[2 * SH_MAC_BYTES + 1];
@@ -102,17 +123,22 @@ static int s_verify(int argc, char **argv)
             printf("{\"store\":");
             cli_json_string(stdout, dirs[i]);
             printf(",\"result\":\"%s\",\"code\":%d,\"entries\":%llu,\"checkpoints\":%llu,"
-                   "\"head_seq\":%llu,\"head\":\"%s\",\"bad_seq\":%llu,\"detail\":",
+                   "\"head_seq\":%llu,\"head\":\"%s\",\"bad_seq\":%llu,\"store_id\":\"%s\","
+                   "\"name\":",
                    verdict, (int)r.result, (unsigned long long)r.entries,
                    (unsigned long long)r.checkpoints, (unsigned long long)r.head_seq, head,
-                   (unsigned long long)r.bad_seq);
+                   (unsigned long long)r.bad_seq, id);
+            cli_json_string(stdout, name);
+            printf(",\"detail\":");
             cli_json_string(stdout, r.detail);
             printf("}\n");
         } else if (code == SH_EXIT_OK) {
-            printf("%s: OK: %llu entries, %llu checkpoints (last at %llu), head %llu %.16s%s%s\n",
+            printf("%s: OK: %llu entries, %llu checkpoints (last at %llu), head %llu %.16s%s%s; "
+                   "store %s%s%s%s\n",
                    dirs[i], (unsigned long long)r.entries, (unsigned long long)r.checkpoints,
                    (unsigned long long)r.last_checkpoint_seq, (unsigned long long)r.head_seq, head,
-                   r.detail[0] ? "; " : "", r.detail);
+                   r.detail[0] ? "; " : "", r.detail, id, name[0] ? " (" : "", name,
+                   name[0] ? ")" : "");
         } else if (s_is_tamper(r.result)) {
             printf("%s: TAMPERED: E%03d %s at entry %llu: %s (%llu entries verified before it)\n",
                    dirs[i], (int)r.result, sh_err_name(r.result), (unsigned long long)r.bad_seq,
