@@ -236,6 +236,10 @@ sh_err ag_retain_sweep(sh_agent *a, int64_t now_ms, size_t *erased, size_t *revi
                 rc = sh_txn_del(t, a->retention_due, due[i], 24, err);
                 if (!rc) rc = s_hold(a, t, id, today, err);
                 if (rc == SH_E_NOT_FOUND) rc = sh_txn_del(t, a->retention, id, 16, err);
+                if (rc == SH_E_STORE_CORRUPT) { /* damaged: not held (left for inspection) */
+                    ag_log_event(a, "error", id, "a copy waiting for review is damaged");
+                    rc = SH_OK;
+                }
                 sh_buf_free(&rv);
                 continue;
             }

@@ -80,8 +80,9 @@ json_object *ag_op_review(sh_agent *a, json_object *req)
     int64_t due = 0;
     if (!rc) rc = ag_retain_release(a, t, id, &err);
     if (!rc && keep) {
-        due = sh_clock_add(sh_clock_ms(), more.count, more.unit);
-        rc = ag_retain_schedule(a, t, id, rule, &more, sh_clock_ms(), &err);
+        int64_t now = sh_clock_ms();
+        due = sh_clock_add(now, more.count, more.unit);
+        rc = ag_retain_schedule(a, t, id, rule, &more, now, &err);
         if (!rc) rc = ag_record_reseal(a, t, id, sh_shred_day_of(due), &err);
         snprintf(what, sizeof what,
                  "kept on review for %u %s%s: %s from %s under %s, due for review again %s",

@@ -248,7 +248,11 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     sh_wipe(secret, sizeof secret);
     b->started_ms = sh_clock_ms();
     if (!rc) rc = bk_depths_load(b, err);
-    if (!rc) rc = bk_keep_sweep(b, sh_clock_ms(), err);
+    if (!rc) { /* (a failure is tried again within the hour; serving does not wait for it) */
+        sh_error e2;
+        if (bk_keep_sweep(b, sh_clock_ms(), &e2))
+            bk_log("error", "erasing past --keep-events: %s (tried again in an hour)", e2.detail);
+    }
     if (!rc && cfg->http_listen) {
         sh_http_site site = {bk_metrics, bk_not_ready, b};
         rc = sh_http_new(cfg->http_listen, &site, &b->http, err);
