@@ -106,8 +106,8 @@ static int s_verify(int argc, char **argv)
                 r.result = SH_E_AUDIT_WRONG_STORE;
                 r.bad_seq = 1;
                 snprintf(r.detail, sizeof r.detail,
-                         "this is store %s, which the keyring names '%s', not '%s'", id, name,
-                         want);
+                         "this is store %.32s, which the keyring names '%.48s', not '%.48s'", id,
+                         name, want);
             } else {
                 sh_alog_verify(&l, witness_dir ? &wlog : NULL, !json && isatty(2), &r);
             }
