@@ -256,8 +256,13 @@ Test(agents_audit, the_auditor_reports_the_case_and_what_another_policy_would_ha
               "%s", out);
     cr_assert(strstr(out, id), "%s", out);
     free(out);
-    const char *still[] = {"audit", "verify", st[1], "--keyring", ring, NULL};
-    cr_assert_eq(tu_cli(&out, still), 0, "%s", out);
+    /* the log still verifies; the auditor's read is its head, and signed over */
+    const char *last[] = {"audit", "verify", st[1], "--keyring", ring, NULL};
+    cr_assert_eq(tu_cli(&out, last), 0, "%s", out);
+    unsigned long long at_cp = 0, head = 0;
+    const char *lp = strstr(out, "(last at ");
+    cr_assert(lp && sscanf(lp, "(last at %llu), head %llu", &at_cp, &head) == 2, "%s", out);
+    cr_assert_eq(at_cp, head, "the newest entry is signed over: %s", out);
     free(out);
     free(mk);
     free(sk);

@@ -547,6 +547,8 @@ static int s_event(int argc, char **argv)
                              .purpose = purpose,
                              .detail = "auditor read of a stored event (sharehub audit event)"};
         rc = sh_audit_append(l.audit, t, &ae, NULL, &err);
+        /* signed over, so the read is not left in an unsigned tail anyone could cut */
+        if (!rc) rc = sh_audit_checkpoint(l.audit, t, &err);
     }
     if (!rc) rc = sh_txn_commit(&t, &err);
     sh_txn_abort(&t);
