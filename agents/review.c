@@ -30,11 +30,11 @@ static int s_period(const char *text, sh_retain *r)
     return 0;
 }
 
-/* The rule (ISP) a retention record names, into out. */
-static void s_rule(const sh_buf *rv, char out[256])
+/* The rule (ISP) a retention record v[0..n) (n >= 13) names, into out. */
+static void s_rule(const uint8_t *v, size_t n, char out[256])
 {
-    size_t rl = rv->data[12] < rv->len - 13 ? rv->data[12] : rv->len - 13;
-    memcpy(out, rv->data + 13, rl);
+    size_t rl = v[12] < n - 13 ? v[12] : n - 13;
+    memcpy(out, v + 13, rl);
     out[rl] = '\0';
 }
 
@@ -68,7 +68,7 @@ json_object *ag_op_review(sh_agent *a, json_object *req)
                                    "or ends in erasure)");
     }
     char rule[256], what[400], when[32], idt[SH_EVENT_ID_STR];
-    if (!rc) s_rule(&rv, rule);
+    if (!rc) s_rule(rv.data, rv.len, rule);
     sh_agent_record r;
     sh_envelope *e = NULL;
     uint8_t refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
@@ -132,11 +132,14 @@ json_object *ag_op_review_due(sh_agent *a, json_object *req)
         if (kv.klen != 16 || kv.vlen < 13 || ((const uint8_t *)kv.val)[11] != 2) continue;
         total++;
         if (n == LIST_MAX) continue;
-        sh_buf rv = {(uint8_t *)kv.val, kv.vlen, kv.vlen}, b = {0};
+        const uint8_t *v = kv.val;
+        sh_buf b = {0};
         sh_agent_record r;
         sh_envelope *e = NULL;
         char rule[256], idt[SH_EVENT_ID_STR], kt[16];
-        s_rule(&rv, rule);
+        int64_t due = (int64_t)sh_be64_get(v);
+        s_rule(v, kv.vlen, rule);
+        snprintf(kt, sizeof kt, "%u%c", (unsigned)(v[8] << 8 | v[9]), v[10]);
         if (ag_record_get(a, t, kv.key, &r, &b, &err) == SH_OK)
             sh_envelope_decode_minimised(r.env, r.env_len, &e, &err);
         json_object *o = json_object_new_object();
@@ -147,10 +150,8 @@ json_object *ag_op_review_due(sh_agent *a, json_object *req)
                                    json_object_new_string(sh_event_type_name(e->event_type)));
         if (e) json_object_object_add(o, "peer", json_object_new_string(r.peer));
         json_object_object_add(o, "rule", json_object_new_string(rule));
-        snprintf(kt, sizeof kt, "%u%c", (unsigned)(rv.data[8] << 8 | rv.data[9]), rv.data[10]);
         json_object_object_add(o, "kept", json_object_new_string(kt));
-        json_object_object_add(o, "due_at_ms",
-                               json_object_new_int64((int64_t)sh_be64_get(rv.data)));
+        json_object_object_add(o, "due_at_ms", json_object_new_int64(due));
         json_object_array_add(items, o);
         n++;
         sh_envelope_free(e);

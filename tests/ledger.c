@@ -108,7 +108,7 @@ static sh_err s_open(rig *r, int who, sh_store **s)
  * with flags bit 1 the env is u32 BE day | sealed under that day's erasure key, the event id
  * its associated data (docs/store-format.md, "Erasure keys"). */
 static sh_envelope *s_record_env(const uint8_t *v, size_t n, int *direction, const uint8_t id[16],
-                                 const sh_shred *shred)
+                                 sh_shred *shred)
 {
     if (n < 12) return NULL;
     size_t pl = v[9];
@@ -119,16 +119,12 @@ static sh_envelope *s_record_env(const uint8_t *v, size_t n, int *direction, con
     const uint8_t *env = v + 12 + pl + rl;
     size_t len = n - 12 - pl - rl, plen = 0;
     uint8_t *plain = NULL;
-    if (v[11 + pl + rl] & 2) {
-        sh_key *k = NULL;
-        if (len < 4 + SH_SEAL_OVERHEAD || !shred || sh_shred_day_key(shred, sh_be32_get(env), &k) ||
-            !(plain = malloc(len - 4 - SH_SEAL_OVERHEAD + 1)) ||
-            sh_open(k, id, 16, env + 4, len - 4, plain, len - 4 - SH_SEAL_OVERHEAD, &plen)) {
-            sh_key_destroy(&k);
+    if (v[11 + pl + rl] & 2) { /* sealed under its day key */
+        if (len < SH_SHRED_OVERHEAD || !shred || !(plain = malloc(len - SH_SHRED_OVERHEAD + 1)) ||
+            sh_shred_unseal(shred, id, 16, env, len, plain, len - SH_SHRED_OVERHEAD, &plen)) {
             free(plain);
             return NULL;
         }
-        sh_key_destroy(&k);
         env = plain;
         len = plen;
     }

@@ -107,11 +107,20 @@ def browser_review(rig, plan, plan2, child):
     return br
 
 
-def restart(rig, agency, env):
-    p = rig.proc(agency)
+def stop(rig, name):
+    p = rig.proc(name)
     p.terminate()
     p.wait(timeout=10)
     rig.procs = [(n, q) for n, q in rig.procs if q is not p]
+
+
+def restart_broker(rig, env):
+    stop(rig, "broker")
+    rig._spawn("broker", rig.broker_cmd, env=env)
+
+
+def restart(rig, agency, env):
+    stop(rig, agency)
     rig._spawn(agency, [os.path.join(rig.build, "agents", "sharehub-agent"), "--config",
                         agency + ".yaml"], env=env)
     rig.wait(lambda: '"connected":true' in rig.run(
@@ -136,10 +145,7 @@ def main():
                 "reported_by": {"org_code": "8819990", "role": "DSL"}}})
         rig.wait(lambda: show(rig, "hub", concern)[0] == 0, "the concern at the hub")
         # the school is away: the plan's copy for it (the child's school of record) waits
-        school = rig.proc("school")
-        school.terminate()
-        school.wait(timeout=10)
-        rig.procs = [(n, q) for n, q in rig.procs if q is not school]
+        stop(rig, "school")
         plan = publish(rig, "hub", {
             "event_type": "cp_plan_status", "purpose": "safeguarding", "consent": "not_required",
             "level_of_need": 4, "lawful_basis": basis, "child": child, "cp_plan_status": {
@@ -192,11 +198,7 @@ def main():
               "the broker's erasure keys are 0600")
 
         # half a day on, nothing is due yet: the broker and the hub start again and keep all
-        b = rig.proc("broker")
-        b.terminate()
-        b.wait(timeout=10)
-        rig.procs = [(n, q) for n, q in rig.procs if q is not b]
-        rig._spawn("broker", rig.broker_cmd, env=faketime_env("+12h"))
+        restart_broker(rig, faketime_env("+12h"))
         restart(rig, "hub", faketime_env("+12h"))
         code, _ = show(rig, "hub", concern)
         r = subprocess.run([rig.sh, "audit", "event", broker_store, concern] + broker_keys,
@@ -207,11 +209,7 @@ def main():
               "nothing is erased")
 
         # two days on: the broker starts again and sweeps before it serves; then the agents
-        b = rig.proc("broker")
-        b.terminate()
-        b.wait(timeout=10)
-        rig.procs = [(n, q) for n, q in rig.procs if q is not b]
-        rig._spawn("broker", rig.broker_cmd, env=faketime_env("+2d"))
+        restart_broker(rig, faketime_env("+2d"))
         for agency in ("hub", "health"):
             restart(rig, agency, faketime_env("+2d"))
         rig._spawn("school", [os.path.join(rig.build, "agents", "sharehub-agent"), "--config",
