@@ -241,6 +241,7 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
             ag_log(a, "error", "the start could not be audited (not ready): %s", e2.detail);
             a->store_failed_ms = sh_clock_ms();
         }
+        ag_broker_head_load(a);
         ag_log(a, "info", "serving %s", a->cfg->socket);
         if (a->http) ag_log(a, "info", "metrics and health on http://%s", a->cfg->http);
     }
@@ -278,6 +279,11 @@ void sh_agent_destroy(sh_agent **ap)
     sh_agent *a = *ap;
     if (a->audit) {
         sh_error err;
+        sh_txn *t = NULL;
+        if (a->bhead_dirty && sh_txn_begin(a->store, 1, &t, &err) == SH_OK &&
+            (ag_broker_head_record(a, t, 1, &err) || sh_txn_commit(&t, &err)))
+            ag_log(a, "error", "the broker's last head could not be recorded: %s", err.detail);
+        sh_txn_abort(&t);
         if (s_record(a, "agent stopped", 1, &err))
             ag_log(a, "error", "the stop could not be audited: %s", err.detail);
         /* have the broker witness the final checkpoint, if it is there to answer */

@@ -6,7 +6,8 @@
  *   holdings.c  storing an event with its indexes (by child, by thread); sequence numbers
  *   outbox.c    local publishes made durable, drained to the broker, settled by CONFIRM
  *   inbox.c     deliveries stored in batches (one commit each) and acknowledged
- *   link.c      the broker link: HELLO, PING, the messages received, witnessing
+ *   link.c      the broker link: HELLO, PING, the messages received
+ *   witness.c   witnessing: this store's head to the broker, the broker's into this log
  *   local.c     the local interface: one JSON request, one JSON answer; status
  *   request.c   the pieces of requests and answers (errors, user and purpose)
  *   publish.c   the publish request (JSON to the outbox; a republish; CP-IS's hook)
@@ -170,6 +171,14 @@ struct sh_agent {
     int64_t heard_ms, hello_ms, ping_ms, witness_ms;
     int64_t retry_ms;       /* the broker asked us to retry: no resend before this time */
     uint64_t witnessed_seq; /* newest checkpoint the broker has recorded */
+    /* the broker's newest signed head seen (witness.c): store id and checkpoint */
+    uint8_t bhead[SH_WIRE_HEAD_BYTES];
+    int bhead_have, bhead_dirty;           /* one is held; it is newer than the last recorded */
+    uint64_t bhead_count;                  /* sh_client_head's count when last looked at */
+    uint64_t bhead_alarm_seq;              /* a head that went back, already alarmed */
+    uint8_t bhead_bad[SH_WIRE_HEAD_BYTES]; /* that head, to be audited with the next commit */
+    int bhead_bad_pending;
+    int64_t bhead_recorded_ms; /* when one was last recorded in this log */
     uint64_t inbox_seq, outbox_seq;
     ag_flight flight[WINDOW];
     unsigned nflight;
@@ -278,9 +287,19 @@ sh_txn *ag_batch_txn(sh_agent *a, ag_batch *bt);
 void ag_flush(sh_agent *a, ag_batch *bt);
 void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt);
 
-/* ---- link.c ---- */
+/* ---- witness.c ---- */
 void ag_witness(sh_agent *a);
 void ag_on_witnessed(sh_agent *a, const sh_msg *m);
+/* Looks at the broker head the last messages carried: a newer one is kept (to be recorded);
+ * one that went back is an audited alarm. */
+void ag_broker_head_seen(sh_agent *a);
+/* Records the kept broker head in t (a `witness` entry and state "broker_head") if it is newer
+ * than the last recorded and a second has passed since, or now_anyway. */
+sh_err ag_broker_head_record(sh_agent *a, sh_txn *t, int now_anyway, sh_error *err);
+/* Audits a broker head that went back in a transaction of its own, when no batch took it. */
+void ag_broker_head_alarm(sh_agent *a);
+/* Reads the newest broker head recorded, at start. */
+void ag_broker_head_load(sh_agent *a);
 void ag_broker_io(sh_agent *a);
 void ag_timers(sh_agent *a);
 

@@ -46,6 +46,7 @@ void ag_flush(sh_agent *a, ag_batch *bt)
     }
     sh_error err;
     sh_err rc = ag_put_seq(a, bt->t, "inbox_seq", bt->inbox_seq, &err);
+    if (!rc) rc = ag_broker_head_record(a, bt->t, 0, &err);
     if (!rc && a->local.n)
         rc = ag_put_seq(a, bt->t, "outbox_seq", a->outbox_seq + a->local.n, &err);
     if (!rc) rc = ag_commit(a, &bt->t, &err);

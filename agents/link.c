@@ -1,7 +1,6 @@
 /*
  * link.c — the link to the broker: HELLO until READY, PING every heartbeat, the messages the
- * broker sends (deliveries, confirms, witness answers, errors), and witnessing this store's
- * audit checkpoints.
+ * broker sends (deliveries, confirms, witness answers, errors); witnessing is witness.c.
  *
  * Owns: the connection state (connected, heard, hello, ping, witness times). Never: treats
  * the broker as there when it has not answered for three heartbeats.
@@ -11,61 +10,6 @@
 
 #include "agent_int.h"
 #include "clock.h"
-
-/* ---- witnessing ---------------------------------------------------------------------- */
-
-/* Checkpoints the audit head if entries were added since the last checkpoint, then sends the
- * newest checkpoint to the broker unless it already holds it (docs/audit.md). */
-void ag_witness(sh_agent *a)
-{
-    sh_txn *t = NULL;
-    sh_error err;
-    uint8_t cp[SH_AUDIT_CP_BYTES], head[SH_MAC_BYTES];
-    uint64_t head_seq = 0, cp_seq = 0;
-    a->witness_ms = sh_clock_ms();
-    if (sh_txn_begin(a->store, 1, &t, &err)) return;
-    sh_err rc = sh_audit_head(a->audit, t, &head_seq, head, &err);
-    sh_err cprc = rc ? rc : sh_audit_last_checkpoint(a->audit, t, cp, &cp_seq, &err);
-    if (!rc && head_seq > 0 && (cprc == SH_E_NOT_FOUND || (!cprc && cp_seq < head_seq))) {
-        if (sh_audit_checkpoint(a->audit, t, &err) || ag_commit(a, &t, &err)) {
-            ag_log(a, "error", "audit checkpoint: %s", err.detail);
-            sh_txn_abort(&t);
-            return;
-        }
-        if (sh_txn_begin(a->store, 0, &t, &err)) return;
-        cprc = sh_audit_last_checkpoint(a->audit, t, cp, &cp_seq, &err);
-    }
-    sh_txn_abort(&t);
-    if (!cprc && cp_seq > a->witnessed_seq && a->connected)
-        sh_client_witness(a->broker, sh_store_id(a->store), cp, sizeof cp);
-}
-
-void ag_on_witnessed(sh_agent *a, const sh_msg *m)
-{
-    if (m->nframes < 3) return;
-    char seq[24];
-    snprintf(seq, sizeof seq, "%.*s", (int)(m->len[0] < 20 ? m->len[0] : 20),
-             (const char *)m->frame[0]);
-    char codetext[8];
-    snprintf(codetext, sizeof codetext, "%.*s", (int)(m->len[1] < 6 ? m->len[1] : 6),
-             (const char *)m->frame[1]);
-    int code = atoi(codetext);
-    if (code == 0 && codetext[0] == '0') {
-        uint64_t v = strtoull(seq, NULL, 10);
-        if (v > a->witnessed_seq) a->witnessed_seq = v;
-        return;
-    }
-    ag_log(a, "error", "the broker refused this store's audit checkpoint %s: E%03d %.*s", seq, code,
-           (int)(m->len[2] < 200 ? m->len[2] : 200), (const char *)m->frame[2]);
-    sh_txn *t = NULL;
-    sh_error err;
-    if (sh_txn_begin(a->store, 1, &t, &err) == SH_OK) {
-        ag_audit(a, t, SH_AUDIT_ADMIN, SH_AUDIT_FAILED, (sh_err)code, NULL, NULL, "agent", NULL,
-                 NULL, NULL, "the broker refused this store's audit checkpoint");
-        if (ag_commit(a, &t, &err)) ag_log(a, "error", "audit: %s", err.detail);
-    }
-    a->witnessed_seq = UINT64_MAX; /* do not resend: an operator must look at this store */
-}
 
 void ag_broker_io(sh_agent *a)
 {
@@ -100,6 +44,7 @@ void ag_broker_io(sh_agent *a)
             ag_log(a, "error", "broker error E%03d", sh_msg_code(&m));
         }
     }
+    ag_broker_head_seen(a);
     /* (the turn's transaction is committed by the loop, after the local requests) */
 }
 
@@ -125,6 +70,7 @@ void ag_timers(sh_agent *a)
         if (ag_retain_sweep(a, now, NULL, NULL, &e2))
             ag_log(a, "error", "retention: the sweep failed: %s", e2.detail);
     }
+    ag_broker_head_alarm(a);
     int64_t every = a->cfg->witness_ms ? a->cfg->witness_ms : 10000;
     if (a->connected && now - a->witness_ms >= every) ag_witness(a);
     for (unsigned i = 0; i < a->nflight; i++)

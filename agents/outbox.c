@@ -64,7 +64,7 @@ void ag_count_confirm(ag_batch *bt, const sh_msg *m, int code, int64_t stored_ms
     }
     bt->accepted++;
     if (stored_ms) sh_hist_observe(&bt->confirm_latency, (double)(sh_clock_ms() - stored_ms) / 1e3);
-    for (size_t i = 3; i < m->nframes; i++) {
+    for (size_t i = SH_CONFIRM_LINES_AT; i < m->nframes; i++) {
         char line[160], org[16], rule[72];
         int dc = 0;
         snprintf(line, sizeof line, "%.*s", (int)m->len[i], (const char *)m->frame[i]);
@@ -102,7 +102,7 @@ void ag_on_confirm(sh_agent *a, const sh_msg *m, ag_batch *bt)
         used +=
             (size_t)snprintf(text, sizeof text, "refused E%03d %s: %.*s", code,
                              sh_err_name((sh_err)code), (int)m->len[2], (const char *)m->frame[2]);
-    for (size_t i = 3; i < m->nframes && used < sizeof text - 1; i++)
+    for (size_t i = SH_CONFIRM_LINES_AT; i < m->nframes && used < sizeof text - 1; i++)
         used += (size_t)snprintf(text + used, sizeof text - used, "\n%.*s", (int)m->len[i],
                                  (const char *)m->frame[i]);
     if (used >= sizeof text) used = sizeof text - 1;

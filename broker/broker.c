@@ -201,7 +201,8 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) rc = sh_store_db(b->store, "consent", SH_DB_PLAIN, &b->consent, err);
     if (!rc) rc = sh_store_db(b->store, "school", SH_DB_PLAIN, &b->school, err);
     if (!rc) rc = sh_store_db(b->store, "links", SH_DB_PLAIN, &b->links, err);
-    if (!rc) rc = sh_store_db(b->store, "witness", SH_DB_PLAIN, &b->witness, err);
+    if (!rc) rc = sh_store_db(b->store, "witnessed", SH_DB_SEALED, &b->witnessed, err);
+    if (!rc) rc = sh_store_db(b->store, "witness", SH_DB_PLAIN, &b->witness_v1, err);
     if (!rc) rc = bk_keep_init(b, err);
     if (!rc) {
         sh_txn *t = NULL;

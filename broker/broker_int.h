@@ -97,6 +97,7 @@ typedef struct bk_reply {
     int code;                      /* a CONFIRM's code, once added */
     uint8_t id[16];                /* a CONFIRM's event id, or an ACK's */
     int has_id;
+    size_t head_at; /* a CONFIRM's head field: its offset in body, filled in when sent */
 } bk_reply;
 
 /* Counters for the metrics endpoint (docs/operations.md#metrics). A batch counts into
@@ -142,11 +143,12 @@ struct sh_broker {
     sh_vault vault;
     sh_store *store; /* vault.store */
     sh_audit *audit; /* vault.audit */
-    sh_db events, queue, state, subs, consent, school, links, witness;
-    sh_shred *shred;       /* the day keys event copies are sealed under (keep.c) */
-    sh_buf opened, whole;  /* the pump's scratch: a sealed copy opened to be sent; the
-                              record of an event delivered whole */
-    int64_t kept_swept_ms; /* when the keep sweep last ran */
+    sh_db events, queue, state, subs, consent, school, links;
+    sh_db witnessed, witness_v1; /* witness.c: sealed records; an older version's plain ones */
+    sh_shred *shred;             /* the day keys event copies are sealed under (keep.c) */
+    sh_buf opened, whole;        /* the pump's scratch: a sealed copy opened to be sent; the
+                                    record of an event delivered whole */
+    int64_t kept_swept_ms;       /* when the keep sweep last ran */
     sh_registry *registry;
     sh_policy *policy;
     bk_session *sessions;
@@ -193,6 +195,9 @@ void bk_reply_addf(bk_reply *r, const char *fmt, ...) __attribute__((format(prin
 /* A CONFIRM's first three fields: the event id (when id is not NULL), the code, the detail. */
 void bk_confirm(bk_reply *r, const uint8_t *id, sh_err code, const char *detail);
 void bk_reply_flush(sh_broker *b, bk_reply *r);
+/* The broker's signed head as CONFIRM and DELIVER carry it (store id, then the checkpoint over
+ * the newest committed entry) into out: SH_WIRE_HEAD_BYTES, or 0 before the first commit. */
+size_t bk_head(sh_broker *b, uint8_t out[SH_WIRE_HEAD_BYTES]);
 void bk_reply_free(bk_reply *r);
 /* An ERROR sent at once, outside any batch. */
 void bk_error_now(sh_broker *b, const uint8_t *rid, size_t rid_len, sh_err code,

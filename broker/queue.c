@@ -98,8 +98,13 @@ static void s_deliver_send(sh_broker *b, const bk_session *s, sh_wire_body *bd)
     zmq_msg_t body;
     size_t len = bd->len;
     sh_wire_body_clear(bd);
-    if (zmq_msg_init_size(&body, len) != 0) return;
-    memcpy(zmq_msg_data(&body), bd->p, len);
+    /* the broker's signed head first (docs/protocol.md, DELIVER), then the deliveries */
+    uint8_t head[4 + SH_WIRE_HEAD_BYTES];
+    size_t hl = bk_head(b, head + 4);
+    sh_be32_put(head, (uint32_t)hl);
+    if (zmq_msg_init_size(&body, 4 + hl + len) != 0) return;
+    memcpy(zmq_msg_data(&body), head, 4 + hl);
+    memcpy((uint8_t *)zmq_msg_data(&body) + 4 + hl, bd->p, len);
     if (zmq_send(b->router, s->rid, s->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (zmq_errno() == EAGAIN) b->dropped_sends++, b->dropped_total++;
         zmq_msg_close(&body);

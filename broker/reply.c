@@ -55,6 +55,17 @@ void bk_confirm(bk_reply *r, const uint8_t *id, sh_err code, const char *detail)
     bk_reply_add(r, id, id ? 16 : 0);
     bk_reply_addf(r, "%d", (int)code);
     bk_reply_addf(r, "%s", detail);
+    /* the broker's signed head after the commit that answers it: known only then (flush) */
+    static const uint8_t none[SH_WIRE_HEAD_BYTES];
+    bk_reply_add(r, none, sizeof none);
+    r->head_at = r->body.len - sizeof none;
+}
+
+size_t bk_head(sh_broker *b, uint8_t out[SH_WIRE_HEAD_BYTES])
+{
+    memcpy(out, sh_store_id(b->store), SH_STORE_ID_BYTES);
+    return sh_audit_signed_head(b->audit, out + SH_STORE_ID_BYTES) == SH_OK ? SH_WIRE_HEAD_BYTES
+                                                                            : 0;
 }
 
 static void s_count_refused(sh_broker *b, sh_err code)
@@ -87,6 +98,9 @@ static void s_send(sh_broker *b, const uint8_t *rid, size_t rid_len, const char 
 
 void bk_reply_flush(sh_broker *b, bk_reply *r)
 {
+    if (r->head_at && r->head_at + SH_WIRE_HEAD_BYTES <= r->body.len &&
+        !bk_head(b, r->body.p + r->head_at))
+        memset(r->body.p + r->head_at, 0, SH_WIRE_HEAD_BYTES); /* none yet: all zero */
     if (strcmp(r->cmd, "CONFIRM") == 0 && r->code != 0) s_count_refused(b, (sh_err)r->code);
     s_send(b, r->rid, r->rid_len, r->cmd, r->body.p, r->body.len);
 }

@@ -1,9 +1,10 @@
 /*
  * audit.h — the append-only, tamper-evident audit log, kept in the store's LMDB environment.
  *
- * Owns: the audit chain (databases "sh_audit" and "sh_audit_cp"), its HMAC-SHA256 links, its
- * Ed25519-signed checkpoints, and verification. The byte format is at the top of audit.c and
- * in docs/audit-format.md.
+ * Owns: the audit chain (databases "sh_audit" and "sh_audit_cp"), its SHA-256 links (HMAC for
+ * the version 1 entries of older logs), its Ed25519-signed heads and checkpoints, and
+ * verification, which needs only public keys. The byte format is at the top of audit.c and in
+ * docs/audit-format.md.
  * Never: rewrites or deletes an entry; records personal data (a child appears only as a
  * blinded 32-byte reference, an event only by its id); appends outside the caller's write
  * transaction — an entry commits atomically with the write it records, or not at all.
@@ -17,10 +18,10 @@
 #include "error.h"
 #include "store.h"
 
-#define SH_AUDIT_VERSION    1
+#define SH_AUDIT_VERSION    2    /* entries written now; version 1 entries are still read */
 #define SH_AUDIT_SHORT_MAX  64   /* actor_org, actor_user, peer_org, purpose, rule: bytes */
 #define SH_AUDIT_DETAIL_MAX 1024 /* detail: bytes */
-#define SH_AUDIT_CP_DEFAULT 1000 /* entries between automatic checkpoints */
+#define SH_AUDIT_CP_DEFAULT 1000 /* a signed head is kept as history once per this many entries */
 #define SH_AUDIT_CP_BYTES   145  /* one signed checkpoint (docs/audit-format.md) */
 
 typedef enum sh_audit_action {
@@ -62,6 +63,7 @@ typedef struct sh_audit_entry {
 
 /* One entry as read back from the log. */
 typedef struct sh_audit_record {
+    uint8_t version; /* 2, or 1 for an HMAC-chained entry of a log begun before version 2 */
     uint64_t seq;
     int64_t time_ms;
     uint8_t action, outcome;
@@ -78,37 +80,43 @@ typedef struct sh_audit_record {
 
 typedef struct sh_audit sh_audit;
 
-/* Opens the audit log of store s. audit_key keys the HMAC chain (derive it with
- * sh_store_derive_key(s, "audit mac", ...)); signer signs checkpoints and may be NULL for a
- * log that is only read and verified (appends then fail with SH_E_INVAL). checkpoint_every:
- * entries between automatic checkpoints (0 = SH_AUDIT_CP_DEFAULT). Keys are borrowed and must
- * outlive the sh_audit. Must not be called while this thread holds a write transaction. */
+/* Opens the audit log of store s. audit_key is needed only to check the version 1 (HMAC)
+ * entries of a log begun before version 2 (sh_store_derive_key(s, "audit mac", ...)) and may
+ * be NULL; signer signs heads and checkpoints and may be NULL for a log that is only read and
+ * verified (appends then fail with SH_E_INVAL). checkpoint_every: entries between the
+ * checkpoints kept as history (0 = SH_AUDIT_CP_DEFAULT). Keys are borrowed and must outlive
+ * the sh_audit. Must not be called while this thread holds a write transaction. */
 sh_err sh_audit_open(sh_store *s, const sh_key *audit_key, const sh_signkey *signer,
                      uint32_t checkpoint_every, sh_audit **out, sh_error *err) SH_WUR;
 
 void sh_audit_destroy(sh_audit **a);
 
-/* Appends e inside write transaction t, chained to the entry before it; when the new sequence
- * number is a multiple of checkpoint_every a signed checkpoint is written too. The entry
- * exists once t commits. A write that cannot be audited must not stand: on any error t is
- * failed (sh_txn_fail), so its commit writes nothing and returns this error.
- * Errors: SH_E_INVAL (bad field: the detail names it), SH_E_TXN, SH_E_AUDIT_FORMAT (the
+/* Appends e inside write transaction t, chained to the entry before it (an empty log first
+ * gets its genesis entry); t's commit signs the head it leaves (sh_txn_on_commit: t must not
+ * carry another hook) and keeps the head before it only if that one ends a run of
+ * checkpoint_every entries. The entry exists once t commits. A write that cannot be audited must
+ * not stand: on any error t is failed (sh_txn_fail), so its commit writes nothing and returns this
+ * error. Errors: SH_E_INVAL (bad field: the detail names it), SH_E_TXN, SH_E_AUDIT_FORMAT (the
  * current head cannot be read), and the store's write errors. */
 sh_err sh_audit_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t *seq_out,
                        sh_error *err) SH_WUR;
 
-/* Writes a signed checkpoint over the current head inside t (no-op on an empty log or when
- * the head already has one). Call it at clean shutdown so the whole log is covered. */
+/* Writes a signed checkpoint over the current head inside t now (no-op on an empty log or when
+ * the head already has one); the commit would otherwise sign it. */
 sh_err sh_audit_checkpoint(sh_audit *a, sh_txn *t, sh_error *err) SH_WUR;
 
 /* The last entry's sequence number (0 on an empty log) and mac (the genesis value then). */
 sh_err sh_audit_head(sh_audit *a, sh_txn *t, uint64_t *seq, uint8_t mac[SH_MAC_BYTES],
                      sh_error *err) SH_WUR;
 
-/* The newest signed checkpoint (SH_AUDIT_CP_BYTES) and the entry it covers.
+/* The newest signed checkpoint (SH_AUDIT_CP_BYTES) and the entry it covers: the signed head.
  * SH_E_NOT_FOUND when there is none. */
 sh_err sh_audit_last_checkpoint(sh_audit *a, sh_txn *t, uint8_t cp[SH_AUDIT_CP_BYTES],
                                 uint64_t *seq, sh_error *err) SH_WUR;
+
+/* The signed head of the last commit this process made through a, without a transaction
+ * (what the broker sends with CONFIRM and DELIVER). SH_E_NOT_FOUND before the first. */
+sh_err sh_audit_signed_head(sh_audit *a, uint8_t cp[SH_AUDIT_CP_BYTES]);
 
 /* A checkpoint as sent to a witness: checks its layout and its signature under the public
  * key it carries, for a store with id store_id. On SH_OK fills seq, time, head and signer.
@@ -158,23 +166,31 @@ typedef struct sh_audit_report {
  * checkpoint. trusted (n keys) pins the checkpoint signers; with n == 0 any signature that
  * verifies under the key recorded in the checkpoint is accepted. Returns rep->result:
  *   SH_OK                  every entry and checkpoint verified
- *   SH_E_AUDIT_ALTERED     an entry's MAC fails, or it does not chain to the one before
+ *   SH_E_AUDIT_ALTERED     an entry's hash (MAC) fails, or it does not chain to the one before
  *   SH_E_AUDIT_MISSING     a sequence number is absent (bad_seq is the first one missing)
  *   SH_E_AUDIT_REORDERED   an intact entry is stored under another sequence number
  *   SH_E_AUDIT_TRUNCATED   the chain ends before the last checkpoint's sequence number
  *   SH_E_AUDIT_CHECKPOINT  a checkpoint's signature, signer or head MAC is wrong
  *   SH_E_AUDIT_FORMAT      an entry or checkpoint cannot be parsed
- * or a store error if the log could not be read. Truncation after the last checkpoint cannot
- * be seen from the log alone: the broker witnesses checkpoints for that. */
+ *   SH_E_AUDIT_EMPTY       the log holds no entry
+ *   SH_E_AUDIT_GENESIS     entry 1 of a version 2 log is not the genesis entry of this store
+ *   SH_E_AUDIT_UNSIGNED    entries follow the newest signed checkpoint (the signed head)
+ *   SH_E_KEY_MISSING       version 1 entries, and the log was opened without the audit key
+ * or a store error if the log could not be read. A log rolled back whole to an older signed
+ * head cannot be seen from the log alone: witnesses hold its heads for that. */
 sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES], size_t n,
                        sh_audit_report *rep);
 
-/* A checkpoint of this log recorded by a witness (the broker): the log must still hold entry
- * seq with this mac. */
+/* Called for each entry in order (verification and scans); non-zero stops a scan. */
+typedef int (*sh_audit_visit)(void *ctx, const sh_audit_record *r);
+
+/* A signed head of this log held by a witness (the broker for an agent, an agent for the
+ * broker): the log must still hold entry seq with this hash. */
 typedef struct sh_audit_witness {
     uint64_t seq;
     int64_t time_ms;
     uint8_t head[SH_MAC_BYTES];
+    const char *by; /* who holds it, for the report ("broker", "hub-881"); may be NULL */
 } sh_audit_witness;
 
 typedef struct sh_audit_verify_opts {
@@ -185,20 +201,30 @@ typedef struct sh_audit_verify_opts {
     /* called every 65,536 entries with the count verified so far (for a progress bar) */
     void (*progress)(void *ctx, uint64_t done);
     void *ctx;
+    sh_audit_visit visit; /* each entry once verified (its return value is ignored); or NULL */
+    void *visit_ctx;
 } sh_audit_verify_opts;
 
-/* sh_audit_verify with witnesses: after the walk every witnessed (seq, head) must be in the
- * chain, else SH_E_AUDIT_ROLLED_BACK at that seq (the log was rolled back, cut short or
- * replaced since the witness recorded it). */
+/* sh_audit_verify with witnesses: after the walk, sh_audit_check_witnesses. */
 sh_err sh_audit_verify_ex(sh_audit *a, const sh_audit_verify_opts *o, sh_audit_report *rep);
 
+/* After a verification that left rep SH_OK: every witnessed (seq, head) must be in the chain,
+ * else SH_E_AUDIT_ROLLED_BACK at that seq (the log was rolled back, cut short, rewritten or
+ * replaced since the witness took it). Returns rep->result. */
+sh_err sh_audit_check_witnesses(sh_audit *a, const sh_audit_witness *w, size_t n,
+                                sh_audit_report *rep);
+
 /* Calls fn for every entry from seq from on, in order, in one read transaction, checking each
- * entry's MAC and its link to the entry before it on the way (from the first one visited).
+ * entry's hash and its link to the entry before it on the way (from the first one visited).
  * Stops early when fn returns non-zero (then SH_OK). Errors: the first problem, as in
  * sh_audit_verify (rep->bad_seq names the entry), or a store error. */
-typedef int (*sh_audit_visit)(void *ctx, const sh_audit_record *r);
 sh_err sh_audit_scan(sh_audit *a, uint64_t from, sh_audit_visit fn, void *ctx,
                      sh_audit_report *rep);
+
+/* Calls fn for the entries from the newest back, in t, until it returns non-zero; an entry
+ * that does not parse is passed over. Nothing is verified: for finding a recent entry (the
+ * broker's newest witness of a store) in a log whose head is signed. Errors: the store's. */
+sh_err sh_audit_find_back(sh_audit *a, sh_txn *t, sh_audit_visit fn, void *ctx, sh_error *err);
 
 /* The store the log belongs to. */
 sh_store *sh_audit_store(sh_audit *a);

@@ -17,7 +17,24 @@ struct sh_client {
     size_t nframes;
     const uint8_t *rest; /* deliveries of the last DELIVER not yet returned */
     size_t rest_len;
+    uint8_t head[SH_WIRE_HEAD_BYTES]; /* the broker's newest signed head received */
+    uint64_t head_count;              /* heads received: changes with each one */
 };
+
+/* Keeps a head field a CONFIRM or DELIVER carried (an empty or all-zero one is no head). */
+static void s_keep_head(sh_client *c, const uint8_t *f, size_t len)
+{
+    static const uint8_t zero[SH_WIRE_HEAD_BYTES];
+    if (len != SH_WIRE_HEAD_BYTES || memcmp(f, zero, len) == 0) return;
+    memcpy(c->head, f, len);
+    c->head_count++;
+}
+
+uint64_t sh_client_head(const sh_client *c, uint8_t head[SH_WIRE_HEAD_BYTES])
+{
+    if (c->head_count) memcpy(head, c->head, SH_WIRE_HEAD_BYTES);
+    return c->head_count;
+}
 
 static void s_release(sh_client *c)
 {
@@ -187,15 +204,20 @@ sh_err sh_client_recv(sh_client *c, int timeout_ms, sh_msg *m)
             used != left || count > SH_WIRE_FIELDS_MAX)
             return SH_E_PROTOCOL;
         m->nframes = count;
+        if (strcmp(m->command, "CONFIRM") == 0 && count >= SH_CONFIRM_LINES_AT)
+            s_keep_head(c, m->frame[3], m->len[3]);
         return SH_OK;
     }
-    /* one or more deliveries of five fields each: the whole body is checked before the first
-     * is returned, so a malformed message hands out none of them */
-    if (sh_wire_body_read(p, left, SIZE_MAX, NULL, NULL, 0, &used, &count) != SH_OK || count == 0 ||
-        count % SH_DELIVER_FIELDS != 0)
+    /* the broker's head, then one or more deliveries of five fields each: the whole body is
+     * checked before the first is returned, so a malformed message hands out none of them */
+    const uint8_t *hf[1];
+    size_t hl[1];
+    if (sh_wire_body_read(p, left, SIZE_MAX, hf, hl, 1, &used, &count) != SH_OK || count < 2 ||
+        (count - 1) % SH_DELIVER_FIELDS != 0)
         return SH_E_PROTOCOL;
-    c->rest = p;
-    c->rest_len = left;
+    s_keep_head(c, hf[0], hl[0]);
+    c->rest = hf[0] + hl[0];
+    c->rest_len = left - (size_t)(c->rest - p);
     return s_next_delivery(c, m);
 }
 

@@ -50,6 +50,12 @@ typedef struct sh_msg {
     size_t len[SH_WIRE_FIELDS_MAX];
 } sh_msg;
 
+/* The broker's newest signed audit head received with a CONFIRM or DELIVER (store id, then
+ * checkpoint: SH_WIRE_HEAD_BYTES) into head, and how many heads have been received (0: none,
+ * head untouched). Not checked here: the count changes with every head, so a caller checks
+ * a new one once. */
+uint64_t sh_client_head(const sh_client *c, uint8_t head[SH_WIRE_HEAD_BYTES]);
+
 /* Sends HELLO with a comma-separated list of event type names to receive ("*" = all). */
 sh_err sh_client_hello(sh_client *c, const char *subscriptions);
 

@@ -96,8 +96,10 @@ sh_err sh_keyring_put(sh_keyring *k, const uint8_t id[SH_STORE_ID_BYTES], const 
     fresh.pub.blind = NULL;
     uint8_t raw[SH_KEY_BYTES];
     sh_err rc = SH_OK;
-    sh_key_export(audit, raw);
-    rc = sh_key_from_bytes(raw, &fresh.pub.audit);
+    if (audit) {
+        sh_key_export(audit, raw);
+        rc = sh_key_from_bytes(raw, &fresh.pub.audit);
+    }
     if (!rc && blind) {
         sh_key_export(blind, raw);
         rc = sh_key_from_bytes(raw, &fresh.blind_key);
@@ -165,15 +167,15 @@ static sh_err s_parse_line(sh_keyring *k, char *line, int lineno, sh_error *err)
     uint8_t signers[SH_KEYRING_SIGNERS_MAX][SH_SIGN_PUB_BYTES];
     size_t nsigners = 0;
     char name[SH_KEYRING_NAME_MAX + 1];
-    int has_blind = 0;
+    int has_blind = 0, has_audit = 0;
     const char *bad = NULL;
     if (!(v = s_field(&p, "store")) || s_hex(v, sizeof id, id))
         bad = "store=<32 hex digits> expected first";
     else if (!(v = s_field(&p, "name")) || !s_name_ok(v))
         bad = "name=<1-64 of A-Z a-z 0-9 . _ -> expected second";
     else if ((snprintf(name, sizeof name, "%s", v), !(v = s_field(&p, "audit"))) ||
-             s_hex(v, sizeof raw, raw))
-        bad = "audit=<64 hex digits> expected third";
+             (strcmp(v, "-") != 0 && (has_audit = 1, s_hex(v, sizeof raw, raw))))
+        bad = "audit=<64 hex digits or -> expected third";
     else if (!(v = s_field(&p, "blind")) ||
              (strcmp(v, "-") != 0 && (has_blind = 1, s_hex(v, sizeof braw, braw))))
         bad = "blind=<64 hex digits or -> expected fourth";
@@ -190,7 +192,8 @@ static sh_err s_parse_line(sh_keyring *k, char *line, int lineno, sh_error *err)
     sh_err rc = SH_OK;
     if (bad) rc = sh_error_set(err, SH_E_KEY_FORMAT, "keyring line %d: %s", lineno, bad);
     sh_key *audit = NULL, *blind = NULL;
-    if (!rc && (sh_key_from_bytes(raw, &audit) || (has_blind && sh_key_from_bytes(braw, &blind))))
+    if (!rc && ((has_audit && sh_key_from_bytes(raw, &audit)) ||
+                (has_blind && sh_key_from_bytes(braw, &blind))))
         rc = sh_error_set(err, SH_E_NOMEM, "keyring");
     for (size_t i = 0; !rc && i < nsigners; i++)
         rc = sh_keyring_put(k, id, name, audit, blind, signers[i], err);
@@ -240,8 +243,11 @@ sh_err sh_keyring_save(const sh_keyring *k, const char *path, sh_error *err)
         char id[2 * SH_STORE_ID_BYTES + 1], hex[2 * SH_KEY_BYTES + 1], bhex[2 * SH_KEY_BYTES + 1];
         uint8_t raw[SH_KEY_BYTES];
         sh_hex_encode(e->pub.store_id, SH_STORE_ID_BYTES, id);
-        sh_key_export(e->pub.audit, raw);
-        sh_hex_encode(raw, SH_KEY_BYTES, hex);
+        strcpy(hex, "-");
+        if (e->pub.audit) {
+            sh_key_export(e->pub.audit, raw);
+            sh_hex_encode(raw, SH_KEY_BYTES, hex);
+        }
         strcpy(bhex, "-");
         if (e->blind_key) {
             sh_key_export(e->blind_key, raw);

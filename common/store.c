@@ -47,6 +47,8 @@ struct sh_txn {
     int write;
     sh_err failed;        /* non-zero once a write failed in a way that poisons the transaction */
     char failed_why[160]; /* what failed, for the commit's error (sh_txn_fail) */
+    sh_txn_hook hook;     /* sh_txn_on_commit: runs just before, and just after, the commit */
+    void *hook_ctx;
 };
 
 struct sh_cursor {
@@ -581,12 +583,15 @@ sh_err sh_txn_commit(sh_txn **tp, sh_error *err)
     } else if (t->write && sh_fault("txn_commit")) {
         mdb_txn_abort(t->txn);
         e = sh_error_set(err, SH_E_DISK_FULL, "commit: injected fault; nothing was written");
+    } else if (t->hook && (e = t->hook(t->hook_ctx, t, SH_TXN_BEFORE, err)) != SH_OK) {
+        mdb_txn_abort(t->txn); /* what the hook must add could not be: nothing is written */
     } else {
         /* mdb_txn_commit frees the transaction whether or not it succeeds. */
         int rc = mdb_txn_commit(t->txn);
         if (rc == EIO && s_disk_nearly_full(t->s)) rc = ENOSPC;
         e = s_mdb_err(rc, "commit", err);
     }
+    if (t->hook) (void)t->hook(t->hook_ctx, NULL, e ? SH_TXN_FAILED : SH_TXN_DONE, NULL);
     free(t);
     return e;
 }
@@ -598,9 +603,17 @@ void sh_txn_fail(sh_txn *t, sh_err code, const char *detail)
     snprintf(t->failed_why, sizeof t->failed_why, "%s", detail ? detail : "");
 }
 
+void sh_txn_on_commit(sh_txn *t, sh_txn_hook fn, void *ctx)
+{
+    if (!t || !t->write) return;
+    t->hook = fn;
+    t->hook_ctx = ctx;
+}
+
 void sh_txn_abort(sh_txn **tp)
 {
     if (!tp || !*tp) return;
+    if ((*tp)->hook) (void)(*tp)->hook((*tp)->hook_ctx, NULL, SH_TXN_FAILED, NULL);
     mdb_txn_abort((*tp)->txn);
     free(*tp);
     *tp = NULL;

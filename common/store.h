@@ -171,6 +171,16 @@ sh_err sh_txn_commit(sh_txn **t, sh_error *err);
  * entry). A transaction already failed keeps its first error. */
 void sh_txn_fail(sh_txn *t, sh_err code, const char *detail);
 
+/* One hook per write transaction, for a module whose writes must be completed at commit (the
+ * audit log signs its head there). Called with SH_TXN_BEFORE and t just before the commit
+ * (a non-SH_OK return aborts it: nothing is written, and the commit returns that error); then
+ * with t == NULL and SH_TXN_DONE once the commit is durable, or SH_TXN_FAILED when the commit
+ * failed or the transaction was aborted (its return value is ignored then). Setting it again
+ * replaces it. A failed transaction (sh_txn_fail) is aborted without calling SH_TXN_BEFORE. */
+typedef enum sh_txn_phase { SH_TXN_BEFORE, SH_TXN_DONE, SH_TXN_FAILED } sh_txn_phase;
+typedef sh_err (*sh_txn_hook)(void *ctx, sh_txn *t, sh_txn_phase phase, sh_error *err);
+void sh_txn_on_commit(sh_txn *t, sh_txn_hook fn, void *ctx);
+
 /* Discards the transaction and frees it; *t = NULL. Accepts NULL and *t == NULL. */
 void sh_txn_abort(sh_txn **t);
 

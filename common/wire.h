@@ -14,7 +14,7 @@
 
 #include "error.h"
 
-#define SH_PROTO_SIGNATURE "SHv3"
+#define SH_PROTO_SIGNATURE "SHv4"
 #define SH_Z85_LEN         40                /* a CURVE key as Z85 text */
 #define SH_WIRE_MSG_MAX    (4 * 1024 * 1024) /* the broker drops a peer that sends more */
 #define SH_WIRE_CMD_MAX    15                /* bytes in a command name */
@@ -23,9 +23,13 @@
 #define SH_DELIVER_FIELDS  5                 /* id, sender, rule, flags, copy */
 #define SH_DELIVER_MAX     64                /* deliveries in one DELIVER */
 #define SH_DELIVER_BYTES   (512 * 1024)      /* a DELIVER is closed once its body passes this */
-/* A CONFIRM is the event id, the code, the detail and then one outcome line a recipient; at
- * most SH_OUTCOME_LINES_MAX lines are sent (docs/protocol.md, "Outcome lines"). */
-#define SH_OUTCOME_LINES_MAX (SH_WIRE_FIELDS_MAX - 3)
+/* The broker's signed audit head, as CONFIRM and DELIVER carry it: its store id (16 bytes)
+ * and the 145-byte checkpoint over its newest committed entry (docs/audit-format.md). */
+#define SH_WIRE_HEAD_BYTES (16 + 145)
+/* A CONFIRM is the event id, the code, the detail, the broker's head and then one outcome
+ * line a recipient; at most SH_OUTCOME_LINES_MAX lines are sent (docs/protocol.md). */
+#define SH_CONFIRM_LINES_AT  4
+#define SH_OUTCOME_LINES_MAX (SH_WIRE_FIELDS_MAX - SH_CONFIRM_LINES_AT)
 
 _Static_assert(SH_OUTCOME_LINES_MAX > 0, "a CONFIRM has room for outcome lines");
 _Static_assert(SH_ACK_MAX * 16 < SH_WIRE_MSG_MAX, "a full ACK fits in one message");

@@ -442,3 +442,22 @@ void af_play_case(const sh_synth_child *cp_child)
     cr_assert_null(strstr(txt, "safeguarding_concern"), "%s", txt);
     json_object_put(r);
 }
+
+/* Grants the broker's and the agents' audit keys to an auditor's keyring; returns its path. */
+char *af_keyring(void)
+{
+    char *ring = af_path("auditor.keyring"), *out = NULL;
+    const char *names[] = {"broker", "881", "8819990", "RAJ"};
+    const char *labels[] = {"broker", "hub", "school", "health"};
+    for (int i = 0; i < 4; i++) {
+        char st[600], mk[600], sk[600];
+        snprintf(st, sizeof st, "%s/%s.store", af_dir, names[i]);
+        snprintf(mk, sizeof mk, "%s/%s.master", af_dir, names[i]);
+        snprintf(sk, sizeof sk, "%s/%s.sign", af_dir, names[i]);
+        const char *grant[] = {"audit", "grant",     st,   "--master", mk,        "--sign-key",
+                               sk,      "--keyring", ring, "--name",   labels[i], NULL};
+        cr_assert_eq(tu_cli(&out, grant), 0, "%s", out);
+        free(out);
+    }
+    return ring;
+}

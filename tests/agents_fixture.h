@@ -52,5 +52,8 @@ void af_teardown(void);
 /* The Essex case through the three agents: a concern, the hub's decision, a CP plan for
  * cp_child, an attendance, each checked where it lands. */
 void af_play_case(const sh_synth_child *cp_child);
+/* Grants the broker's and the agents' audit keys to an auditor's keyring ("broker", "hub",
+ * "school", "health"); returns its path (free it). */
+char *af_keyring(void);
 
 #endif

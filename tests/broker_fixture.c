@@ -297,7 +297,7 @@ void bf_publish_concerns(sh_client *school, uint8_t (*ids)[16], int n)
 
 int bf_has_line(const sh_msg *m, const char *line)
 {
-    for (size_t i = 3; i < m->nframes; i++)
+    for (size_t i = SH_CONFIRM_LINES_AT; i < m->nframes; i++)
         if (m->len[i] == strlen(line) && memcmp(m->frame[i], line, m->len[i]) == 0) return 1;
     return 0;
 }

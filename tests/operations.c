@@ -457,8 +457,9 @@ static int s_backup(const char *bindir)
     char log[700], line[600] = "", last[600] = "";
     snprintf(log, sizeof log, "%s/cli.log", rig_dir(r));
     FILE *f = fopen(log, "r");
-    while (f && fgets(line, sizeof line, f))
-        memcpy(last, line, sizeof last);
+    while (f && fgets(line, sizeof line, f)) /* the hub's line (the broker's follows it) */
+        if (strncmp(line, store, strlen(store)) == 0 && line[strlen(store)] == ':')
+            memcpy(last, line, sizeof last);
     if (f) fclose(f);
     s_check(P, wst == 1 && strstr(last, "E606 SH_E_AUDIT_ROLLED_BACK"),
             "sharehub audit verify --witness flags the restored log against the broker's record: "

@@ -388,12 +388,12 @@ static long s_pump_events(sh_client *c, uint64_t *rng, long n, int window)
             return -1;
         }
         int queued = 0;
-        for (size_t i = 3; i < m.nframes; i++)
+        for (size_t i = SH_CONFIRM_LINES_AT; i < m.nframes; i++)
             queued |= m.len[i] >= 10 && memcmp(m.frame[i], "881 permit", 10) == 0;
         if (!queued) {
             fprintf(stderr, "backlog: an event was not queued for the hub: %.*s\n",
-                    m.nframes > 3 ? (int)m.len[3] : 0,
-                    m.nframes > 3 ? (const char *)m.frame[3] : "");
+                    m.nframes > 4 ? (int)m.len[4] : 0,
+                    m.nframes > 4 ? (const char *)m.frame[4] : "");
             return -1;
         }
         confirmed++;

@@ -125,28 +125,74 @@ static size_t s_body(uint8_t *out, int n)
 Test(client, a_deliver_of_several_deliveries_comes_out_one_at_a_time)
 {
     sh_msg m;
-    uint8_t body[15 * 5];
+    uint8_t body[16 * 5];
     const void *f[1] = {body};
-    size_t l[1] = {s_body(body, 15)};
+    size_t l[1] = {s_body(body, 16)}; /* the head ('a', not a head: ignored), then 15 */
     s_send("DELIVER", f, l, 1);
     for (int k = 0; k < 3; k++) {
         cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK, "delivery %d", k);
         cr_assert_str_eq(m.command, "DELIVER");
         cr_assert_eq(m.nframes, SH_DELIVER_FIELDS);
         for (int i = 0; i < SH_DELIVER_FIELDS; i++)
-            cr_assert_eq(m.frame[i][0], 'a' + 5 * k + i);
+            cr_assert_eq(m.frame[i][0], 'b' + 5 * k + i);
     }
     cr_assert_eq(sh_client_recv(s_c, 100, &m), SH_E_NOT_FOUND, "three, no more");
-    /* a body that is not whole deliveries hands out none of them; the next message is fine */
+    uint8_t head[SH_WIRE_HEAD_BYTES];
+    cr_assert_eq(sh_client_head(s_c, head), 0, "a field that is not a head is not one");
+    /* a body that is not a head and whole deliveries hands out none of them */
     l[0] = s_body(body, 7);
     s_send("DELIVER", f, l, 1);
     cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL);
     l[0] = 0;
     s_send("DELIVER", f, l, 1);
-    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "a DELIVER with no delivery");
-    l[0] = s_body(body, 5);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "an empty DELIVER");
+    l[0] = s_body(body, 1);
+    s_send("DELIVER", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "a head and no delivery");
+    l[0] = s_body(body, 6);
+    s_send("DELIVER", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK, "and the next message reads");
+    cr_assert_eq(m.frame[4][0], 'f');
+    cr_assert_eq(sh_client_recv(s_c, 100, &m), SH_E_NOT_FOUND);
+}
+
+/* The broker's signed head rides first in a DELIVER and fourth in a CONFIRM; the client keeps
+ * the newest (an all-zero field, sent before the broker's first commit, is none). */
+Test(client, the_brokers_head_is_kept_from_deliver_and_confirm)
+{
+    sh_msg m;
+    uint8_t body[2 * (4 + SH_WIRE_HEAD_BYTES) + 6 * 5], head[SH_WIRE_HEAD_BYTES];
+    uint8_t h1[SH_WIRE_HEAD_BYTES], h2[SH_WIRE_HEAD_BYTES];
+    memset(h1, 0x11, sizeof h1);
+    memset(h2, 0x22, sizeof h2);
+    size_t n = 0;
+    sh_be32_put(body, SH_WIRE_HEAD_BYTES);
+    memcpy(body + 4, h1, sizeof h1);
+    n = 4 + sizeof h1;
+    n += s_body(body + n, 5);
+    const void *f[1] = {body};
+    size_t l[1] = {n};
     s_send("DELIVER", f, l, 1);
     cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
-    cr_assert_eq(m.frame[4][0], 'e');
-    cr_assert_eq(sh_client_recv(s_c, 100, &m), SH_E_NOT_FOUND);
+    cr_assert_eq(m.frame[0][0], 'a', "the deliveries start after the head");
+    cr_assert_eq(sh_client_head(s_c, head), 1);
+    cr_assert_arr_eq(head, h1, sizeof h1);
+    /* a CONFIRM: id, code, detail, head, an outcome line */
+    n = s_body(body, 3);
+    sh_be32_put(body + n, SH_WIRE_HEAD_BYTES);
+    memcpy(body + n + 4, h2, sizeof h2);
+    n += 4 + sizeof h2;
+    n += s_body(body + n, 1);
+    l[0] = n;
+    s_send("CONFIRM", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
+    cr_assert_eq(m.nframes, SH_CONFIRM_LINES_AT + 1);
+    cr_assert_eq(sh_client_head(s_c, head), 2);
+    cr_assert_arr_eq(head, h2, sizeof h2);
+    /* all zero: no head; the newest stays */
+    memset(body + 3 * 5 + 4, 0, SH_WIRE_HEAD_BYTES);
+    s_send("CONFIRM", f, l, 1);
+    cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK);
+    cr_assert_eq(sh_client_head(s_c, head), 2);
+    cr_assert_arr_eq(head, h2, sizeof h2);
 }

@@ -30,9 +30,10 @@ int sh_audit_main(int argc, char **argv);
 
 static const char s_usage[] =
     "usage: sharehub audit COMMAND [ARGS]   (each command's own: sharehub audit COMMAND --help)\n"
-    "  verify STORE... [--witness BROKER-STORE] [--json]     check audit chains\n"
+    "  verify STORE... [--witness BROKER-STORE] [--json]     check audit chains and each\n"
+    "                                                        other's signed heads\n"
     "  grant STORE --master KEY --sign-key PEM --keyring FILE --name NAME [--no-blind]\n"
-    "                                                        add a store's audit keys to a "
+    "        [--mac-key]                                     add a store's audit keys to a "
     "keyring\n"
     "  replay STORE [filters] [--json]                       list entries\n"
     "  subject CHILD-ID... --stores STORE... [--format md|html] [--output FILE]\n"
@@ -50,10 +51,53 @@ static int s_is_tamper(sh_err rc)
     return rc >= SH_E_AUDIT_ALTERED && rc <= SH_E_AUDIT_WRONG_STORE;
 }
 
+/* Prints one store's verdict; returns its exit code. */
+static int s_print_verdict(const char *dir, const char *name, const char *id,
+                           const sh_audit_report *r, int json)
+{
+    char head[2 * SH_MAC_BYTES + 1];
+    sh_hex_encode(r->head_mac, SH_MAC_BYTES, head);
+    int code = r->result == SH_OK ? SH_EXIT_OK : SH_EXIT_FAILED;
+    const char *verdict = r->result == SH_OK       ? "OK"
+                          : s_is_tamper(r->result) ? "TAMPERED"
+                                                   : "UNREADABLE";
+    if (json) {
+        printf("{\"store\":");
+        cli_json_string(stdout, dir);
+        printf(",\"result\":\"%s\",\"code\":%d,\"entries\":%llu,\"checkpoints\":%llu,"
+               "\"head_seq\":%llu,\"head\":\"%s\",\"bad_seq\":%llu,\"store_id\":\"%s\","
+               "\"name\":",
+               verdict, (int)r->result, (unsigned long long)r->entries,
+               (unsigned long long)r->checkpoints, (unsigned long long)r->head_seq, head,
+               (unsigned long long)r->bad_seq, id);
+        cli_json_string(stdout, name);
+        printf(",\"detail\":");
+        cli_json_string(stdout, r->detail);
+        printf("}\n");
+    } else if (code == SH_EXIT_OK) {
+        printf("%s: OK: %llu entries, %llu checkpoints (last at %llu), head %llu %.16s%s%s; "
+               "store %s%s%s%s\n",
+               dir, (unsigned long long)r->entries, (unsigned long long)r->checkpoints,
+               (unsigned long long)r->last_checkpoint_seq, (unsigned long long)r->head_seq, head,
+               r->detail[0] ? "; " : "", r->detail, id, name[0] ? " (" : "", name,
+               name[0] ? ")" : "");
+    } else if (s_is_tamper(r->result)) {
+        printf("%s: TAMPERED: E%03d %s at entry %llu: %s (%llu entries verified before it)\n", dir,
+               (int)r->result, sh_err_name(r->result), (unsigned long long)r->bad_seq, r->detail,
+               (unsigned long long)r->entries);
+    } else {
+        printf("%s: UNREADABLE: E%03d %s: %s\n", dir, (int)r->result, sh_err_name(r->result),
+               r->detail);
+    }
+    return code;
+}
+
+#define VERIFY_MAX 64
+
 static int s_verify(int argc, char **argv)
 {
     sh_auth auth = {0};
-    const char *witness_dir = NULL, *dirs[64];
+    const char *witness_dir = NULL, *dirs[VERIFY_MAX + 1];
     size_t ndirs = 0;
     int json = 0;
     const cli_opt opts[] = {SH_AUTH_OPTS(auth),
@@ -64,92 +108,62 @@ static int s_verify(int argc, char **argv)
         "sharehub audit verify",
         "usage: sharehub audit verify [NAME=]STORE... [--witness BROKER-STORE]\n"
         "                             [--json]\n"
-        "  Checks each store's audit chain: every entry's MAC, the order, every\n"
-        "  signed checkpoint; with --witness, against the broker's record of each\n"
-        "  agent's checkpoints (a log rolled back or replaced shows). NAME=: the\n"
-        "  store must be the one the keyring names NAME (E608 otherwise).\n" KEYS_USAGE
+        "  Checks each store's audit chain: every entry's hash, the order, every\n"
+        "  signed head and checkpoint; then each store against the signed heads of\n"
+        "  it that the other stores given hold: the broker's of each agent, each\n"
+        "  agent's of the broker (a log rolled back, cut or rewritten shows).\n"
+        "  --witness adds the broker's store (verified and reported too). NAME=:\n"
+        "  the store must be the one the keyring names NAME (E608 otherwise).\n" KEYS_USAGE
         "  exit 0 all OK; 1 a chain is TAMPERED or a store UNREADABLE\n",
         opts,
         1,
-        64,
+        VERIFY_MAX,
         "STORE"};
     int rc = cli_parse(&c, argc, argv, dirs, &ndirs);
     if (rc != CLI_RUN || (rc = sh_auth_given(&c, &auth)) != CLI_RUN) return rc;
-    int worst = SH_EXIT_OK;
-    sh_error err = {0};
-    sh_alog wlog = {0};
-    if (witness_dir && sh_alog_open(witness_dir, &auth, &wlog, &err)) {
-        sh_auth_free(&auth);
-        return cli_fail(&c, &err);
-    }
+    if (witness_dir) dirs[ndirs++] = witness_dir;
+    sh_alog logs[VERIFY_MAX + 1], set[VERIFY_MAX + 1];
+    sh_audit_report reps[VERIFY_MAX + 1], setreps[VERIFY_MAX + 1];
+    char names[VERIFY_MAX + 1][SH_KEYRING_NAME_MAX + 1], ids[VERIFY_MAX + 1][33];
+    int in_set[VERIFY_MAX + 1];
+    size_t nset = 0;
     for (size_t i = 0; i < ndirs; i++) {
-        sh_alog l;
-        sh_audit_report r;
-        int code;
-        char want[SH_KEYRING_NAME_MAX + 1] = "", name[SH_KEYRING_NAME_MAX + 1] = "",
-                                        id[2 * SH_STORE_ID_BYTES + 1] = "";
+        char want[SH_KEYRING_NAME_MAX + 1] = "";
+        sh_error err = {0};
         const char *eq = strchr(dirs[i], '='), *slash = strchr(dirs[i], '/');
         if (eq && (!slash || eq < slash) && (size_t)(eq - dirs[i]) < sizeof want) {
             memcpy(want, dirs[i], (size_t)(eq - dirs[i])); /* NAME=STORE */
             dirs[i] = eq + 1;
         }
-        memset(&err, 0, sizeof err);
-        if (sh_alog_open(dirs[i], &auth, &l, &err)) {
-            memset(&r, 0, sizeof r);
-            r.result = err.code;
-            snprintf(r.detail, sizeof r.detail, "%s", err.detail);
-        } else {
-            snprintf(name, sizeof name, "%s", auth.master ? "" : l.keys->name);
-            sh_hex_encode(sh_store_id(l.store), SH_STORE_ID_BYTES, id);
-            if (want[0] && !auth.master && strcmp(want, name) != 0) {
-                memset(&r, 0, sizeof r); /* (its log is not the one asked about) */
-                r.result = SH_E_AUDIT_WRONG_STORE;
-                r.bad_seq = 1;
-                snprintf(r.detail, sizeof r.detail,
-                         "this is store %.32s, which the keyring names '%.48s', not '%.48s'", id,
-                         name, want);
-            } else {
-                sh_alog_verify(&l, witness_dir ? &wlog : NULL, !json && isatty(2), &r);
-            }
-            sh_alog_close(&l);
+        names[i][0] = ids[i][0] = '\0';
+        in_set[i] = 0;
+        memset(&reps[i], 0, sizeof reps[i]);
+        if (sh_alog_open(dirs[i], &auth, &logs[i], &err)) {
+            reps[i].result = err.code;
+            snprintf(reps[i].detail, sizeof reps[i].detail, "%s", err.detail);
+            continue;
         }
-        char head[2 * SH_MAC_BYTES + 1];
-        sh_hex_encode(r.head_mac, SH_MAC_BYTES, head);
-        code = r.result == SH_OK ? SH_EXIT_OK : SH_EXIT_FAILED;
-        const char *verdict = r.result == SH_OK       ? "OK"
-                              : s_is_tamper(r.result) ? "TAMPERED"
-                                                      : "UNREADABLE";
-        if (json) {
-            printf("{\"store\":");
-            cli_json_string(stdout, dirs[i]);
-            printf(",\"result\":\"%s\",\"code\":%d,\"entries\":%llu,\"checkpoints\":%llu,"
-                   "\"head_seq\":%llu,\"head\":\"%s\",\"bad_seq\":%llu,\"store_id\":\"%s\","
-                   "\"name\":",
-                   verdict, (int)r.result, (unsigned long long)r.entries,
-                   (unsigned long long)r.checkpoints, (unsigned long long)r.head_seq, head,
-                   (unsigned long long)r.bad_seq, id);
-            cli_json_string(stdout, name);
-            printf(",\"detail\":");
-            cli_json_string(stdout, r.detail);
-            printf("}\n");
-        } else if (code == SH_EXIT_OK) {
-            printf("%s: OK: %llu entries, %llu checkpoints (last at %llu), head %llu %.16s%s%s; "
-                   "store %s%s%s%s\n",
-                   dirs[i], (unsigned long long)r.entries, (unsigned long long)r.checkpoints,
-                   (unsigned long long)r.last_checkpoint_seq, (unsigned long long)r.head_seq, head,
-                   r.detail[0] ? "; " : "", r.detail, id, name[0] ? " (" : "", name,
-                   name[0] ? ")" : "");
-        } else if (s_is_tamper(r.result)) {
-            printf("%s: TAMPERED: E%03d %s at entry %llu: %s (%llu entries verified before it)\n",
-                   dirs[i], (int)r.result, sh_err_name(r.result), (unsigned long long)r.bad_seq,
-                   r.detail, (unsigned long long)r.entries);
-        } else {
-            printf("%s: UNREADABLE: E%03d %s: %s\n", dirs[i], (int)r.result, sh_err_name(r.result),
-                   r.detail);
+        snprintf(names[i], sizeof names[i], "%s", auth.master ? "" : logs[i].keys->name);
+        sh_hex_encode(sh_store_id(logs[i].store), SH_STORE_ID_BYTES, ids[i]);
+        if (want[0] && !auth.master && strcmp(want, names[i]) != 0) {
+            reps[i].result = SH_E_AUDIT_WRONG_STORE; /* (its log is not the one asked about) */
+            reps[i].bad_seq = 1;
+            snprintf(reps[i].detail, sizeof reps[i].detail,
+                     "this is store %.32s, which the keyring names '%.48s', not '%.48s'", ids[i],
+                     names[i], want);
+            continue;
         }
-        if (code > worst) worst = code;
+        in_set[i] = 1;
+        set[nset++] = logs[i];
     }
-    sh_alog_close(&wlog);
+    sh_alog_verify_all(set, nset, !json && isatty(2), setreps);
+    int worst = SH_EXIT_OK;
+    for (size_t i = 0, k = 0; i < ndirs; i++) {
+        if (in_set[i]) reps[i] = setreps[k++];
+        int code = s_print_verdict(dirs[i], names[i], ids[i], &reps[i], json);
+        if (code > worst) worst = code;
+        if (ids[i][0]) sh_alog_close(&logs[i]);
+    }
     sh_auth_free(&auth);
     return worst;
 }
@@ -160,19 +174,21 @@ static int s_grant(int argc, char **argv)
 {
     sh_auth auth = {0};
     const char *dir = NULL, *name = NULL;
-    int no_blind = 0;
+    int no_blind = 0, mac_key = 0;
     size_t npos = 0;
     const cli_opt opts[] = {SH_AUTH_OPTS(auth),
                             {"--name", CLI_TEXT, &name, 0, 0},
                             {"--no-blind", CLI_FLAG, &no_blind, 0, 0},
+                            {"--mac-key", CLI_FLAG, &mac_key, 0, 0},
                             {0}};
     const cli_cmd c = {
         "sharehub audit grant",
         "usage: sharehub audit grant STORE --master KEY --sign-key PEM --keyring FILE --name NAME\n"
-        "                            [--no-blind]\n"
-        "  Adds the store's audit keys (and, unless --no-blind, its key for finding a child's\n"
-        "  entries) to an auditor's keyring FILE, created 0600 if absent. The keyring opens no\n"
-        "  event: it verifies, replays and searches the log only.\n",
+        "                            [--no-blind] [--mac-key]\n"
+        "  Adds the store's public signing key (and, unless --no-blind, its key for finding a\n"
+        "  child's entries) to an auditor's keyring FILE, created 0600 if absent. The keyring\n"
+        "  opens no event and can write no entry: it verifies, replays and searches the log only.\n"
+        "  --mac-key adds the audit MAC key, needed only for a log begun before version 2.\n",
         opts,
         1,
         1,
@@ -195,7 +211,7 @@ static int s_grant(int argc, char **argv)
     sh_err rc = stat(ring_path, &st) == 0 ? sh_keyring_load(ring_path, &ring, &err)
                                           : (sh_keyring_new(&ring) ? SH_E_NOMEM : SH_OK);
     sh_key *audit = NULL, *blind = NULL;
-    if (!rc && (sh_store_derive_key(l.store, "audit mac", &audit) ||
+    if (!rc && ((mac_key && sh_store_derive_key(l.store, "audit mac", &audit)) ||
                 (!no_blind && sh_store_derive_key(l.store, "blind index", &blind))))
         rc = sh_error_set(&err, SH_E_CRYPTO, "deriving keys");
     if (!rc)

@@ -124,91 +124,134 @@ static void s_progress(void *ctx, uint64_t done)
                 (unsigned long long)done, (unsigned long long)total);
 }
 
-/* Collects the broker's witness records of log l's store from the (verified) broker log. */
-typedef struct s_witnesses {
-    const uint8_t *store_id;
-    const sh_keyring_entry *keys;
-    sh_audit_witness *v;
-    size_t n, cap, bad;
-    int nomem;
-} s_witnesses;
+/* The signed heads one log holds of other stores: its `witness` entries whose checkpoint
+ * verifies under the key it carries (whether that key is the store's is checked per store). */
+typedef struct s_held {
+    uint8_t store_id[SH_STORE_ID_BYTES];
+    uint8_t signer[SH_SIGN_PUB_BYTES];
+    sh_audit_witness w;
+} s_held;
 
-static int s_collect_witness(void *ctx, const sh_audit_record *r)
+typedef struct s_holds {
+    s_held *v;
+    size_t n, cap;
+    const char *by;
+    int nomem;
+} s_holds;
+
+static int s_collect(void *ctx, const sh_audit_record *r)
 {
-    s_witnesses *w = ctx;
+    s_holds *h = ctx;
     uint8_t id[SH_STORE_ID_BYTES], cp[SH_AUDIT_CP_BYTES];
     sh_audit_cp_info info;
-    if (r->action != SH_AUDIT_WITNESS || sh_audit_witness_parse(r->detail, id, cp) != SH_OK ||
-        memcmp(id, w->store_id, SH_STORE_ID_BYTES) != 0)
+    if (r->action != SH_AUDIT_WITNESS || r->outcome != SH_AUDIT_OK ||
+        sh_audit_witness_parse(r->detail, id, cp) != SH_OK ||
+        sh_audit_checkpoint_check(id, cp, sizeof cp, &info) != SH_OK || h->nomem)
         return 0;
-    int trusted = 0;
-    if (sh_audit_checkpoint_check(id, cp, sizeof cp, &info) == SH_OK)
-        for (size_t i = 0; i < w->keys->nsigners; i++)
-            trusted |= memcmp(w->keys->signers[i], info.signer, SH_SIGN_PUB_BYTES) == 0;
-    if (!trusted) { /* not this store's signature: the broker cannot vouch for it */
-        w->bad++;
-        return 0;
-    }
-    if (w->n == w->cap) {
-        size_t ncap = w->cap ? 2 * w->cap : 64;
-        sh_audit_witness *v = realloc(w->v, ncap * sizeof *v);
+    if (h->n == h->cap) {
+        size_t ncap = h->cap ? 2 * h->cap : 64;
+        s_held *v = realloc(h->v, ncap * sizeof *v);
         if (!v) {
-            w->nomem = 1;
-            return 1;
+            h->nomem = 1;
+            return 0;
         }
-        w->v = v;
-        w->cap = ncap;
+        h->v = v;
+        h->cap = ncap;
     }
-    w->v[w->n++] = (sh_audit_witness){.seq = info.seq, .time_ms = info.time_ms};
-    memcpy(w->v[w->n - 1].head, info.head, SH_MAC_BYTES);
+    s_held *e = &h->v[h->n++];
+    memcpy(e->store_id, id, SH_STORE_ID_BYTES);
+    memcpy(e->signer, info.signer, SH_SIGN_PUB_BYTES);
+    e->w = (sh_audit_witness){.seq = info.seq, .time_ms = info.time_ms, .by = h->by};
+    memcpy(e->w.head, info.head, SH_MAC_BYTES);
     return 0;
 }
 
-sh_err sh_alog_verify(sh_alog *l, sh_alog *witness, int progress, sh_audit_report *rep)
+static int s_trusts(const sh_keyring_entry *k, const uint8_t signer[SH_SIGN_PUB_BYTES])
 {
-    s_witnesses w = {.store_id = sh_store_id(l->store), .keys = l->keys};
-    if (witness) {
-        sh_audit_report wr;
-        if (sh_alog_verify(witness, NULL, 0, &wr) != SH_OK) {
-            memset(rep, 0, sizeof *rep);
-            rep->result = SH_E_AUDIT_CHECKPOINT;
-            snprintf(rep->detail, sizeof rep->detail,
-                     "the witness log %s does not verify (E%03d at entry %llu)", witness->dir,
-                     (int)wr.result, (unsigned long long)wr.bad_seq);
-            return rep->result;
+    for (size_t i = 0; i < k->nsigners; i++)
+        if (memcmp(k->signers[i], signer, SH_SIGN_PUB_BYTES) == 0) return 1;
+    return 0;
+}
+
+const char *sh_alog_label(const sh_alog *l)
+{
+    if (l->keys && l->keys->name[0] && strcmp(l->keys->name, "store") != 0) return l->keys->name;
+    const char *slash = strrchr(l->dir, '/');
+    return slash && slash[1] ? slash + 1 : l->dir;
+}
+
+void sh_alog_verify_all(sh_alog *logs, size_t n, int progress, sh_audit_report *reps)
+{
+    s_holds *holds = calloc(n ? n : 1, sizeof *holds);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t total = 0;
+        if (progress) {
+            sh_txn *t = NULL;
+            sh_error err;
+            uint8_t mac[SH_MAC_BYTES];
+            if (sh_txn_begin(logs[i].store, 0, &t, &err) == SH_OK &&
+                sh_audit_head(logs[i].audit, t, &total, mac, &err) != SH_OK)
+                total = 0;
+            sh_txn_abort(&t);
         }
-        sh_audit_scan(witness->audit, 1, s_collect_witness, &w, &wr);
-        if (w.nomem) {
-            free(w.v);
-            memset(rep, 0, sizeof *rep);
-            return rep->result = SH_E_NOMEM;
+        if (holds) holds[i].by = sh_alog_label(&logs[i]);
+        sh_audit_verify_opts o = {.trusted =
+                                      (const uint8_t(*)[SH_SIGN_PUB_BYTES])logs[i].keys->signers,
+                                  .ntrusted = logs[i].keys->nsigners,
+                                  .progress = progress ? s_progress : NULL,
+                                  .ctx = &total,
+                                  .visit = holds && n > 1 ? s_collect : NULL,
+                                  .visit_ctx = holds ? &holds[i] : NULL};
+        sh_audit_verify_ex(logs[i].audit, &o, &reps[i]);
+        if (progress && total >= 65536) fprintf(stderr, "\r%60s\r", "");
+    }
+    /* each log against the signed heads of it that the other (verified) logs hold */
+    for (size_t i = 0; holds && n > 1 && i < n; i++) {
+        if (reps[i].result != SH_OK) continue;
+        const uint8_t *id = sh_store_id(logs[i].store);
+        size_t m = 0, cap = 0, nholders = 0;
+        sh_audit_witness *w = NULL;
+        char who[120] = "";
+        for (size_t j = 0; j < n; j++) {
+            if (j == i || reps[j].result != SH_OK || holds[j].nomem) continue;
+            size_t before = m;
+            for (size_t k = 0; k < holds[j].n; k++) {
+                const s_held *e = &holds[j].v[k];
+                if (memcmp(e->store_id, id, SH_STORE_ID_BYTES) != 0 ||
+                    !s_trusts(logs[i].keys, e->signer))
+                    continue;
+                if (m == cap) {
+                    size_t ncap = cap ? 2 * cap : 64;
+                    sh_audit_witness *v = realloc(w, ncap * sizeof *v);
+                    if (!v) break;
+                    w = v;
+                    cap = ncap;
+                }
+                w[m++] = e->w;
+            }
+            if (m > before) {
+                size_t used = strlen(who);
+                snprintf(who + used, sizeof who - used, "%s%s", nholders++ ? ", " : "",
+                         holds[j].by);
+            }
         }
+        if (sh_audit_check_witnesses(logs[i].audit, w, m, &reps[i]) == SH_OK) {
+            size_t used = strlen(reps[i].detail);
+            snprintf(reps[i].detail + used, sizeof reps[i].detail - used,
+                     "%zu witnessed heads match%s%s%s", m, nholders ? " (held by " : "", who,
+                     nholders ? ")" : "");
+        }
+        free(w);
     }
-    uint64_t total = 0;
-    if (progress) {
-        sh_txn *t = NULL;
-        sh_error err;
-        uint8_t mac[SH_MAC_BYTES];
-        if (sh_txn_begin(l->store, 0, &t, &err) == SH_OK &&
-            sh_audit_head(l->audit, t, &total, mac, &err) != SH_OK)
-            total = 0;
-        sh_txn_abort(&t);
-    }
-    sh_audit_verify_opts o = {.trusted = (const uint8_t(*)[SH_SIGN_PUB_BYTES])l->keys->signers,
-                              .ntrusted = l->keys->nsigners,
-                              .witnesses = w.v,
-                              .nwitnesses = w.n,
-                              .progress = progress ? s_progress : NULL,
-                              .ctx = &total};
-    sh_err rc = sh_audit_verify_ex(l->audit, &o, rep);
-    if (progress && total >= 65536) fprintf(stderr, "\r%60s\r", "");
-    if (!rc && witness) {
-        size_t len = strlen(rep->detail);
-        snprintf(rep->detail + len, sizeof rep->detail - len, "%zu witnessed checkpoints match",
-                 w.n);
-    }
-    free(w.v);
-    return rc;
+    for (size_t i = 0; holds && i < n; i++)
+        free(holds[i].v);
+    free(holds);
+}
+
+sh_err sh_alog_verify(sh_alog *l, int progress, sh_audit_report *rep)
+{
+    sh_alog_verify_all(l, 1, progress, rep);
+    return rep->result;
 }
 
 void sh_iso_time(int64_t ms, char out[32])

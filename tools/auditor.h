@@ -49,9 +49,18 @@ void sh_auth_free(sh_auth *a);
 int sh_alog_child_refs(const sh_alog *l, char *const *ids, size_t nids, uint8_t (*refs)[32],
                        sh_error *err);
 
-/* Verifies the log, with the broker's witness records of it when witness is not NULL.
- * Prints nothing; fills rep. */
-sh_err sh_alog_verify(sh_alog *l, sh_alog *witness, int progress, sh_audit_report *rep);
+/* Verifies the log on its own. Prints nothing; fills rep. */
+sh_err sh_alog_verify(sh_alog *l, int progress, sh_audit_report *rep);
+
+/* Verifies n logs, each on its own and then against the signed heads of it that the others
+ * hold (their `witness` entries: the broker's of each agent, each agent's of the broker), so a
+ * log rolled back, cut short or rewritten since another recorded its head shows. reps[i] is
+ * logs[i]'s; its detail ends "<n> witnessed heads match (held by <names>)". A log that does
+ * not verify is not used as a witness. Prints nothing. */
+void sh_alog_verify_all(sh_alog *logs, size_t n, int progress, sh_audit_report *reps);
+
+/* A short name for a log in reports: the keyring's name for it, or its directory's name. */
+const char *sh_alog_label(const sh_alog *l);
 
 /* ISO 8601 UTC time of a millisecond timestamp, "2026-11-22T10:31:05.123Z". */
 void sh_iso_time(int64_t ms, char out[32]);

@@ -514,11 +514,12 @@ int sh_audit_subject_main(int argc, char **argv)
             rc = cli_fail(&c, &err);
             break;
         }
-        sh_alog_verify(&s.logs[opened], NULL, 0, &s.reports[opened]);
         s.nrefs[opened] = sh_alog_child_refs(&s.logs[opened], ids, s.nids, s.refs[opened], &err);
         if (s.nrefs[opened] == -SH_E_INVAL)
             rc = cli_error(&c, SH_EXIT_USAGE, SH_E_INVAL, "%s", err.detail);
     }
+    /* each store on its own, and against the signed heads of it the others hold */
+    if (rc == SH_EXIT_OK) sh_alog_verify_all(s.logs, s.nstores, 0, s.reports);
     for (s.pass = 1; rc == SH_EXIT_OK && s.pass <= 2; s.pass++) {
         for (s.store = 0; s.store < (int)s.nstores; s.store++) {
             sh_audit_report r;

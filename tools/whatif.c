@@ -401,7 +401,7 @@ int sh_audit_whatif_main(int argc, char **argv)
             rc = cli_error(&c, SH_EXIT_FAILED, SH_E_NOMEM, "out of memory");
     if (rc == SH_EXIT_OK) {
         sh_audit_report r;
-        if (sh_alog_verify(&l, NULL, 0, &r) != SH_OK) {
+        if (sh_alog_verify(&l, 0, &r) != SH_OK) {
             rc = cli_error(&c, SH_EXIT_FAILED, r.result,
                            "%s does not verify (at entry %llu: %s); a what-if over it would "
                            "mislead",

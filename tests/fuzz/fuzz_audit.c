@@ -2,10 +2,11 @@
  * fuzz_audit.c — libFuzzer target: the audit verifier, on a log an intruder has written to.
  * The input is a list of operations on a real store's audit databases — append a genuine
  * entry, write a raw value under any key, write a checkpoint or a raw one, flip a byte, delete
- * an entry — after which the log is verified (with and without a witness), scanned, and the
- * witness text parser is fed the input. The verifier must report, never crash or pass a log
- * it should not: a log with a raw write or a flip must not verify clean unless the bytes
- * written were the genuine ones (checked where that can be known: after one flip).
+ * an entry — after which the log is verified (with and without a witness), scanned forwards
+ * and backwards, and the witness text parser and the broker-head reader (a store id and a
+ * checkpoint, as CONFIRM and DELIVER carry it) are fed the input. The verifier must report, never
+ * crash or pass a log it should not: a log with a raw write or a flip must not verify clean unless
+ * the bytes written were the genuine ones (checked where that can be known: after one flip).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -137,6 +138,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)sh_audit_verify_ex(s_audit, &o, &rep);
     uint64_t sum = 0;
     (void)sh_audit_scan(s_audit, 1, s_visit, &sum, &rep);
+    if (sh_txn_begin(s_store, 0, &t, &err) == SH_OK) {
+        (void)sh_audit_find_back(s_audit, t, s_visit, &sum, &err);
+        sh_txn_abort(&t);
+    }
     /* the witness text parser, on the raw input */
     char text[512];
     size_t tl = all_size < sizeof text - 1 ? all_size : sizeof text - 1;
@@ -146,5 +151,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)sh_audit_witness_parse(text, id, cp);
     sh_audit_record r;
     (void)sh_audit_parse(all, all_size, &r);
+    sh_audit_cp_info info;
+    if (all_size >= SH_STORE_ID_BYTES)
+        (void)sh_audit_checkpoint_check(all, all + SH_STORE_ID_BYTES, all_size - SH_STORE_ID_BYTES,
+                                        &info);
     return 0;
 }
