@@ -56,6 +56,8 @@ static const cyaml_schema_field_t s_config_fields[] = {
     CYAML_FIELD_STRING_PTR("store", CYAML_FLAG_POINTER, y_config, store, 1, 4096),
     CYAML_FIELD_STRING_PTR("master_key", CYAML_FLAG_POINTER, y_config, master_key, 1, 4096),
     CYAML_FIELD_STRING_PTR("sign_key", CYAML_FLAG_POINTER, y_config, sign_key, 1, 4096),
+    CYAML_FIELD_STRING_PTR("senders", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config, senders,
+                           1, 4096),
     CYAML_FIELD_STRING_PTR("socket", CYAML_FLAG_POINTER, y_config, socket, 1, 100),
     CYAML_FIELD_STRING_PTR("socket_group", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_config,
                            socket_group, 1, 32),
@@ -155,6 +157,7 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         unsigned flags;
         sh_db *db;
     } dbs[] = {{"events", SH_DB_SEALED, &a->events},
+               {"evidence", SH_DB_SEALED, &a->evidence},
                {"by_child", SH_DB_PLAIN, &a->by_child},
                {"by_thread", SH_DB_PLAIN, &a->by_thread},
                {"inbox", SH_DB_PLAIN, &a->inbox},
@@ -206,9 +209,11 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         sh_http_site site = {ag_metrics, ag_not_ready, a};
         rc = sh_http_new(a->cfg->http, &site, &a->http, err);
     }
+    if (!rc) rc = ag_senders_load(a, err);
     if (!rc)
         rc = sh_client_new_agent(a->cfg->broker->endpoint, a->cfg->broker->public_key, pub, secret,
                                  100, &a->broker, err);
+    if (!rc) sh_client_sign_with(a->broker, a->vault.signer); /* what it publishes, it signs */
     sh_wipe(secret, sizeof secret);
     if (!rc) {
         /* the local interface: a socket file only this user can open */
@@ -298,6 +303,7 @@ void sh_agent_destroy(sh_agent **ap)
     if (a->ctx) zmq_ctx_term(a->ctx);
     if (a->cfg && a->cfg->socket) unlink(a->cfg->socket);
     sh_client_destroy(&a->broker);
+    ag_senders_free(a);
     sh_shred_destroy(&a->shred);
     sh_vault_close(&a->vault);
     sh_yaml_free(&s_config_schema, a->cfg);

@@ -8,6 +8,7 @@
  *   inbox.c     deliveries stored in batches (one commit each) and acknowledged
  *   link.c      the broker link: HELLO, PING, the messages received
  *   witness.c   witnessing: this store's head to the broker, the broker's into this log
+ *   evidence.c  the senders' evidence: each delivery checked, kept, and checked again on show
  *   local.c     the local interface: one JSON request, one JSON answer; status
  *   request.c   the pieces of requests and answers (errors, user and purpose)
  *   publish.c   the publish request (JSON to the outbox; a republish; CP-IS's hook)
@@ -58,6 +59,7 @@
 #include "client.h"
 #include "codec.h"
 #include "daemon.h"
+#include "evidence.h"
 #include "http.h"
 #include "ident.h"
 #include "metrics.h"
@@ -94,6 +96,7 @@ typedef struct y_config {
     int role;
     y_broker *broker;
     char *curve_key, *store, *master_key, *sign_key, *socket, *subscriptions, *http;
+    char *senders;      /* the senders' signing keys this agency trusts (evidence.c) */
     char *socket_group; /* its members may use the local socket, each as themselves */
     char *erase_keys;   /* the shred file of day keys (default <store>/erase.shred) */
     char *heartbeat_text, *witness_text; /* read as text, parsed strictly (cli_number) */
@@ -169,8 +172,12 @@ struct sh_agent {
     void *ctx, *rep;
     int connected;
     int64_t heard_ms, hello_ms, ping_ms, witness_ms;
-    int64_t retry_ms;       /* the broker asked us to retry: no resend before this time */
-    uint64_t witnessed_seq; /* newest checkpoint the broker has recorded */
+    int64_t retry_ms;          /* the broker asked us to retry: no resend before this time */
+    uint64_t witnessed_seq;    /* newest checkpoint the broker has recorded */
+    struct ag_sender *senders; /* evidence.c: the senders list, and the last batch verified */
+    size_t nsenders;
+    sh_evidence_cache ev_cache;
+    sh_db evidence;
     /* the broker's newest signed head seen (witness.c): store id and checkpoint */
     uint8_t bhead[SH_WIRE_HEAD_BYTES];
     int bhead_have, bhead_dirty;           /* one is held; it is newer than the last recorded */
@@ -286,6 +293,25 @@ void ag_count_confirm(ag_batch *bt, const sh_msg *m, int code, int64_t stored_ms
 sh_txn *ag_batch_txn(sh_agent *a, ag_batch *bt);
 void ag_flush(sh_agent *a, ag_batch *bt);
 void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt);
+
+/* ---- evidence.c ---- */
+/* Reads the senders list (config `senders`), if one is configured. */
+sh_err ag_senders_load(sh_agent *a, sh_error *err);
+void ag_senders_free(sh_agent *a);
+/* Checks a delivery's copy against the evidence it came with (docs/evidence.md) and the key
+ * against the senders list; on SH_OK fills signer (zero for the broker's unsigned receipts).
+ * SH_E_EVIDENCE names what failed. */
+sh_err ag_evidence_check(sh_agent *a, const uint8_t *copy, size_t clen, const uint8_t *ev,
+                         size_t evlen, const sh_envelope *e, const char *rule,
+                         uint8_t signer[SH_SIGN_PUB_BYTES], sh_error *err);
+/* Keeps a delivery's evidence, sealed, in t (nothing for none). */
+sh_err ag_evidence_keep(sh_agent *a, sh_txn *t, const uint8_t *id, const uint8_t *ev, size_t evlen,
+                        sh_error *err);
+/* Where a received event came from, checked again from the evidence kept: one line into out
+ * ("proven: signed by 8819990 with key …", "NOT PROVEN: …"). */
+sh_err ag_evidence_origin(sh_agent *a, sh_txn *t, const uint8_t *id, const uint8_t *copy,
+                          size_t clen, const sh_envelope *e, const char *rule, char *out,
+                          size_t cap);
 
 /* ---- witness.c ---- */
 void ag_witness(sh_agent *a);

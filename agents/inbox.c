@@ -73,7 +73,9 @@ void ag_flush(sh_agent *a, ag_batch *bt)
 
 void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
 {
-    if (m->nframes != 5 || m->len[0] != 16 || m->len[1] > SH_ORG_MAX || m->len[2] > 64) return;
+    if (m->nframes != SH_DELIVER_FIELDS || m->len[0] != 16 || m->len[1] > SH_ORG_MAX ||
+        m->len[2] > 64)
+        return;
     char peer[SH_ORG_MAX + 1], rule[65];
     memcpy(peer, m->frame[1], m->len[1]);
     peer[m->len[1]] = '\0';
@@ -93,8 +95,17 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
         memcpy(bt->ack[bt->n++], m->frame[0], 16);
         goto out;
     }
-    uint8_t seqkey[8], refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES];
+    uint8_t seqkey[8], refs[SH_CHILD_REFS_MAX][SH_BLIND_BYTES], signer[SH_SIGN_PUB_BYTES];
     int nr = sh_child_refs(a->store, e->child, refs), overdue = 0;
+    /* what the sender said, as it signed it (docs/evidence.md): else never stored */
+    if ((rc = ag_evidence_check(a, m->frame[4], m->len[4], m->frame[5], m->len[5], e, rule, signer,
+                                &err))) {
+        ag_log_event(a, "error", m->frame[0], "a delivery from %s refused: %s", e->source_org,
+                     err.detail);
+        ag_audit(a, bt->t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, rc, m->frame[0], nr ? refs[0] : NULL,
+                 "agent", peer, NULL, rule, err.detail);
+        goto out; /* not acknowledged: it stays queued at the broker, refused again if resent */
+    }
     sh_retain keep;
     if (sh_deliver_flags_parse(m->frame[3], m->len[3], &overdue, &keep)) {
         ag_log_event(a, "error", m->frame[0], "the broker delivered a malformed retain= flag");
@@ -115,6 +126,7 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
                             sealed ? sealed : m->frame[4], sealed ? slen : m->len[4],
                             (const uint8_t(*)[SH_BLIND_BYTES])refs, nr, &err);
     free(sealed);
+    if (!rc) rc = ag_evidence_keep(a, bt->t, m->frame[0], m->frame[5], m->len[5], &err);
     if (!rc) rc = ag_retain_schedule(a, bt->t, m->frame[0], rule, &keep, now, &err);
     sh_be64_put(seqkey, bt->inbox_seq);
     if (!rc) rc = sh_txn_put(bt->t, a->inbox, seqkey, 8, m->frame[0], 16, 0, &err);

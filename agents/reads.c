@@ -86,6 +86,11 @@ static json_object *s_event_json(sh_agent *a, sh_txn *t, const uint8_t id[16], i
             json_object_object_add(o, "retention", k);
         }
         json_object_object_add(o, "stored_at_ms", json_object_new_int64(r.at_ms));
+        char origin[240];
+        if (full && r.direction == SH_DIR_RECEIVED &&
+            ag_evidence_origin(a, t, id, r.env, r.env_len, e, r.rule, origin, sizeof origin) ==
+                SH_OK) /* who said it, proved again from the sender's evidence kept */
+            json_object_object_add(o, "origin", json_object_new_string(origin));
         sh_buf ob = {0};
         if (sh_txn_get(t, a->outcome, id, 16, &ob, &err) == SH_OK)
             json_object_object_add(o, "broker",

@@ -203,6 +203,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) rc = sh_store_db(b->store, "links", SH_DB_PLAIN, &b->links, err);
     if (!rc) rc = sh_store_db(b->store, "witnessed", SH_DB_SEALED, &b->witnessed, err);
     if (!rc) rc = sh_store_db(b->store, "witness", SH_DB_PLAIN, &b->witness_v1, err);
+    if (!rc) rc = sh_store_db(b->store, "evidence", SH_DB_SEALED, &b->evidence, err);
     if (!rc) rc = bk_keep_init(b, err);
     if (!rc) {
         sh_txn *t = NULL;
@@ -354,6 +355,7 @@ void sh_broker_destroy(sh_broker **bp)
     sh_wire_body_free(&b->deliver);
     sh_buf_free(&b->opened);
     sh_buf_free(&b->whole);
+    bk_evidence_free(b);
     sh_shred_destroy(&b->shred);
     sh_vault_close(&b->vault);
 

@@ -47,6 +47,7 @@
 #include "broker_record.h"
 #include "codec.h"
 #include "daemon.h"
+#include "evidence.h"
 #include "http.h"
 #include "metrics.h"
 #include "policy.h"
@@ -145,10 +146,15 @@ struct sh_broker {
     sh_audit *audit; /* vault.audit */
     sh_db events, queue, state, subs, consent, school, links;
     sh_db witnessed, witness_v1; /* witness.c: sealed records; an older version's plain ones */
-    sh_shred *shred;             /* the day keys event copies are sealed under (keep.c) */
-    sh_buf opened, whole;        /* the pump's scratch: a sealed copy opened to be sent; the
-                                    record of an event delivered whole */
-    int64_t kept_swept_ms;       /* when the keep sweep last ran */
+    sh_db evidence;              /* evidence.c: each event's sender evidence, sealed */
+    sh_evidence_cache ev_cache;  /* the last batch signature verified */
+    sh_buf ev_sender, ev_event, ev_full; /* the pump's evidence scratch */
+    sh_buf tampered;                     /* queue.c's test hook "deliver_tamper" */
+    uint8_t *ev_copy;
+    sh_shred *shred;       /* the day keys event copies are sealed under (keep.c) */
+    sh_buf opened, whole;  /* the pump's scratch: a sealed copy opened to be sent; the
+                              record of an event delivered whole */
+    int64_t kept_swept_ms; /* when the keep sweep last ran */
     sh_registry *registry;
     sh_policy *policy;
     bk_session *sessions;
@@ -198,6 +204,21 @@ void bk_reply_flush(sh_broker *b, bk_reply *r);
 /* The broker's signed head as CONFIRM and DELIVER carry it (store id, then the checkpoint over
  * the newest committed entry) into out: SH_WIRE_HEAD_BYTES, or 0 before the first commit. */
 size_t bk_head(sh_broker *b, uint8_t out[SH_WIRE_HEAD_BYTES]);
+
+/* ---- evidence.c ---- */
+/* Checks a PUBLISH's sender evidence against its envelope (SH_E_EVIDENCE, naming why). */
+sh_err bk_evidence_check(sh_broker *b, const uint8_t *raw, size_t len, const uint8_t *ev,
+                         size_t evlen, sh_error *err);
+/* Keeps it, sealed, under the event id, in t; forgets it when the event is erased. */
+sh_err bk_evidence_keep(sh_broker *b, sh_txn *t, const uint8_t *id, const uint8_t *ev, size_t evlen,
+                        sh_error *err);
+sh_err bk_evidence_forget(sh_broker *b, sh_txn *t, const uint8_t *id, sh_error *err);
+/* The evidence field of delivery d whose copy is copy: the sender's evidence for a whole copy,
+ * the copy's evidence for a minimised one, none (length 0) for the broker's own receipts. *out
+ * points into the broker's scratch, valid until the next call. */
+sh_err bk_evidence_for(sh_broker *b, sh_txn *t, const sh_broker_delivery *d, const uint8_t *copy,
+                       size_t clen, const uint8_t **out, size_t *outlen);
+void bk_evidence_free(sh_broker *b);
 void bk_reply_free(bk_reply *r);
 /* An ERROR sent at once, outside any batch. */
 void bk_error_now(sh_broker *b, const uint8_t *rid, size_t rid_len, sh_err code,
@@ -216,8 +237,9 @@ void bk_unflight(sh_broker *b, const bk_reply *r, int64_t rewind_ms);
 void bk_timers(sh_broker *b);
 
 /* ---- publish.c ---- */
+/* A PUBLISH: the envelope raw[0..len) and its sender evidence evd[0..evlen). */
 void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, const uint8_t *raw,
-                size_t len, bk_reply *r);
+                size_t len, const uint8_t *evd, size_t evlen, bk_reply *r);
 
 /* ---- queue.c ---- */
 /* Queues a delivery for org; retain (may be NULL) is the recipient's retention under the

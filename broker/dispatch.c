@@ -97,7 +97,8 @@ void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, size_
                      from->code, NULL, NULL, "oversize envelope");
             return;
         }
-        bk_publish(b, t, seq, from, arg, arglen, r);
+        bk_publish(b, t, seq, from, arg, arglen, zmq_msg_data(&parts[4]), zmq_msg_size(&parts[4]),
+                   r);
     } else if (strcmp(cmd, "ACK") == 0) {
         /* one id, or up to SH_ACK_MAX ids in one frame (the batch leaves room for them all) */
         if (arglen == 0 || arglen % 16 || arglen / 16 > SH_ACK_MAX) {

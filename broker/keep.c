@@ -102,6 +102,7 @@ static sh_err s_erase_event(sh_broker *b, sh_txn *t, const sh_audit_record *r, s
     }
     rc = nv ? sh_txn_put(t, b->events, r->event_id, 16, nv, nl, 0, err)
             : sh_error_set(err, SH_E_NOMEM, "erasing an event");
+    if (!rc) rc = bk_evidence_forget(b, t, r->event_id, err); /* its seed goes with it */
     sscanf(r->detail, "type=%39s", type); /* the receive entry's decision context */
     snprintf(what, sizeof what, "erased: the broker's copy of a %s from %s, kept %s, due %s", type,
              ev.sender, sh_duration_format(b->cfg.keep_ms, keep, sizeof keep),

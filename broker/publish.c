@@ -196,7 +196,7 @@ static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
 }
 
 void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, const uint8_t *raw,
-                size_t len, bk_reply *r)
+                size_t len, const uint8_t *evd, size_t evlen, bk_reply *r)
 {
     sh_error err = {0};
     sh_envelope *e = NULL;
@@ -225,6 +225,13 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         bk_confirm(r, id, SH_E_SPOOFED_SOURCE, "source_org is not the authenticated organisation");
         bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_SPOOFED_SOURCE, id, child, from->code,
                  NULL, NULL, "source_org differs from the key's organisation");
+        goto out;
+    }
+    /* what the sender says is what it signed (docs/evidence.md) */
+    if ((rc = bk_evidence_check(b, raw, len, evd, evlen, &err))) {
+        bk_confirm(r, id, rc, err.detail);
+        bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, rc, id, child, from->code, NULL, NULL,
+                 err.detail);
         goto out;
     }
     /* idempotent publish: the same bytes again are confirmed again, stored once */
@@ -297,6 +304,7 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
     rc = v ? bk_keep_seal(b, id, day, raw, len, slot, sl, &err)
            : sh_error_set(&err, SH_E_NOMEM, "event");
     if (!rc) rc = sh_txn_put(t, b->events, id, 16, v, vlen, SH_PUT_NEW, &err);
+    if (!rc) rc = bk_evidence_keep(b, t, id, evd, evlen, &err);
     free(v);
     /* a consent event also becomes the consent on record for later decisions */
     if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, &refs, &err);

@@ -12,6 +12,7 @@
 
 #include "broker_int.h"
 #include "clock.h"
+#include "fault.h"
 #include "log.h"
 
 sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
@@ -66,10 +67,29 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
 
 /* ---- delivery pump ------------------------------------------------------------------- */
 
-/* Adds a queue record's delivery (five fields, docs/protocol.md) to bd, its copy opened when
- * sealed; -1 (nothing added) when out of memory. */
+/* Under the test hook "deliver_tamper" (fault.h), the copy with the first byte of its
+ * narrative's marker changed, as a broker that alters what it forwards would: the recipient
+ * must refuse it (docs/evidence.md). Elsewhere the copy itself. */
+static const uint8_t *s_tamper(sh_broker *b, const uint8_t *copy, size_t len)
+{
+    static const char mark[] = "SYNTHETIC-NARRATIVE-MARKER";
+    size_t at = len;
+    if (!sh_fault("deliver_tamper")) return copy;
+    for (size_t i = 0; i + sizeof mark - 1 <= len && at == len; i++)
+        if (memcmp(copy + i, mark, sizeof mark - 1) == 0) at = i;
+    uint8_t *p = at < len ? realloc(b->tampered.data, len) : NULL;
+    if (!p) return copy;
+    b->tampered.data = p;
+    b->tampered.cap = b->tampered.len = len;
+    memcpy(p, copy, len);
+    p[at] = 'R';
+    return p;
+}
+
+/* Adds a queue record's delivery (six fields, docs/protocol.md) to bd, its copy opened when
+ * sealed, with its evidence; -1 (nothing added) when out of memory. */
 static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d, const uint8_t *copy,
-                         size_t copy_len)
+                         size_t copy_len, const uint8_t *ev, size_t evlen)
 {
     size_t mark = bd->len, nmark = bd->nfields;
     char fl[48] = ""; /* "overdue retain=72m:review" (docs/protocol.md, DELIVER) */
@@ -80,7 +100,7 @@ static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d, const ui
     }
     if (sh_wire_body_add(bd, d->id, 16) || sh_wire_body_add(bd, d->sender, strlen(d->sender)) ||
         sh_wire_body_add(bd, d->rule, d->rule_len) || sh_wire_body_add(bd, fl, strlen(fl)) ||
-        sh_wire_body_add(bd, copy, copy_len)) {
+        sh_wire_body_add(bd, copy, copy_len) || sh_wire_body_add(bd, ev, evlen)) {
         bd->len = mark;
         bd->nfields = nmark;
         return -1;
@@ -186,7 +206,18 @@ void bk_pump(sh_broker *b)
                 s->next = seq + 1;
                 continue;
             }
-            if (s_deliver_add(bd, &d, copy, clen) != 0) break; /* out of memory: next turn */
+            const uint8_t *ev = NULL;
+            size_t evlen = 0;
+            orc = bk_evidence_for(b, t, &d, copy, clen, &ev, &evlen);
+            copy = s_tamper(b, copy, clen); /* (a test hook: a broker that alters a copy) */
+            if (orc == SH_E_NOMEM) break;
+            if (orc) { /* its evidence is damaged or gone: never sent without it */
+                sh_log(SH_LOG_ERROR, s->org, NULL, "queue entry %llu: no evidence: %s",
+                       (unsigned long long)seq, sh_err_name(orc));
+                s->next = seq + 1;
+                continue;
+            }
+            if (s_deliver_add(bd, &d, copy, clen, ev, evlen) != 0) break; /* out of memory */
             bk_flight *f = bk_flight_at(b, s, s->nflight++);
             memset(f, 0, sizeof *f);
             f->seq = seq;

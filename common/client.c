@@ -11,6 +11,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "evidence.h"
+
 struct sh_client {
     void *ctx, *sock;
     zmq_msg_t frames[3]; /* signature, command, body */
@@ -19,6 +21,8 @@ struct sh_client {
     size_t rest_len;
     uint8_t head[SH_WIRE_HEAD_BYTES]; /* the broker's newest signed head received */
     uint64_t head_count;              /* heads received: changes with each one */
+    const sh_signkey *signer;         /* signs what it publishes (sh_client_sign_with) */
+    sh_signkey *own;                  /* a key of its own, made when none was given */
 };
 
 /* Keeps a head field a CONFIRM or DELIVER carried (an empty or all-zero one is no head). */
@@ -91,8 +95,14 @@ void sh_client_destroy(sh_client **cp)
     s_release(c);
     if (c->sock) zmq_close(c->sock);
     if (c->ctx) zmq_ctx_term(c->ctx);
+    sh_signkey_destroy(&c->own);
     free(c);
     *cp = NULL;
+}
+
+void sh_client_sign_with(sh_client *c, const sh_signkey *k)
+{
+    c->signer = k;
 }
 
 void *sh_client_socket(sh_client *c)
@@ -129,9 +139,54 @@ sh_err sh_client_hello(sh_client *c, const char *subscriptions)
     return s_send(c, "HELLO", subscriptions, strlen(subscriptions), 1);
 }
 
+static sh_err s_publish(sh_client *c, const uint8_t *env, size_t len, const uint8_t *ev,
+                        size_t evlen)
+{
+    const void *f[4] = {SH_PROTO_SIGNATURE, "PUBLISH", env, ev};
+    size_t l[4] = {4, 7, len, evlen};
+    return sh_client_send_raw(c, f, l, 4);
+}
+
 sh_err sh_client_publish(sh_client *c, const uint8_t *env, size_t len)
 {
-    return s_send(c, "PUBLISH", env, len, 1);
+    return sh_client_publish_batch(c, &env, &len, 1);
+}
+
+sh_err sh_client_publish_batch(sh_client *c, const uint8_t *const *envs, const size_t *lens,
+                               size_t n)
+{
+    if (n > SH_EVIDENCE_BATCH_MAX) return SH_E_INVAL;
+    if (!c->signer && !c->own && sh_signkey_generate(&c->own) != SH_OK) return SH_E_CRYPTO;
+    const sh_signkey *k = c->signer ? c->signer : c->own;
+    uint8_t(*digest)[32] = malloc(n * sizeof *digest), (*seed)[32] = malloc(n * sizeof *seed);
+    sh_evidence_batch *bs = malloc(n * sizeof *bs);
+    uint8_t root[32];
+    sh_err rc = digest && seed && bs ? SH_OK : SH_E_NOMEM;
+    /* an event that cannot be walked goes without evidence: the broker refuses it, naming
+     * what is wrong with the event itself */
+    size_t m = 0;
+    int *ok = rc ? NULL : calloc(n, sizeof *ok);
+    if (!rc && !ok) rc = SH_E_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if ((rc = sh_random(seed[i], 32)) != SH_OK) break;
+        if (sh_evidence_digest(envs[i], lens[i], seed[i], digest[m]) == SH_OK) ok[i] = 1, m++;
+    }
+    if (!rc && m && !(rc = sh_evidence_batch_prove_all((const uint8_t(*)[32])digest, m, root, bs)))
+        rc = sh_evidence_sign(k, root, &bs[0]);
+    for (size_t i = 0, j = 0; !rc && i < n; i++) {
+        uint8_t ev[SH_EVIDENCE_SENDER_MAX];
+        size_t evlen = 0;
+        if (ok[i]) {
+            if (j) memcpy(bs[j].signer, bs[0].signer, 32), memcpy(bs[j].sig, bs[0].sig, 64);
+            evlen = sh_evidence_sender_encode(&bs[j++], seed[i], ev, sizeof ev);
+        }
+        rc = s_publish(c, envs[i], lens[i], ev, evlen);
+    }
+    free(ok);
+    free(digest);
+    free(seed);
+    free(bs);
+    return rc;
 }
 
 sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16])

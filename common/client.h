@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "error.h"
 #include "wire.h"
 
@@ -61,6 +62,17 @@ sh_err sh_client_hello(sh_client *c, const char *subscriptions);
 
 /* Sends PUBLISH with an encoded envelope. The CONFIRM comes back through sh_client_recv. */
 sh_err sh_client_publish(sh_client *c, const uint8_t *env, size_t len);
+
+/* Sends n (1..SH_EVIDENCE_BATCH_MAX) PUBLISHes, each with its sender evidence, the batch signed
+ * once (docs/evidence.md): one signature for the lot. A client without a key of its own
+ * (sh_client_sign_with) signs with one it makes. SH_E_INVAL, SH_E_NOMEM, SH_E_CRYPTO, or the
+ * first send's error. */
+sh_err sh_client_publish_batch(sh_client *c, const uint8_t *const *envs, const size_t *lens,
+                               size_t n);
+
+/* The key publishes are signed with (borrowed: it must outlive the client): an agency's
+ * signing key. */
+void sh_client_sign_with(sh_client *c, const sh_signkey *k);
 
 /* Sends ACK for a delivered event, after the agent has made it durable. */
 sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16]);

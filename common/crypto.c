@@ -536,6 +536,22 @@ sh_err sh_signkey_load_file(const char *path, sh_signkey **out, sh_error *err)
     return rc;
 }
 
+sh_err sh_signkey_generate(sh_signkey **out)
+{
+    *out = NULL;
+    size_t publen = SH_SIGN_PUB_BYTES;
+    EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    sh_signkey *k = pkey ? calloc(1, sizeof *k) : NULL;
+    if (!k || !EVP_PKEY_get_raw_public_key(pkey, k->pub, &publen) || publen != SH_SIGN_PUB_BYTES) {
+        EVP_PKEY_free(pkey);
+        free(k);
+        return SH_E_CRYPTO;
+    }
+    k->pkey = pkey;
+    *out = k;
+    return SH_OK;
+}
+
 void sh_signkey_public(const sh_signkey *k, uint8_t pub[SH_SIGN_PUB_BYTES])
 {
     memcpy(pub, k->pub, SH_SIGN_PUB_BYTES);

@@ -108,6 +108,8 @@ typedef struct sh_signkey sh_signkey;
 
 /* Writes a new Ed25519 private key to path as PKCS#8 PEM, mode 0600, never overwriting. */
 sh_err sh_signkey_generate_file(const char *path, sh_error *err);
+/* A fresh Ed25519 key held in memory only (a test client's, a bench's). SH_E_CRYPTO. */
+sh_err sh_signkey_generate(sh_signkey **out) SH_WUR;
 
 /* Loads an Ed25519 PKCS#8 PEM private key, with the same permission rules as sh_key. */
 sh_err sh_signkey_load_file(const char *path, sh_signkey **out, sh_error *err) SH_WUR;

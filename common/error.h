@@ -72,6 +72,7 @@ typedef enum sh_err {
     SH_E_AUDIT_WRONG_STORE = 608, /* the store is not the one it was named as */
     SH_E_AUDIT_UNSIGNED = 609,    /* entries follow the last signed head */
     SH_E_AUDIT_GENESIS = 610,     /* entry 1 is not the genesis entry naming this store */
+    SH_E_EVIDENCE = 611,          /* a sender's evidence does not verify over the event */
 
     SH_E_PROTOCOL = 700,          /* not a sharehub protocol message; detail says why */
     SH_E_NOT_ENROLLED = 701,      /* the peer's key is not (or no longer) enrolled */

@@ -20,7 +20,7 @@
 #define SH_WIRE_CMD_MAX    15                /* bytes in a command name */
 #define SH_WIRE_FIELDS_MAX 64                /* fields in one message body other than DELIVER */
 #define SH_ACK_MAX         256               /* event ids in one ACK */
-#define SH_DELIVER_FIELDS  5                 /* id, sender, rule, flags, copy */
+#define SH_DELIVER_FIELDS  6                 /* id, sender, rule, flags, copy, evidence */
 #define SH_DELIVER_MAX     64                /* deliveries in one DELIVER */
 #define SH_DELIVER_BYTES   (512 * 1024)      /* a DELIVER is closed once its body passes this */
 /* The broker's signed audit head, as CONFIRM and DELIVER carry it: its store id (16 bytes)
@@ -35,7 +35,7 @@ _Static_assert(SH_OUTCOME_LINES_MAX > 0, "a CONFIRM has room for outcome lines")
 _Static_assert(SH_ACK_MAX * 16 < SH_WIRE_MSG_MAX, "a full ACK fits in one message");
 
 /* The frame counts of the commands an agent sends (signature and command included). */
-#define SH_FRAMES_PUBLISH 3
+#define SH_FRAMES_PUBLISH 4 /* envelope, sender evidence */
 #define SH_FRAMES_ACK     3
 #define SH_FRAMES_HELLO   3
 #define SH_FRAMES_PING    2

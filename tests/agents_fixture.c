@@ -292,15 +292,30 @@ void af_setup(void)
     af_write("policy/isp-access.yaml", text, 0600);
     /* below the ephemeral range (32768+), apart from test_broker.c's ports */
     snprintf(af_ep, sizeof af_ep, "tcp://127.0.0.1:%d", 21000 + getpid() % 10000);
+    /* the senders list each agency trusts: every agency's signing key (docs/evidence.md) */
+    size_t used = 0;
+    for (int i = 0; i < NAGENT; i++) {
+        char path[600], hex[65];
+        sh_signkey *k = NULL;
+        uint8_t pub[32];
+        snprintf(path, sizeof path, "%s/%s.sign", af_dir, af_org[i]);
+        cr_assert_eq(sh_signkey_load_file(path, &k, &err), SH_OK);
+        sh_signkey_public(k, pub);
+        sh_signkey_destroy(&k);
+        sh_hex_encode(pub, 32, hex);
+        used +=
+            (size_t)snprintf(text + used, sizeof text - used, "org=%s key=%s\n", af_org[i], hex);
+    }
+    af_write("senders", text, 0600);
     for (int i = 0; i < NAGENT; i++) {
         char name[32];
         snprintf(text, sizeof text,
                  "org: '%s'\nrole: %s\nbroker: {endpoint: '%s', public_key: '%s'}\n"
                  "curve_key: %s/%s.curve\nstore: %s/%s.store\nmaster_key: %s/%s.master\n"
                  "sign_key: %s/%s.sign\nsocket: %s/%s.sock\nheartbeat_ms: 500\nwitness_ms: 300\n"
-                 "log_level: warning\n",
+                 "senders: %s/senders\nlog_level: warning\n",
                  af_org[i], af_role[i], af_ep, af_bpub, af_dir, af_org[i], af_dir, af_org[i],
-                 af_dir, af_org[i], af_dir, af_org[i], af_dir, af_org[i]);
+                 af_dir, af_org[i], af_dir, af_org[i], af_dir, af_org[i], af_dir);
         snprintf(name, sizeof name, "%s.yaml", af_org[i]);
         af_write(name, text, 0600);
     }

@@ -125,22 +125,23 @@ static size_t s_body(uint8_t *out, int n)
 Test(client, a_deliver_of_several_deliveries_comes_out_one_at_a_time)
 {
     sh_msg m;
-    uint8_t body[16 * 5];
+    const int F = SH_DELIVER_FIELDS;
+    uint8_t body[(1 + 3 * SH_DELIVER_FIELDS) * 5];
     const void *f[1] = {body};
-    size_t l[1] = {s_body(body, 16)}; /* the head ('a', not a head: ignored), then 15 */
+    size_t l[1] = {s_body(body, 1 + 3 * F)}; /* the head ('a', not a head: ignored), then 3 */
     s_send("DELIVER", f, l, 1);
     for (int k = 0; k < 3; k++) {
         cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK, "delivery %d", k);
         cr_assert_str_eq(m.command, "DELIVER");
-        cr_assert_eq(m.nframes, SH_DELIVER_FIELDS);
-        for (int i = 0; i < SH_DELIVER_FIELDS; i++)
-            cr_assert_eq(m.frame[i][0], 'b' + 5 * k + i);
+        cr_assert_eq(m.nframes, (size_t)F);
+        for (int i = 0; i < F; i++)
+            cr_assert_eq(m.frame[i][0], 'b' + F * k + i);
     }
     cr_assert_eq(sh_client_recv(s_c, 100, &m), SH_E_NOT_FOUND, "three, no more");
     uint8_t head[SH_WIRE_HEAD_BYTES];
     cr_assert_eq(sh_client_head(s_c, head), 0, "a field that is not a head is not one");
     /* a body that is not a head and whole deliveries hands out none of them */
-    l[0] = s_body(body, 7);
+    l[0] = s_body(body, F + 2);
     s_send("DELIVER", f, l, 1);
     cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL);
     l[0] = 0;
@@ -149,10 +150,10 @@ Test(client, a_deliver_of_several_deliveries_comes_out_one_at_a_time)
     l[0] = s_body(body, 1);
     s_send("DELIVER", f, l, 1);
     cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_E_PROTOCOL, "a head and no delivery");
-    l[0] = s_body(body, 6);
+    l[0] = s_body(body, 1 + F);
     s_send("DELIVER", f, l, 1);
     cr_assert_eq(sh_client_recv(s_c, 2000, &m), SH_OK, "and the next message reads");
-    cr_assert_eq(m.frame[4][0], 'f');
+    cr_assert_eq(m.frame[F - 1][0], 'a' + F);
     cr_assert_eq(sh_client_recv(s_c, 100, &m), SH_E_NOT_FOUND);
 }
 
@@ -161,7 +162,7 @@ Test(client, a_deliver_of_several_deliveries_comes_out_one_at_a_time)
 Test(client, the_brokers_head_is_kept_from_deliver_and_confirm)
 {
     sh_msg m;
-    uint8_t body[2 * (4 + SH_WIRE_HEAD_BYTES) + 6 * 5], head[SH_WIRE_HEAD_BYTES];
+    uint8_t body[2 * (4 + SH_WIRE_HEAD_BYTES) + SH_DELIVER_FIELDS * 5], head[SH_WIRE_HEAD_BYTES];
     uint8_t h1[SH_WIRE_HEAD_BYTES], h2[SH_WIRE_HEAD_BYTES];
     memset(h1, 0x11, sizeof h1);
     memset(h2, 0x22, sizeof h2);
@@ -169,7 +170,7 @@ Test(client, the_brokers_head_is_kept_from_deliver_and_confirm)
     sh_be32_put(body, SH_WIRE_HEAD_BYTES);
     memcpy(body + 4, h1, sizeof h1);
     n = 4 + sizeof h1;
-    n += s_body(body + n, 5);
+    n += s_body(body + n, SH_DELIVER_FIELDS);
     const void *f[1] = {body};
     size_t l[1] = {n};
     s_send("DELIVER", f, l, 1);

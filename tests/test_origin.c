@@ -1,0 +1,121 @@
+/* test_origin.c — sender evidence through the real processes (docs/evidence.md): a received
+ * event's origin proven when it is shown; an event injected at the broker under the school's
+ * name but not signed with the school's key, and a copy the broker altered on its way, refused
+ * by the hub — never stored, audited, and not acknowledged. */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agents_fixture.h"
+#include "client.h"
+#include "synth.h"
+#include "testutil.h"
+
+TestSuite(origin, .init = af_setup, .fini = af_teardown, .timeout = 90);
+
+/* How many items of type the hub's inbox holds now. */
+static int s_inbox_count(const char *type)
+{
+    json_object *r = af_call(HUB, "{\"op\":\"inbox\",\"user\":\"tester\",\"purpose\":\"test\"}");
+    cr_assert(af_ok(r));
+    json_object *items = json_object_object_get(r, "items");
+    int n = 0;
+    for (size_t k = 0; k < json_object_array_length(items); k++)
+        n += strcmp(af_get(json_object_array_get_idx(items, k), "type"), type) == 0;
+    json_object_put(r);
+    return n;
+}
+
+/* The hub's refusals with code 611, from its own audit log. */
+static int s_refusals(char **out)
+{
+    char *ring = af_keyring(), store[600];
+    snprintf(store, sizeof store, "%s/881.store", af_dir);
+    const char *args[] = {"audit",  "replay",   store,    "--keyring", ring,
+                          "--json", "--action", "refuse", NULL};
+    int rc = tu_cli(out, args);
+    free(ring);
+    return rc;
+}
+
+Test(origin, a_received_event_shows_who_signed_it)
+{
+    uint64_t rng = 81;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    json_object *r = af_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
+    cr_assert(af_ok(r));
+    json_object_put(r);
+    json_object *it = af_wait_for(HUB, "safeguarding_concern");
+    r = af_call(HUB,
+                "{\"op\":\"show\",\"event_id\":\"%s\",\"user\":\"sw-1\",\"purpose\":\"triage\"}",
+                af_get(it, "event_id"));
+    cr_assert(af_ok(r), "%s", json_object_to_json_string(r));
+    const char *origin = af_get(json_object_object_get(r, "item"), "origin");
+    cr_assert(origin && strncmp(origin, "proven: signed by 8819990 with key ", 35) == 0, "%s",
+              origin ? origin : "(none)");
+    json_object_put(r);
+    json_object_put(it);
+}
+
+Test(origin, an_event_injected_under_the_schools_name_is_refused_by_the_recipient)
+{
+    /* whoever holds the broker (or the school's transport key) publishes a concern as the
+     * school, signed with a key of its own: the broker, which names no signing keys here,
+     * accepts it; the hub does not */
+    af_stop(&af_agent_pid[SCHOOL]);
+    sh_client *c = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_new(af_ep, af_bpub, af_pub[SCHOOL], af_sec[SCHOOL], &c, &err), SH_OK);
+    uint64_t rng = 82;
+    sh_synth_child ch;
+    sh_synth_child_make(&rng, "881", &ch);
+    uint8_t *env = NULL;
+    size_t len = 0;
+    cr_assert_eq(sh_synth_event(&rng, 2, &ch, "8819990", NULL, NULL, 0, &env, &len, &err), SH_OK);
+    cr_assert_eq(sh_client_publish(c, env, len), SH_OK); /* (signed with the client's own key) */
+    sh_msg m;
+    cr_assert_eq(sh_client_expect(c, "CONFIRM", 5000, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), 0, "the broker took it");
+    usleep(1500 * 1000); /* delivered to the hub, refused, redelivered, refused */
+    cr_assert_eq(s_inbox_count("safeguarding_concern"), 0, "never stored");
+    char *out = NULL;
+    cr_assert_eq(s_refusals(&out), 0, "%s", out);
+    cr_assert(strstr(out, "\"code\":611") &&
+                  strstr(out, "which the senders list does not give 8819990"),
+              "%s", out);
+    free(out);
+    free(env);
+    sh_client_destroy(&c);
+}
+
+Test(origin, a_copy_the_broker_altered_is_refused_by_the_recipient)
+{
+    /* a broker that changes a word of the narrative as the copy goes out (a test hook) */
+    af_stop(&af_broker_pid);
+    setenv("SHAREHUB_FAULT_DIR", af_dir, 1);
+    af_write("deliver_tamper", "", 0600);
+    af_start_broker();
+    af_wait_ready();
+    uint64_t rng = 83;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    json_object *r = af_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
+    cr_assert(af_ok(r));
+    json_object_put(r);
+    usleep(1500 * 1000);
+    cr_assert_eq(s_inbox_count("safeguarding_concern"), 0, "never stored");
+    char *out = NULL;
+    cr_assert_eq(s_refusals(&out), 0, "%s", out);
+    cr_assert(strstr(out, "\"code\":611"), "%s", out);
+    free(out);
+    /* the broker mended, the same copy goes out whole and is taken */
+    char *hook = af_path("deliver_tamper");
+    unlink(hook);
+    free(hook);
+    json_object_put(af_wait_for(HUB, "safeguarding_concern"));
+    unsetenv("SHAREHUB_FAULT_DIR");
+}
