@@ -24,9 +24,11 @@ int cmd_keygen(int argc, char **argv)
     const cli_cmd c = {"sharehub keygen",
                        "usage: sharehub keygen master|sign|curve PATH\n"
                        "  Writes a new key to PATH, mode 0600; never overwrites a file.\n"
-                       "  master: a store's 32-byte master key; sign: an Ed25519 key (PEM) for "
-                       "audit\n  checkpoints; curve: a CURVE secret key (Z85) — its public key is "
-                       "printed, for\n  the enrolment registry.\n",
+                       "  master: a store's 32-byte master key; sign: an Ed25519 key (PEM) that "
+                       "signs\n  the audit log's heads and an agency's sender evidence — its "
+                       "public key is\n  printed, for the senders list (docs/evidence.md); "
+                       "curve: a CURVE secret key\n  (Z85) — its public key is printed, for the "
+                       "enrolment registry.\n",
                        opts,
                        2,
                        2,
@@ -55,6 +57,17 @@ int cmd_keygen(int argc, char **argv)
     else
         return cli_usage(&c, "'%.20s' is not a kind of key: want master, sign or curve", kind);
     if (e) return cli_fail(&c, &err);
+    if (strcmp(kind, "sign") == 0) { /* the public half, for the senders list */
+        sh_signkey *k = NULL;
+        uint8_t pub[SH_SIGN_PUB_BYTES];
+        char hex[2 * SH_SIGN_PUB_BYTES + 1];
+        if (sh_signkey_load_file(path, &k, &err)) return cli_fail(&c, &err);
+        sh_signkey_public(k, pub);
+        sh_signkey_destroy(&k);
+        sh_hex_encode(pub, sizeof pub, hex);
+        printf("wrote sign key to %s (mode 0600); public key: %s\n", path, hex);
+        return SH_EXIT_OK;
+    }
     printf("wrote %s key to %s (mode 0600)\n", kind, path);
     return SH_EXIT_OK;
 }

@@ -10,19 +10,22 @@ umask 077
 k=${SHAREHUB_KEYS:-/keys}
 policy=${SHAREHUB_POLICY:-/etc/sharehub/policy}
 [ -e "$k/.done" ] && exit 0
-# keys NAME: a directory of the three keys; prints the CURVE public key
+# keys NAME [ORG]: a directory of the three keys; prints the CURVE public key; an agency's
+# signing key goes into the senders list every agent trusts (docs/evidence.md)
 keys() {
     mkdir -p "$k/$1"
     sharehub keygen master "$k/$1/master.key" >/dev/null
-    sharehub keygen sign "$k/$1/audit-sign.pem" >/dev/null
+    sign=$(sharehub keygen sign "$k/$1/audit-sign.pem" | sed 's/.*public key: //')
+    [ -z "${2:-}" ] || echo "org=$2 key=$sign" >>"$k/senders"
     sharehub keygen curve "$k/$1/curve.key" | sed 's/.*public key: //'
 }
+: >"$k/senders"
 broker_public=$(keys broker)
 cp "$policy/enrolment.yaml" "$k/enrolment.yaml"
 for agency in "881 social_care" "RAJ health" "8819990 education"; do
     # shellcheck disable=SC2086
     set -- $agency
-    public=$(keys "agent-$1")
+    public=$(keys "agent-$1" "$1")
     sharehub enrol --registry "$k/enrolment.yaml" --code "$1" --key "$public" >/dev/null
     cat >"$k/agent-$1.yaml" <<CONFIG
 org: '$1'
@@ -31,6 +34,7 @@ broker: {endpoint: 'tcp://broker:7750', public_key: '$broker_public'}
 curve_key: $k/agent-$1/curve.key
 master_key: $k/agent-$1/master.key
 sign_key: $k/agent-$1/audit-sign.pem
+senders: $k/senders
 store: /var/lib/sharehub/agent-$1
 socket: /run/sharehub/agent.sock
 http: '0.0.0.0:9751'
