@@ -345,9 +345,15 @@ sh_err sh_key_derive(const sh_key *master, const void *salt, size_t saltlen, con
 
 void sh_sha256(const void *p, size_t n, uint8_t out[32])
 {
+    /* a context and digest fetched once per thread: every audit entry is hashed, and OpenSSL 3
+     * fetches the algorithm again on each EVP_Digest */
+    static _Thread_local EVP_MD_CTX *ctx;
+    static _Thread_local EVP_MD *md;
     unsigned len = 0;
-    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1) /* (only when out of memory) */
-        memset(out, 0, 32);
+    if ((!md && !(md = EVP_MD_fetch(NULL, "SHA256", NULL))) ||
+        (!ctx && !(ctx = EVP_MD_CTX_new())) || EVP_DigestInit_ex2(ctx, md, NULL) != 1 ||
+        EVP_DigestUpdate(ctx, p, n) != 1 || EVP_DigestFinal_ex(ctx, out, &len) != 1)
+        memset(out, 0, 32); /* (only when out of memory) */
 }
 
 void sh_key_id(const sh_key *k, uint8_t out[SH_KEY_ID_BYTES])

@@ -22,7 +22,6 @@
 #define KEPT              1
 #define WITHHELD          2
 
-static const char s_salt_label[] = "sharehub/v1/evidence-salt";
 static const char s_leaf_label[] = "sharehub/v1/evidence-leaf";
 static const char s_event_label[] = "sharehub/v1/evidence-event";
 static const char s_batch_label[] = "sharehub/v1/evidence-batch";
@@ -117,21 +116,38 @@ static int s_walk_env(const uint8_t *env, size_t len, s_leaf_fn fn, void *ctx)
     return s_walk(&sharehub__v1__envelope__descriptor, env, len, path, 0, 0, fn, ctx);
 }
 
-static int s_salt(const uint8_t seed[32], uint32_t i, uint8_t salt[32])
+/* The salts of an event: its seed's AES-256-CTR keystream from a zero counter block, 32 bytes a
+ * leaf in order (one cipher stream an event, not a hash a leaf). */
+static _Thread_local EVP_CIPHER_CTX *s_cctx;
+static _Thread_local EVP_CIPHER *s_ctr;
+
+static int s_salts_begin(const uint8_t seed[32])
 {
-    uint8_t be[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
-    const void *p[3] = {s_salt_label, seed, be};
-    const size_t l[3] = {sizeof s_salt_label - 1, 32, 4};
-    return s_hash(salt, p, l, 3);
+    static const uint8_t zero_iv[16];
+    if (!s_ctr && !(s_ctr = EVP_CIPHER_fetch(NULL, "AES-256-CTR", NULL))) return -1;
+    if (!s_cctx && !(s_cctx = EVP_CIPHER_CTX_new())) return -1;
+    return EVP_EncryptInit_ex2(s_cctx, s_ctr, seed, zero_iv, NULL) == 1 ? 0 : -1;
+}
+
+static int s_salt_next(uint8_t salt[32])
+{
+    static const uint8_t zero[32];
+    int n = 0;
+    return EVP_EncryptUpdate(s_cctx, salt, &n, zero, 32) == 1 && n == 32 ? 0 : -1;
 }
 
 static int s_leaf(const uint8_t salt[32], const char *path, size_t plen, const uint8_t *b,
                   size_t blen, uint8_t out[32])
 {
-    uint8_t pl = (uint8_t)plen;
-    const void *p[5] = {s_leaf_label, salt, &pl, path, b ? (const void *)b : ""};
-    const size_t l[5] = {sizeof s_leaf_label - 1, 32, 1, plen, blen};
-    return s_hash(out, p, l, 5);
+    uint8_t pre[sizeof s_leaf_label - 1 + 32 + 1 + PATH_MAX_BYTES];
+    size_t n = sizeof s_leaf_label - 1;
+    memcpy(pre, s_leaf_label, n);
+    memcpy(pre + n, salt, 32);
+    pre[n + 32] = (uint8_t)plen;
+    memcpy(pre + n + 33, path, plen);
+    const void *p[2] = {pre, b ? (const void *)b : ""};
+    const size_t l[2] = {n + 33 + plen, blen};
+    return s_hash(out, p, l, 2);
 }
 
 /* Every leaf of an event: path, bytes, salt and hash (salts only when a seed is given). */
@@ -166,8 +182,7 @@ static int s_collect(void *ctx, const char *path, size_t plen, const uint8_t *b,
     r->plen = plen;
     r->b = b;
     r->blen = blen;
-    if (L->seed &&
-        (s_salt(L->seed, (uint32_t)L->n, r->salt) || s_leaf(r->salt, path, plen, b, blen, r->hash)))
+    if (L->seed && (s_salt_next(r->salt) || s_leaf(r->salt, path, plen, b, blen, r->hash)))
         return L->bad = 3;
     L->n++;
     return 0;
@@ -179,6 +194,7 @@ static sh_err s_leaves_of(const uint8_t *env, size_t len, const uint8_t *seed, s
 {
     memset(L, 0, sizeof *L);
     L->seed = seed;
+    if (seed && s_salts_begin(seed)) return SH_E_CRYPTO;
     int rc = s_walk_env(env, len, s_collect, L);
     sh_err e = rc == 0       ? SH_OK
                : L->bad == 2 ? SH_E_RANGE
