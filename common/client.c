@@ -155,6 +155,7 @@ sh_err sh_client_publish(sh_client *c, const uint8_t *env, size_t len)
 sh_err sh_client_publish_batch(sh_client *c, const uint8_t *const *envs, const size_t *lens,
                                size_t n)
 {
+    if (n == 0) return SH_OK;
     if (n > SH_EVIDENCE_BATCH_MAX) return SH_E_INVAL;
     if (!c->signer && !c->own && sh_signkey_generate(&c->own) != SH_OK) return SH_E_CRYPTO;
     const sh_signkey *k = c->signer ? c->signer : c->own;
