@@ -182,7 +182,7 @@ struct sh_agent {
     uint8_t bhead[SH_WIRE_HEAD_BYTES];
     int bhead_have, bhead_dirty;           /* one is held; it is newer than the last recorded */
     uint64_t bhead_count;                  /* sh_client_head's count when last looked at */
-    uint64_t bhead_alarm_seq;              /* a head that went back, already alarmed */
+    uint64_t bhead_alarm_seq;              /* the newest head held when an alarm was raised */
     uint8_t bhead_bad[SH_WIRE_HEAD_BYTES]; /* that head, to be audited with the next commit */
     int bhead_bad_pending;
     int64_t bhead_recorded_ms; /* when one was last recorded in this log */

@@ -81,15 +81,15 @@ static const uint8_t *s_hash(const uint8_t *h)
 }
 
 /* The broker's head went back, or forked, from the newest this agent holds: kept to be audited
- * with the next commit (ag_broker_head_record), once per head, and logged. Only a head whose
- * signature verifies raises it. */
+ * with the next commit (ag_broker_head_record), and logged — once for each newest head held,
+ * however many heads behind it follow. Only a head whose signature verifies raises it. */
 static void s_alarm(sh_agent *a, const uint8_t *h)
 {
     sh_audit_cp_info info;
-    if (sh_audit_checkpoint_check(h, h + SH_STORE_ID_BYTES, SH_AUDIT_CP_BYTES, &info) ||
-        info.seq == a->bhead_alarm_seq)
+    if (a->bhead_alarm_seq == s_seq(a->bhead) ||
+        sh_audit_checkpoint_check(h, h + SH_STORE_ID_BYTES, SH_AUDIT_CP_BYTES, &info))
         return;
-    a->bhead_alarm_seq = info.seq;
+    a->bhead_alarm_seq = s_seq(a->bhead);
     ag_log(a, "error",
            "the broker's signed audit head went back: entry %llu after entry %llu %s: its log "
            "was rolled back or replaced",

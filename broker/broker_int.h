@@ -206,9 +206,10 @@ void bk_reply_flush(sh_broker *b, bk_reply *r);
 size_t bk_head(sh_broker *b, uint8_t out[SH_WIRE_HEAD_BYTES]);
 
 /* ---- evidence.c ---- */
-/* Checks a PUBLISH's sender evidence against its envelope (SH_E_EVIDENCE, naming why). */
-sh_err bk_evidence_check(sh_broker *b, const uint8_t *raw, size_t len, const uint8_t *ev,
-                         size_t evlen, sh_error *err);
+/* Checks a PUBLISH's sender evidence against its envelope, and the signer against the keys the
+ * registry gives the sender, if it gives any (SH_E_EVIDENCE, naming why). */
+sh_err bk_evidence_check(sh_broker *b, const sh_org *from, const uint8_t *raw, size_t len,
+                         const uint8_t *ev, size_t evlen, sh_error *err);
 /* Keeps it, sealed, under the event id, in t; forgets it when the event is erased. */
 sh_err bk_evidence_keep(sh_broker *b, sh_txn *t, const uint8_t *id, const uint8_t *ev, size_t evlen,
                         sh_error *err);

@@ -228,7 +228,7 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         goto out;
     }
     /* what the sender says is what it signed (docs/evidence.md) */
-    if ((rc = bk_evidence_check(b, raw, len, evd, evlen, &err))) {
+    if ((rc = bk_evidence_check(b, from, raw, len, evd, evlen, &err))) {
         bk_confirm(r, id, rc, err.detail);
         bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, rc, id, child, from->code, NULL, NULL,
                  err.detail);

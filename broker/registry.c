@@ -10,6 +10,7 @@
  *       la_code: "881"            # optional: the LA this organisation answers for
  *       service_type: emergency_department   # optional: what kind of service (health)
  *       keys: ["<40-character Z85 CURVE public key>", ...]
+ *       sign_keys: ["<64 hex: Ed25519 public key>", ...]   # optional: who may sign its events
  *
  * Owns: the parsed registry, immutable after load. Never: accepts a duplicate code or key.
  */
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "crypto.h"
 #include "ident.h"
 #include "yaml.h"
 
@@ -31,6 +33,8 @@ typedef struct y_org {
     int sector;
     char **keys;
     unsigned keys_count;
+    char **sign_keys;
+    unsigned sign_keys_count;
 } y_org;
 
 typedef struct y_registry {
@@ -59,6 +63,8 @@ static const cyaml_schema_field_t s_org_fields[] = {
                            3),
     CYAML_FIELD_STRING_PTR("service_type", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,
                            service_type, 1, 40),
+    CYAML_FIELD_SEQUENCE("sign_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, sign_keys,
+                         &s_string, 0, 8),
     CYAML_FIELD_SEQUENCE("keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, keys, &s_string,
                          0, 64),
     CYAML_FIELD_END,
@@ -120,6 +126,7 @@ struct sh_registry {
     size_t norgs;
     s_keyent *keys; /* sorted by key */
     size_t nkeys;
+    uint8_t (*signs)[SH_SIGN_PUB_BYTES]; /* every organisation's signing keys, in order */
 };
 
 static int s_keycmp(const void *a, const void *b)
@@ -149,14 +156,17 @@ sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
     void *data = NULL;
     sh_err rc = sh_yaml_load(path, &s_top, &data, SH_E_REGISTRY_FILE, err);
     r->y = data;
-    size_t total_keys = 0;
+    size_t total_keys = 0, total_signs = 0, nsigns = 0;
     if (!rc) {
         r->norgs = r->y->organisations_count;
-        for (size_t i = 0; i < r->norgs; i++)
+        for (size_t i = 0; i < r->norgs; i++) {
             total_keys += r->y->organisations[i].keys_count;
+            total_signs += r->y->organisations[i].sign_keys_count;
+        }
         r->orgs = calloc(r->norgs ? r->norgs : 1, sizeof *r->orgs);
         r->keys = calloc(total_keys ? total_keys : 1, sizeof *r->keys);
-        if (!r->orgs || !r->keys) rc = sh_error_set(err, SH_E_NOMEM, "registry");
+        r->signs = calloc(total_signs ? total_signs : 1, sizeof *r->signs);
+        if (!r->orgs || !r->keys || !r->signs) rc = sh_error_set(err, SH_E_NOMEM, "registry");
     }
     for (size_t i = 0; !rc && i < r->norgs; i++) {
         const y_org *y = &r->y->organisations[i];
@@ -193,8 +203,32 @@ sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
             ke->org = i;
             r->nkeys++;
         }
-        r->orgs[i] = (sh_org){y->code,     y->name,    (sh_sector)y->sector,
-                              y->locality, y->la_code, y->service_type};
+        for (unsigned k = 0; !rc && k < y->sign_keys_count; k++) {
+            const char *hex = y->sign_keys[k];
+            int ok = strlen(hex) == 2 * SH_SIGN_PUB_BYTES;
+            for (size_t h = 0; ok && h < SH_SIGN_PUB_BYTES; h++) {
+                int hi = sh_hex_digit(hex[2 * h]), lo = sh_hex_digit(hex[2 * h + 1]);
+                ok = hi >= 0 && lo >= 0;
+                r->signs[nsigns][h] = (uint8_t)(hi << 4 | lo);
+            }
+            if (!ok)
+                rc = sh_error_set(err, SH_E_REGISTRY_FILE,
+                                  "%s: %s: sign_keys %u is not 64 hex digits (an Ed25519 public "
+                                  "key, as `sharehub keygen sign` prints it)",
+                                  path, y->code, k + 1);
+            nsigns++;
+        }
+        r->orgs[i] = (sh_org){.code = y->code,
+                              .name = y->name,
+                              .sector = (sh_sector)y->sector,
+                              .locality = y->locality,
+                              .la_code = y->la_code,
+                              .service_type = y->service_type,
+                              .nsign_keys = y->sign_keys_count};
+    }
+    for (size_t i = 0, at = 0; !rc && i < r->norgs; i++) {
+        r->orgs[i].sign_keys = r->orgs[i].nsign_keys ? (const uint8_t(*)[32])r->signs[at] : NULL;
+        at += r->orgs[i].nsign_keys;
     }
     if (!rc && r->nkeys) {
         qsort(r->keys, r->nkeys, sizeof *r->keys, s_keycmp);
@@ -221,6 +255,7 @@ void sh_registry_destroy(sh_registry **rp)
     sh_yaml_free(&s_top, r->y);
     free(r->orgs);
     free(r->keys);
+    free(r->signs);
     free(r);
     *rp = NULL;
 }
@@ -311,6 +346,12 @@ sh_err sh_registry_enrol(const char *path, const char *code, const char *key, in
                 fputc('\n', f);
             }
             if (y->service_type) fprintf(f, "    service_type: %s\n", y->service_type);
+            if (y->sign_keys_count) { /* (checked when loaded: hex digits only) */
+                fputs("    sign_keys: [", f);
+                for (unsigned k = 0; k < y->sign_keys_count; k++)
+                    fprintf(f, "%s'%s'", k ? ", " : "", y->sign_keys[k]);
+                fputs("]\n", f);
+            }
             fputs("    keys: [", f);
             int first = 1;
             for (unsigned k = 0; k < y->keys_count; k++) {

@@ -32,6 +32,9 @@ typedef struct sh_org {
     const char *locality;     /* e.g. "essex" */
     const char *la_code;      /* DfE LA code this organisation answers for, or NULL */
     const char *service_type; /* health: "emergency_department", "community_health" ...; or NULL */
+    /* the Ed25519 keys that may sign its events (docs/evidence.md); none: any that verifies */
+    const uint8_t (*sign_keys)[32];
+    size_t nsign_keys;
 } sh_org;
 
 typedef struct sh_registry sh_registry;

@@ -668,7 +668,7 @@ static sh_err s_walk(sh_audit *a, sh_txn *t, uint64_t from, const uint8_t *prev0
     if (rc) return s_fail(r, rc, 0, err.detail);
     uint64_t expected = from;
     uint8_t prev[SH_MAC_BYTES], mac[SH_MAC_BYTES], seek[8], version = V1;
-    if (prev0) memcpy(prev, prev0, SH_MAC_BYTES);
+    memcpy(prev, prev0 ? prev0 : a->genesis2, SH_MAC_BYTES); /* (an empty log's head) */
     sh_be64_put(seek, from);
     sh_audit_record rec;
     sh_kv kv;

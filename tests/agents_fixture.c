@@ -61,12 +61,19 @@ static void s_on_term(int sig)
     stop_flag = 1;
 }
 
+static void s_on_hup(int sig)
+{
+    (void)sig;
+    reload_flag = 1;
+}
+
 void af_start_broker(void)
 {
     af_broker_pid = fork();
     cr_assert_neq(af_broker_pid, -1);
     if (af_broker_pid == 0) {
         signal(SIGTERM, s_on_term);
+        signal(SIGHUP, s_on_hup); /* reload the registry and policy, as the daemon does */
         sh_broker *b = NULL;
         sh_error err;
         if (sh_broker_new(&af_bcfg, &b, &err)) {

@@ -1,9 +1,12 @@
 /* test_origin.c — sender evidence through the real processes (docs/evidence.md): a received
  * event's origin proven when it is shown; an event injected at the broker under the school's
  * name but not signed with the school's key, and a copy the broker altered on its way, refused
- * by the hub — never stored, audited, and not acknowledged. */
+ * by the hub — never stored, audited, and not acknowledged; and a registry that names signing
+ * keys making the broker refuse another key. */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,4 +121,62 @@ Test(origin, a_copy_the_broker_altered_is_refused_by_the_recipient)
     free(hook);
     json_object_put(af_wait_for(HUB, "safeguarding_concern"));
     unsetenv("SHAREHUB_FAULT_DIR");
+}
+
+/* A registry that names an organisation's signing keys (sign_keys) makes the broker itself
+ * refuse an event signed by another key (E611, naming the registry); the agency's own key is
+ * accepted. Applied by a reload (SIGHUP), like any enrolment. */
+Test(origin, a_registry_that_names_signing_keys_makes_the_broker_refuse_another_key)
+{
+    char *path = af_path("registry.yaml"), *school = af_path("8819990.sign");
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    static char text[16384], out[16400];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    sh_signkey *k = NULL;
+    sh_error err;
+    uint8_t pub[32];
+    char hex[65], keys[120];
+    cr_assert_eq(sh_signkey_load_file(school, &k, &err), SH_OK);
+    sh_signkey_public(k, pub);
+    sh_signkey_destroy(&k);
+    sh_hex_encode(pub, 32, hex);
+    snprintf(keys, sizeof keys, "keys: ['%s']", af_pub[SCHOOL]);
+    char *at = strstr(text, keys);
+    cr_assert_not_null(at, "%s", text);
+    at += strlen(keys);
+    snprintf(out, sizeof out, "%.*s, sign_keys: ['%s']%s", (int)(at - text), text, hex, at);
+    af_write("registry.yaml", out, 0600);
+    cr_assert_eq(kill(af_broker_pid, SIGHUP), 0);
+    usleep(500 * 1000);
+    /* another key, under the school's name: refused by the broker */
+    af_stop(&af_agent_pid[SCHOOL]);
+    sh_client *c = NULL;
+    cr_assert_eq(sh_client_new(af_ep, af_bpub, af_pub[SCHOOL], af_sec[SCHOOL], &c, &err), SH_OK);
+    uint64_t rng = 84;
+    sh_synth_child ch;
+    sh_synth_child_make(&rng, "881", &ch);
+    uint8_t *env = NULL;
+    size_t len = 0;
+    cr_assert_eq(sh_synth_event(&rng, 2, &ch, "8819990", NULL, NULL, 0, &env, &len, &err), SH_OK);
+    cr_assert_eq(sh_client_publish(c, env, len), SH_OK);
+    sh_msg m;
+    cr_assert_eq(sh_client_expect(c, "CONFIRM", 5000, &m), SH_OK);
+    cr_assert_eq(sh_msg_code(&m), SH_E_EVIDENCE);
+    cr_assert(m.nframes > 2 && memmem(m.frame[2], m.len[2], "registry does not give 8819990", 30),
+              "%.*s", (int)m.len[2], (const char *)m.frame[2]);
+    free(env);
+    sh_client_destroy(&c);
+    /* the school's own key: accepted, and delivered */
+    af_start_agent(SCHOOL);
+    af_wait_ready();
+    sh_synth_child_make(&rng, "881", &ch);
+    json_object *r = af_call(SCHOOL, CONCERN_JSON, ch.nhs_number, ch.upn);
+    cr_assert(af_ok(r));
+    json_object_put(r);
+    json_object_put(af_wait_for(HUB, "safeguarding_concern"));
+    free(path);
+    free(school);
 }
