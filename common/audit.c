@@ -53,6 +53,7 @@
  * entry.
  */
 #include "audit.h"
+#include "audit_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -64,34 +65,8 @@
 #include "codec.h"
 #include "fault.h"
 
-#define ENTRY_FIXED 22
-#define ENTRY_MAX                                                                                  \
-    (ENTRY_FIXED + 16 + 32 + 5 * (1 + SH_AUDIT_SHORT_MAX) + 2 + SH_AUDIT_DETAIL_MAX +              \
-     2 * SH_MAC_BYTES)
-#define CP_SIZE    (1 + 8 + 8 + SH_MAC_BYTES + SH_SIGN_PUB_BYTES + SH_SIG_BYTES)
-#define FLAG_EVENT 1u
-#define FLAG_CHILD 2u
-
-#define V1         1 /* HMAC-chained entries */
-#define CP_VERSION 1 /* the checkpoint layout */
-#define V2         2 /* hash-chained entries (SH_AUDIT_VERSION) */
-
 static const char s_genesis_v1[] = "sharehub/v1/audit-genesis";
 static const char s_genesis_v2[] = "sharehub/v2/audit-genesis";
-static const char s_cp_label[] = "sharehub/v1/audit-checkpoint";
-
-struct sh_audit {
-    sh_store *s;
-    sh_db entries, cps;
-    sh_mac *mac; /* the version-1 chain's key, or NULL when none was given */
-    const sh_signkey *signer;
-    uint32_t every;
-    uint8_t genesis1[SH_MAC_BYTES], genesis2[SH_MAC_BYTES];
-    /* the signed head of the transaction committing now, and of the last one committed */
-    pthread_mutex_t lock;
-    int pending, have_head;
-    uint8_t pending_cp[CP_SIZE], head_cp[CP_SIZE];
-};
 
 const char *sh_audit_action_name(int action)
 {
@@ -188,12 +163,11 @@ sh_err sh_audit_head(sh_audit *a, sh_txn *t, uint64_t *seq, uint8_t mac[SH_MAC_B
     return rc;
 }
 
-static void s_cp_message(const uint8_t *store_id, const uint8_t *cp,
-                         uint8_t msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48])
+void sh_audit_cp_message(const uint8_t *store_id, const uint8_t *cp, uint8_t msg[CP_MSG_BYTES])
 {
-    memcpy(msg, s_cp_label, sizeof s_cp_label - 1);
-    memcpy(msg + sizeof s_cp_label - 1, store_id, SH_STORE_ID_BYTES);
-    memcpy(msg + sizeof s_cp_label - 1 + SH_STORE_ID_BYTES, cp + 1, 48);
+    memcpy(msg, CP_LABEL, 28);
+    memcpy(msg + 28, store_id, SH_STORE_ID_BYTES);
+    memcpy(msg + 28 + SH_STORE_ID_BYTES, cp + 1, 48);
 }
 
 /* Signs a checkpoint over entry seq (hash head) into cp. */
@@ -201,13 +175,13 @@ static sh_err s_sign_cp(sh_audit *a, uint64_t seq, const uint8_t head[SH_MAC_BYT
                         uint8_t cp[CP_SIZE], sh_error *err)
 {
     if (!a->signer) return sh_error_set(err, SH_E_INVAL, "audit opened without a signing key");
-    uint8_t msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48];
+    uint8_t msg[CP_MSG_BYTES];
     cp[0] = CP_VERSION;
     sh_be64_put(cp + 1, seq);
     sh_be64_put(cp + 9, (uint64_t)sh_clock_ms());
     memcpy(cp + 17, head, SH_MAC_BYTES);
     sh_signkey_public(a->signer, cp + 49);
-    s_cp_message(sh_store_id(a->s), cp, msg);
+    sh_audit_cp_message(sh_store_id(a->s), cp, msg);
     if (sh_sign(a->signer, msg, sizeof msg, cp + 81) != SH_OK)
         return sh_error_set(err, SH_E_CRYPTO, "signing audit checkpoint %llu",
                             (unsigned long long)seq);
@@ -344,7 +318,7 @@ static sh_err s_put_entry(sh_audit *a, sh_txn *t, uint64_t seq, const uint8_t *p
     return sh_txn_put(t, a->entries, buf + 1, 8, buf, (size_t)(p - buf), SH_PUT_NEW, err);
 }
 
-static void s_genesis_detail(const sh_audit *a, char out[64])
+void sh_audit_genesis_detail(const sh_audit *a, char out[64])
 {
     char id[2 * SH_STORE_ID_BYTES + 1];
     sh_hex_encode(sh_store_id(a->s), SH_STORE_ID_BYTES, id);
@@ -367,7 +341,7 @@ static sh_err s_append(sh_audit *a, sh_txn *t, const sh_audit_entry *e, uint64_t
     if (rc) return rc;
     if (seq == 0) { /* a new log begins with the entry that names its store */
         char detail[64];
-        s_genesis_detail(a, detail);
+        sh_audit_genesis_detail(a, detail);
         sh_audit_entry g = {.action = SH_AUDIT_ADMIN, .time_ms = e->time_ms, .detail = detail};
         if ((rc = s_put_entry(a, t, ++seq, prev, &g, prev, err))) return rc;
     }
@@ -408,8 +382,8 @@ sh_err sh_audit_checkpoint_check(const uint8_t store_id[SH_STORE_ID_BYTES], cons
 {
     memset(out, 0, sizeof *out);
     if (!cp || len != CP_SIZE || cp[0] != CP_VERSION) return SH_E_AUDIT_FORMAT;
-    uint8_t msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48];
-    s_cp_message(store_id, cp, msg);
+    uint8_t msg[CP_MSG_BYTES];
+    sh_audit_cp_message(store_id, cp, msg);
     if (sh_verify(cp + 49, msg, sizeof msg, cp + 81) != SH_OK) return SH_E_AUDIT_CHECKPOINT;
     out->seq = sh_be64_get(cp + 1);
     out->time_ms = (int64_t)sh_be64_get(cp + 9);
@@ -545,330 +519,4 @@ sh_err sh_audit_find_back(sh_audit *a, sh_txn *t, sh_audit_visit fn, void *ctx, 
         if (kv.klen == 8 && sh_audit_parse(kv.val, kv.vlen, &rec) == SH_OK && fn(ctx, &rec)) break;
     sh_cursor_close(&c);
     return rc == SH_E_NOT_FOUND ? SH_OK : rc;
-}
-
-/* ---- verification -------------------------------------------------------------------- */
-
-typedef struct s_cp {
-    uint64_t seq;
-    uint8_t head[SH_MAC_BYTES];
-} s_cp;
-
-static sh_err s_fail(sh_audit_report *r, sh_err code, uint64_t seq, const char *detail)
-{
-    r->result = code;
-    r->bad_seq = seq;
-    snprintf(r->detail, sizeof r->detail, "%s", detail);
-    return code;
-}
-
-/* Loads and checks every checkpoint's signature; *out is a malloc'd array in seq order. */
-static sh_err s_load_checkpoints(sh_audit *a, sh_txn *t,
-                                 const uint8_t (*trusted)[SH_SIGN_PUB_BYTES], size_t ntrusted,
-                                 s_cp **out, size_t *count, sh_audit_report *r)
-{
-    sh_cursor *c = NULL;
-    sh_error err;
-    sh_kv kv;
-    s_cp *cps = NULL;
-    size_t n = 0, cap = 0;
-    char what[120];
-    *out = NULL;
-    *count = 0;
-    if (sh_cursor_open(t, a->cps, &c, &err)) return s_fail(r, err.code, 0, err.detail);
-    sh_err rc = sh_cursor_get(c, SH_CURSOR_FIRST, NULL, 0, &kv, &err);
-    for (; rc == SH_OK; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
-        uint64_t seq = kv.klen == 8 ? sh_be64_get(kv.key) : 0;
-        snprintf(what, sizeof what, "checkpoint at entry %llu", (unsigned long long)seq);
-        if (kv.klen != 8 || kv.vlen != CP_SIZE || kv.val[0] != CP_VERSION ||
-            sh_be64_get(kv.val + 1) != seq) {
-            rc = s_fail(r, SH_E_AUDIT_FORMAT, seq, what);
-            break;
-        }
-        const uint8_t *pub = kv.val + 49;
-        int pinned = ntrusted == 0;
-        for (size_t i = 0; i < ntrusted && !pinned; i++)
-            pinned = memcmp(trusted[i], pub, SH_SIGN_PUB_BYTES) == 0;
-        uint8_t msg[sizeof s_cp_label - 1 + SH_STORE_ID_BYTES + 48];
-        s_cp_message(sh_store_id(a->s), kv.val, msg);
-        if (!pinned) {
-            strncat(what, ": signed by an untrusted key", sizeof what - strlen(what) - 1);
-            rc = s_fail(r, SH_E_AUDIT_CHECKPOINT, seq, what);
-            break;
-        }
-        if (sh_verify(pub, msg, sizeof msg, kv.val + 81) != SH_OK) {
-            strncat(what, ": signature does not verify", sizeof what - strlen(what) - 1);
-            rc = s_fail(r, SH_E_AUDIT_CHECKPOINT, seq, what);
-            break;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            s_cp *p = realloc(cps, ncap * sizeof *p);
-            if (!p) {
-                rc = s_fail(r, SH_E_NOMEM, seq, "checkpoints");
-                break;
-            }
-            cps = p;
-            cap = ncap;
-        }
-        cps[n].seq = seq;
-        memcpy(cps[n].head, kv.val + 17, SH_MAC_BYTES);
-        n++;
-    }
-    sh_cursor_close(&c);
-    if (rc == SH_E_NOT_FOUND)
-        rc = SH_OK;
-    else if (rc && r->result == SH_OK)
-        rc = s_fail(r, rc, 0, err.detail);
-    if (rc) {
-        free(cps);
-        return rc;
-    }
-    *out = cps;
-    *count = n;
-    return SH_OK;
-}
-
-/* The link an entry must carry (its last 32 bytes): SHA-256 of the bytes before it for a
- * version 2 entry, their HMAC under the audit key for a version 1 entry. */
-static sh_err s_link(const sh_audit *a, const sh_kv *kv, uint8_t out[SH_MAC_BYTES])
-{
-    if (kv->val[0] == V2) {
-        sh_sha256(kv->val, kv->vlen - SH_MAC_BYTES, out);
-        return SH_OK;
-    }
-    if (!a->mac) return SH_E_KEY_MISSING;
-    return sh_mac_compute(a->mac, kv->val, kv->vlen - SH_MAC_BYTES, NULL, 0, out) == SH_OK
-               ? SH_OK
-               : SH_E_CRYPTO;
-}
-
-/* Entry 1 of a version 2 log names its store and nothing else. */
-static int s_is_genesis(const sh_audit *a, const sh_audit_record *r)
-{
-    char want[64];
-    s_genesis_detail(a, want);
-    return r->action == SH_AUDIT_ADMIN && r->outcome == SH_AUDIT_OK && r->code == 0 &&
-           !r->has_event && !r->has_child && !r->actor_org[0] && !r->actor_user[0] &&
-           !r->peer_org[0] && !r->purpose[0] && !r->rule[0] && strcmp(r->detail, want) == 0;
-}
-
-/* Walks entries from seq `from` (prev0 = the hash they must chain to; NULL from entry 1: the
- * genesis value of entry 1's version), checking each; checks checkpoints cps (may be NULL) on
- * the way and hands each entry to fn (may be NULL). */
-static sh_err s_walk(sh_audit *a, sh_txn *t, uint64_t from, const uint8_t *prev0, const s_cp *cps,
-                     size_t ncp, sh_audit_visit fn, void *ctx, const sh_audit_verify_opts *o,
-                     sh_audit_report *r)
-{
-    sh_cursor *c = NULL;
-    sh_error err;
-    char what[160];
-    size_t next_cp = 0;
-    sh_err rc = sh_cursor_open(t, a->entries, &c, &err);
-    if (rc) return s_fail(r, rc, 0, err.detail);
-    uint64_t expected = from;
-    uint8_t prev[SH_MAC_BYTES], mac[SH_MAC_BYTES], seek[8], version = V1;
-    memcpy(prev, prev0 ? prev0 : a->genesis2, SH_MAC_BYTES); /* (an empty log's head) */
-    sh_be64_put(seek, from);
-    sh_audit_record rec;
-    sh_kv kv;
-    rc = sh_cursor_get(c, SH_CURSOR_SEEK, seek, 8, &kv, &err);
-    for (; rc == SH_OK; rc = sh_cursor_get(c, SH_CURSOR_NEXT, NULL, 0, &kv, &err)) {
-        uint64_t key = kv.klen == 8 ? sh_be64_get(kv.key) : 0;
-        if (kv.klen != 8 || sh_audit_parse(kv.val, kv.vlen, &rec) != SH_OK ||
-            rec.version < version) {
-            snprintf(what, sizeof what, "entry %llu cannot be parsed%s", (unsigned long long)key,
-                     kv.klen == 8 && kv.vlen && kv.val[0] == V1 ? " (version 1 after version 2)"
-                                                                : "");
-            rc = s_fail(r, SH_E_AUDIT_FORMAT, kv.klen == 8 ? key : expected, what);
-            break;
-        }
-        if (!prev0 && key == 1) { /* the chain's start depends on the log's first version */
-            if (rec.version == V1 && !a->mac) {
-                rc = s_fail(r, SH_E_KEY_MISSING, 1,
-                            "the log began before version 2: its version 1 entries are checked "
-                            "with the store's audit key (--master, or a keyring that holds it)");
-                break;
-            }
-            memcpy(prev, rec.version == V1 ? a->genesis1 : a->genesis2, SH_MAC_BYTES);
-            if (rec.version == V2 && !s_is_genesis(a, &rec)) {
-                rc = s_fail(r, SH_E_AUDIT_GENESIS, 1,
-                            "entry 1 is not the genesis entry naming this store");
-                break;
-            }
-        }
-        version = rec.version;
-        if ((rc = s_link(a, &kv, mac)) != SH_OK) {
-            snprintf(what, sizeof what,
-                     "entry %llu is version 1: checking it needs the store's audit key",
-                     (unsigned long long)key);
-            s_fail(r, rc, key, rc == SH_E_KEY_MISSING ? what : "audit mac");
-            break;
-        }
-        if (!sh_mac_equal(mac, rec.mac)) {
-            snprintf(what, sizeof what, "entry %llu: its hash does not match it (content altered)",
-                     (unsigned long long)key);
-            rc = s_fail(r, SH_E_AUDIT_ALTERED, key, what);
-            break;
-        }
-        if (rec.seq != key) {
-            snprintf(what, sizeof what, "entry %llu holds entry %llu", (unsigned long long)key,
-                     (unsigned long long)rec.seq);
-            rc = s_fail(r, SH_E_AUDIT_REORDERED, key, what);
-            break;
-        }
-        if (key != expected) {
-            snprintf(what, sizeof what, "entry %llu is missing (next present: %llu)",
-                     (unsigned long long)expected, (unsigned long long)key);
-            rc = s_fail(r, SH_E_AUDIT_MISSING, expected, what);
-            break;
-        }
-        if (!sh_mac_equal(prev, rec.prev_mac)) {
-            snprintf(what, sizeof what, "entry %llu: does not chain to the entry before it",
-                     (unsigned long long)key);
-            rc = s_fail(r, SH_E_AUDIT_ALTERED, key, what);
-            break;
-        }
-        while (next_cp < ncp && cps[next_cp].seq < key)
-            next_cp++; /* seen as missing above */
-        if (next_cp < ncp && cps[next_cp].seq == key) {
-            if (!sh_mac_equal(cps[next_cp].head, rec.mac)) {
-                snprintf(what, sizeof what, "checkpoint at entry %llu disagrees with the chain",
-                         (unsigned long long)key);
-                rc = s_fail(r, SH_E_AUDIT_CHECKPOINT, key, what);
-                break;
-            }
-            r->checkpoints++;
-            r->last_checkpoint_seq = key;
-            next_cp++;
-        }
-        memcpy(prev, rec.mac, SH_MAC_BYTES);
-        r->entries++;
-        r->head_seq = key;
-        expected = key + 1;
-        if (o && o->progress && (r->entries & 0xffff) == 0) o->progress(o->ctx, r->entries);
-        if (fn && fn(ctx, &rec)) {
-            rc = SH_E_NOT_FOUND; /* stopped by the visitor: a clean end */
-            break;
-        }
-    }
-    sh_cursor_close(&c);
-    if (rc == SH_E_NOT_FOUND)
-        rc = SH_OK;
-    else if (rc && r->result == SH_OK)
-        s_fail(r, rc, expected, err.detail);
-    memcpy(r->head_mac, prev, SH_MAC_BYTES);
-    return rc;
-}
-
-static int s_witness_cmp(const void *x, const void *y)
-{
-    const sh_audit_witness *a = x, *b = y;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-sh_err sh_audit_check_witnesses(sh_audit *a, const sh_audit_witness *ws, size_t n,
-                                sh_audit_report *r)
-{
-    sh_txn *t = NULL;
-    sh_error err;
-    char what[200];
-    sh_err rc = SH_OK;
-    if (!n || r->result != SH_OK) return r->result;
-    sh_audit_witness *w = malloc(n * sizeof *w);
-    if (!w) return s_fail(r, SH_E_NOMEM, 0, "witnesses");
-    memcpy(w, ws, n * sizeof *w);
-    qsort(w, n, sizeof *w, s_witness_cmp);
-    if (sh_txn_begin(a->s, 0, &t, &err)) {
-        free(w);
-        return s_fail(r, err.code, 0, err.detail);
-    }
-    for (size_t i = 0; !rc && i < n; i++) {
-        sh_audit_record rec;
-        char when[32];
-        time_t secs = (time_t)(w[i].time_ms / 1000);
-        struct tm tm;
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
-        const char *by = w[i].by && w[i].by[0] ? w[i].by : "a witness";
-        if (w[i].seq > r->head_seq) {
-            snprintf(what, sizeof what,
-                     "%s holds this log's signed head at entry %llu (of %s) but the log ends at "
-                     "entry %llu: rolled back or cut short",
-                     by, (unsigned long long)w[i].seq, when, (unsigned long long)r->head_seq);
-            rc = s_fail(r, SH_E_AUDIT_ROLLED_BACK, r->head_seq + 1, what);
-        } else if (sh_audit_get(a, t, w[i].seq, &rec, &err) != SH_OK ||
-                   !sh_mac_equal(rec.mac, w[i].head)) {
-            snprintf(what, sizeof what,
-                     "entry %llu differs from the signed head %s holds (of %s): the log was "
-                     "rewritten or replaced from there on or before",
-                     (unsigned long long)w[i].seq, by, when);
-            rc = s_fail(r, SH_E_AUDIT_ROLLED_BACK, w[i].seq, what);
-        }
-    }
-    sh_txn_abort(&t);
-    free(w);
-    return r->result = rc;
-}
-
-sh_err sh_audit_verify_ex(sh_audit *a, const sh_audit_verify_opts *o, sh_audit_report *r)
-{
-    memset(r, 0, sizeof *r);
-    sh_txn *t = NULL;
-    sh_error err;
-    s_cp *cps = NULL;
-    size_t ncp = 0;
-    char what[200];
-    if (sh_txn_begin(a->s, 0, &t, &err)) return s_fail(r, err.code, 0, err.detail);
-    sh_err rc = s_load_checkpoints(a, t, o->trusted, o->ntrusted, &cps, &ncp, r);
-    if (!rc) rc = s_walk(a, t, 1, NULL, cps, ncp, o->visit, o->visit_ctx, o, r);
-    if (!rc && r->head_seq == 0) /* every store records its opening: this one was emptied */
-        rc = s_fail(r, SH_E_AUDIT_EMPTY, 1,
-                    "the log holds no entry, though every store records its opening: emptied");
-    else if (!rc && ncp && cps[ncp - 1].seq > r->head_seq) {
-        snprintf(what, sizeof what, "log ends at entry %llu; a signed checkpoint covers entry %llu",
-                 (unsigned long long)r->head_seq, (unsigned long long)cps[ncp - 1].seq);
-        rc = s_fail(r, SH_E_AUDIT_TRUNCATED, r->head_seq + 1, what);
-    } else if (!rc && (ncp == 0 || cps[ncp - 1].seq < r->head_seq)) {
-        uint64_t signed_to = ncp ? cps[ncp - 1].seq : 0;
-        snprintf(what, sizeof what,
-                 "entries %llu to %llu follow the last signed head (%s%llu): every commit signs "
-                 "its head, so they were added without the store's signing key",
-                 (unsigned long long)signed_to + 1, (unsigned long long)r->head_seq,
-                 ncp ? "entry " : "none: ", (unsigned long long)signed_to);
-        rc = s_fail(r, SH_E_AUDIT_UNSIGNED, signed_to + 1, what);
-    }
-    sh_txn_abort(&t);
-    free(cps);
-    r->result = rc;
-    if (!rc && o->nwitnesses) rc = sh_audit_check_witnesses(a, o->witnesses, o->nwitnesses, r);
-    return rc;
-}
-
-sh_err sh_audit_verify(sh_audit *a, const uint8_t (*trusted)[SH_SIGN_PUB_BYTES], size_t ntrusted,
-                       sh_audit_report *r)
-{
-    sh_audit_verify_opts o = {.trusted = trusted, .ntrusted = ntrusted};
-    return sh_audit_verify_ex(a, &o, r);
-}
-
-sh_err sh_audit_scan(sh_audit *a, uint64_t from, sh_audit_visit fn, void *ctx, sh_audit_report *r)
-{
-    memset(r, 0, sizeof *r);
-    sh_txn *t = NULL;
-    sh_error err;
-    if (sh_txn_begin(a->s, 0, &t, &err)) return s_fail(r, err.code, 0, err.detail);
-    uint8_t prev[SH_MAC_BYTES];
-    sh_err rc = SH_OK;
-    if (from < 1) from = 1;
-    if (from > 1) {
-        sh_audit_record rec;
-        rc = sh_audit_get(a, t, from - 1, &rec, &err);
-        if (rc)
-            s_fail(r, rc, from - 1, err.detail);
-        else
-            memcpy(prev, rec.mac, SH_MAC_BYTES);
-    }
-    if (!rc) rc = s_walk(a, t, from, from > 1 ? prev : NULL, NULL, 0, fn, ctx, NULL, r);
-    sh_txn_abort(&t);
-    return r->result = rc;
 }

@@ -44,6 +44,30 @@ static int s_refusals(char **out)
     return rc;
 }
 
+/* With the school's agent stopped, publishes a concern under the school's name and transport
+ * key, signed with a key of the client's own; returns the CONFIRM's code, its detail in why. */
+static int s_publish_as_school(uint64_t seed, char *why, size_t cap)
+{
+    af_stop(&af_agent_pid[SCHOOL]);
+    sh_client *c = NULL;
+    sh_error err;
+    cr_assert_eq(sh_client_new(af_ep, af_bpub, af_pub[SCHOOL], af_sec[SCHOOL], &c, &err), SH_OK);
+    sh_synth_child ch;
+    sh_synth_child_make(&seed, "881", &ch);
+    uint8_t *env = NULL;
+    size_t len = 0;
+    cr_assert_eq(sh_synth_event(&seed, 2, &ch, "8819990", NULL, NULL, 0, &env, &len, &err), SH_OK);
+    cr_assert_eq(sh_client_publish(c, env, len), SH_OK); /* (signed with the client's own key) */
+    sh_msg m;
+    cr_assert_eq(sh_client_expect(c, "CONFIRM", 5000, &m), SH_OK);
+    int code = sh_msg_code(&m);
+    snprintf(why, cap, "%.*s", m.nframes > 2 ? (int)m.len[2] : 0,
+             m.nframes > 2 ? (const char *)m.frame[2] : "");
+    free(env);
+    sh_client_destroy(&c);
+    return code;
+}
+
 Test(origin, a_received_event_shows_who_signed_it)
 {
     uint64_t rng = 81;
@@ -69,20 +93,8 @@ Test(origin, an_event_injected_under_the_schools_name_is_refused_by_the_recipien
     /* whoever holds the broker (or the school's transport key) publishes a concern as the
      * school, signed with a key of its own: the broker, which names no signing keys here,
      * accepts it; the hub does not */
-    af_stop(&af_agent_pid[SCHOOL]);
-    sh_client *c = NULL;
-    sh_error err;
-    cr_assert_eq(sh_client_new(af_ep, af_bpub, af_pub[SCHOOL], af_sec[SCHOOL], &c, &err), SH_OK);
-    uint64_t rng = 82;
-    sh_synth_child ch;
-    sh_synth_child_make(&rng, "881", &ch);
-    uint8_t *env = NULL;
-    size_t len = 0;
-    cr_assert_eq(sh_synth_event(&rng, 2, &ch, "8819990", NULL, NULL, 0, &env, &len, &err), SH_OK);
-    cr_assert_eq(sh_client_publish(c, env, len), SH_OK); /* (signed with the client's own key) */
-    sh_msg m;
-    cr_assert_eq(sh_client_expect(c, "CONFIRM", 5000, &m), SH_OK);
-    cr_assert_eq(sh_msg_code(&m), 0, "the broker took it");
+    char why[200];
+    cr_assert_eq(s_publish_as_school(82, why, sizeof why), 0, "the broker took it: %s", why);
     usleep(1500 * 1000); /* delivered to the hub, refused, redelivered, refused */
     cr_assert_eq(s_inbox_count("safeguarding_concern"), 0, "never stored");
     char *out = NULL;
@@ -91,8 +103,6 @@ Test(origin, an_event_injected_under_the_schools_name_is_refused_by_the_recipien
                   strstr(out, "which the senders list does not give 8819990"),
               "%s", out);
     free(out);
-    free(env);
-    sh_client_destroy(&c);
 }
 
 Test(origin, a_copy_the_broker_altered_is_refused_by_the_recipient)
@@ -152,26 +162,14 @@ Test(origin, a_registry_that_names_signing_keys_makes_the_broker_refuse_another_
     cr_assert_eq(kill(af_broker_pid, SIGHUP), 0);
     usleep(500 * 1000);
     /* another key, under the school's name: refused by the broker */
-    af_stop(&af_agent_pid[SCHOOL]);
-    sh_client *c = NULL;
-    cr_assert_eq(sh_client_new(af_ep, af_bpub, af_pub[SCHOOL], af_sec[SCHOOL], &c, &err), SH_OK);
-    uint64_t rng = 84;
-    sh_synth_child ch;
-    sh_synth_child_make(&rng, "881", &ch);
-    uint8_t *env = NULL;
-    size_t len = 0;
-    cr_assert_eq(sh_synth_event(&rng, 2, &ch, "8819990", NULL, NULL, 0, &env, &len, &err), SH_OK);
-    cr_assert_eq(sh_client_publish(c, env, len), SH_OK);
-    sh_msg m;
-    cr_assert_eq(sh_client_expect(c, "CONFIRM", 5000, &m), SH_OK);
-    cr_assert_eq(sh_msg_code(&m), SH_E_EVIDENCE);
-    cr_assert(m.nframes > 2 && memmem(m.frame[2], m.len[2], "registry does not give 8819990", 30),
-              "%.*s", (int)m.len[2], (const char *)m.frame[2]);
-    free(env);
-    sh_client_destroy(&c);
+    char why[200];
+    cr_assert_eq(s_publish_as_school(84, why, sizeof why), SH_E_EVIDENCE, "%s", why);
+    cr_assert(strstr(why, "registry does not give 8819990"), "%s", why);
     /* the school's own key: accepted, and delivered */
     af_start_agent(SCHOOL);
     af_wait_ready();
+    uint64_t rng = 85;
+    sh_synth_child ch;
     sh_synth_child_make(&rng, "881", &ch);
     json_object *r = af_call(SCHOOL, CONCERN_JSON, ch.nhs_number, ch.upn);
     cr_assert(af_ok(r));
