@@ -120,6 +120,7 @@ int main(int argc, char **argv)
     if (sh_key_generate_file(mk, &err) || sh_signkey_generate_file(sk, &err)) return 1;
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", 30000 + getpid() % 2000);
     sh_broker_config cfg = {.endpoints = {ep},
+                            .net_program = SHAREHUB_BROKER,
                             .store_dir = st,
                             .master_key = mk,
                             .sign_key = sk,

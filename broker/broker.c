@@ -3,8 +3,9 @@
  * messages read in one turn are handled in one write transaction and committed once (group
  * commit), then answered. broker_int.h maps the other files.
  *
- * Owns: the sh_broker and its sockets, registry, policy and vault. Never: keeps the master
- * key once the store is open; sends a reply or a delivery that a failed commit undid.
+ * Owns: the sh_broker, its registry, policy and vault. Never: keeps the master key once the
+ * store is open; reads the network itself (the network process does: net.h); sends a reply
+ * or a delivery that a failed commit undid.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -33,9 +34,6 @@ static void s_trim(sh_broker *b)
         bk_log("warning", "could not release the store's mapped pages");
 }
 
-/* the longest message an agent sends: routing id and WITNESS's frames */
-#define FRAMES_MAX (1 + SH_FRAMES_WITNESS)
-
 static void s_batch(sh_broker *b)
 {
     sh_txn *t = NULL;
@@ -49,30 +47,13 @@ static void s_batch(sh_broker *b)
     bk_stats_reset(&b->stage);
     /* (stop reading while one more message of SH_ACK_MAX acks could not fit its replies) */
     for (int k = 0; k < BATCH_MAX && b->nreplies + SH_ACK_MAX <= REPLIES_MAX; k++) {
-        zmq_msg_t parts[FRAMES_MAX];
-        size_t n = 0;
-        int more = 1, got = 1, extra = 0;
-        while (more) {
-            zmq_msg_t scratch, *m = n < FRAMES_MAX ? &parts[n] : &scratch;
-            zmq_msg_init(m);
-            if (zmq_msg_recv(m, b->router, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(m);
-                got = 0;
-                break;
-            }
-            more = zmq_msg_more(m);
-            if (m == &scratch) {
-                zmq_msg_close(m);
-                extra = 1; /* more frames than any command has */
-            } else {
-                n++;
-            }
-        }
-        if (!got && n == 0) break;
-        /* (too many frames: handed on as routing id and signature, refused as malformed) */
-        if (got) bk_dispatch(b, t, &seq, parts, extra ? 2 : n);
-        for (size_t i = 0; i < n; i++)
-            zmq_msg_close(&parts[i]);
+        bk_inbound in;
+        int got = bk_net_recv(b, &in, 0);
+        if (got == 1) bk_dispatch(b, t, &seq, &in);
+        if (got == 2) bk_net_control(b, &in, NULL, 0);
+        if (got == -1) bk_log("error", "a broken message from the network process, dropped");
+        bk_inbound_close(&in);
+        if (got == 0) break;
     }
     /* (a failed put leaves the transaction failed: its commit then reports the first error) */
     bk_depths_apply(b, t, &err);
@@ -187,7 +168,9 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     char secret[SH_Z85_LEN + 1] = "";
     sh_store_opts so = {.map_size = cfg->map_size};
     sh_err rc = b->replies ? SH_OK : sh_error_set(err, SH_E_NOMEM, "replies");
+    /* (its public key, for the log; the network process loads the secret itself) */
     if (!rc) rc = sh_curve_secret_load(cfg->curve_key, secret, b->public_key, err);
+    sh_wipe(secret, sizeof secret);
     if (!rc) rc = s_load_config(b, err);
     if (!rc)
         rc = sh_vault_open(cfg->store_dir, cfg->master_key, cfg->sign_key, &so,
@@ -215,39 +198,10 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
         }
         sh_buf_free(&v);
     }
-    /* messages queued to one peer: ZeroMQ learns what the peer has read only every half of
-     * this, so about 8,000 are dependable: a full window sent one delivery a message (at most
-     * 4,096; usually 64 share a message) plus the CONFIRMs of its agent's publish window (64)
-     * plus receipts fit with room */
-    int one = 1, linger = 0, hwm = 16384;
-    int64_t maxmsg = SH_WIRE_MSG_MAX;
-    if (!rc) {
-        b->ctx = zmq_ctx_new();
-        b->zap = b->ctx ? zmq_socket(b->ctx, ZMQ_REP) : NULL;
-        b->router = b->ctx ? zmq_socket(b->ctx, ZMQ_ROUTER) : NULL;
-        if (!b->zap || !b->router || zmq_bind(b->zap, "inproc://zeromq.zap.01") ||
-            zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof one) ||
-            zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, secret, SH_Z85_LEN) ||
-            zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, "sharehub", 8) ||
-            zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-            zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger) ||
-            zmq_setsockopt(b->router, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
-            zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one))
-            rc = sh_error_set(err, SH_E_IO, "zmq: %s", zmq_strerror(zmq_errno()));
-        if (!rc && (zmq_socket_monitor(
-                        b->router, "inproc://sharehub-monitor",
-                        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) ||
-                    !(b->monitor = zmq_socket(b->ctx, ZMQ_PAIR)) ||
-                    zmq_setsockopt(b->monitor, ZMQ_LINGER, &linger, sizeof linger) ||
-                    zmq_connect(b->monitor, "inproc://sharehub-monitor")))
-            rc = sh_error_set(err, SH_E_IO, "zmq monitor: %s", zmq_strerror(zmq_errno()));
-        for (int i = 0; !rc && i < 4 && cfg->endpoints[i]; i++)
-            if (zmq_bind(b->router, cfg->endpoints[i]))
-                rc = sh_error_set(err, SH_E_IO, "bind %s: %s", cfg->endpoints[i],
-                                  zmq_strerror(zmq_errno()));
-    }
-    sh_wipe(secret, sizeof secret);
+    /* the network process: a program of its own that alone reads the network (net.h) */
+    if (!rc && !(b->ctx = zmq_ctx_new()))
+        rc = sh_error_set(err, SH_E_IO, "zmq: %s", zmq_strerror(zmq_errno()));
+    if (!rc) rc = bk_net_open(b, err);
     b->started_ms = sh_clock_ms();
     if (!rc) rc = bk_depths_load(b, err);
     if (!rc) { /* (a failure is tried again within the hour; serving does not wait for it) */
@@ -287,23 +241,21 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
             sh_err rc = s_load_config(b, &err);
             if (rc)
                 bk_log("error", "reload refused, keeping the old configuration: %s", err.detail);
+            if (!rc && b->net_pid) bk_net_keys(b); /* who may connect, and sign */
             if (s_record(b, rc ? "reload refused" : "registry and policy reloaded", rc, 0, &e2))
                 bk_log("error", "the reload could not be audited: %s", e2.detail);
         }
-        zmq_pollitem_t items[4] = {{b->router, 0, ZMQ_POLLIN, 0},
-                                   {b->zap, 0, ZMQ_POLLIN, 0},
-                                   {b->monitor, 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[2] = {{b->net, 0, ZMQ_POLLIN, 0},
                                    {NULL, b->http ? sh_http_fd(b->http) : -1, ZMQ_POLLIN, 0}};
         int wait = b->http ? sh_http_wait_ms(b->http, 100) : 100;
-        int rc = zmq_poll(items, b->http ? 4 : 3, wait);
+        int rc = zmq_poll(items, b->http ? 2 : 1, wait);
         if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
-        if (b->http && (wait == 0 || (rc > 0 && (items[3].revents & ZMQ_POLLIN))))
+        if (b->http && (wait == 0 || (rc > 0 && (items[1].revents & ZMQ_POLLIN))))
             sh_http_serve(b->http);
-        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) bk_zap(b);
-        if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) bk_monitor(b);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_batch(b);
         int64_t now = sh_clock_ms();
         if (now - last_timers >= 100) {
+            bk_net_watch(b, now);
             bk_timers(b);
             s_trim(b);
             bk_audit_refused(b, now);
@@ -340,9 +292,8 @@ void sh_broker_destroy(sh_broker **bp)
     if (b->audit && s_record(b, "broker stopped", 0, 1, &err))
         bk_log("error", "the stop could not be audited: %s", err.detail);
     sh_http_destroy(&b->http);
-    if (b->monitor) zmq_close(b->monitor);
-    if (b->router) zmq_close(b->router);
-    if (b->zap) zmq_close(b->zap);
+    bk_net_stop(b);
+    if (b->net) zmq_close(b->net);
     if (b->ctx) zmq_ctx_term(b->ctx);
     for (size_t i = 0; i < b->nsessions; i++)
         free(b->sessions[i].flight);

@@ -37,6 +37,8 @@ typedef struct sh_broker_config {
     uint32_t checkpoint_every; /* audit checkpoint interval; 0 = default */
     int log_level;             /* 0 info and up (default), 1 warnings and errors, 2 errors */
     const char *http_listen;   /* metrics and health endpoint, "127.0.0.1:9750"; NULL: none */
+    const char *net_program;   /* the sharehub-broker program, run as the network process
+                                  (net.h); NULL: this process's own (/proc/self/exe) */
 } sh_broker_config;
 
 typedef struct sh_broker sh_broker;

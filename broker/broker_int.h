@@ -11,7 +11,9 @@
  *   keep.c       how long the broker keeps an event's copies; their erasure
  *   facts.c      what the broker knows about a child: consent and school on record
  *   witness.c    recording agents' audit checkpoints
- *   admission.c  ZAP, the handshake monitor, refused connections
+ *   channel.c    the network process (net.c, a program of its own: net.h): its start,
+ *                channel, keys and restart
+ *   admission.c  refused and dropped connections, audited
  *   stats.c      counters, the metrics page and readiness
  *
  * Store layout (one LMDB environment; docs/protocol.md, "The broker's store"):
@@ -40,6 +42,7 @@
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <zmq.h>
 
 #include "audit.h"
@@ -74,6 +77,15 @@ typedef struct bk_flight {
     uint8_t receipt; /* the delivery is a receipt (no receipt for a receipt) */
     uint8_t acked;   /* its ACK committed; it leaves when every older entry has */
 } bk_flight;
+
+/* One message from the network process: parts[0] its routing id (empty for a control
+ * message), key and verdict (net.h; a control message's name and data), parts[1..n) the
+ * agent's frames. */
+#define BK_FRAMES_MAX (1 + SH_FRAMES_WITNESS) /* routing id and the longest command's frames */
+typedef struct bk_inbound {
+    zmq_msg_t parts[BK_FRAMES_MAX], key, verdict;
+    size_t n;
+} bk_inbound;
 
 typedef struct bk_session {
     uint8_t rid[RID_MAX]; /* ZeroMQ routing id */
@@ -130,7 +142,10 @@ typedef struct bk_acked {
 struct sh_broker {
     sh_broker_config cfg;
     sh_wire_body deliver; /* the DELIVER being gathered by the pump (its buffer is reused) */
-    void *ctx, *router, *zap, *monitor;
+    void *ctx, *net;      /* net: the channel to the network process (channel.c) */
+    pid_t net_pid;        /* 0 while it is down */
+    int64_t net_down_ms;
+    unsigned net_restarts;
     /* refused connections since the last audit entry about them (written at most once a
      * second, so a flood of bad handshakes cannot flood the log or the disk) */
     unsigned refused_key, refused_handshake, interrupted;
@@ -147,7 +162,6 @@ struct sh_broker {
     sh_db events, queue, state, subs, consent, school, links;
     sh_db witnessed, witness_v1; /* witness.c: sealed records; an older version's plain ones */
     sh_db evidence;              /* evidence.c: each event's sender evidence, sealed */
-    sh_evidence_cache ev_cache;  /* the last batch signature verified */
     sh_buf ev_sender, ev_event, ev_full; /* the pump's evidence scratch */
     sh_buf tampered;                     /* queue.c's test hook "deliver_tamper" */
     uint8_t *ev_copy;
@@ -192,7 +206,16 @@ sh_err bk_audit_for(sh_broker *b, sh_txn *t, uint8_t action, uint8_t outcome, sh
                     const char *peer, const char *rule, const char *purpose, const char *detail);
 
 /* ---- dispatch.c ---- */
-void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, size_t n);
+/* What the network process said of a PUBLISH (net.h): kind 'M' nothing; 'X' refused before
+ * or in decoding; 'V' its evidence refused. */
+typedef struct bk_verdict {
+    char kind;
+    sh_err code;
+    int has_id;
+    uint8_t id[16];
+    char detail[200];
+} bk_verdict;
+void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, bk_inbound *in);
 
 /* ---- reply.c ---- */
 bk_reply *bk_reply_new(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *cmd);
@@ -206,11 +229,9 @@ void bk_reply_flush(sh_broker *b, bk_reply *r);
 size_t bk_head(sh_broker *b, uint8_t out[SH_WIRE_HEAD_BYTES]);
 
 /* ---- evidence.c ---- */
-/* Checks a PUBLISH's sender evidence against its envelope, and the signer against the keys the
- * registry gives the sender, if it gives any (SH_E_EVIDENCE, naming why). */
-sh_err bk_evidence_check(sh_broker *b, const sh_org *from, const uint8_t *raw, size_t len,
-                         const uint8_t *ev, size_t evlen, sh_error *err);
-/* Keeps it, sealed, under the event id, in t; forgets it when the event is erased. */
+/* (a PUBLISH's sender evidence is checked in the network process: net.c)
+ * A PUBLISH's evidence: kept, sealed, under the event id, in t; forgets it when the event is
+ * erased. */
 sh_err bk_evidence_keep(sh_broker *b, sh_txn *t, const uint8_t *id, const uint8_t *ev, size_t evlen,
                         sh_error *err);
 sh_err bk_evidence_forget(sh_broker *b, sh_txn *t, const uint8_t *id, sh_error *err);
@@ -238,9 +259,11 @@ void bk_unflight(sh_broker *b, const bk_reply *r, int64_t rewind_ms);
 void bk_timers(sh_broker *b);
 
 /* ---- publish.c ---- */
-/* A PUBLISH: the envelope raw[0..len) and its sender evidence evd[0..evlen). */
+/* A PUBLISH: the envelope raw[0..len) and its sender evidence evd[0..evlen), with the network
+ * process's verdict on them (kind 'M' or 'V'). */
 void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, const uint8_t *raw,
-                size_t len, const uint8_t *evd, size_t evlen, bk_reply *r);
+                size_t len, const uint8_t *evd, size_t evlen, const bk_verdict *verdict,
+                bk_reply *r);
 
 /* ---- queue.c ---- */
 /* Queues a delivery for org; retain (may be NULL) is the recipient's retention under the
@@ -304,8 +327,24 @@ void bk_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t *id, 
                 const uint8_t *cp, size_t cplen, bk_reply *r);
 
 /* ---- admission.c ---- */
-void bk_zap(sh_broker *b);
-void bk_monitor(sh_broker *b);
+/* ---- channel.c: the network process ---- */
+
+/* Starts the network process (after removing channel directories a killed broker left). */
+sh_err bk_net_open(sh_broker *b, sh_error *err);
+sh_err bk_net_start(sh_broker *b, sh_error *err);
+/* Stops it: SIGTERM, then SIGKILL after a second. */
+void bk_net_stop(sh_broker *b);
+/* Sends it the registry's keys (at start and at each reload). */
+void bk_net_keys(sh_broker *b);
+/* Reaps a network process that died (audited, its sessions dropped) and restarts it, at most
+ * once a second. */
+void bk_net_watch(sh_broker *b, int64_t now);
+/* Reads one message: 0 none waiting, 1 an agent's, 2 a control message, -1 a broken one;
+ * bk_inbound_close after each call. */
+int bk_net_recv(sh_broker *b, bk_inbound *in, int wait);
+void bk_inbound_close(bk_inbound *in);
+/* Acts on a control message: 1 READY, -1 FAILED (its text into why), 0 otherwise. */
+int bk_net_control(sh_broker *b, bk_inbound *in, char *why, size_t cap);
 void bk_audit_refused(sh_broker *b, int64_t now);
 
 /* ---- stats.c ---- */

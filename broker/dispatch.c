@@ -1,7 +1,9 @@
 /*
- * dispatch.c — one message from an agent: who sent it (the CURVE key ZAP admitted, looked up
- * again so a key revoked since the connection was made is refused now), whether it is a
- * protocol message, and which command with exactly its frames (docs/protocol.md).
+ * dispatch.c — one message from an agent, as the network process hands it over (net.h): who
+ * sent it (the CURVE key its connection authenticated, looked up again so a key revoked since
+ * the connection was made is refused now), the network process's verdict on a PUBLISH,
+ * whether it is a protocol message, and which command with exactly its frames
+ * (docs/protocol.md).
  *
  * Owns: nothing. Never: answers a command whose frame count is wrong with anything but
  * ERROR 700; acts on a message from a key the registry no longer holds.
@@ -10,6 +12,7 @@
 
 #include "broker_int.h"
 #include "clock.h"
+#include "net.h"
 
 /* The commands an agent sends: name, frames after the routing id (signature and command
  * included), and whether it is answered only after the batch commits. */
@@ -29,21 +32,53 @@ static void s_refuse(sh_broker *b, sh_txn *t, const uint8_t *rid, size_t rid_len
              detail);
 }
 
-void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, size_t n)
+/* The network process's verdict frame (net.h), into v; -1 when it is not one. */
+static int s_verdict(zmq_msg_t *m, bk_verdict *v)
 {
+    const uint8_t *p = zmq_msg_data(m);
+    size_t len = zmq_msg_size(m);
+    v->kind = len ? (char)p[0] : 0;
+    v->code = SH_OK;
+    v->has_id = 0;
+    v->detail[0] = '\0';
+    if (v->kind == 'M' && len == 1) return 0;
+    if ((v->kind != 'X' && v->kind != 'V') || len < BK_VERDICT_HEAD) return -1;
+    v->code = (sh_err)(p[1] << 8 | p[2]);
+    v->has_id = p[3] != 0;
+    memcpy(v->id, p + 4, 16);
+    size_t dl =
+        len - BK_VERDICT_HEAD < sizeof v->detail ? len - BK_VERDICT_HEAD : sizeof v->detail - 1;
+    memcpy(v->detail, p + BK_VERDICT_HEAD, dl);
+    v->detail[dl] = '\0';
+    return v->code ? 0 : -1;
+}
+
+void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, bk_inbound *in)
+{
+    zmq_msg_t *parts = in->parts;
+    size_t n = in->n;
     const uint8_t *rid = zmq_msg_data(&parts[0]);
     size_t rid_len = zmq_msg_size(&parts[0]);
-    const char *user = n > 1 ? zmq_msg_gets(&parts[1], "User-Id") : NULL;
-    uint8_t key[32];
-    const sh_org *from = NULL;
-    if (user && strlen(user) == SH_Z85_LEN && zmq_z85_decode(key, user))
-        from = sh_registry_by_key(b->registry, key);
+    const sh_org *from = sh_registry_by_key(b->registry, zmq_msg_data(&in->key));
     if (!from) {
         bk_error_now(b, rid, rid_len, SH_E_NOT_ENROLLED, "key not enrolled or revoked");
         int si = bk_session_find(b, rid, rid_len);
         if (si >= 0) bk_session_drop(b, (size_t)si);
         bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_NOT_ENROLLED, NULL, NULL, "-", NULL,
                  NULL, "message from a key that is not enrolled");
+        return;
+    }
+    bk_verdict v;
+    if (s_verdict(&in->verdict, &v)) {
+        s_refuse(b, t, rid, rid_len, from->code, "the network process sent a bad verdict");
+        return;
+    }
+    if (v.kind == 'X') { /* a PUBLISH whose envelope the network process could not decode */
+        bk_reply *r = bk_reply_new(b, rid, rid_len, "CONFIRM");
+        if (!r) return;
+        bk_confirm(r, v.has_id ? v.id : NULL, v.code, v.detail);
+        bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_FAILED, v.code, v.has_id ? v.id : NULL, NULL,
+                 from->code, NULL, NULL, v.detail);
         return;
     }
     if (n < 3 || zmq_msg_size(&parts[1]) != 4 ||
@@ -98,7 +133,7 @@ void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, zmq_msg_t *parts, size_
             return;
         }
         bk_publish(b, t, seq, from, arg, arglen, zmq_msg_data(&parts[4]), zmq_msg_size(&parts[4]),
-                   r);
+                   &v, r);
     } else if (strcmp(cmd, "ACK") == 0) {
         /* one id, or up to SH_ACK_MAX ids in one frame (the batch leaves room for them all) */
         if (arglen == 0 || arglen % 16 || arglen / 16 > SH_ACK_MAX) {

@@ -1,9 +1,10 @@
 /*
- * evidence.c — the sender's evidence at the broker (docs/evidence.md): checked at PUBLISH,
- * kept sealed beside the event, and turned into each recipient's evidence as its copy goes out.
+ * evidence.c — the sender's evidence at the broker (docs/evidence.md): checked at PUBLISH
+ * by the network process (net.c), kept sealed beside the event, and turned into each recipient's
+ * evidence as its copy goes out.
  *
  * Owns: the evidence database (sealed: event id -> the sender's evidence as received) and the
- * pump's evidence scratch. Never: accepts an event whose evidence does not verify; gives a
+ * pump's evidence scratch. Never: gives a
  * recipient the seed of an event it receives minimised (only the salts of what it keeps).
  */
 #include <stdlib.h>
@@ -11,26 +12,6 @@
 
 #include "broker_int.h"
 #include "evidence.h"
-
-sh_err bk_evidence_check(sh_broker *b, const sh_org *from, const uint8_t *raw, size_t len,
-                         const uint8_t *ev, size_t evlen, sh_error *err)
-{
-    sh_evidence_batch eb;
-    uint8_t seed[SH_EVIDENCE_SEED_BYTES];
-    if (!evlen)
-        return sh_error_set(err, SH_E_EVIDENCE,
-                            "evidence: none: every event is published with its sender's");
-    sh_err rc = sh_evidence_check_sender(raw, len, ev, evlen, &eb, seed, &b->ev_cache, err);
-    sh_wipe(seed, sizeof seed);
-    if (rc || !from->nsign_keys) return rc;
-    for (size_t i = 0; i < from->nsign_keys; i++) /* the registry names who may sign */
-        if (memcmp(from->sign_keys[i], eb.signer, SH_SIGN_PUB_BYTES) == 0) return SH_OK;
-    char hex[17];
-    sh_hex_encode(eb.signer, 8, hex);
-    return sh_error_set(err, SH_E_EVIDENCE,
-                        "evidence: signed by key %s…, which the registry does not give %s", hex,
-                        from->code);
-}
 
 sh_err bk_evidence_keep(sh_broker *b, sh_txn *t, const uint8_t *id, const uint8_t *ev, size_t evlen,
                         sh_error *err)

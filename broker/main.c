@@ -9,11 +9,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker.h"
 #include "cli.h"
 #include "clock.h"
 #include "log.h"
+#include "net.h"
 
 static volatile sig_atomic_t s_stop, s_reload;
 
@@ -27,6 +29,8 @@ static void s_on_signal(int sig)
 
 int main(int argc, char **argv)
 {
+    /* the broker's network process, which the broker starts (net.h) */
+    if (argc > 1 && strcmp(argv[1], BK_NET_FLAG) == 0) return bk_net_main(argc - 2, argv + 2);
     sh_broker_config cfg = {0};
     const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL, *expiry = NULL, *keep = NULL;
     cli_list endpoints = {eps, 0, 3};

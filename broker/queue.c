@@ -125,13 +125,13 @@ static void s_deliver_send(sh_broker *b, const bk_session *s, sh_wire_body *bd)
     if (zmq_msg_init_size(&body, 4 + hl + len) != 0) return;
     memcpy(zmq_msg_data(&body), head, 4 + hl);
     memcpy((uint8_t *)zmq_msg_data(&body) + 4 + hl, bd->p, len);
-    if (zmq_send(b->router, s->rid, s->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (zmq_send(b->net, s->rid, s->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (zmq_errno() == EAGAIN) b->dropped_sends++, b->dropped_total++;
         zmq_msg_close(&body);
     } else {
-        zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(b->router, "DELIVER", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        if (zmq_msg_send(&body, b->router, ZMQ_DONTWAIT) < 0) zmq_msg_close(&body);
+        zmq_send(b->net, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(b->net, "DELIVER", 7, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (zmq_msg_send(&body, b->net, ZMQ_DONTWAIT) < 0) zmq_msg_close(&body);
     }
 }
 

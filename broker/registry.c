@@ -285,6 +285,18 @@ const sh_org *sh_registry_at(const sh_registry *r, size_t i)
     return i < r->norgs ? &r->orgs[i] : NULL;
 }
 
+size_t sh_registry_key_count(const sh_registry *r)
+{
+    return r->nkeys;
+}
+
+const sh_org *sh_registry_key_at(const sh_registry *r, size_t i, uint8_t key[SH_CURVE_KEY_BYTES])
+{
+    if (i >= r->nkeys) return NULL;
+    memcpy(key, r->keys[i].key, SH_CURVE_KEY_BYTES);
+    return &r->orgs[r->keys[i].org];
+}
+
 /* Writes s as a double-quoted YAML scalar. */
 static void s_yaml_quoted(FILE *f, const char *s)
 {

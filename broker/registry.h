@@ -55,6 +55,11 @@ const sh_org *sh_registry_by_code(const sh_registry *r, const char *code);
 size_t sh_registry_count(const sh_registry *r);
 const sh_org *sh_registry_at(const sh_registry *r, size_t i);
 
+/* Enrolled CURVE keys, in key order: index 0 .. sh_registry_key_count()-1; each key into key,
+ * and its organisation returned (NULL past the end). */
+size_t sh_registry_key_count(const sh_registry *r);
+const sh_org *sh_registry_key_at(const sh_registry *r, size_t i, uint8_t key[SH_CURVE_KEY_BYTES]);
+
 /* Adds a Z85 CURVE public key to organisation code in the registry file at path, or removes
  * it with revoke. The file is checked first and rewritten in canonical YAML (comments are not
  * kept) through a temporary file, fsync and rename, so a reader never sees half a file.

@@ -75,25 +75,25 @@ static void s_count_refused(sh_broker *b, sh_err code)
     sh_tally_add(&b->refused, lab, 1);
 }
 
-/* Sends signature, command and body to rid. A peer that has gone is not an error
- * (EHOSTUNREACH); one whose queue is full (EAGAIN: it does not read) loses this message,
- * counted and logged once a second. Nothing of a message is sent when its first frame is
- * refused. The fields go in one body frame (docs/protocol.md): CURVE seals every frame on its
- * own, so one frame for the fields is one seal instead of one a field. */
+/* Sends signature, command and body to rid, through the network process (net.h), which
+ * drops it when the peer has gone and counts it when the peer's queue is full (it does not
+ * read); here EAGAIN means the network process is down (restarting). Nothing of a message is sent
+ * when its first frame is refused. The fields go in one body frame (docs/protocol.md): CURVE seals
+ * every frame on its own, so one frame for the fields is one seal instead of one a field. */
 static void s_send(sh_broker *b, const uint8_t *rid, size_t rid_len, const char *cmd,
                    const uint8_t *body, size_t len)
 {
     zmq_msg_t m;
     if (zmq_msg_init_size(&m, len) != 0) return;
     if (len) memcpy(zmq_msg_data(&m), body, len);
-    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (zmq_send(b->net, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (zmq_errno() == EAGAIN) b->dropped_sends++, b->dropped_total++;
         zmq_msg_close(&m);
         return;
     }
-    zmq_send(b->router, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(b->router, cmd, strlen(cmd), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    if (zmq_msg_send(&m, b->router, ZMQ_DONTWAIT) < 0) zmq_msg_close(&m);
+    zmq_send(b->net, SH_PROTO_SIGNATURE, 4, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(b->net, cmd, strlen(cmd), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (zmq_msg_send(&m, b->net, ZMQ_DONTWAIT) < 0) zmq_msg_close(&m);
 }
 
 void bk_reply_flush(sh_broker *b, bk_reply *r)

@@ -85,6 +85,10 @@ int bk_metrics(void *ctx, FILE *f)
                        "Messages not sent because a peer's queue was full (it will be offered "
                        "them again).",
                        (double)b->dropped_total);
+    e |= sh_prom_value(f, M("network_restarts_total"), "counter",
+                       "Times the network process ended and was started again (each audited, "
+                       "E709).",
+                       (double)b->net_restarts);
     e |= sh_prom_histogram(f, M("delivery_latency_seconds"),
                            "From the broker accepting an event to a recipient acknowledging it.",
                            &st->latency);
@@ -148,5 +152,6 @@ int bk_metrics(void *ctx, FILE *f)
 const char *bk_not_ready(void *ctx)
 {
     const sh_broker *b = ctx;
-    return b->store_failed_ms ? "the store refused the last write (disk or map full)" : NULL;
+    if (b->store_failed_ms) return "the store refused the last write (disk or map full)";
+    return b->net_pid ? NULL : "the network process is restarting";
 }

@@ -76,6 +76,7 @@ static const struct {
     {SH_E_CONNECTION_CLOSED, "SH_E_CONNECTION_CLOSED", "connection closed by the transport"},
     {SH_E_BAD_SUBSCRIPTION, "SH_E_BAD_SUBSCRIPTION", "subscriptions name an unknown event type"},
     {SH_E_EXPIRED, "SH_E_EXPIRED", "the recipient did not take the delivery before it expired"},
+    {SH_E_NET_PROCESS, "SH_E_NET_PROCESS", "the broker's network process ended"},
     {SH_E_DENY_NO_ISP, "SH_E_DENY_NO_ISP", "no information sharing protocol covers this share"},
     {SH_E_DENY_NOT_ACTIVE, "SH_E_DENY_NOT_ACTIVE", "the sharing protocol is not active"},
     {SH_E_DENY_LAPSED, "SH_E_DENY_LAPSED", "the sharing protocol has lapsed"},

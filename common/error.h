@@ -83,6 +83,7 @@ typedef enum sh_err {
     SH_E_CONNECTION_CLOSED = 706, /* the transport closed an authenticated connection */
     SH_E_BAD_SUBSCRIPTION = 707,  /* HELLO names an event type that does not exist */
     SH_E_EXPIRED = 708,           /* a delivery waited undelivered past its expiry */
+    SH_E_NET_PROCESS = 709,       /* the broker's network process ended (it is restarted) */
 
     SH_E_DENY_NO_ISP = 800,     /* no Information Sharing Protocol covers this share */
     SH_E_DENY_NOT_ACTIVE = 801, /* the covering ISP is a draft or suspended */

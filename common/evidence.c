@@ -352,6 +352,15 @@ static sh_err s_check_batch(const uint8_t digest[32], const sh_evidence_batch *b
     return SH_OK;
 }
 
+sh_err sh_evidence_prepare(void)
+{
+    static const uint8_t zero[32];
+    uint8_t out[32];
+    const void *p[1] = {zero};
+    const size_t len[1] = {sizeof zero};
+    return s_hash(out, p, len, 1) || s_salts_begin(zero) ? SH_E_CRYPTO : SH_OK;
+}
+
 int sh_evidence_kind(const uint8_t *ev, size_t evlen)
 {
     return ev && evlen && (ev[0] == V_SENDER || ev[0] == V_COPY) ? ev[0] : 0;

@@ -85,6 +85,11 @@ sh_err sh_evidence_check_sender(const uint8_t *env, size_t len, const uint8_t *e
 
 /* The version of an evidence encoding (its first byte): SH_EVIDENCE_SENDER (a sender's, with
  * its seed: what a recipient of the whole event gets too) or SH_EVIDENCE_COPY; 0 for none. */
+/* Loads the algorithms the checks use, for this thread, now: a process about to sandbox
+ * itself calls it first (OpenSSL reads its configuration and providers on first use).
+ * SH_E_CRYPTO. */
+sh_err sh_evidence_prepare(void) SH_WUR;
+
 #define SH_EVIDENCE_SENDER 1
 #define SH_EVIDENCE_COPY   2
 int sh_evidence_kind(const uint8_t *ev, size_t evlen);

@@ -329,6 +329,7 @@ void af_setup(void)
     memset(&af_bcfg, 0, sizeof af_bcfg);
     af_bcfg.endpoints[0] = af_ep;
     af_bcfg.store_dir = af_path("broker.store");
+    af_bcfg.net_program = SHAREHUB_BROKER;
     af_bcfg.master_key = af_path("broker.master");
     af_bcfg.sign_key = af_path("broker.sign");
     af_bcfg.curve_key = af_path("broker.curve");

@@ -239,6 +239,7 @@ void bf_setup(void)
     bf_cfg.master_key = mk;
     bf_cfg.sign_key = sk;
     bf_cfg.curve_key = bf_path("broker.curve");
+    bf_cfg.net_program = SHAREHUB_BROKER; /* its network process (broker/net.h) */
     bf_cfg.registry = bf_path("registry.yaml");
     bf_cfg.policy_dir = pol;
     bf_cfg.heartbeat_ms = 60000;
