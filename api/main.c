@@ -7,6 +7,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 
 #include "api_int.h"
 #include "cli.h"
@@ -48,6 +49,11 @@ int main(int argc, char **argv)
         return SH_EXIT_OK;
     }
     if (!config) return cli_usage(&c, "missing option '--config'");
+    /* it parses HTTP from other hosts: nothing it runs may gain a privilege (docs/security.md) */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        perror("sharehub-api: PR_SET_NO_NEW_PRIVS");
+        return SH_EXIT_FAILED;
+    }
     if (cli_signals(s_on_signal, 1)) {
         perror("sharehub-api: sigaction");
         return SH_EXIT_FAILED;

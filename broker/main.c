@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "cli.h"
@@ -112,6 +113,16 @@ int main(int argc, char **argv)
         perror("sharehub-broker: sigaction");
         return SH_EXIT_FAILED;
     }
+    /* the network process is this program: its path now, as the kernel gives it (valgrind
+     * answers this for its client; /proc/self/exe itself would name valgrind) */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        perror("sharehub-broker: /proc/self/exe");
+        return SH_EXIT_FAILED;
+    }
+    self[n] = '\0';
+    cfg.net_program = self;
     sh_broker *b = NULL;
     sh_error err = {0};
     char buf[400];

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -385,6 +387,7 @@ static int s_sandbox(char *why, size_t cap)
         SCMP_SYS(rseq),
         SCMP_SYS(getppid),
         SCMP_SYS(mlock),
+        SCMP_SYS(sigaltstack),
         SCMP_SYS(munlock),
     };
     uint32_t deny = getenv("SHAREHUB_SECCOMP_LOG") ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
@@ -398,6 +401,14 @@ static int s_sandbox(char *why, size_t cap)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         snprintf(why, cap, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
         return -1;
+    }
+    /* a kernel without seccomp, or valgrind (which does not emulate it), answers ENOSYS:
+     * then, and only then, the process runs without its filter, and says so */
+    unsigned action = SECCOMP_RET_KILL_PROCESS;
+    if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) != 0 && errno == ENOSYS) {
+        sh_log(SH_LOG_ERROR, NULL, NULL,
+               "this kernel has no seccomp (or this is valgrind): no system call filter");
+        return 0;
     }
     scmp_filter_ctx f = seccomp_init(deny);
     int rc = f ? 0 : -ENOMEM;

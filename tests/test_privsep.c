@@ -88,7 +88,11 @@ Test(privsep, the_network_process_holds_nothing_of_the_store_and_is_sandboxed)
     sh_client *c = bf_agent(SCHOOL); /* serving: the network process is up */
     pid_t net = s_net_pid();
     cr_assert_eq(s_status(net, "NoNewPrivs:"), 1, "no new privileges");
-    cr_assert_eq(s_status(net, "Seccomp:"), 2, "a seccomp filter");
+    /* (valgrind, which the test suite also runs under, does not emulate seccomp: the network
+     * process says so and runs without its filter there, and only there) */
+    const char *pre = getenv("LD_PRELOAD");
+    if (!pre || !strstr(pre, "vgpreload"))
+        cr_assert_eq(s_status(net, "Seccomp:"), 2, "a seccomp filter");
     /* no descriptor of the store's or of a key file */
     char path[64], target[512];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)net);
