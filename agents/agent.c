@@ -172,7 +172,8 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
                {"fd_by_id", SH_DB_PLAIN, &a->fd_by_id},
                {"by_name", SH_DB_PLAIN, &a->by_name},
                {"retention", SH_DB_PLAIN, &a->retention},
-               {"retention_due", SH_DB_PLAIN, &a->retention_due}};
+               {"retention_due", SH_DB_PLAIN, &a->retention_due},
+               {"stored_due", SH_DB_PLAIN, &a->stored_due}};
     for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
         rc = sh_store_db(a->store, dbs[i].name, dbs[i].flags, dbs[i].db, err);
     if (!rc) { /* the day keys that erase by forgetting (docs/store-format.md) */
@@ -186,6 +187,7 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
     if (!rc) rc = ag_indexes_upgrade(a, err);
     if (!rc) rc = ag_load_seq(a, "inbox_seq", &a->inbox_seq, err);
     if (!rc) rc = ag_load_seq(a, "outbox_seq", &a->outbox_seq, err);
+    if (!rc) rc = ag_receipts_load(a, err);
     if (!rc) {
         sh_txn *t = NULL;
         sh_cursor *c = NULL;

@@ -134,6 +134,7 @@ typedef struct ag_batch {
     size_t n;
     uint8_t ack[DELIVER_BATCH][16];
     uint64_t stored;    /* new events in t (not redeliveries) */
+    uint64_t due;       /* STORED receipts noted as due in t (receipts.c) */
     uint64_t delivered; /* events of ours the DELIVERED receipts in t cover */
     sh_hist latency;    /* their delivery latency, counted if t commits */
     size_t nconfirm;    /* CONFIRMs recorded in t */
@@ -165,6 +166,9 @@ struct sh_agent {
     sh_audit *audit; /* vault.audit */
     sh_db events, by_child, by_thread, inbox, outbox, outcome, state, tracking, read, acks;
     sh_db accounts, front_door, fd_by_id, by_name, retention, retention_due;
+    sh_db stored_due; /* receipts.c: events stored whose STORED receipt is not yet made */
+    uint64_t due;     /* notes in stored_due */
+    int64_t due_ms;   /* when the oldest of them was noted, near enough (0: none) */
     sh_shred *shred;  /* day keys: received copies to be erased are sealed under their day */
     int64_t swept_ms; /* when retention was last swept */
     ag_fd_rules fd;
@@ -287,6 +291,16 @@ void ag_drain(sh_agent *a);
 void ag_on_confirm(sh_agent *a, const sh_msg *m, ag_batch *bt);
 /* Counts a CONFIRM into the batch's counters (added to the agent's when it commits). */
 void ag_count_confirm(ag_batch *bt, const sh_msg *m, int code, int64_t stored_ms);
+
+/* ---- receipts.c ---- */
+/* Notes in t that the event id from sender was stored: its STORED receipt is due. */
+sh_err ag_receipt_due(sh_agent *a, sh_txn *t, const char *sender, const uint8_t id[16],
+                      sh_error *err);
+/* Counts the notes left from before a restart. */
+sh_err ag_receipts_load(sh_agent *a, sh_error *err);
+/* Makes the receipts due (a full one, or any once the oldest note has waited a second) and
+ * puts them in the outbox. Never inside another write transaction. */
+void ag_receipts_send(sh_agent *a, int64_t now);
 
 /* ---- inbox.c ---- */
 /* The batch's transaction, begun when it is not yet; NULL when the store refuses one. */

@@ -28,7 +28,7 @@ static void s_reset(ag_batch *bt)
 {
     bt->t = NULL;
     bt->n = bt->nconfirm = 0;
-    bt->stored = bt->delivered = bt->settled = bt->accepted = 0;
+    bt->stored = bt->delivered = bt->settled = bt->accepted = bt->due = 0;
     memset(&bt->latency, 0, sizeof bt->latency);
     memset(&bt->confirm_latency, 0, sizeof bt->confirm_latency);
     sh_tally_reset(&bt->refused);
@@ -59,6 +59,8 @@ void ag_flush(sh_agent *a, ag_batch *bt)
     } else {
         a->inbox_seq = bt->inbox_seq;
         a->received += bt->stored;
+        if (bt->due && !a->due) a->due_ms = sh_clock_ms();
+        a->due += bt->due;
         a->delivered += bt->delivered;
         sh_hist_merge(&a->delivery_latency, &bt->latency);
         a->settled += bt->settled;
@@ -133,6 +135,9 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
     if (!rc && e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt)
         rc = ag_track_receipt(a, bt->t, peer, e, &err);
     if (!rc) rc = ag_fd_arrived(a, bt->t, e, peer, sh_clock_ms(), &err);
+    /* its sender gets this agency's signed word that it is stored (no receipt for a receipt) */
+    int due = e->event_type != ET(DELIVERY_RECEIPT);
+    if (!rc && due) rc = ag_receipt_due(a, bt->t, peer, m->frame[0], &err);
     if (!rc)
         ag_audit(a, bt->t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, m->frame[0], nr ? refs[0] : NULL,
                  "agent", peer, NULL, rule, sh_event_type_name(e->event_type));
@@ -147,6 +152,7 @@ void ag_on_deliver(sh_agent *a, const sh_msg *m, ag_batch *bt)
     }
     bt->inbox_seq++;
     bt->stored++;
+    bt->due += (uint64_t)due;
     if (e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt &&
         e->delivery_receipt->status == SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED)
         bt->delivered += 1 + e->delivery_receipt->n_more_event_ids; /* one receipt, many events */

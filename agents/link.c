@@ -71,6 +71,7 @@ void ag_timers(sh_agent *a)
             ag_log(a, "error", "retention: the sweep failed: %s", e2.detail);
     }
     ag_broker_head_alarm(a);
+    ag_receipts_send(a, now);
     int64_t every = a->cfg->witness_ms ? a->cfg->witness_ms : 10000;
     if (a->connected && now - a->witness_ms >= every) ag_witness(a);
     for (unsigned i = 0; i < a->nflight; i++)

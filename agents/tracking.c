@@ -15,12 +15,16 @@
 
 #define RS(x) SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_##x
 
-/* A tracking record: four times (0: not yet) and the reason code of an expiry. */
-enum { T_QUEUED, T_DELIVERED, T_READ, T_EXPIRED, T_TIMES };
-#define TRACK_BYTES (T_TIMES * 8 + 2)
+/* A tracking record: five times (0: not yet), the reason code of an expiry, and the id of the
+ * recipient's signed STORED receipt (zero: none yet). A record of four times and the code (34
+ * bytes) is one written before STORED receipts. */
+enum { T_QUEUED, T_DELIVERED, T_READ, T_EXPIRED, T_STORED, T_TIMES };
+#define TRACK_OLD   (4 * 8 + 2)
+#define TRACK_BYTES (T_TIMES * 8 + 2 + 16)
 typedef struct track {
     int64_t at[T_TIMES];
     uint16_t code;
+    uint8_t receipt[16];
 } track;
 
 static size_t s_key(const uint8_t id[16], const char *org, uint8_t key[16 + SH_ORG_MAX])
@@ -37,10 +41,13 @@ static void s_load(sh_agent *a, sh_txn *t, const uint8_t *key, size_t klen, trac
     sh_buf b = {0};
     sh_error err;
     memset(tr, 0, sizeof *tr);
-    if (sh_txn_get(t, a->tracking, key, klen, &b, &err) == SH_OK && b.len == TRACK_BYTES) {
-        for (int i = 0; i < T_TIMES; i++)
+    if (sh_txn_get(t, a->tracking, key, klen, &b, &err) == SH_OK &&
+        (b.len == TRACK_BYTES || b.len == TRACK_OLD)) {
+        int n = b.len == TRACK_OLD ? T_STORED : T_TIMES;
+        for (int i = 0; i < n; i++)
             tr->at[i] = (int64_t)sh_be64_get(b.data + 8 * i);
-        tr->code = (uint16_t)(b.data[32] << 8 | b.data[33]);
+        tr->code = (uint16_t)(b.data[8 * n] << 8 | b.data[8 * n + 1]);
+        if (n == T_TIMES) memcpy(tr->receipt, b.data + 8 * n + 2, 16);
     }
     sh_buf_free(&b);
 }
@@ -51,14 +58,16 @@ static sh_err s_store(sh_agent *a, sh_txn *t, const uint8_t *key, size_t klen, c
     uint8_t v[TRACK_BYTES];
     for (int i = 0; i < T_TIMES; i++)
         sh_be64_put(v + 8 * i, (uint64_t)tr->at[i]);
-    v[32] = (uint8_t)(tr->code >> 8);
-    v[33] = (uint8_t)tr->code;
+    v[8 * T_TIMES] = (uint8_t)(tr->code >> 8);
+    v[8 * T_TIMES + 1] = (uint8_t)tr->code;
+    memcpy(v + 8 * T_TIMES + 2, tr->receipt, 16);
     return sh_txn_put(t, a->tracking, key, klen, v, sizeof v, 0, err);
 }
 
-/* Sets state `which` (at `at`, if not already known) for org's copy of event id. */
+/* Sets state `which` (at `at`, if not already known) for org's copy of event id; a STORED
+ * one with the id of the receipt that says so. */
 static sh_err s_mark(sh_agent *a, sh_txn *t, const uint8_t id[16], const char *org, int which,
-                     int64_t at, uint16_t code, sh_error *err)
+                     int64_t at, uint16_t code, const uint8_t *receipt, sh_error *err)
 {
     uint8_t key[16 + SH_ORG_MAX];
     size_t klen = s_key(id, org, key);
@@ -67,6 +76,7 @@ static sh_err s_mark(sh_agent *a, sh_txn *t, const uint8_t id[16], const char *o
     if (tr.at[which]) return SH_OK;
     tr.at[which] = at > 0 ? at : sh_clock_ms();
     if (which == T_EXPIRED) tr.code = code;
+    if (which == T_STORED && receipt) memcpy(tr.receipt, receipt, 16);
     return s_store(a, t, key, klen, &tr, err);
 }
 
@@ -81,7 +91,7 @@ sh_err ag_track_confirm(sh_agent *a, sh_txn *t, const uint8_t id[16], const char
         char line[128];
         snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), p);
         if (sscanf(line, "%9s %15s", org, verdict) == 2 && strcmp(verdict, "permit") == 0) {
-            sh_err rc = s_mark(a, t, id, org, T_QUEUED, now, 0, err);
+            sh_err rc = s_mark(a, t, id, org, T_QUEUED, now, 0, NULL, err);
             if (rc) return rc;
         }
         p = eol ? eol + 1 : p + n;
@@ -96,10 +106,12 @@ sh_err ag_track_receipt(sh_agent *a, sh_txn *t, const char *peer, const sh_envel
     int which = r->status == RS(DELIVERED) ? T_DELIVERED
                 : r->status == RS(READ)    ? T_READ
                 : r->status == RS(EXPIRED) ? T_EXPIRED
+                : r->status == RS(STORED)  ? T_STORED
                                            : -1;
     if (which < 0) return SH_OK;
-    /* a READ receipt comes from the reader itself; the broker's name the recipient */
-    const char *org = which == T_READ ? peer : r->recipient_org;
+    /* READ and STORED receipts come from the recipient itself, signed (its evidence was
+     * checked before this); the broker's name the recipient */
+    const char *org = which == T_READ || which == T_STORED ? peer : r->recipient_org;
     if (!org || !*org) return SH_OK;
     for (size_t i = 0; i <= r->n_more_event_ids; i++) {
         const ProtobufCBinaryData *id = i == 0 ? &r->for_event_id : &r->more_event_ids[i - 1];
@@ -110,7 +122,8 @@ sh_err ag_track_receipt(sh_agent *a, sh_txn *t, const char *peer, const sh_envel
                    sh_agent_record_parse(b.data, b.len, &rec) == 0 && rec.direction == SH_DIR_SENT;
         sh_buf_free(&b);
         if (!ours) continue;
-        sh_err rc = s_mark(a, t, id->data, org, which, r->at_ms, (uint16_t)r->reason_code, err);
+        sh_err rc = s_mark(a, t, id->data, org, which, r->at_ms, (uint16_t)r->reason_code,
+                           e->event_id.data, err);
         if (rc) return rc;
     }
     return SH_OK;
@@ -146,7 +159,7 @@ static json_object *s_recipient(sh_agent *a, sh_txn *t, const uint8_t id[16], co
     uint8_t key[16 + SH_ORG_MAX];
     track tr;
     s_load(a, t, key, s_key(id, org, key), &tr);
-    static const char *const names[T_TIMES] = {"queued", "delivered", "read", "expired"};
+    static const char *const names[T_TIMES] = {"queued", "delivered", "read", "expired", "stored"};
     const char *state = "queued";
     /* The times come from three clocks: queued is when this agency recorded the broker's
      * CONFIRM, delivered and expired the broker's, read the recipient's. A CONFIRM read late
@@ -161,7 +174,12 @@ static json_object *s_recipient(sh_agent *a, sh_txn *t, const uint8_t id[16], co
             snprintf(k, sizeof k, "%s_at_ms", names[i]);
             json_object_object_add(o, k, json_object_new_int64(tr.at[i]));
         }
-    if (tr.at[T_DELIVERED]) state = "delivered";
+    if (tr.at[T_STORED]) { /* the recipient's own signed word: `show` proves its origin */
+        char rid[SH_EVENT_ID_STR];
+        sh_event_id_format(tr.receipt, rid);
+        json_object_object_add(o, "stored_receipt", json_object_new_string(rid));
+    }
+    if (tr.at[T_DELIVERED] || tr.at[T_STORED]) state = "delivered";
     if (tr.at[T_READ]) state = "read";
     if (tr.at[T_EXPIRED] && !tr.at[T_DELIVERED]) {
         state = "expired";

@@ -167,7 +167,10 @@ static int s_handle(run *r, sh_client *c, const sh_msg *m, size_t *confirmed, si
         sh_error err;
         if (sh_envelope_decode_minimised(m->frame[4], m->len[4], &env, &err) == SH_OK &&
             env->body_case == SHAREHUB__V1__ENVELOPE__BODY_DELIVERY_RECEIPT &&
-            env->delivery_receipt->for_event_id.len == 16) {
+            env->delivery_receipt->for_event_id.len == 16 &&
+            /* (the broker's; the recipients' own STORED receipts come later, and are acked) */
+            env->delivery_receipt->status ==
+                SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED) {
             const Sharehub__V1__DeliveryReceipt *rc = env->delivery_receipt;
             double acked = (double)(rc->at_ms + 1) / 1e3;
             for (size_t k = 0; k <= rc->n_more_event_ids; k++) { /* one receipt, many events */

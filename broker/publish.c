@@ -62,37 +62,56 @@ static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
     if (n > 0) *used += (size_t)n < cap - *used ? (size_t)n : cap - *used - 1;
 }
 
-/* Routes a receipt published by a recipient (e.g. READ) back to the original sender. */
+/* Routes a receipt published by a recipient (READ, or STORED for up to 1 + SH_REPEATED_MAX
+ * events of one sender) back to the original sender: only a recipient of every event it
+ * names may send it. */
 static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from,
                               const sh_envelope *e, const uint8_t *raw, size_t len, char *outcome,
                               size_t cap, sh_error *err)
 {
     sh_buf buf = {0};
     sh_broker_event ev;
-    const ProtobufCBinaryData *fid = &e->delivery_receipt->for_event_id;
-    if (e->delivery_receipt->n_more_event_ids)
-        return sh_error_set(err, SH_E_BAD_FIELD,
-                            "delivery_receipt.more_event_ids: an agent's receipt covers one event");
-    sh_err rc = sh_txn_get(t, b->events, fid->data, 16, &buf, err);
-    if (rc == SH_E_NOT_FOUND)
-        rc = sh_error_set(err, SH_E_UNKNOWN_EVENT, "delivery_receipt.for_event_id");
-    else if (!rc && sh_broker_event_parse(buf.data, buf.len, &ev))
-        rc = sh_error_set(err, SH_E_STORE_CORRUPT, "event record");
-    if (!rc) {
+    const Sharehub__V1__DeliveryReceipt *dr = e->delivery_receipt;
+    char sender[SH_ORG_MAX + 1] = "", needle[SH_ORG_MAX + 10];
+    snprintf(needle, sizeof needle, "%s permit", from->code);
+    sh_err rc = SH_OK;
+    for (size_t k = 0; !rc && k <= dr->n_more_event_ids; k++) {
+        const ProtobufCBinaryData *fid = k ? &dr->more_event_ids[k - 1] : &dr->for_event_id;
+        const char *field = k ? "delivery_receipt.more_event_ids" : "delivery_receipt.for_event_id";
+        rc = fid->len == 16 ? sh_txn_get(t, b->events, fid->data, 16, &buf, err)
+                            : sh_error_set(err, SH_E_BAD_FIELD, "%s: want 16 bytes", field);
+        if (rc == SH_E_NOT_FOUND) rc = sh_error_set(err, SH_E_UNKNOWN_EVENT, "%s", field);
+        if (!rc && sh_broker_event_parse(buf.data, buf.len, &ev))
+            rc = sh_error_set(err, SH_E_STORE_CORRUPT, "event record");
+        if (rc) break;
+        if (k == 0) snprintf(sender, sizeof sender, "%s", ev.sender);
+        if (strcmp(sender, ev.sender) != 0) {
+            rc = sh_error_set(err, SH_E_BAD_FIELD,
+                              "%s: the events one receipt covers have one sender", field);
+            break;
+        }
         /* only a recipient of the event may report on it */
-        char needle[SH_ORG_MAX + 10];
-        snprintf(needle, sizeof needle, "%s permit", from->code);
         int was = 0;
         for (size_t i = 0; i + strlen(needle) <= ev.outcome_len && !was; i++)
             was = (i == 0 || ev.outcome[i - 1] == '\n') &&
                   memcmp(ev.outcome + i, needle, strlen(needle)) == 0;
         if (!was)
             rc = sh_error_set(err, SH_E_DENY_PARTY, "%s did not receive that event", from->code);
-        else
-            rc = bk_enqueue(b, t, seq, ev.sender, e->event_id.data, from->code, SH_RULE_RECEIPT, 0,
-                            NULL, 0, raw, len, err);
-        if (!rc) snprintf(outcome, cap, "%s permit receipt", ev.sender);
     }
+    /* an agent speaks for itself only: READ (one event) or STORED (DELIVERED and EXPIRED are
+     * the broker's) */
+    if (!rc && dr->status != SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_READ &&
+        dr->status != SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_STORED)
+        rc = sh_error_set(err, SH_E_BAD_FIELD,
+                          "delivery_receipt.status: an agent's receipt is read or stored");
+    else if (!rc && dr->status == SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_READ &&
+             dr->n_more_event_ids)
+        rc = sh_error_set(err, SH_E_BAD_FIELD,
+                          "delivery_receipt.more_event_ids: a read receipt covers one event");
+    if (!rc)
+        rc = bk_enqueue(b, t, seq, sender, e->event_id.data, from->code, SH_RULE_RECEIPT, 0, NULL,
+                        0, raw, len, err);
+    if (!rc) snprintf(outcome, cap, "%s permit receipt", sender);
     sh_buf_free(&buf);
     return rc;
 }

@@ -197,8 +197,14 @@ static int s_read_agent(rig *r, int who, agent_view *v)
             }
             int dir = 0;
             sh_envelope *e = s_record_env(b.data, b.len, &dir, kv.val, shred);
+            /* the broker's DELIVERED receipts (the recipients' own STORED receipts are checked
+             * by the origin tests) */
             const Sharehub__V1__DeliveryReceipt *dr =
-                e && e->event_type == ET(DELIVERY_RECEIPT) ? e->delivery_receipt : NULL;
+                e && e->event_type == ET(DELIVERY_RECEIPT) && e->delivery_receipt &&
+                        e->delivery_receipt->status ==
+                            SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED
+                    ? e->delivery_receipt
+                    : NULL;
             /* one receipt may cover several events (more_event_ids) */
             for (size_t k = 0; dr && !bad && k <= dr->n_more_event_ids; k++) {
                 const ProtobufCBinaryData *id = k ? &dr->more_event_ids[k - 1] : &dr->for_event_id;

@@ -424,6 +424,20 @@ Test(broker, read_receipts_go_to_the_sender_only)
              m.nframes > 2 ? (const char *)m.frame[2] : "");
     cr_assert_not_null(strstr(detail, "more_event_ids"), "names the field: %s", detail);
     free(multi);
+    /* DELIVERED is the broker's word: an agent may not say it */
+    cr_assert_eq(sh_event_id_new(fresh), SH_OK);
+    e->event_id = (ProtobufCBinaryData){16, fresh};
+    e->delivery_receipt->recipient_org = "881";
+    e->delivery_receipt->status = SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DELIVERED;
+    cr_assert_eq(sh_envelope_encode(e, &multi, &mlen, &err), SH_OK, "%s", err.detail);
+    e->delivery_receipt->recipient_org = decoded_org;
+    e->event_id = first_id;
+    bf_publish(hub, multi, mlen, &m);
+    cr_assert_eq(sh_msg_code(&m), SH_E_BAD_FIELD);
+    snprintf(detail, sizeof detail, "%.*s", m.nframes > 2 ? (int)m.len[2] : 0,
+             m.nframes > 2 ? (const char *)m.frame[2] : "");
+    cr_assert_not_null(strstr(detail, "delivery_receipt.status"), "names the field: %s", detail);
+    free(multi);
     /* health never received the event: it cannot report on it */
     uint8_t *hr = bf_event(13, "RAJ", id, &len);
     bf_publish(health, hr, len, &m);

@@ -88,6 +88,62 @@ Test(origin, a_received_event_shows_who_signed_it)
     json_object_put(it);
 }
 
+/* The tracking entry of the school's sent event id for recipient org, or NULL (a reference). */
+static json_object *s_tracking(json_object *shown, const char *org)
+{
+    json_object *tr = json_object_object_get(json_object_object_get(shown, "item"), "tracking");
+    for (size_t k = 0; tr && k < json_object_array_length(tr); k++) {
+        json_object *o = json_object_array_get_idx(tr, k);
+        if (strcmp(af_get(o, "org"), org) == 0) return o;
+    }
+    return NULL;
+}
+
+Test(origin, the_recipients_signed_receipt_proves_to_the_sender_that_it_stored_the_event)
+{
+    uint64_t rng = 82;
+    sh_synth_child c;
+    sh_synth_child_make(&rng, "881", &c);
+    json_object *r = af_call(SCHOOL, CONCERN_JSON, c.nhs_number, c.upn);
+    cr_assert(af_ok(r));
+    char id[40], receipt[40] = "";
+    snprintf(id, sizeof id, "%s", af_get(r, "event_id"));
+    json_object_put(r);
+    /* the hub stores it, and within a second or two its STORED receipt is back at the school */
+    for (int tries = 0; tries < 100 && !receipt[0]; tries++) {
+        usleep(100 * 1000);
+        r = af_call(SCHOOL,
+                    "{\"op\":\"show\",\"event_id\":\"%s\",\"user\":\"dsl\","
+                    "\"purpose\":\"follow-up\"}",
+                    id);
+        cr_assert(af_ok(r), "%s", json_object_to_json_string(r));
+        json_object *t = s_tracking(r, "881");
+        json_object *v;
+        if (t && json_object_object_get_ex(t, "stored_receipt", &v)) {
+            snprintf(receipt, sizeof receipt, "%s", json_object_get_string(v));
+            cr_assert_str_eq(af_get(t, "state"), "delivered");
+            cr_assert(json_object_object_get_ex(t, "stored_at_ms", &v) &&
+                      json_object_get_int64(v) > 0);
+        }
+        json_object_put(r);
+    }
+    cr_assert(receipt[0], "no signed STORED receipt from the hub reached the school");
+    /* the receipt itself is held at the school, and its origin is the hub's signature */
+    r = af_call(SCHOOL,
+                "{\"op\":\"show\",\"event_id\":\"%s\",\"user\":\"dsl\",\"purpose\":"
+                "\"follow-up\"}",
+                receipt);
+    cr_assert(af_ok(r), "%s", json_object_to_json_string(r));
+    json_object *item = json_object_object_get(r, "item");
+    const char *origin = af_get(item, "origin");
+    cr_assert(origin && strncmp(origin, "proven: signed by 881 with key ", 31) == 0, "%s",
+              origin ? origin : "(none)");
+    const char *text = json_object_to_json_string(item);
+    cr_assert(strstr(text, "\"stored\"") && strstr(text, id), "a STORED receipt for %s: %s", id,
+              text);
+    json_object_put(r);
+}
+
 Test(origin, an_event_injected_under_the_schools_name_is_refused_by_the_recipient)
 {
     /* whoever holds the broker (or the school's transport key) publishes a concern as the
