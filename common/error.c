@@ -66,6 +66,7 @@ static const struct {
     {SH_E_AUDIT_UNSIGNED, "SH_E_AUDIT_UNSIGNED", "audit entries follow the last signed head"},
     {SH_E_AUDIT_GENESIS, "SH_E_AUDIT_GENESIS", "audit log does not begin with its genesis entry"},
     {SH_E_EVIDENCE, "SH_E_EVIDENCE", "the sender's evidence does not verify over the event"},
+    {SH_E_TIMESTAMP, "SH_E_TIMESTAMP", "a time-stamp of the audit log does not check"},
     {SH_E_PROTOCOL, "SH_E_PROTOCOL", "not a valid sharehub protocol message"},
     {SH_E_NOT_ENROLLED, "SH_E_NOT_ENROLLED", "peer key is not enrolled or was revoked"},
     {SH_E_SPOOFED_SOURCE, "SH_E_SPOOFED_SOURCE",

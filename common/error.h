@@ -73,6 +73,7 @@ typedef enum sh_err {
     SH_E_AUDIT_UNSIGNED = 609,    /* entries follow the last signed head */
     SH_E_AUDIT_GENESIS = 610,     /* entry 1 is not the genesis entry naming this store */
     SH_E_EVIDENCE = 611,          /* a sender's evidence does not verify over the event */
+    SH_E_TIMESTAMP = 612,         /* an RFC 3161 time-stamp of a head does not check */
 
     SH_E_PROTOCOL = 700,          /* not a sharehub protocol message; detail says why */
     SH_E_NOT_ENROLLED = 701,      /* the peer's key is not (or no longer) enrolled */

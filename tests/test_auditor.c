@@ -293,3 +293,103 @@ Test(auditor, without_the_blind_key_a_log_is_verified_not_searched)
     free(out);
     free(ring2);
 }
+
+/* ---- time from outside: RFC 3161 (tools/audit_tsa.c) --------------------------------- */
+
+/* A time-stamping authority made with OpenSSL in dir/name: a root, and a time-stamping
+ * certificate under it; returns the command that answers a request on stdin. */
+static void s_tsa(const char *name, char *cmd, size_t cap)
+{
+    char sh[4096];
+    snprintf(
+        sh, sizeof sh,
+        "set -e; mkdir -p '%s/%s'; cd '%s/%s'; echo 01 > serial;"
+        "printf '[tsa]\\ndefault_tsa=c\\n[c]\\nserial=./serial\\ncrypto_device=builtin\\n"
+        "signer_cert=./tsa.crt\\ncerts=./ca.crt\\nsigner_key=./tsa.key\\nsigner_digest=sha256\\n"
+        "default_policy=1.2.3.4.1\\ndigests=sha256\\naccuracy=secs:1\\nordering=yes\\n"
+        "tsa_name=no\\ness_cert_id_chain=no\\ness_cert_id_alg=sha256\\n"
+        "[ext]\\nextendedKeyUsage=critical,timeStamping\\n' > tsa.cnf;"
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key"
+        " -out ca.crt -subj '/CN=Test TSA root' -days 2 2>/dev/null;"
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tsa.key"
+        " -out tsa.csr -subj '/CN=Test TSA' 2>/dev/null;"
+        "openssl x509 -req -in tsa.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tsa.crt"
+        " -days 2 -extfile tsa.cnf -extensions ext 2>/dev/null",
+        dir, name, dir, name);
+    cr_assert_eq(system(sh), 0, "the test TSA %s could not be made", name);
+    snprintf(cmd, cap,
+             "cd '%s/%s' && openssl ts -reply -config tsa.cnf -queryfile /dev/stdin"
+             " -out /dev/stdout 2>/dev/null",
+             dir, name);
+}
+
+/* Appends n entries to the store's log and commits (a new signed head). */
+static void s_append(int n)
+{
+    sh_key *mk = NULL;
+    sh_signkey *sk = NULL;
+    sh_store *s = NULL;
+    sh_audit *a = NULL;
+    sh_txn *t = NULL;
+    sh_error err;
+    cr_assert_eq(sh_key_load_file(master, &mk, &err), SH_OK);
+    cr_assert_eq(sh_signkey_load_file(sign, &sk, &err), SH_OK);
+    cr_assert_eq(sh_store_open(store, mk, NULL, &s, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_audit_open(s, NULL, sk, 10, &a, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_txn_begin(s, 1, &t, &err), SH_OK);
+    for (int i = 0; i < n; i++) {
+        sh_audit_entry e = {.action = SH_AUDIT_ADMIN,
+                            .outcome = SH_AUDIT_OK,
+                            .actor_org = "881",
+                            .actor_user = "agent",
+                            .detail = "later"};
+        cr_assert_eq(sh_audit_append(a, t, &e, NULL, &err), SH_OK, "%s", err.detail);
+    }
+    cr_assert_eq(sh_txn_commit(&t, &err), SH_OK, "%s", err.detail);
+    sh_audit_destroy(&a);
+    sh_store_destroy(&s);
+    sh_signkey_destroy(&sk);
+    sh_key_destroy(&mk);
+}
+
+Test(auditor, time_stamps_from_an_outside_authority_are_kept_and_checked)
+{
+    char cmd[4200], other[4200], ca[4200], other_ca[4200], sh[9000];
+    s_tsa("tsa", cmd, sizeof cmd);
+    s_tsa("other", other, sizeof other);
+    snprintf(ca, sizeof ca, "%s/tsa/ca.crt", dir);
+    snprintf(other_ca, sizeof other_ca, "%s/other/ca.crt", dir);
+    /* a copy of the store as it is now, to put back later */
+    snprintf(sh, sizeof sh, "cp -a '%s' '%s.before'", store, store);
+    cr_assert_eq(system(sh), 0);
+    s_append(5);
+    char *out = NULL;
+    const char *stamp[] = {"audit",         "timestamp", store,      "--keyring", ring,
+                           "--tsa-command", cmd,         "--tsa-ca", ca,          NULL};
+    cr_assert_eq(tu_cli(&out, stamp), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "time-stamped at "), "%s", out);
+    free(out);
+    const char *verify[] = {"audit", "verify", store, "--keyring", ring, "--tsa-ca", ca, NULL};
+    cr_assert_eq(tu_cli(&out, verify), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "1 time-stamps check (newest: entry 56 at "), "%s", out);
+    free(out);
+    /* a token is only as good as the roots it is checked by */
+    const char *wrong[] = {"audit", "verify", store, "--keyring", ring, "--tsa-ca", other_ca, NULL};
+    cr_assert_eq(tu_cli(&out, wrong), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "E612"), "%s", out);
+    free(out);
+    /* an authority whose answer does not check is not kept */
+    const char *refused[] = {"audit",         "timestamp", store,      "--keyring", ring,
+                             "--tsa-command", other,       "--tsa-ca", ca,          NULL};
+    cr_assert_eq(tu_cli(&out, refused), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "E612"), "%s", out);
+    free(out);
+    /* the store put back to its earlier copy verifies on its own; the token kept beside it
+     * (or held by an auditor) names an entry the log no longer has */
+    snprintf(sh, sizeof sh, "cp '%s.before/data.mdb' '%s/data.mdb'", store, store);
+    cr_assert_eq(system(sh), 0);
+    cr_assert_eq(tu_cli(&out, verify), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "past the log's end"), "%s", out);
+    cr_assert_not_null(strstr(out, "E612"), "%s", out);
+    free(out);
+}

@@ -39,6 +39,8 @@ static const char s_usage[] =
     "  subject CHILD-ID... --stores STORE... [--format md|html] [--output FILE]\n"
     "                                                        one child's report across stores\n"
     "  whatif --store BROKER-STORE --policy DIR --registry FILE   decisions under another policy\n"
+    "  timestamp STORE --tsa-command CMD --tsa-ca PEM          an RFC 3161 time-stamp of the\n"
+    "                                                        newest signed head\n"
     "  event STORE EVENT-ID --master KEY --sign-key PEM --user U --purpose P\n"
     "                                                        one stored event, the read "
     "audited\n" KEYS_USAGE
@@ -48,7 +50,7 @@ static const char s_usage[] =
 
 static int s_is_tamper(sh_err rc)
 {
-    return rc >= SH_E_AUDIT_ALTERED && rc <= SH_E_AUDIT_WRONG_STORE;
+    return (rc >= SH_E_AUDIT_ALTERED && rc <= SH_E_AUDIT_WRONG_STORE) || rc == SH_E_TIMESTAMP;
 }
 
 /* Prints one store's verdict; returns its exit code. */
@@ -97,23 +99,26 @@ static int s_print_verdict(const char *dir, const char *name, const char *id,
 static int s_verify(int argc, char **argv)
 {
     sh_auth auth = {0};
-    const char *witness_dir = NULL, *dirs[VERIFY_MAX + 1];
+    const char *witness_dir = NULL, *tsa_ca = NULL, *dirs[VERIFY_MAX + 1];
     size_t ndirs = 0;
     int json = 0;
     const cli_opt opts[] = {SH_AUTH_OPTS(auth),
                             {"--witness", CLI_TEXT, &witness_dir, 0, 0},
+                            {"--tsa-ca", CLI_TEXT, &tsa_ca, 0, 0},
                             {"--json", CLI_FLAG, &json, 0, 0},
                             {0}};
     const cli_cmd c = {
         "sharehub audit verify",
         "usage: sharehub audit verify [NAME=]STORE... [--witness BROKER-STORE]\n"
-        "                             [--json]\n"
+        "                             [--tsa-ca PEM] [--json]\n"
         "  Checks each store's audit chain: every entry's hash, the order, every\n"
         "  signed head and checkpoint; then each store against the signed heads of\n"
         "  it that the other stores given hold: the broker's of each agent, each\n"
         "  agent's of the broker (a log rolled back, cut or rewritten shows).\n"
         "  --witness adds the broker's store (verified and reported too). NAME=:\n"
-        "  the store must be the one the keyring names NAME (E608 otherwise).\n" KEYS_USAGE
+        "  the store must be the one the keyring names NAME (E608 otherwise).\n"
+        "  --tsa-ca: check each store's RFC 3161 time-stamps (`audit timestamp`) against\n"
+        "  the authorities' certificates in PEM (E612 otherwise).\n" KEYS_USAGE
         "  exit 0 all OK; 1 a chain is TAMPERED or a store UNREADABLE\n",
         opts,
         1,
@@ -160,6 +165,8 @@ static int s_verify(int argc, char **argv)
     int worst = SH_EXIT_OK;
     for (size_t i = 0, k = 0; i < ndirs; i++) {
         if (in_set[i]) reps[i] = setreps[k++];
+        if (in_set[i] && tsa_ca && reps[i].result == SH_OK)
+            sh_alog_check_timestamps(&logs[i], tsa_ca, &reps[i]);
         int code = s_print_verdict(dirs[i], names[i], ids[i], &reps[i], json);
         if (code > worst) worst = code;
         if (ids[i][0]) sh_alog_close(&logs[i]);
@@ -594,6 +601,7 @@ int sh_audit_main(int argc, char **argv)
                 {"replay", s_replay_cmd},
                 {"subject", sh_audit_subject_main},
                 {"whatif", sh_audit_whatif_main},
+                {"timestamp", sh_audit_timestamp_main},
                 {"event", s_event}};
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
                       strcmp(argv[0], "help") == 0)) {

@@ -73,8 +73,16 @@ void sh_iso_time(int64_t ms, char out[32]);
         "--sign-key", CLI_TEXT, &(a).sign, 0, 0                                                    \
     }
 
-/* `sharehub audit subject` and `sharehub audit whatif` (argc/argv after the subcommand). */
+/* `sharehub audit subject`, `whatif` and `timestamp` (argc/argv after the subcommand). */
 int sh_audit_subject_main(int argc, char **argv);
 int sh_audit_whatif_main(int argc, char **argv);
+int sh_audit_timestamp_main(int argc, char **argv);
+
+/* Checks the RFC 3161 tokens kept beside l's store (audit_tsa.c) against the authorities'
+ * certificates in the PEM file ca, for a log that verified (rep->result SH_OK): each over its
+ * entry's digest, signed, chained; an entry past the log's end is a log cut back. Sets rep
+ * (SH_E_TIMESTAMP, naming the token) or adds "; <n> time-stamps check (newest: …)" to its
+ * detail. */
+void sh_alog_check_timestamps(sh_alog *l, const char *ca, sh_audit_report *rep);
 
 #endif
