@@ -129,9 +129,7 @@ static sh_err s_load_config(sh_broker *b, sh_error *err)
     return SH_OK;
 }
 
-/* An administrative audit entry of the broker (start, stop, reload: code and outcome), in a
- * transaction of its own; with a signed checkpoint when checkpoint is set. */
-static sh_err s_record(sh_broker *b, const char *what, sh_err code, int checkpoint, sh_error *err)
+sh_err bk_admin_record(sh_broker *b, const char *what, sh_err code, int checkpoint, sh_error *err)
 {
     sh_audit_entry e = {.action = SH_AUDIT_ADMIN,
                         .outcome = code ? SH_AUDIT_FAILED : SH_AUDIT_OK,
@@ -216,7 +214,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (!rc) {
         /* a store that refuses the start's entry: serve, not ready, until a batch commits */
         sh_error e2;
-        if (s_record(b, "broker started", 0, 0, &e2)) {
+        if (bk_admin_record(b, "broker started", 0, 0, &e2)) {
             bk_log("error", "the start could not be audited (not ready): %s", e2.detail);
             b->store_failed_ms = sh_clock_ms();
         }
@@ -242,7 +240,8 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
             if (rc)
                 bk_log("error", "reload refused, keeping the old configuration: %s", err.detail);
             if (!rc && b->net_pid) bk_net_keys(b); /* who may connect, and sign */
-            if (s_record(b, rc ? "reload refused" : "registry and policy reloaded", rc, 0, &e2))
+            if (bk_admin_record(b, rc ? "reload refused" : "registry and policy reloaded", rc, 0,
+                                &e2))
                 bk_log("error", "the reload could not be audited: %s", e2.detail);
         }
         zmq_pollitem_t items[2] = {{b->net, 0, ZMQ_POLLIN, 0},
@@ -289,7 +288,7 @@ void sh_broker_destroy(sh_broker **bp)
     if (!bp || !*bp) return;
     sh_broker *b = *bp;
     sh_error err;
-    if (b->audit && s_record(b, "broker stopped", 0, 1, &err))
+    if (b->audit && bk_admin_record(b, "broker stopped", 0, 1, &err))
         bk_log("error", "the stop could not be audited: %s", err.detail);
     sh_http_destroy(&b->http);
     bk_net_stop(b);

@@ -327,6 +327,10 @@ void bk_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t *id, 
                 const uint8_t *cp, size_t cplen, bk_reply *r);
 
 /* ---- admission.c ---- */
+/* An administrative audit entry of the broker (start, stop, reload, its network process: code
+ * and outcome), in a transaction of its own; with a signed checkpoint when checkpoint is set. */
+sh_err bk_admin_record(sh_broker *b, const char *what, sh_err code, int checkpoint, sh_error *err);
+
 /* ---- channel.c: the network process ---- */
 
 /* Starts the network process (after removing channel directories a killed broker left). */

@@ -255,17 +255,11 @@ sh_err bk_net_open(sh_broker *b, sh_error *err)
     return bk_net_start(b, err);
 }
 
-/* Records the network process's end or restart in the audit log, in a transaction of its own. */
+/* Records the network process's end or restart in the audit log. */
 static void s_record(sh_broker *b, sh_err code, const char *detail)
 {
-    sh_audit_entry e = {.action = SH_AUDIT_ADMIN,
-                        .outcome = code ? SH_AUDIT_FAILED : SH_AUDIT_OK,
-                        .code = (uint16_t)code,
-                        .actor_org = b->cfg.org_code,
-                        .actor_user = "broker",
-                        .detail = detail};
     sh_error err;
-    if (sh_vault_record(&b->vault, &e, 0, &err))
+    if (bk_admin_record(b, detail, code, 0, &err))
         bk_log("error", "could not audit '%s': %s", detail, err.detail);
 }
 
