@@ -15,9 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/seccomp.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -29,6 +27,7 @@
 #include "fault.h"
 #include "log.h"
 #include "net.h"
+#include "sandbox.h"
 #include "wire.h"
 
 #define FRAMES_MAX (1 + SH_FRAMES_WITNESS) /* routing id and the longest command's frames */
@@ -404,8 +403,7 @@ static int s_sandbox(char *why, size_t cap)
     }
     /* a kernel without seccomp, or valgrind (which does not emulate it), answers ENOSYS:
      * then, and only then, the process runs without its filter, and says so */
-    unsigned action = SECCOMP_RET_KILL_PROCESS;
-    if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) != 0 && errno == ENOSYS) {
+    if (!sh_seccomp_present()) {
         sh_log(SH_LOG_ERROR, NULL, NULL,
                "this kernel has no seccomp (or this is valgrind): no system call filter");
         return 0;

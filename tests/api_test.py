@@ -683,6 +683,15 @@ def main():
     finally:
         for n, p in rig.procs:
             check(p.poll() is None, "%s still running at the end" % n)
+            if n.startswith("api-") and p.poll() is None:
+                # it parses HTTP from other hosts: no new privileges, a seccomp filter
+                # (common/sandbox.c; docs/security.md, "Privilege separation")
+                with open("/proc/%d/status" % p.pid) as f:
+                    st = dict(l.split(":", 1) for l in f if ":" in l)
+                check(st.get("NoNewPrivs", "").strip() == "1" and
+                      st.get("Seccomp", "").strip() == "2",
+                      "%s runs sandboxed (NoNewPrivs %s, Seccomp %s)" %
+                      (n, st.get("NoNewPrivs", "?").strip(), st.get("Seccomp", "?").strip()))
         bad = rig.stop(keep=bool(FAILED))
         for b in bad:
             check(False, b)

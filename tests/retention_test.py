@@ -230,9 +230,12 @@ def main():
                                      "broker's keeping",
               "... and the plan's copy still queued for the absent school: %s" %
               [e["detail"] for e in queued])
+        # (the sweep runs as the broker starts; what it accepts after — a recipient's signed
+        # STORED receipt made late, say — is not yet at its keeping's end)
+        swept = min(e["seq"] for e in erased) if erased else 0
         check(all(e["rule"] == "keep-events" for e in erased) and
               len([e for e in erased if "broker's copy" in e["detail"]]) ==
-              len([e for e in rig.audit("broker", "--action", "receive")]),
+              len([e for e in rig.audit("broker", "--action", "receive") if e["seq"] < swept]),
               "every event the broker accepted (receipts too) was erased at its keeping's end")
         check(not any(child["nhs_number"] in e["detail"] or "Synthetic" in e["detail"]
                       for e in erased), "no erasure entry holds the child's data")
