@@ -177,12 +177,14 @@ sh_err bk_net_start(sh_broker *b, sh_error *err)
                             b->cfg.store_dir);
     if (!mkdtemp(dir)) return sh_error_set(err, SH_E_IO, "%s: %s", dir, strerror(errno));
     snprintf(ep, sizeof ep, "ipc://%s/s", dir);
-    int zero = 0, linger = 0;
+    /* from the network process, a bounded queue (it waits, and so do the agents, when the
+     * core falls behind); to it, none: the core never waits (net.c) */
+    int zero = 0, inbound = 1000, linger = 0;
     if (b->net) zmq_close(b->net);
     b->net = zmq_socket(b->ctx, ZMQ_PAIR);
     if (!b->net || zmq_setsockopt(b->net, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(b->net, ZMQ_SNDHWM, &zero, sizeof zero) ||
-        zmq_setsockopt(b->net, ZMQ_RCVHWM, &zero, sizeof zero) || zmq_bind(b->net, ep)) {
+        zmq_setsockopt(b->net, ZMQ_RCVHWM, &inbound, sizeof inbound) || zmq_bind(b->net, ep)) {
         s_rmdir(dir);
         return sh_error_set(err, SH_E_IO, "channel %s: %s", ep, zmq_strerror(zmq_errno()));
     }

@@ -30,9 +30,10 @@
 #include "sandbox.h"
 #include "wire.h"
 
-#define FRAMES_MAX (1 + SH_FRAMES_WITNESS) /* routing id and the longest command's frames */
-#define ORG_MAX    16                      /* bytes of an org code on the channel */
-#define DETAIL_MAX sizeof(((sh_error *)0)->detail)
+#define FRAMES_MAX  (1 + SH_FRAMES_WITNESS) /* routing id and the longest command's frames */
+#define ORG_MAX     16                      /* bytes of an org code on the channel */
+#define DETAIL_MAX  sizeof(((sh_error *)0)->detail)
+#define INBOUND_HWM 1000 /* messages for the core queued on each side of the channel */
 
 typedef struct nk_key {
     uint8_t key[32];
@@ -441,6 +442,10 @@ static int s_start(nk *n, const char *keyfile, char **eps, int neps, char *why, 
     zmq_pollitem_t it = {n->core, 0, ZMQ_POLLIN, 0};
     for (int64_t until = sh_clock_ms() + 10000; !n->keys_msg && sh_clock_ms() < until;)
         if (zmq_poll(&it, 1, 100) > 0) s_from_core(n);
+    /* messages queued to one peer: ZeroMQ learns what the peer has read only every half of
+     * this, so about 8,000 are dependable: a full window sent one delivery a message (at most
+     * 4,096; usually 64 share a message) plus the CONFIRMs of its agent's publish window (64)
+     * plus receipts fit with room */
     int one = 1, linger = 0, hwm = 16384;
     int64_t maxmsg = SH_WIRE_MSG_MAX;
     int rc = n->keys_msg ? 0 : -1;
@@ -503,13 +508,16 @@ int bk_net_main(int argc, char **argv)
     sigaction(SIGPIPE, &sa, NULL);
     nk n = {0};
     pid_t core = getppid();
-    int linger = 0, hwm = 0, never = -1;
+    /* to the core, at most INBOUND_HWM messages wait (then this process waits, and stops
+     * reading the network: a flood backs up to its sender, as it did before the separation);
+     * from the core, no limit (the core never waits on this process) */
+    int linger = 0, hwm = INBOUND_HWM, unlimited = 0, never = -1;
     char why[DETAIL_MAX] = "";
     n.ctx = zmq_ctx_new();
     n.core = n.ctx ? zmq_socket(n.ctx, ZMQ_PAIR) : NULL;
     int rc = !n.core || zmq_setsockopt(n.core, ZMQ_LINGER, &linger, sizeof linger) ||
                      zmq_setsockopt(n.core, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
-                     zmq_setsockopt(n.core, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
+                     zmq_setsockopt(n.core, ZMQ_RCVHWM, &unlimited, sizeof unlimited) ||
                      zmq_setsockopt(n.core, ZMQ_RECONNECT_IVL, &never, sizeof never) ||
                      zmq_connect(n.core, argv[0])
                  ? -1
