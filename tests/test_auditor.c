@@ -352,7 +352,8 @@ static void s_append(int n)
     sh_key_destroy(&mk);
 }
 
-Test(auditor, time_stamps_from_an_outside_authority_are_kept_and_checked)
+/* (eight commands and two authorities made with openssl: under valgrind, minutes) */
+Test(auditor, time_stamps_from_an_outside_authority_are_kept_and_checked, .timeout = 300)
 {
     char cmd[4200], other[4200], ca[4200], other_ca[4200], sh[9000];
     s_tsa("tsa", cmd, sizeof cmd);

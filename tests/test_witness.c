@@ -246,7 +246,8 @@ Test(witness, an_edited_witness_record_does_not_let_the_broker_accept_a_rolled_b
     cr_assert_eq(tu_raw_flip(broker, "witnessed", id, 16, 30, 0x01), 0);
     af_start_broker();
     af_start_agent(HUB);
-    usleep(1500 * 1000);
+    af_wait_ready();     /* (the broker is two programs now: slow to start under valgrind) */
+    usleep(1500 * 1000); /* the hub's WITNESS (witness_ms 300 here) is refused */
     s_stop_all();
     char *ring = af_keyring(), *out = NULL;
     const char *refused[] = {"audit",    "replay", broker,  "--keyring", ring, "--json",
