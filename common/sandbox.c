@@ -76,9 +76,10 @@ sh_err sh_sandbox_service(int *filtered, sh_error *err)
 #endif
     if (!rc && !sanitized) rc = seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, SCMP_SYS(ptrace), 0);
     /* sockets: only AF_UNIX (to its agent); its listening sockets are open already */
-    if (!rc)
-        rc = seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+    /* spelt out: SCMP_A0() leaves datum_b to a partial initialiser clang rejects */
+    const struct scmp_arg_cmp not_unix = {
+        .arg = 0, .op = SCMP_CMP_NE, .datum_a = AF_UNIX, .datum_b = 0};
+    if (!rc) rc = seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, SCMP_SYS(socket), 1, not_unix);
     if (!rc) rc = seccomp_load(f);
     seccomp_release(f);
     if (rc) return sh_error_set(err, SH_E_IO, "seccomp filter: %s", strerror(-rc));
