@@ -208,8 +208,9 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
             ag_log(a, "error", "retention: the sweep at start failed: %s", e2.detail);
     }
     if (!rc && a->cfg->http) {
-        sh_http_site site = {ag_metrics, ag_not_ready, a};
-        rc = sh_http_new(a->cfg->http, &site, &a->http, err);
+        /* served by a process of its own: this one, which holds the store, parses no HTTP */
+        sh_probe_site site = {ag_metrics, ag_not_ready, a, "agent-probe", a->cfg->log_level, NULL};
+        rc = sh_probe_new(a->cfg->http, &site, &a->probe, err);
     }
     if (!rc) rc = ag_senders_load(a, err);
     if (!rc)
@@ -250,7 +251,7 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
         }
         ag_broker_head_load(a);
         ag_log(a, "info", "serving %s", a->cfg->socket);
-        if (a->http) ag_log(a, "info", "metrics and health on http://%s", a->cfg->http);
+        if (a->probe) ag_log(a, "info", "metrics and health on http://%s", a->cfg->http);
     }
     if (rc) {
         sh_agent_destroy(&a);
@@ -263,14 +264,14 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
 sh_err sh_agent_run(sh_agent *a, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
+        int probe = a->probe ? sh_probe_fd(a->probe) : -1;
         zmq_pollitem_t items[3] = {{sh_client_socket(a->broker), 0, ZMQ_POLLIN, 0},
                                    {a->rep, 0, ZMQ_POLLIN, 0},
-                                   {NULL, a->http ? sh_http_fd(a->http) : -1, ZMQ_POLLIN, 0}};
-        int wait = a->http ? sh_http_wait_ms(a->http, 100) : 100;
-        int rc = zmq_poll(items, a->http ? 3 : 2, wait);
+                                   {NULL, probe, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, probe >= 0 ? 3 : 2, 100);
         if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
-        /* (every turn: the agent's loop is never busy enough for this to cost) */
-        if (a->http) sh_http_serve(a->http);
+        /* (every turn: its answers, and its restart if it died) */
+        if (a->probe) sh_probe_serve(a->probe, sh_clock_ms());
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) ag_broker_io(a);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) ag_local_io(a);
         ag_flush(a, &a->batch); /* one commit for the turn: deliveries, CONFIRMs, publishes */
@@ -300,7 +301,7 @@ void sh_agent_destroy(sh_agent **ap)
             if (sh_client_expect(a->broker, "WITNESSED", 1000, &m) == SH_OK) ag_on_witnessed(a, &m);
         }
     }
-    sh_http_destroy(&a->http);
+    sh_probe_destroy(&a->probe);
     if (a->rep) zmq_close(a->rep);
     if (a->ctx) zmq_ctx_term(a->ctx);
     if (a->cfg && a->cfg->socket) unlink(a->cfg->socket);

@@ -60,7 +60,7 @@
 #include "codec.h"
 #include "daemon.h"
 #include "evidence.h"
-#include "http.h"
+#include "probe.h"
 #include "ident.h"
 #include "metrics.h"
 #include "shred.h"
@@ -205,10 +205,10 @@ struct sh_agent {
     sh_hist confirm_latency;  /* stored in the outbox to confirmed by the broker */
     sh_hist delivery_latency; /* the sender's published_at to stored here */
     int64_t started_ms;
-    sh_http *http;
-    ag_batch batch; /* the turn's transaction: deliveries, CONFIRMs, local publishes (large:
-                       kept here, not on the stack) */
-    ag_local local; /* the local publishes in it, waiting for their answers */
+    sh_probe *probe; /* the metrics and health endpoint's process (probe.h) */
+    ag_batch batch;  /* the turn's transaction: deliveries, CONFIRMs, local publishes (large:
+                        kept here, not on the stack) */
+    ag_local local;  /* the local publishes in it, waiting for their answers */
 };
 
 /* ---- journal.c ---- */

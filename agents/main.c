@@ -6,9 +6,11 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "agent.h"
 #include "cli.h"
+#include "probe.h"
 
 static volatile sig_atomic_t s_stop;
 
@@ -20,6 +22,8 @@ static void s_on_signal(int sig)
 
 int main(int argc, char **argv)
 {
+    /* its metrics and health endpoint's process, which it starts (probe.h) */
+    if (argc > 1 && strcmp(argv[1], SH_PROBE_FLAG) == 0) return sh_probe_main(argc - 2, argv + 2);
     const char *config = NULL;
     int version = 0;
     size_t npos = 0;

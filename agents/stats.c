@@ -48,6 +48,9 @@ int ag_metrics(void *ctx, FILE *f)
     e |= sh_prom_sample(f, "sharehub_build_info", lab, 1);
     e |= sh_prom_value(f, M("start_time_seconds"), "gauge", "When the agent started (Unix time).",
                        (double)(a->started_ms / 1000));
+    e |= sh_prom_value(f, M("probe_restarts_total"), "counter",
+                       "Times the probe process (this endpoint) ended and was started again.",
+                       (double)(a->probe ? sh_probe_restarts(a->probe) : 0));
     e |= sh_prom_value(f, M("events_published_total"), "counter",
                        "Events stored in the outbox for the broker (publishes and CP-IS access "
                        "notifications).",

@@ -208,8 +208,10 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
             bk_log("error", "erasing past --keep-events: %s (tried again in an hour)", e2.detail);
     }
     if (!rc && cfg->http_listen) {
-        sh_http_site site = {bk_metrics, bk_not_ready, b};
-        rc = sh_http_new(cfg->http_listen, &site, &b->http, err);
+        /* served by a process of its own: this one, which holds the store, parses no HTTP */
+        sh_probe_site site = {bk_metrics,     bk_not_ready,   b,
+                              "broker-probe", cfg->log_level, cfg->net_program};
+        rc = sh_probe_new(cfg->http_listen, &site, &b->probe, err);
     }
     if (!rc) {
         /* a store that refuses the start's entry: serve, not ready, until a batch commits */
@@ -219,7 +221,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
             b->store_failed_ms = sh_clock_ms();
         }
         bk_log("info", "serving on %s (public key %s)", cfg->endpoints[0], b->public_key);
-        if (b->http) bk_log("info", "metrics and health on http://%s", cfg->http_listen);
+        if (b->probe) bk_log("info", "metrics and health on http://%s", cfg->http_listen);
     }
     if (rc) {
         sh_broker_destroy(&b);
@@ -244,13 +246,11 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
                                 &e2))
                 bk_log("error", "the reload could not be audited: %s", e2.detail);
         }
-        zmq_pollitem_t items[2] = {{b->net, 0, ZMQ_POLLIN, 0},
-                                   {NULL, b->http ? sh_http_fd(b->http) : -1, ZMQ_POLLIN, 0}};
-        int wait = b->http ? sh_http_wait_ms(b->http, 100) : 100;
-        int rc = zmq_poll(items, b->http ? 2 : 1, wait);
+        int probe = b->probe ? sh_probe_fd(b->probe) : -1;
+        zmq_pollitem_t items[2] = {{b->net, 0, ZMQ_POLLIN, 0}, {NULL, probe, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, probe >= 0 ? 2 : 1, 100);
         if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
-        if (b->http && (wait == 0 || (rc > 0 && (items[1].revents & ZMQ_POLLIN))))
-            sh_http_serve(b->http);
+        if (rc > 0 && probe >= 0 && items[1].revents) sh_probe_serve(b->probe, sh_clock_ms());
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_batch(b);
         int64_t now = sh_clock_ms();
         if (now - last_timers >= 100) {
@@ -258,7 +258,7 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
             bk_timers(b);
             s_trim(b);
             bk_audit_refused(b, now);
-            if (b->http) sh_http_serve(b->http); /* its connection timeouts */
+            if (b->probe) sh_probe_serve(b->probe, now); /* its restart */
             if (now / 1000 != last_timers / 1000) {
                 bk_expire(b, now);
                 sh_error e2;
@@ -290,7 +290,7 @@ void sh_broker_destroy(sh_broker **bp)
     sh_error err;
     if (b->audit && bk_admin_record(b, "broker stopped", 0, 1, &err))
         bk_log("error", "the stop could not be audited: %s", err.detail);
-    sh_http_destroy(&b->http);
+    sh_probe_destroy(&b->probe);
     bk_net_stop(b);
     if (b->net) zmq_close(b->net);
     if (b->ctx) zmq_ctx_term(b->ctx);

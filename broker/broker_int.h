@@ -51,7 +51,7 @@
 #include "codec.h"
 #include "daemon.h"
 #include "evidence.h"
-#include "http.h"
+#include "probe.h"
 #include "metrics.h"
 #include "policy.h"
 #include "registry.h"
@@ -182,7 +182,7 @@ struct sh_broker {
     sh_tally refused; /* code=: refusals sent (CONFIRM and ERROR), not in a batch's stage */
     uint64_t refused_key_total, refused_handshake_total, interrupted_total, dropped_total;
     int64_t started_ms, store_failed_ms; /* store_failed_ms: the last commit failed then */
-    sh_http *http;
+    sh_probe *probe;                     /* the metrics and health endpoint's process (probe.h) */
 };
 
 /* The k-th entry of session s's window, oldest first (k < s->nflight, or the next free slot

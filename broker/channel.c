@@ -13,15 +13,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker_int.h"
 #include "clock.h"
 #include "net.h"
+#include "sandbox.h"
 
 #define READY_MS 10000 /* how long a starting network process may take to bind */
 
@@ -195,16 +194,7 @@ sh_err bk_net_start(sh_broker *b, sh_error *err)
     for (int i = 0; i < 4 && b->cfg.endpoints[i]; i++)
         argv[na++] = b->cfg.endpoints[i];
     argv[na] = NULL;
-    const char *prog = b->cfg.net_program ? b->cfg.net_program : "/proc/self/exe";
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) { /* only async-signal-safe calls until exec */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-            for (int fd = 3; fd < 65536; fd++)
-                close(fd);
-        execv(prog, (char *const *)argv);
-        _exit(127);
-    }
+    pid_t pid = sh_spawn(b->cfg.net_program, argv, NULL, 0);
     if (pid < 0) {
         s_rmdir(dir);
         return sh_error_set(err, SH_E_IO, "fork: %s", strerror(errno));

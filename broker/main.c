@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "probe.h"
 
 static volatile sig_atomic_t s_stop, s_reload;
 
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
 {
     /* the broker's network process, which the broker starts (net.h) */
     if (argc > 1 && strcmp(argv[1], BK_NET_FLAG) == 0) return bk_net_main(argc - 2, argv + 2);
+    /* its metrics and health endpoint's process, which it starts too (probe.h) */
+    if (argc > 1 && strcmp(argv[1], SH_PROBE_FLAG) == 0) return sh_probe_main(argc - 2, argv + 2);
     sh_broker_config cfg = {0};
     const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL, *expiry = NULL, *keep = NULL;
     cli_list endpoints = {eps, 0, 3};

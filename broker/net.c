@@ -330,104 +330,19 @@ static int s_from_core(nk *n)
     return 0;
 }
 
-/* What a process serving sockets needs, and nothing else: no exec, fork, socket, connect,
- * bind, ptrace or kill of another process (the process is killed), and no file opened
- * (EACCES). (Sanitizer builds answer EPERM instead of killing, so a sanitizer's report is not
- * cut short.) */
+/* The allowlist (sandbox.h); where the kernel has no seccomp, it says so. */
 static int s_sandbox(char *why, size_t cap)
 {
-    static const int allowed[] = {
-        SCMP_SYS(read),
-        SCMP_SYS(write),
-        SCMP_SYS(readv),
-        SCMP_SYS(writev),
-        SCMP_SYS(recvfrom),
-        SCMP_SYS(sendto),
-        SCMP_SYS(recvmsg),
-        SCMP_SYS(sendmsg),
-        SCMP_SYS(close),
-        SCMP_SYS(poll),
-        SCMP_SYS(ppoll),
-        SCMP_SYS(epoll_wait),
-        SCMP_SYS(epoll_pwait),
-        SCMP_SYS(epoll_ctl),
-        SCMP_SYS(accept),
-        SCMP_SYS(accept4),
-        SCMP_SYS(getsockopt),
-        SCMP_SYS(setsockopt),
-        SCMP_SYS(getsockname),
-        SCMP_SYS(getpeername),
-        SCMP_SYS(shutdown),
-        SCMP_SYS(fcntl),
-        SCMP_SYS(futex),
-        SCMP_SYS(mmap),
-        SCMP_SYS(munmap),
-        SCMP_SYS(mremap),
-        SCMP_SYS(brk),
-        SCMP_SYS(madvise),
-        SCMP_SYS(mprotect),
-        SCMP_SYS(clock_gettime),
-        SCMP_SYS(clock_nanosleep),
-        SCMP_SYS(nanosleep),
-        SCMP_SYS(gettimeofday),
-        SCMP_SYS(getpid),
-        SCMP_SYS(gettid),
-        SCMP_SYS(getrandom),
-        SCMP_SYS(rt_sigprocmask),
-        SCMP_SYS(rt_sigreturn),
-        SCMP_SYS(sched_yield),
-        SCMP_SYS(exit),
-        SCMP_SYS(exit_group),
-        SCMP_SYS(eventfd2),
-        SCMP_SYS(restart_syscall),
-        SCMP_SYS(tgkill),
-        SCMP_SYS(getuid),
-        SCMP_SYS(uname),
-        SCMP_SYS(sched_getaffinity),
-        SCMP_SYS(rseq),
-        SCMP_SYS(getppid),
-        SCMP_SYS(mlock),
-        SCMP_SYS(sigaltstack),
-        SCMP_SYS(munlock),
-    };
-    uint32_t deny = getenv("SHAREHUB_SECCOMP_LOG") ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
-#if defined(__SANITIZE_ADDRESS__)
-    deny = SCMP_ACT_ERRNO(EPERM);
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    deny = SCMP_ACT_ERRNO(EPERM);
-#endif
-#endif
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        snprintf(why, cap, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+    sh_error err;
+    int filtered = 0;
+    if (sh_sandbox_confine(&filtered, &err)) {
+        snprintf(why, cap, "%s", err.detail);
         return -1;
     }
-    /* a kernel without seccomp, or valgrind (which does not emulate it), answers ENOSYS:
-     * then, and only then, the process runs without its filter, and says so */
-    if (!sh_seccomp_present()) {
+    if (!filtered)
         sh_log(SH_LOG_ERROR, NULL, NULL,
                "this kernel has no seccomp (or this is valgrind): no system call filter");
-        return 0;
-    }
-    scmp_filter_ctx f = seccomp_init(deny);
-    int rc = f ? 0 : -ENOMEM;
-    /* every thread: ZeroMQ's I/O threads are running already */
-    if (!rc) rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1);
-    for (size_t i = 0; !rc && i < sizeof allowed / sizeof allowed[0]; i++)
-        rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, allowed[i], 0);
-    /* (glibc's malloc asks /proc whether it may shrink a thread's heap: let it hear no, as for
-     * any file) */
-    if (!rc) rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
-    if (!rc) rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0);
-#ifdef SHAREHUB_FAULTS
-    /* the tests' fault points are files whose presence sh_fault() asks after (fault.h) */
-    if (!rc) rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 0);
-    if (!rc) rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(stat), 0);
-#endif
-    if (!rc) rc = seccomp_load(f);
-    seccomp_release(f);
-    if (rc) snprintf(why, cap, "seccomp filter: %s", strerror(-rc));
-    return rc ? -1 : 0;
+    return 0;
 }
 
 /* Sets up the sockets (keys first: ZAP answers from them), binds, sandboxes. */

@@ -89,6 +89,9 @@ int bk_metrics(void *ctx, FILE *f)
                        "Times the network process ended and was started again (each audited, "
                        "E709).",
                        (double)b->net_restarts);
+    e |= sh_prom_value(f, M("probe_restarts_total"), "counter",
+                       "Times the probe process (this endpoint) ended and was started again.",
+                       (double)(b->probe ? sh_probe_restarts(b->probe) : 0));
     e |= sh_prom_histogram(f, M("delivery_latency_seconds"),
                            "From the broker accepting an event to a recipient acknowledging it.",
                            &st->latency);

@@ -1,46 +1,44 @@
 /*
- * http.c — metrics and health over HTTP, with libmicrohttpd in external-polling epoll mode.
+ * http.c — GET and HEAD over HTTP/1.1, with libmicrohttpd in external-polling epoll mode.
  *
- * Owns: the MHD_Daemon and the three paths of sh_http_site.
+ * Owns: the MHD_Daemon and its listening socket.
  * Never: runs a thread; answers a method other than GET or HEAD; holds more than a few
  * connections (an endpoint for probes and one scraper, not a web server).
  */
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define CONNECTIONS 16 /* probes and a scraper or two */
 #define TIMEOUT_S   5  /* a client silent this long is dropped */
 
 struct sh_http {
     struct MHD_Daemon *d;
-    sh_http_site site;
+    sh_http_answer answer;
+    void *ctx;
     int fd;
 };
 
-/* Queues text (copied) with status and content type. */
+/* Queues body (copied) with status and content type. */
 static enum MHD_Result s_answer(struct MHD_Connection *c, unsigned status, const char *ctype,
-                                const char *text, size_t len)
+                                const char *body, size_t len)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
-}
-
-static enum MHD_Result s_text(struct MHD_Connection *c, unsigned status, const char *text)
-{
-    return s_answer(c, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -51,30 +49,16 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     (void)upload;
     (void)upload_len;
     (void)req;
-    const sh_http_site *site = &((sh_http *)cls)->site;
+    static const char plain[] = "text/plain; charset=utf-8", only[] = "only GET and HEAD\n";
+    sh_http *h = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return s_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-    if (strcmp(url, "/healthz") == 0) return s_text(c, MHD_HTTP_OK, "ok\n");
-    if (strcmp(url, "/readyz") == 0) {
-        const char *why = site->not_ready(site->ctx);
-        if (!why) return s_text(c, MHD_HTTP_OK, "ready\n");
-        char text[256];
-        snprintf(text, sizeof text, "not ready: %s\n", why);
-        return s_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, text);
-    }
-    if (strcmp(url, "/metrics") != 0) return s_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
-    char *page = NULL;
+        return s_answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, plain, only, sizeof only - 1);
+    char *body = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&page, &len);
-    if (!f) return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
-    int bad = site->metrics(site->ctx, f);
-    if (fclose(f) || bad) {
-        free(page);
-        return s_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
-    }
-    enum MHD_Result rc =
-        s_answer(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", page, len);
-    free(page);
+    const char *ctype = plain;
+    unsigned status = h->answer(h->ctx, url, &body, &len, &ctype);
+    enum MHD_Result rc = s_answer(c, status, ctype, body ? body : "", body ? len : 0);
+    free(body);
     return rc;
 }
 
@@ -103,31 +87,52 @@ int sh_http_listen_parse(const char *listen, struct sockaddr_storage *addr)
     return inet_pton(AF_INET, host, &a4->sin_addr) == 1 ? 0 : -1;
 }
 
-sh_err sh_http_new(const char *listen, const sh_http_site *site, sh_http **out, sh_error *err)
+sh_err sh_http_listen(const char *where, int *fd, sh_error *err)
 {
-    *out = NULL;
+    *fd = -1;
     struct sockaddr_storage addr;
-    if (!listen || sh_http_listen_parse(listen, &addr))
+    if (!where || sh_http_listen_parse(where, &addr))
         return sh_error_set(err, SH_E_INVAL,
                             "http listen address: want a numeric address and port, such as "
                             "127.0.0.1:9750 or [::1]:9750");
+    socklen_t alen =
+        addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int one = 1, s = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(s, (struct sockaddr *)&addr, alen) || listen(s, CONNECTIONS)) {
+        int e = errno;
+        if (s >= 0) close(s);
+        return sh_error_set(err, SH_E_IO,
+                            "http endpoint: cannot listen on %s (%s: in use, or not an address "
+                            "of this machine)",
+                            where, strerror(e));
+    }
+    *fd = s;
+    return SH_OK;
+}
+
+sh_err sh_http_new(int fd, sh_http_answer answer, void *ctx, sh_http **out, sh_error *err)
+{
+    *out = NULL;
     sh_http *h = calloc(1, sizeof *h);
-    if (!h) return sh_error_set(err, SH_E_NOMEM, "http endpoint");
-    h->site = *site;
-    unsigned flags = MHD_USE_EPOLL | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, s_access, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)TIMEOUT_S, MHD_OPTION_END);
+    if (!h) {
+        close(fd);
+        return sh_error_set(err, SH_E_NOMEM, "http endpoint");
+    }
+    h->answer = answer;
+    h->ctx = ctx;
+    h->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, s_access, h, MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TIMEOUT_S, MHD_OPTION_END);
     const union MHD_DaemonInfo *info =
         h->d ? MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (!info) {
-        if (h->d) MHD_stop_daemon(h->d);
+        if (h->d)
+            MHD_stop_daemon(h->d);
+        else
+            close(fd);
         free(h);
-        return sh_error_set(err, SH_E_IO,
-                            "http endpoint: cannot listen on %s (in use, or not an address of "
-                            "this machine)",
-                            listen);
+        return sh_error_set(err, SH_E_IO, "http endpoint: libmicrohttpd did not start");
     }
     h->fd = info->epoll_fd;
     *out = h;

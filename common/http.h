@@ -1,31 +1,23 @@
 /*
- * http.h — the daemons' HTTP endpoint for metrics and health checks (docs/operations.md),
- * served by libmicrohttpd inside the daemon's own event loop: no thread, so a handler reads
- * the daemon's state without locks, and a daemon whose loop is stuck stops answering its
- * liveness probe.
+ * http.h — a small HTTP/1.1 server for GET and HEAD, run by libmicrohttpd inside its caller's
+ * event loop (no thread). The daemons' probe process (probe.h) serves their metrics and
+ * health through it; the listening address format is sharehub-api's too.
  *
- * Owns: the listening socket and libmicrohttpd's connections. Never: serves anything but
- * GET and HEAD; blocks the event loop (libmicrohttpd runs non-blocking, connections are few
- * and time out).
+ * Owns: the listening socket it is given and libmicrohttpd's connections. Never: serves a
+ * method other than GET or HEAD; blocks the event loop (libmicrohttpd runs non-blocking,
+ * connections are few and time out).
  */
 #ifndef SHAREHUB_HTTP_H
 #define SHAREHUB_HTTP_H
 
 #include <stddef.h>
-#include <stdio.h>
 
 #include "error.h"
 
-/* What a daemon serves (docs/operations.md#metrics-and-health):
- *   /metrics  metrics(ctx, f) writes the page (Prometheus text 0.0.4); 0, or -1 (500)
- *   /healthz  200 "ok" whenever the event loop turns
- *   /readyz   200 "ready" when not_ready(ctx) is NULL, else 503 "not ready: <its reason>"
- * and 404 for any other path. */
-typedef struct sh_http_site {
-    int (*metrics)(void *ctx, FILE *f);
-    const char *(*not_ready)(void *ctx);
-    void *ctx;
-} sh_http_site;
+/* The answer to a GET or HEAD of path: an HTTP status, a body (malloc'd, freed by the server;
+ * NULL and 0 for none) and its content type (a static string). */
+typedef unsigned (*sh_http_answer)(void *ctx, const char *path, char **body, size_t *len,
+                                   const char **ctype);
 
 typedef struct sh_http sh_http;
 
@@ -34,10 +26,13 @@ typedef struct sh_http sh_http;
 struct sockaddr_storage;
 int sh_http_listen_parse(const char *listen, struct sockaddr_storage *addr);
 
-/* Listens on listen ("127.0.0.1:9750", "[::1]:9750"; a numeric address and port). Errors:
- * SH_E_INVAL (the address is not of that form), SH_E_IO (cannot listen: the detail names the
- * address). */
-sh_err sh_http_new(const char *listen, const sh_http_site *site, sh_http **out, sh_error *err);
+/* A listening TCP socket (close-on-exec) on listen, into *fd. Errors: SH_E_INVAL (the address
+ * is not of that form), SH_E_IO (cannot listen: the detail names the address). */
+sh_err sh_http_listen(const char *listen, int *fd, sh_error *err) SH_WUR;
+
+/* Serves the listening socket fd (which it then owns, and closes) with answer(ctx, ...).
+ * SH_E_IO when libmicrohttpd cannot start. */
+sh_err sh_http_new(int fd, sh_http_answer answer, void *ctx, sh_http **out, sh_error *err) SH_WUR;
 
 /* The descriptor to poll for input; when it is readable (and at least every second, for
  * timeouts) call sh_http_serve. */

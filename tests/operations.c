@@ -137,6 +137,32 @@ static int s_wait(int port, const char *series, double lo, double hi, int timeou
     return -1;
 }
 
+/* Whether pid's probe process (its child started with --http-side, common/probe.h) runs with
+ * no new privileges under a seccomp filter. */
+static int s_probe_sandboxed(pid_t pid)
+{
+    char path[96], kids[256] = "", text[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "re");
+    size_t n = f ? fread(kids, 1, sizeof kids - 1, f) : 0;
+    if (f) fclose(f);
+    kids[n] = '\0';
+    for (char *tok = strtok(kids, " \n"); tok; tok = strtok(NULL, " \n")) {
+        snprintf(path, sizeof path, "/proc/%s/cmdline", tok);
+        f = fopen(path, "re");
+        size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        if (len < 12 || strcmp(text + strlen(text) + 1, "--http-side") != 0) continue;
+        snprintf(path, sizeof path, "/proc/%s/status", tok);
+        f = fopen(path, "re");
+        len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[len] = '\0';
+        return strstr(text, "\nNoNewPrivs:\t1\n") && strstr(text, "\nSeccomp:\t2\n");
+    }
+    return 0;
+}
+
 /* Runs promtool's format check on a page (promtool unpacked by tools/deps). 0 when clean. */
 static int s_promtool(const char *promtool, const page *pg, char *report, size_t cap)
 {
@@ -188,6 +214,8 @@ static int s_metrics(const char *bindir, const char *promtool)
         s_check(P, st == 200, "%-8s /readyz %d", rig_org[who], st);
         free(body);
         body = NULL;
+        s_check(P, s_probe_sandboxed(rig_pid(r, who)),
+                "%-8s serves them from a process of its own, sandboxed", rig_org[who]);
     }
     s_check(P, rig_http(bport, "GET", "/nothing", NULL) == 404, "an unknown path: 404");
     s_check(P, rig_http(bport, "POST", "/metrics", NULL) == 405, "POST /metrics: 405");

@@ -1,5 +1,6 @@
 /* test_metrics.c — the Prometheus text rendering and the HTTP endpoint's refusals. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,30 +98,27 @@ Test(metrics, histogram_buckets_are_cumulative)
     free(text);
 }
 
-static int s_page(void *ctx, FILE *f)
+static unsigned s_site(void *ctx, const char *path, char **body, size_t *len, const char **ctype)
 {
     (void)ctx;
-    return fputs("# nothing\n", f) < 0 ? -1 : 0;
+    (void)path;
+    (void)ctype;
+    *body = NULL;
+    *len = 0;
+    return 200;
 }
-
-static const char *s_ready(void *ctx)
-{
-    (void)ctx;
-    return NULL;
-}
-
-static const sh_http_site s_site = {s_page, s_ready, NULL};
 
 Test(metrics, the_http_endpoint_refuses_a_bad_address_and_a_port_in_use)
 {
     sh_http *h = NULL;
     sh_error err;
+    int lfd = -1;
     const char *bad[] = {
         "9750",      "localhost:9750", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000",
         "[::1:9750", "300.0.0.1:9750"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(sh_http_new(bad[i], &s_site, &h, &err), SH_E_INVAL, "%s", bad[i]);
-        cr_assert_null(h);
+        cr_assert_eq(sh_http_listen(bad[i], &lfd, &err), SH_E_INVAL, "%s", bad[i]);
+        cr_assert_eq(lfd, -1);
     }
     /* a port another socket holds */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -130,12 +128,17 @@ Test(metrics, the_http_endpoint_refuses_a_bad_address_and_a_port_in_use)
               getsockname(fd, (struct sockaddr *)&a, &al) == 0);
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
-    cr_assert_eq(sh_http_new(addr, &s_site, &h, &err), SH_E_IO);
+    cr_assert_eq(sh_http_listen(addr, &lfd, &err), SH_E_IO);
     cr_assert(strstr(err.detail, addr), "%s", err.detail);
     close(fd);
-    /* free again: it listens, and closes */
-    cr_assert_eq(sh_http_new(addr, &s_site, &h, &err), SH_OK, "%s", err.detail);
+    /* free again: it listens, serves, and closes the socket it was given */
+    cr_assert_eq(sh_http_listen(addr, &lfd, &err), SH_OK, "%s", err.detail);
+    cr_assert(lfd >= 0);
+    cr_assert_eq(sh_http_new(lfd, s_site, NULL, &h, &err), SH_OK, "%s", err.detail);
     cr_assert(sh_http_fd(h) >= 0);
     sh_http_destroy(&h);
     cr_assert_null(h);
+    cr_assert_eq(fcntl(lfd, F_GETFD), -1, "the listening socket is closed");
+    cr_assert_eq(sh_http_listen(addr, &lfd, &err), SH_OK, "%s", err.detail);
+    close(lfd);
 }
