@@ -31,11 +31,12 @@
 #include "sandbox.h"
 #include "wire.h"
 
-#define ANSWER_MS 1000       /* the longest the daemon's loop waits to hand over one answer */
-#define ASK_MS    3000       /* the longest the probe process waits for the daemon's answer */
-#define BODY_MAX  (64 << 20) /* an answer longer than this is a broken pair */
-#define FD_LISTEN 3
-#define FD_PAIR   4
+#define ANSWER_MS        1000 /* the longest the daemon's loop waits to hand over one answer */
+#define ASK_MS           3000 /* the longest the probe process waits for the daemon's answer */
+#define BODY_MAX         (64 << 20) /* an answer longer than this is a broken pair */
+#define QUESTIONS_A_TURN 4          /* the most answered in one call of sh_probe_serve */
+#define FD_LISTEN        3
+#define FD_PAIR          4
 
 struct sh_probe {
     sh_probe_site site;
@@ -200,7 +201,9 @@ void sh_probe_serve(sh_probe *p, int64_t now)
         }
         return;
     }
-    while (p->pair >= 0) {
+    /* a few questions a call, so that a probe process asking without end cannot take the
+     * daemon's loop from its work (the rest wait for the next turn) */
+    for (int answered = 0; p->pair >= 0 && answered < QUESTIONS_A_TURN;) {
         ssize_t n = recv(p->pair, p->q + p->nq, sizeof p->q - p->nq, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -212,6 +215,7 @@ void sh_probe_serve(sh_probe *p, int64_t now)
         if (p->nq < sizeof p->q) continue;
         p->nq = 0;
         s_answer(p, p->q);
+        answered++;
     }
 }
 
