@@ -10,12 +10,10 @@
  * blocks on a peer that does not read.
  */
 #include <errno.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 #include <zmq.h>
 
