@@ -21,6 +21,19 @@
 
 #include "sandbox.h"
 
+/* 1 in an AddressSanitizer build: LeakSanitizer stops the threads with ptrace as the process
+ * exits, and a sanitizer's report must not be cut short by a kill */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 int sh_seccomp_present(void)
 {
     unsigned action = SECCOMP_RET_KILL_PROCESS;
@@ -66,20 +79,9 @@ sh_err sh_sandbox_service(int *filtered, sh_error *err)
     int rc = f ? seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) : -ENOMEM;
     for (size_t i = 0; !rc && i < sizeof denied / sizeof denied[0]; i++)
         rc = seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, denied[i], 0);
-        /* (LeakSanitizer stops the process's threads with ptrace as it exits: a sanitizer build
-         * keeps it) */
-#if defined(__SANITIZE_ADDRESS__)
-    int sanitized = 1;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    int sanitized = 1;
-#else
-    int sanitized = 0;
-#endif
-#else
-    int sanitized = 0;
-#endif
-    if (!rc && !sanitized) rc = seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, SCMP_SYS(ptrace), 0);
+    /* (LeakSanitizer stops the process's threads with ptrace as it exits: a sanitizer build
+     * keeps it) */
+    if (!rc && !SANITIZED) rc = seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, SCMP_SYS(ptrace), 0);
     /* sockets: only AF_UNIX (to its agent); its listening sockets are open already */
     /* spelt out: SCMP_A0() leaves datum_b to a partial initialiser clang rejects */
     const struct scmp_arg_cmp not_unix = {
@@ -180,14 +182,9 @@ sh_err sh_sandbox_confine(int *filtered, sh_error *err)
         SCMP_SYS(sigaltstack),
         SCMP_SYS(munlock),
     };
-    uint32_t deny = getenv("SHAREHUB_SECCOMP_LOG") ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
-#if defined(__SANITIZE_ADDRESS__)
-    deny = SCMP_ACT_ERRNO(EPERM);
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    deny = SCMP_ACT_ERRNO(EPERM);
-#endif
-#endif
+    uint32_t deny = SANITIZED                        ? SCMP_ACT_ERRNO(EPERM)
+                    : getenv("SHAREHUB_SECCOMP_LOG") ? SCMP_ACT_LOG
+                                                     : SCMP_ACT_KILL_PROCESS;
     *filtered = 0;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return sh_error_set(err, SH_E_IO, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
