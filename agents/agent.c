@@ -148,8 +148,8 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
     char secret[SH_Z85_LEN + 1] = "", pub[SH_Z85_LEN + 1];
     if (!rc) rc = sh_curve_secret_load(a->cfg->curve_key, secret, pub, err);
     if (!rc)
-        rc = sh_vault_open(a->cfg->store, a->cfg->master_key, a->cfg->sign_key, NULL, 0, &a->vault,
-                           err);
+        rc = sh_vault_open(a->cfg->store, a->cfg->master_key, a->cfg->sign_key,
+                           &(sh_store_opts){.wal = SH_STORE_WAL_LOAD}, 0, &a->vault, err);
     a->store = a->vault.store;
     a->audit = a->vault.audit;
     const struct {
@@ -277,6 +277,8 @@ sh_err sh_agent_run(sh_agent *a, volatile sig_atomic_t *stop)
         ag_flush(a, &a->batch); /* one commit for the turn: deliveries, CONFIRMs, publishes */
         ag_timers(a);
         ag_drain(a);
+        sh_error te; /* the tree's commit once batches stop (store.h) */
+        if (sh_store_tick(a->store, &te)) ag_log(a, "error", "store: %s", te.detail);
     }
     return SH_OK;
 }

@@ -164,7 +164,7 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     if (b->cfg.keep_ms <= 0) b->cfg.keep_ms = 30LL * 86400 * 1000;
     b->replies = calloc(REPLIES_MAX, sizeof *b->replies);
     char secret[SH_Z85_LEN + 1] = "";
-    sh_store_opts so = {.map_size = cfg->map_size};
+    sh_store_opts so = {.map_size = cfg->map_size, .wal = SH_STORE_WAL_LOAD};
     sh_err rc = b->replies ? SH_OK : sh_error_set(err, SH_E_NOMEM, "replies");
     /* (its public key, for the log; the network process loads the secret itself) */
     if (!rc) rc = sh_curve_secret_load(cfg->curve_key, secret, b->public_key, err);
@@ -274,6 +274,8 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
             last_timers = now;
         }
         bk_pump(b);
+        sh_error te; /* the tree's commit once batches stop (store.h) */
+        if (sh_store_tick(b->store, &te)) bk_log("error", "store: %s", te.detail);
     }
     return SH_OK;
 }

@@ -24,39 +24,7 @@
 #include <sys/statvfs.h>
 
 #include "fault.h"
-
-struct sh_store {
-    MDB_env *env;
-    sh_key *root;  /* HKDF(master, store id, "store root") */
-    sh_key *data;  /* seals values */
-    sh_mac *blind; /* HMAC for blinded keys; guarded by lock */
-    uint8_t id[SH_STORE_ID_BYTES];
-    bool readonly;        /* opened by sh_store_open_ro: no keys, no writes */
-    pthread_mutex_t lock; /* guards dbs[] and blind */
-    unsigned ndbs;
-    struct {
-        MDB_dbi dbi;
-        unsigned flags;
-        char name[SH_DB_NAME_MAX + 1];
-    } dbs[SH_STORE_MAX_DBS];
-};
-
-struct sh_txn {
-    sh_store *s;
-    MDB_txn *txn;
-    int write;
-    sh_err failed;        /* non-zero once a write failed in a way that poisons the transaction */
-    char failed_why[160]; /* what failed, for the commit's error (sh_txn_fail) */
-    sh_txn_hook hook;     /* sh_txn_on_commit: runs just before, and just after, the commit */
-    void *hook_ctx;
-};
-
-struct sh_cursor {
-    sh_txn *t;
-    sh_db db;
-    MDB_cursor *cur;
-    sh_buf buf;
-};
+#include "store_int.h"
 
 static const char s_meta_name[] = "sh_meta";
 static const char s_check_text[] = "sharehub key check v1";
@@ -91,7 +59,7 @@ static sh_err s_buf_reserve(sh_buf *b, size_t n)
 }
 
 /* Maps an LMDB or errno result to a sharehub error, naming what was being done. */
-static sh_err s_mdb_err(int rc, const char *what, sh_error *err)
+sh_err sh_mdb_err(int rc, const char *what, sh_error *err)
 {
     switch (rc) {
     case MDB_SUCCESS:
@@ -158,7 +126,7 @@ static sh_err s_db_open_locked(sh_store *s, MDB_txn *txn, const char *name, unsi
     MDB_dbi dbi;
     int rc = mdb_dbi_open(txn, name, s->readonly ? 0 : MDB_CREATE, &dbi);
     if (rc == MDB_NOTFOUND) return sh_error_set(err, SH_E_NOT_FOUND, "no database %s", name);
-    if (rc) return s_mdb_err(rc, name, err);
+    if (rc) return sh_mdb_err(rc, name, err);
     unsigned i = s->ndbs++;
     s->dbs[i].dbi = dbi;
     s->dbs[i].flags = flags;
@@ -177,7 +145,7 @@ static sh_err s_meta(sh_store *s, MDB_txn *txn, const sh_key *master, sh_error *
     MDB_val k = {6, (void *)"format"}, v;
     int mrc = mdb_get(txn, dbi, &k, &v);
     bool fresh = mrc == MDB_NOTFOUND;
-    if (mrc && !fresh) return s_mdb_err(mrc, "read sh_meta.format", err);
+    if (mrc && !fresh) return sh_mdb_err(mrc, "read sh_meta.format", err);
 
     if (fresh && s->readonly) return sh_error_set(err, SH_E_NOT_FOUND, "not a sharehub store");
     if (fresh) {
@@ -186,7 +154,7 @@ static sh_err s_meta(sh_store *s, MDB_txn *txn, const sh_key *master, sh_error *
             return sh_error_set(err, SH_E_IO, "no random bytes for the store id");
         MDB_val fv = {4, fmt}, ik = {8, (void *)"store_id"}, iv = {SH_STORE_ID_BYTES, s->id};
         if ((mrc = mdb_put(txn, dbi, &k, &fv, 0)) || (mrc = mdb_put(txn, dbi, &ik, &iv, 0)))
-            return s_mdb_err(mrc, "write sh_meta", err);
+            return sh_mdb_err(mrc, "write sh_meta", err);
     } else {
         const uint8_t *f = v.mv_data;
         if (v.mv_size != 4)
@@ -223,7 +191,7 @@ static sh_err s_meta(sh_store *s, MDB_txn *txn, const sh_key *master, sh_error *
             return sh_error_set(err, SH_E_CRYPTO, "sealing the key check");
         cv.mv_size = n;
         cv.mv_data = sealed;
-        if ((mrc = mdb_put(txn, dbi, &ck, &cv, 0))) return s_mdb_err(mrc, "write sh_meta", err);
+        if ((mrc = mdb_put(txn, dbi, &ck, &cv, 0))) return sh_mdb_err(mrc, "write sh_meta", err);
         return SH_OK;
     }
     if ((mrc = mdb_get(txn, dbi, &ck, &cv)))
@@ -263,6 +231,9 @@ static sh_err s_open(const char *dir, const sh_key *master, const sh_store_opts 
         return sh_error_set(err, SH_E_NOMEM, "store mutex");
     }
     s->readonly = !master;
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    s->j.mode = opts ? opts->wal : SH_STORE_WAL_OFF;
+    s->j.owner = pthread_self();
     size_t map = opts && opts->map_size ? opts->map_size : SH_STORE_DEFAULT_MAP;
     MDB_txn *txn = NULL;
     int rc = mdb_env_create(&s->env);
@@ -274,17 +245,19 @@ static sh_err s_open(const char *dir, const sh_key *master, const sh_store_opts 
     int dead = 0;
     if (!rc) rc = mdb_reader_check(s->env, &dead);
     if (!rc) rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
-    sh_err e = rc ? s_mdb_err(rc, dir, err) : SH_OK;
+    sh_err e = rc ? sh_mdb_err(rc, dir, err) : SH_OK;
     if (!e) {
         pthread_mutex_lock(&s->lock);
         e = s_meta(s, txn, master, err);
         pthread_mutex_unlock(&s->lock);
     }
+    if (!e && !s->readonly) e = sj_recover_into(s, txn, err); /* a crash's WAL tail */
     if (!e) {
         rc = mdb_txn_commit(txn);
         txn = NULL;
-        e = s_mdb_err(rc, "commit sh_meta", err);
+        e = sh_mdb_err(rc, "commit sh_meta", err);
     }
+    if (!e && !s->readonly) sj_opened(s);
     if (txn) mdb_txn_abort(txn);
     if (e) {
         sh_store_destroy(&s);
@@ -313,6 +286,7 @@ void sh_store_destroy(sh_store **sp)
 {
     if (!sp || !*sp) return;
     sh_store *s = *sp;
+    if (s->env) sj_close(s);
     if (s->env) mdb_env_close(s->env);
     sh_key_destroy(&s->root);
     sh_key_destroy(&s->data);
@@ -342,11 +316,12 @@ sh_err sh_store_db(sh_store *s, const char *name, unsigned flags, sh_db *out, sh
         }
     }
     MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
-    sh_err e = rc ? s_mdb_err(rc, name, err) : s_db_open_locked(s, txn, name, flags, out, err);
+    sh_err e = s->readonly ? SH_OK : sj_checkpoint(s, err); /* (LMDB: one writer at a time) */
+    int rc = e ? 0 : mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+    if (!e) e = rc ? sh_mdb_err(rc, name, err) : s_db_open_locked(s, txn, name, flags, out, err);
     if (txn && !e) {
         rc = mdb_txn_commit(txn);
-        e = s_mdb_err(rc, name, err);
+        e = sh_mdb_err(rc, name, err);
         if (e) s->ndbs--; /* the handle was not committed */
     } else if (txn) {
         mdb_txn_abort(txn);
@@ -457,13 +432,15 @@ sh_err sh_txn_begin(sh_store *s, int write, sh_txn **out, sh_error *err)
     if (write && s->readonly) return sh_error_set(err, SH_E_TXN, "the store is open read-only");
     sh_txn *t = calloc(1, sizeof *t);
     if (!t) return sh_error_set(err, SH_E_NOMEM, "transaction");
-    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
-    if (rc) {
-        free(t);
-        return s_mdb_err(rc, "begin transaction", err);
-    }
     t->s = s;
     t->write = write;
+    int took = 0;
+    sh_err e = sj_begin(s, t, write, &took, err);
+    int rc = e || took ? 0 : mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (e || rc) {
+        free(t);
+        return e ? e : sh_mdb_err(rc, "begin transaction", err);
+    }
     *out = t;
     return SH_OK;
 }
@@ -494,11 +471,14 @@ sh_err sh_txn_put(sh_txn *t, sh_db db, const void *key, size_t klen, const void 
     int rc = mdb_put(t->txn, s->dbs[db].dbi, &k, &v, mflags);
     if (rc == MDB_KEYEXIST) return sh_error_set(err, SH_E_EXISTS, "key in %s", s->dbs[db].name);
     if (rc) {
-        e = s_mdb_err(rc, s->dbs[db].name, err);
+        e = sh_mdb_err(rc, s->dbs[db].name, err);
         t->failed = e; /* LMDB marks the transaction broken after a failed put */
         return e;
     }
-    if (!sealed) return SH_OK;
+    if (!sealed) {
+        sj_record(t, db, &k, &v);
+        return SH_OK;
+    }
     /* Seal straight into the space LMDB reserved in the page: no plaintext copy lands. */
     uint8_t ad[SH_AD_MAX];
     size_t adlen = s_ad(s, db, key, klen, ad), n = 0;
@@ -507,6 +487,7 @@ sh_err sh_txn_put(sh_txn *t, sh_db db, const void *key, size_t klen, const void 
         t->failed = e; /* the reserved space holds nothing valid: never commit it */
         return sh_error_set(err, e, "sealing a value for %s", s->dbs[db].name);
     }
+    sj_record(t, db, &k, &v);
     return SH_OK;
 }
 
@@ -544,7 +525,7 @@ sh_err sh_txn_get(sh_txn *t, sh_db db, const void *key, size_t klen, sh_buf *out
     if (e) return e;
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(t->txn, t->s->dbs[db].dbi, &k, &v);
-    if (rc) return s_mdb_err(rc, t->s->dbs[db].name, err);
+    if (rc) return sh_mdb_err(rc, t->s->dbs[db].name, err);
     return s_open_value(t->s, db, &k, &v, out, err);
 }
 
@@ -555,9 +536,19 @@ sh_err sh_txn_del(sh_txn *t, sh_db db, const void *key, size_t klen, sh_error *e
     if (!t->write) return sh_error_set(err, SH_E_TXN, "delete in a read-only transaction");
     MDB_val k = {klen, (void *)key};
     int rc = mdb_del(t->txn, t->s->dbs[db].dbi, &k, NULL);
-    e = s_mdb_err(rc, t->s->dbs[db].name, err);
+    if (!rc) sj_record(t, db, &k, NULL);
+    e = sh_mdb_err(rc, t->s->dbs[db].name, err);
     if (rc && rc != MDB_NOTFOUND) t->failed = e; /* LMDB marks the transaction broken */
     return e;
+}
+
+/* Ends t's LMDB side without committing it. */
+static void s_txn_drop(sh_txn *t)
+{
+    if (t->child || t->borrowed)
+        sj_drop(t);
+    else
+        mdb_txn_abort(t->txn);
 }
 
 /* LMDB reports a short write as EIO (mdb_page_flush), which is what a full filesystem
@@ -577,21 +568,25 @@ sh_err sh_txn_commit(sh_txn **tp, sh_error *err)
     *tp = NULL;
     sh_err e;
     if (t->failed) {
-        mdb_txn_abort(t->txn);
+        s_txn_drop(t);
         e = sh_error_set(err, t->failed, "%s%snothing was written",
                          t->failed_why[0] ? t->failed_why : "transaction failed earlier", "; ");
     } else if (t->write && sh_fault("txn_commit")) {
-        mdb_txn_abort(t->txn);
+        s_txn_drop(t);
         e = sh_error_set(err, SH_E_DISK_FULL, "commit: injected fault; nothing was written");
     } else if (t->hook && (e = t->hook(t->hook_ctx, t, SH_TXN_BEFORE, err)) != SH_OK) {
-        mdb_txn_abort(t->txn); /* what the hook must add could not be: nothing is written */
+        s_txn_drop(t); /* what the hook must add could not be: nothing is written */
+    } else if (t->child || t->borrowed) {
+        e = sj_commit(t, err);
     } else {
         /* mdb_txn_commit frees the transaction whether or not it succeeds. */
         int rc = mdb_txn_commit(t->txn);
         if (rc == EIO && s_disk_nearly_full(t->s)) rc = ENOSPC;
-        e = s_mdb_err(rc, "commit", err);
+        e = sh_mdb_err(rc, "commit", err);
+        if (t->write) sj_plain_done(t->s);
     }
     if (t->hook) (void)t->hook(t->hook_ctx, NULL, e ? SH_TXN_FAILED : SH_TXN_DONE, NULL);
+    sh_wal_ops_free(&t->ops);
     free(t);
     return e;
 }
@@ -614,7 +609,8 @@ void sh_txn_abort(sh_txn **tp)
 {
     if (!tp || !*tp) return;
     if ((*tp)->hook) (void)(*tp)->hook((*tp)->hook_ctx, NULL, SH_TXN_FAILED, NULL);
-    mdb_txn_abort((*tp)->txn);
+    s_txn_drop(*tp);
+    sh_wal_ops_free(&(*tp)->ops);
     free(*tp);
     *tp = NULL;
 }
@@ -631,7 +627,7 @@ sh_err sh_cursor_open(sh_txn *t, sh_db db, sh_cursor **out, sh_error *err)
     int rc = mdb_cursor_open(t->txn, t->s->dbs[db].dbi, &c->cur);
     if (rc) {
         free(c);
-        return s_mdb_err(rc, t->s->dbs[db].name, err);
+        return sh_mdb_err(rc, t->s->dbs[db].name, err);
     }
     c->t = t;
     c->db = db;
@@ -653,7 +649,7 @@ static sh_err s_cursor_move(sh_cursor *c, sh_cursor_op op, const void *seek, siz
     if (op == SH_CURSOR_SEEK && (seeklen == 0 || seeklen > SH_KEY_MAX))
         return sh_error_set(err, SH_E_INVAL, "seek key of %zu bytes", seeklen);
     int rc = mdb_cursor_get(c->cur, &k, &v, ops[op]);
-    if (rc) return s_mdb_err(rc, c->t->s->dbs[c->db].name, err);
+    if (rc) return sh_mdb_err(rc, c->t->s->dbs[c->db].name, err);
     kv->key = k.mv_data;
     kv->klen = k.mv_size;
     if (!open) return SH_OK;

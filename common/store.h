@@ -6,9 +6,14 @@
  * Never: stores a plaintext value in a sealed database, or personal data in a key. Keys are
  * not encrypted: use event ids, sequence numbers, or sh_store_blind() of an identifier.
  *
- * Durability: each sh_txn_commit is one LMDB commit, which fsyncs once. Group commit is the
- * caller's batch: put as many values as are ready into one write transaction, then commit —
- * all of them become durable with one fsync, or none do.
+ * Durability: a write transaction's commit returns once all of it is durable, or none of it
+ * is. Group commit is the caller's batch: put as many values as are ready into one write
+ * transaction, then commit. Each commit is an LMDB commit (two syncs), unless the store was
+ * opened with a WAL (sh_store_opts.wal) and is busy: then a commit is one record
+ * written and synced to the WAL, and the LMDB tree commits every 250 ms or when the
+ * batches stop (store_wal.c). Other processes see the tree as of its last commit; the
+ * thread that owns the store sees everything. Whoever next opens the store for writing
+ * after a crash replays the WAL.
  *
  * Integrity: a sealed value is bound (GCM additional data) to its database name and key, so a
  * value altered on disk, or moved to another key or database, fails with SH_E_AUTH_FAILED and
@@ -39,8 +44,15 @@ typedef struct sh_txn sh_txn;
 typedef struct sh_cursor sh_cursor;
 typedef unsigned sh_db; /* handle from sh_store_db, valid for the store's lifetime */
 
+enum {
+    SH_STORE_WAL_OFF = 0,    /* every commit is an LMDB commit */
+    SH_STORE_WAL_LOAD = 1,   /* batches go through the WAL while they come fast */
+    SH_STORE_WAL_ALWAYS = 2, /* every batch goes through the WAL (tests) */
+};
+
 typedef struct sh_store_opts {
     size_t map_size; /* maximum size of the store in bytes; 0 = SH_STORE_DEFAULT_MAP */
+    int wal;         /* SH_STORE_WAL_*: only for a store one thread uses */
 } sh_store_opts;
 
 /* A growable buffer that receives opened (plaintext) values. Zero-initialise it; release
@@ -81,6 +93,11 @@ sh_err sh_store_open(const char *dir, const sh_key *master, const sh_store_opts 
  * otherwise). Never creates anything. Errors: SH_E_NOT_FOUND (no store in dir), SH_E_IO,
  * SH_E_STORE_VERSION, SH_E_STORE_CORRUPT, SH_E_STORE. */
 sh_err sh_store_open_ro(const char *dir, sh_store **out, sh_error *err) SH_WUR;
+
+/* For the owner's timer (every 100 ms or so): commits the LMDB tree when batches went through
+ * the WAL and none came for 20 ms, so other processes see them; after a failed commit,
+ * rebuilds the tree from the WAL. Errors as sh_txn_commit. */
+sh_err sh_store_tick(sh_store *s, sh_error *err);
 
 /* Closes the store and wipes its keys. All transactions must be finished. Sets *s to NULL. */
 void sh_store_destroy(sh_store **s);
