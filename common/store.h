@@ -9,18 +9,20 @@
  * Durability: a write transaction's commit returns once all of it is durable, or none of it
  * is. Group commit is the caller's batch: put as many values as are ready into one write
  * transaction, then commit. Each commit is an LMDB commit (two syncs), unless the store was
- * opened with a WAL (sh_store_opts.wal) and is busy: then a commit is one record
- * written and synced to the WAL, and the LMDB tree commits every 250 ms or when the
+ * opened with its write-ahead log (sh_store_opts.wal) and is busy: then a commit is one
+ * record written and synced to the log, and the LMDB tree commits every 250 ms or when the
  * batches stop (store_wal.c). Other processes see the tree as of its last commit; the
- * thread that owns the store sees everything. Whoever next opens the store for writing
- * after a crash replays the WAL.
+ * thread that opened the store sees everything. Whoever next opens the store for writing
+ * after a crash replays the log.
  *
  * Integrity: a sealed value is bound (GCM additional data) to its database name and key, so a
  * value altered on disk, or moved to another key or database, fails with SH_E_AUTH_FAILED and
  * is never returned. The format is in docs/store-format.md.
  *
  * Threads: one sh_store may be shared; each sh_txn and sh_cursor belongs to one thread. One
- * write transaction at a time per store (LMDB serialises writers).
+ * write transaction at a time per store (LMDB serialises writers). With the log, only the
+ * thread that opened the store writes, and a read it begins while its own write transaction
+ * is open is refused (SH_E_TXN): it reads through the write transaction.
  */
 #ifndef SHAREHUB_STORE_H
 #define SHAREHUB_STORE_H
