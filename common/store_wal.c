@@ -26,9 +26,9 @@
 #define BUSY_MS       5
 #define CHECKPOINT_MS 250
 #define IDLE_MS       20
-#define RETRY_MS      1000               /* after a failed checkpoint, before the next */
+#define RETRY_MS      1000              /* after a failed checkpoint, before the next */
 #define WAL_MAX       ((size_t)4 << 20) /* bytes of records before a checkpoint is due */
-#define RECORD_MAX    ((size_t)8 << 20)  /* a larger batch commits the tree itself */
+#define RECORD_MAX    ((size_t)8 << 20) /* a larger batch commits the tree itself */
 
 static const char s_seq_key[] = "wal_seq";
 
