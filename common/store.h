@@ -48,8 +48,8 @@ typedef unsigned sh_db; /* handle from sh_store_db, valid for the store's lifeti
 
 enum {
     SH_STORE_WAL_OFF = 0,    /* every commit is an LMDB commit */
-    SH_STORE_WAL_LOAD = 1,   /* batches go through the WAL while they come fast */
-    SH_STORE_WAL_ALWAYS = 2, /* every batch goes through the WAL (tests) */
+    SH_STORE_WAL_LOAD = 1,   /* batches go through the log while they come fast */
+    SH_STORE_WAL_ALWAYS = 2, /* every batch goes through the log (tests) */
 };
 
 typedef struct sh_store_opts {
@@ -96,9 +96,9 @@ sh_err sh_store_open(const char *dir, const sh_key *master, const sh_store_opts 
  * SH_E_STORE_VERSION, SH_E_STORE_CORRUPT, SH_E_STORE. */
 sh_err sh_store_open_ro(const char *dir, sh_store **out, sh_error *err) SH_WUR;
 
-/* For the owner's timer (every 100 ms or so): commits the LMDB tree when batches went through
- * the WAL and none came for 20 ms, so other processes see them; after a failed commit,
- * rebuilds the tree from the WAL. Errors as sh_txn_commit. */
+/* For the owner's loop, each turn (or at least every 100 ms): commits the LMDB tree when
+ * batches went through the log and none came for 20 ms, so other processes see them (after a
+ * failed commit, not again within a second). Errors as sh_txn_commit. */
 sh_err sh_store_tick(sh_store *s, sh_error *err);
 
 /* Closes the store and wipes its keys. All transactions must be finished. Sets *s to NULL. */
