@@ -26,9 +26,10 @@
 #define BUSY_MS       5
 #define CHECKPOINT_MS 250
 #define IDLE_MS       20
-#define RETRY_MS      1000              /* after a failed checkpoint, before the next */
-#define WAL_MAX       ((size_t)4 << 20) /* bytes of records before a checkpoint is due */
-#define RECORD_MAX    ((size_t)8 << 20) /* a larger batch commits the tree itself */
+#define RETRY_MS      1000               /* after a failed checkpoint, before the next */
+#define WAL_MAX       ((size_t)4 << 20)  /* bytes of records before a checkpoint is due */
+#define RECORD_MAX    ((size_t)8 << 20)  /* a larger batch commits the tree itself */
+#define PARENT_ROOM   ((size_t)64 << 20) /* of the map left free, to open a parent */
 
 static const char s_seq_key[] = "wal_seq";
 
@@ -140,6 +141,18 @@ static sh_err s_rebuild(sh_store *s, sh_error *err)
 
 /* ---- batches --------------------------------------------------------------------------- */
 
+/* Room for a parent: one holds every page its batches dirty until the checkpoint, where a
+ * run of plain commits reuses the pages each one frees; so near a full map the store commits
+ * plainly, and a full map refuses a batch as it always did (E502), never a checkpoint. */
+static int s_room(const sh_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st)) return 0;
+    size_t used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    return info.me_mapsize > used && info.me_mapsize - used >= PARENT_ROOM;
+}
+
 static int s_owner(const sh_store *s)
 {
     return pthread_equal(pthread_self(), s->j.owner);
@@ -170,6 +183,7 @@ sh_err sj_begin(sh_store *s, sh_txn *t, int write, int *took, sh_error *err)
     if (!s->j.parent) {
         int always = s->j.mode == SH_STORE_WAL_ALWAYS || sh_fault("wal_always");
         if (!always && !(s->j.last_ms && now - s->j.last_ms < BUSY_MS)) return SH_OK;
+        if (!s_room(s)) return SH_OK;
         int rc = mdb_txn_begin(s->env, NULL, 0, &s->j.parent);
         if (rc) return sh_mdb_err(rc, "begin transaction", err);
         s->j.parent_ms = now;

@@ -466,3 +466,24 @@ Test(store_wal, a_failed_checkpoint_is_rebuilt_from_the_log_and_retried)
     unsetenv("SHAREHUB_FAULT_DIR");
     free(faults);
 }
+
+Test(store_wal, near_a_full_map_batches_commit_plainly_and_a_full_one_refuses_the_batch)
+{
+    sh_store_opts o = {.map_size = 4u << 20, .wal = SH_STORE_WAL_ALWAYS};
+    sh_store *s = NULL;
+    sh_error err;
+    sh_db db;
+    cr_assert_eq(sh_store_open(dir, master, &o, &s, &err), SH_OK, "%s", err.detail);
+    cr_assert_eq(sh_store_db(s, "events", SH_DB_SEALED, &db, &err), SH_OK);
+    unsigned b = 0;
+    sh_err rc = SH_OK;
+    for (; rc == SH_OK && b < 10000; b++)
+        rc = s_write_batch(s, db, b, &err);
+    cr_assert_eq(rc, SH_E_MAP_FULL, "got %s: %s", sh_err_name(rc), err.detail);
+    char *p = tu_path(dir, SH_WAL_FILE);
+    struct stat st;
+    cr_assert_neq(stat(p, &st), 0, "a 4 MiB map leaves no room for a parent: no log");
+    free(p);
+    s_expect_batches(s, db, b - 1); /* everything before the refused batch */
+    sh_store_destroy(&s);
+}
