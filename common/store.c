@@ -40,7 +40,7 @@ void sh_buf_free(sh_buf *b)
     b->len = b->cap = 0;
 }
 
-static sh_err s_buf_reserve(sh_buf *b, size_t n)
+sh_err sh_buf_reserve(sh_buf *b, size_t n)
 {
     if (b->cap >= n) return SH_OK;
     size_t cap = b->cap ? b->cap : 256;
@@ -497,7 +497,7 @@ static sh_err s_open_value(sh_store *s, sh_db db, const MDB_val *k, const MDB_va
 {
     b->len = 0;
     if (s->dbs[db].flags == SH_DB_PLAIN) {
-        if (s_buf_reserve(b, v->mv_size ? v->mv_size : 1))
+        if (sh_buf_reserve(b, v->mv_size ? v->mv_size : 1))
             return sh_error_set(err, SH_E_NOMEM, "value");
         memcpy(b->data, v->mv_data, v->mv_size);
         b->len = v->mv_size;
@@ -511,7 +511,7 @@ static sh_err s_open_value(sh_store *s, sh_db db, const MDB_val *k, const MDB_va
         return sh_error_set(err, SH_E_SEAL_FORMAT, "value in %s is %zu bytes", s->dbs[db].name,
                             v->mv_size);
     size_t need = v->mv_size - SH_SEAL_OVERHEAD;
-    if (s_buf_reserve(b, need ? need : 1)) return sh_error_set(err, SH_E_NOMEM, "value");
+    if (sh_buf_reserve(b, need ? need : 1)) return sh_error_set(err, SH_E_NOMEM, "value");
     uint8_t ad[SH_AD_MAX];
     size_t adlen = s_ad(s, db, k->mv_data, k->mv_size, ad);
     sh_err e = sh_open(s->data, ad, adlen, v->mv_data, v->mv_size, b->data, b->cap, &b->len);
@@ -586,7 +586,7 @@ sh_err sh_txn_commit(sh_txn **tp, sh_error *err)
         if (t->write) sj_plain_done(t->s);
     }
     if (t->hook) (void)t->hook(t->hook_ctx, NULL, e ? SH_TXN_FAILED : SH_TXN_DONE, NULL);
-    sh_wal_ops_free(&t->ops);
+    sh_buf_free(&t->ops);
     free(t);
     return e;
 }
@@ -610,7 +610,7 @@ void sh_txn_abort(sh_txn **tp)
     if (!tp || !*tp) return;
     if ((*tp)->hook) (void)(*tp)->hook((*tp)->hook_ctx, NULL, SH_TXN_FAILED, NULL);
     s_txn_drop(*tp);
-    sh_wal_ops_free(&(*tp)->ops);
+    sh_buf_free(&(*tp)->ops);
     free(*tp);
     *tp = NULL;
 }

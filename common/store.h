@@ -64,6 +64,9 @@ typedef struct sh_buf {
     size_t len, cap;
 } sh_buf;
 
+/* Grows b to hold at least n bytes, its contents kept and its old memory wiped. SH_E_NOMEM. */
+sh_err sh_buf_reserve(sh_buf *b, size_t n) SH_WUR;
+
 void sh_buf_free(sh_buf *b);
 
 /* Big-endian u64, the byte order of integer keys (so LMDB's byte order is numeric order). */

@@ -49,7 +49,7 @@ struct sh_txn {
     int write;
     int child;            /* a batch in the WAL's parent transaction */
     int borrowed;         /* a read that uses the WAL's open transaction */
-    sh_wal_ops ops;       /* a child's writes, as they go to the WAL */
+    sh_buf ops;           /* a child's writes, as they go to the WAL (sh_wal_ops_add) */
     sh_err failed;        /* non-zero once a write failed in a way that poisons the transaction */
     char failed_why[160]; /* what failed, for the commit's error (sh_txn_fail) */
     sh_txn_hook hook;     /* sh_txn_on_commit: runs just before, and just after, the commit */

@@ -215,7 +215,7 @@ void sj_drop(sh_txn *t)
         mdb_txn_abort(t->txn);
         if (t->child) s->j.child = NULL;
     }
-    sh_wal_ops_free(&t->ops);
+    sh_buf_free(&t->ops);
 }
 
 void sj_plain_done(sh_store *s)

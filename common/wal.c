@@ -30,8 +30,7 @@ struct sh_wal {
     int fd;
     size_t off;  /* where the next record goes */
     size_t size; /* bytes of the file */
-    uint8_t *rec;
-    size_t cap;
+    sh_buf rec;  /* the record being written */
 };
 
 static sh_err s_errno(int e, const char *what, sh_error *err)
@@ -77,10 +76,7 @@ void sh_wal_close(sh_wal **jp)
     if (!jp || !*jp) return;
     sh_wal *j = *jp;
     if (j->fd >= 0) close(j->fd);
-    if (j->rec) {
-        sh_wipe(j->rec, j->cap);
-        free(j->rec);
-    }
+    sh_buf_free(&j->rec);
     free(j);
     *jp = NULL;
 }
@@ -139,29 +135,21 @@ sh_err sh_wal_append(sh_wal *j, uint64_t seq, const void *body, size_t len, sh_e
     if (!j || (!body && len) || len > SH_WAL_MAX_BODY)
         return sh_error_set(err, SH_E_INVAL, "wal: a record of %zu bytes", len);
     size_t total = SH_WAL_HEAD + len + SH_WAL_MAC;
-    if (total > j->cap) {
-        uint8_t *r = malloc(total);
-        if (!r) return sh_error_set(err, SH_E_NOMEM, "WAL record");
-        if (j->rec) {
-            sh_wipe(j->rec, j->cap);
-            free(j->rec);
-        }
-        j->rec = r;
-        j->cap = total;
-    }
-    s_head(j->rec, seq, len);
-    if (len) memcpy(j->rec + SH_WAL_HEAD, body, len);
-    if (s_mac(j->rec, j->rec + SH_WAL_HEAD, len, j->rec + SH_WAL_HEAD + len))
+    if (sh_buf_reserve(&j->rec, total)) return sh_error_set(err, SH_E_NOMEM, "wal: a record");
+    uint8_t *r = j->rec.data;
+    s_head(r, seq, len);
+    if (len) memcpy(r + SH_WAL_HEAD, body, len);
+    if (s_mac(r, r + SH_WAL_HEAD, len, r + SH_WAL_HEAD + len))
         return sh_error_set(err, SH_E_CRYPTO, "wal: SHA-256");
     if (sh_fault("wal_append"))
         return sh_error_set(err, SH_E_DISK_FULL, "wal: injected fault; nothing was written");
     sh_err e = s_grow(j, j->off + total, err);
     if (e) return e;
     if (sh_fault("wal_torn")) { /* the tests' power cut: half a record, then nothing */
-        if (s_pwrite_all(j->fd, j->rec, total / 2, j->off) == 0) (void)fdatasync(j->fd);
+        if (s_pwrite_all(j->fd, r, total / 2, j->off) == 0) (void)fdatasync(j->fd);
         raise(SIGKILL);
     }
-    if (s_pwrite_all(j->fd, j->rec, total, j->off)) return s_errno(errno, "write", err);
+    if (s_pwrite_all(j->fd, r, total, j->off)) return s_errno(errno, "write", err);
     if (fdatasync(j->fd) != 0) return s_errno(errno, "fdatasync", err);
     if (sh_fault("wal_synced")) raise(SIGKILL); /* durable here, in the tree nowhere */
     j->off += total;
@@ -247,31 +235,14 @@ sh_err sh_wal_replay(sh_wal *j, uint64_t after, sh_wal_fn fn, void *ctx, uint64_
 
 /* ---- operations ------------------------------------------------------------------------ */
 
-static int s_reserve(sh_wal_ops *o, size_t more)
-{
-    if (o->cap - o->len >= more) return 0;
-    size_t cap = o->cap ? o->cap : 4096;
-    while (cap - o->len < more)
-        cap *= 2;
-    uint8_t *d = malloc(cap);
-    if (!d) return -1;
-    if (o->data) {
-        memcpy(d, o->data, o->len);
-        sh_wipe(o->data, o->cap);
-        free(o->data);
-    }
-    o->data = d;
-    o->cap = cap;
-    return 0;
-}
-
-int sh_wal_ops_add(sh_wal_ops *o, const char *db, const void *key, size_t klen, const void *val,
+int sh_wal_ops_add(sh_buf *o, const char *db, const void *key, size_t klen, const void *val,
                    size_t vlen)
 {
     size_t nl = strlen(db);
     if (nl == 0 || nl > SH_DB_NAME_MAX || klen == 0 || klen > 0xffff || vlen > 0xffffffffu)
         return -1;
-    if (s_reserve(o, 2 + nl + 2 + klen + (val ? 4 + vlen : 0))) return -1;
+    size_t need = 2 + nl + 2 + klen + (val ? 4 + vlen : 0);
+    if (need > SIZE_MAX - o->len || sh_buf_reserve(o, o->len + need)) return -1;
     uint8_t *p = o->data + o->len;
     *p++ = val ? SH_WAL_OP_PUT : SH_WAL_OP_DEL;
     *p++ = (uint8_t)nl;
@@ -286,20 +257,6 @@ int sh_wal_ops_add(sh_wal_ops *o, const char *db, const void *key, size_t klen, 
     }
     o->len = (size_t)(p - o->data);
     return 0;
-}
-
-void sh_wal_ops_clear(sh_wal_ops *o)
-{
-    o->len = 0;
-}
-
-void sh_wal_ops_free(sh_wal_ops *o)
-{
-    if (o->data) {
-        sh_wipe(o->data, o->cap);
-        free(o->data);
-    }
-    memset(o, 0, sizeof *o);
 }
 
 int sh_wal_op_next(const uint8_t *b, size_t len, size_t *pos, sh_wal_op *op)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "store.h"
 
 #define SH_WAL_FILE     "wal"
 #define SH_WAL_HEAD     16 /* "SHW1", sequence number (u64), payload length (u32) */
@@ -56,19 +57,10 @@ sh_err sh_wal_replay(sh_wal *j, uint64_t after, sh_wal_fn fn, void *ctx, uint64_
 
 /* ---- the operations in a record's body -------------------------------------------------- */
 
-typedef struct sh_wal_ops {
-    uint8_t *data;
-    size_t len, cap;
-} sh_wal_ops;
-
-/* Appends one put (val non-NULL) or delete (val NULL) of key in the named database. -1 when
- * out of memory or a length is out of range. */
-int sh_wal_ops_add(sh_wal_ops *o, const char *db, const void *key, size_t klen, const void *val,
+/* Appends to o (a body being built; sh_buf_free wipes it) one put (val non-NULL) or delete
+ * (val NULL) of key in the named database. -1 when out of memory or a length is out of range. */
+int sh_wal_ops_add(sh_buf *o, const char *db, const void *key, size_t klen, const void *val,
                    size_t vlen);
-
-/* Empties o (keeps its memory); sh_wal_ops_free wipes and frees it. */
-void sh_wal_ops_clear(sh_wal_ops *o);
-void sh_wal_ops_free(sh_wal_ops *o);
 
 typedef struct sh_wal_op {
     uint8_t op; /* SH_WAL_OP_PUT or SH_WAL_OP_DEL */

@@ -170,7 +170,7 @@ Test(wal, records_left_from_before_a_rewind_are_not_replayed)
 
 Test(wal, operations_round_trip_and_malformed_ones_are_refused)
 {
-    sh_wal_ops o = {0};
+    sh_buf o = {0};
     cr_assert_eq(sh_wal_ops_add(&o, "events", "k1", 2, "value", 5), 0);
     cr_assert_eq(sh_wal_ops_add(&o, "queue", "k2", 2, NULL, 0), 0);
     cr_assert_eq(sh_wal_ops_add(&o, "events", "k3", 2, "", 0), 0, "an empty value is a put");
@@ -200,7 +200,7 @@ Test(wal, operations_round_trip_and_malformed_ones_are_refused)
     o.data[0] = 'X';
     pos = 0;
     cr_assert_eq(sh_wal_op_next(o.data, o.len, &pos, &op), -1);
-    sh_wal_ops_free(&o);
+    sh_buf_free(&o);
 }
 
 /* ---- the store through the log ----------------------------------------------------------- */
