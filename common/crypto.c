@@ -1,5 +1,7 @@
 /*
- * crypto.c — AES-256-GCM sealing, HKDF, HMAC and Ed25519 through OpenSSL 3 EVP; key files.
+ * crypto.c — AES-256-GCM sealing, HKDF and HMAC through OpenSSL 3 EVP; Ed25519 signatures and
+ * verifications through libsodium (about three times faster to verify than OpenSSL 3's, and a
+ * verification per batch is the dearest step of an event at low rates); key files as PEM.
  *
  * Owns: key bytes (zeroised on every exit path), nonce generation, the sealed-value layout.
  * Never: returns unauthenticated plaintext, reuses a nonce on purpose, or trusts a key file
@@ -23,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
+#include <sodium.h>
 
 /* enc and dec hold the AES-256-GCM key schedule, made once: a seal or open sets only its
  * nonce (so a key is used by one thread at a time, as everything in a sharehub process is). */
@@ -36,8 +39,10 @@ struct sh_mac {
     EVP_MAC_CTX *ctx;
 };
 
+/* sk is libsodium's secret key: the 32-byte RFC 8032 seed (the PKCS#8 file's private key)
+ * followed by the public key; wiped before it is freed. */
 struct sh_signkey {
-    EVP_PKEY *pkey;
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
     uint8_t pub[SH_SIGN_PUB_BYTES];
 };
 
@@ -513,6 +518,35 @@ sh_err sh_signkey_generate_file(const char *path, sh_error *err)
     return rc;
 }
 
+static pthread_once_t s_sodium_once = PTHREAD_ONCE_INIT;
+static int s_sodium_rc = -1;
+
+static void s_sodium_init(void)
+{
+    s_sodium_rc = sodium_init();
+}
+
+/* libsodium's own setup, once a process, before its first signature or verification (the
+ * broker's network process does both before it enters its sandbox). */
+static int s_sodium(void)
+{
+    return pthread_once(&s_sodium_once, s_sodium_init) == 0 && s_sodium_rc >= 0;
+}
+
+/* The key libsodium signs with, from an OpenSSL Ed25519 key: its seed expanded, and checked
+ * against the public key OpenSSL derives from the same seed. */
+static sh_err s_signkey_from(EVP_PKEY *pkey, sh_signkey *k)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES], pub[SH_SIGN_PUB_BYTES];
+    size_t seedlen = sizeof seed, publen = sizeof pub;
+    int ok = s_sodium() && EVP_PKEY_get_raw_private_key(pkey, seed, &seedlen) == 1 &&
+             seedlen == sizeof seed && EVP_PKEY_get_raw_public_key(pkey, pub, &publen) == 1 &&
+             publen == sizeof pub && crypto_sign_seed_keypair(k->pub, k->sk, seed) == 0 &&
+             memcmp(pub, k->pub, sizeof pub) == 0;
+    sh_wipe(seed, sizeof seed);
+    return ok ? SH_OK : SH_E_CRYPTO;
+}
+
 sh_err sh_signkey_load_file(const char *path, sh_signkey **out, sh_error *err)
 {
     *out = NULL;
@@ -524,36 +558,31 @@ sh_err sh_signkey_load_file(const char *path, sh_signkey **out, sh_error *err)
     EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
     sh_wipe(buf, sizeof buf);
-    size_t publen = SH_SIGN_PUB_BYTES;
     sh_signkey *k = NULL;
     if (!pkey || !EVP_PKEY_is_a(pkey, "ED25519")) {
         rc = sh_error_set(err, SH_E_KEY_FORMAT, "%s: not an Ed25519 PKCS#8 PEM private key", path);
     } else if (!(k = calloc(1, sizeof *k))) {
         rc = sh_error_set(err, SH_E_NOMEM, "%s", path);
-    } else if (!EVP_PKEY_get_raw_public_key(pkey, k->pub, &publen) || publen != SH_SIGN_PUB_BYTES) {
-        rc = sh_error_set(err, SH_E_CRYPTO, "%s: cannot read public key", path);
+    } else if (s_signkey_from(pkey, k) != SH_OK) {
+        rc = sh_error_set(err, SH_E_CRYPTO, "%s: cannot read the key", path);
     } else {
-        k->pkey = pkey;
+        EVP_PKEY_free(pkey);
         *out = k;
         return SH_OK;
     }
-    EVP_PKEY_free(pkey);
-    free(k);
+    EVP_PKEY_free(pkey); /* OpenSSL cleanses a private key as it frees it */
+    sh_signkey_destroy(&k);
     return rc;
 }
 
 sh_err sh_signkey_generate(sh_signkey **out)
 {
     *out = NULL;
-    size_t publen = SH_SIGN_PUB_BYTES;
-    EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    sh_signkey *k = pkey ? calloc(1, sizeof *k) : NULL;
-    if (!k || !EVP_PKEY_get_raw_public_key(pkey, k->pub, &publen) || publen != SH_SIGN_PUB_BYTES) {
-        EVP_PKEY_free(pkey);
-        free(k);
+    sh_signkey *k = s_sodium() ? calloc(1, sizeof *k) : NULL;
+    if (!k || crypto_sign_keypair(k->pub, k->sk) != 0) {
+        sh_signkey_destroy(&k);
         return SH_E_CRYPTO;
     }
-    k->pkey = pkey;
     *out = k;
     return SH_OK;
 }
@@ -565,54 +594,24 @@ void sh_signkey_public(const sh_signkey *k, uint8_t pub[SH_SIGN_PUB_BYTES])
 
 sh_err sh_sign(const sh_signkey *k, const void *msg, size_t len, uint8_t sig[SH_SIG_BYTES])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t siglen = SH_SIG_BYTES;
-    int ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
-             EVP_DigestSign(ctx, sig, &siglen, msg, len) == 1 && siglen == SH_SIG_BYTES;
-    EVP_MD_CTX_free(ctx);
-    return ok ? SH_OK : SH_E_CRYPTO;
+    if (!s_sodium()) return SH_E_CRYPTO;
+    return crypto_sign_detached(sig, NULL, msg, len, k->sk) == 0 ? SH_OK : SH_E_CRYPTO;
 }
 
-/* The public keys a thread verified under lately, decoded: a checker sees the same few keys
- * (the broker's, each agency's) again and again, and decoding one costs about a fifth of a
- * verification. */
-#define PUB_CACHE 8
-static _Thread_local struct {
-    uint8_t pub[SH_SIGN_PUB_BYTES];
-    EVP_PKEY *pkey;
-} s_pubs[PUB_CACHE];
-static _Thread_local unsigned s_pub_next;
-
-static EVP_PKEY *s_pub_key(const uint8_t pub[SH_SIGN_PUB_BYTES])
-{
-    for (unsigned i = 0; i < PUB_CACHE; i++)
-        if (s_pubs[i].pkey && memcmp(s_pubs[i].pub, pub, SH_SIGN_PUB_BYTES) == 0)
-            return s_pubs[i].pkey;
-    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, SH_SIGN_PUB_BYTES);
-    if (!pkey) return NULL;
-    unsigned i = s_pub_next++ % PUB_CACHE;
-    EVP_PKEY_free(s_pubs[i].pkey);
-    s_pubs[i].pkey = pkey;
-    memcpy(s_pubs[i].pub, pub, SH_SIGN_PUB_BYTES);
-    return pkey;
-}
-
+/* RFC 8032 verification, with libsodium's stricter checks: besides an S of at least the group
+ * order, it refuses a public key or an R that is not canonical or is of small order, which no
+ * honest signer produces (docs/evidence.md says so). */
 sh_err sh_verify(const uint8_t pub[SH_SIGN_PUB_BYTES], const void *msg, size_t len,
                  const uint8_t sig[SH_SIG_BYTES])
 {
-    static _Thread_local EVP_MD_CTX *ctx;
-    EVP_PKEY *pkey = s_pub_key(pub);
-    if (!pkey) return SH_E_BAD_SIGNATURE;
-    if (!ctx && !(ctx = EVP_MD_CTX_new())) return SH_E_NOMEM;
-    int ok = EVP_MD_CTX_reset(ctx) == 1 && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-             EVP_DigestVerify(ctx, sig, SH_SIG_BYTES, msg, len) == 1;
-    return ok ? SH_OK : SH_E_BAD_SIGNATURE;
+    if (!s_sodium()) return SH_E_CRYPTO;
+    return crypto_sign_verify_detached(sig, msg, len, pub) == 0 ? SH_OK : SH_E_BAD_SIGNATURE;
 }
 
 void sh_signkey_destroy(sh_signkey **k)
 {
     if (!k || !*k) return;
-    EVP_PKEY_free((*k)->pkey);
+    sh_wipe(*k, sizeof **k);
     free(*k);
     *k = NULL;
 }

@@ -118,7 +118,8 @@ void sh_signkey_public(const sh_signkey *k, uint8_t pub[SH_SIGN_PUB_BYTES]);
 
 sh_err sh_sign(const sh_signkey *k, const void *msg, size_t len, uint8_t sig[SH_SIG_BYTES]) SH_WUR;
 
-/* SH_OK when sig is pub's signature of msg; else SH_E_BAD_SIGNATURE. */
+/* SH_OK when sig is pub's signature of msg; else SH_E_BAD_SIGNATURE (SH_E_CRYPTO when libsodium
+ * cannot start). */
 sh_err sh_verify(const uint8_t pub[SH_SIGN_PUB_BYTES], const void *msg, size_t len,
                  const uint8_t sig[SH_SIG_BYTES]) SH_WUR;
 
