@@ -113,6 +113,7 @@ typedef struct ag_fd_rules {
     int64_t due_soon_ms; /* open items due within this are "due soon" (default 4 h) */
     char holidays[FD_HOLIDAYS_MAX][11]; /* YYYY-MM-DD: not working days */
     unsigned nholidays;
+    int64_t memo_minute, memo_deadline; /* the last answer, by the minute of arrival (+1: 0 none) */
 } ag_fd_rules;
 
 typedef struct ag_flight {
@@ -461,7 +462,7 @@ typedef struct ag_fd_item {
 sh_err ag_fd_rules_load(const y_front_door *y, ag_fd_rules *r, sh_error *err);
 /* The decision deadline of something received at received_ms (local time, the rules' working
  * days and bank holidays). */
-int64_t ag_fd_deadline(const ag_fd_rules *r, int64_t received_ms);
+int64_t ag_fd_deadline(ag_fd_rules *r, int64_t received_ms);
 /* A received referral or concern at the hub joins the queue (others are not front-door
  * items: nothing is done). Inside t, with the delivery. */
 sh_err ag_fd_arrived(sh_agent *a, sh_txn *t, const sh_envelope *e, const char *peer, int64_t at_ms,

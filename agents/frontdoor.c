@@ -79,9 +79,7 @@ static int s_working(const ag_fd_rules *r, const struct tm *tm)
     return 1;
 }
 
-/* The end of the working day that is working_days working days after the day of arrival
- * (0: the day of arrival itself when it is a working day and not yet over, else the next). */
-int64_t ag_fd_deadline(const ag_fd_rules *r, int64_t received_ms)
+static int64_t s_deadline(const ag_fd_rules *r, int64_t received_ms)
 {
     time_t t = (time_t)(received_ms / 1000);
     struct tm tm;
@@ -103,6 +101,18 @@ int64_t ag_fd_deadline(const ag_fd_rules *r, int64_t received_ms)
     tm.tm_isdst = -1;
     time_t d = mktime(&tm);
     return d == (time_t)-1 ? received_ms + 86400000LL : (int64_t)d * 1000;
+}
+
+/* The end of the working day that is working_days working days after the day of arrival
+ * (0: the day of arrival itself when it is a working day and not yet over, else the next).
+ * The answer depends only on the minute of arrival, so the last one is kept: mktime rereads
+ * the time zone's file on every call, and events arrive by the hundred a second. */
+int64_t ag_fd_deadline(ag_fd_rules *r, int64_t received_ms)
+{
+    int64_t minute = (received_ms >= 0 ? received_ms / 60000 : -1) + 1;
+    if (minute > 0 && minute == r->memo_minute) return r->memo_deadline;
+    r->memo_minute = minute;
+    return r->memo_deadline = s_deadline(r, received_ms);
 }
 
 /* ---- records -------------------------------------------------------------------------- */

@@ -55,6 +55,11 @@ Test(front_door, deadline_counts_working_days_and_skips_weekends_and_bank_holida
     s_rules(&r, "0"); /* the same working day */
     cr_assert_eq(ag_fd_deadline(&r, s_utc("2026-11-30 10:00")), s_utc("2026-11-30 17:00"));
     cr_assert_eq(ag_fd_deadline(&r, s_utc("2026-11-30 18:00")), s_utc("2026-12-01 17:00"));
+    /* the answer is kept by the minute of arrival: the last millisecond of 16:59 and the first
+     * of 17:00, one after the other, get different days */
+    cr_assert_eq(ag_fd_deadline(&r, s_utc("2026-11-30 16:59")), s_utc("2026-11-30 17:00"));
+    cr_assert_eq(ag_fd_deadline(&r, s_utc("2026-11-30 16:59") + 59999), s_utc("2026-11-30 17:00"));
+    cr_assert_eq(ag_fd_deadline(&r, s_utc("2026-11-30 17:00")), s_utc("2026-12-01 17:00"));
     s_rules(&r, "3");
     cr_assert_eq(ag_fd_deadline(&r, s_utc("2026-12-23 12:00")), s_utc("2026-12-30 17:00"));
     unsetenv("TZ");
