@@ -268,7 +268,8 @@ sh_err sh_agent_run(sh_agent *a, volatile sig_atomic_t *stop)
         zmq_pollitem_t items[3] = {{sh_client_socket(a->broker), 0, ZMQ_POLLIN, 0},
                                    {a->rep, 0, ZMQ_POLLIN, 0},
                                    {NULL, probe, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, probe >= 0 ? 3 : 2, 100);
+        int gather = ag_gather_wait_ms(a, sh_clock_ms());
+        int rc = zmq_poll(items, probe >= 0 ? 3 : 2, gather >= 0 && gather < 100 ? gather : 100);
         if (rc < 0 && zmq_errno() != EINTR) return SH_E_IO;
         /* (every turn: its answers, and its restart if it died) */
         if (a->probe) sh_probe_serve(a->probe, sh_clock_ms());

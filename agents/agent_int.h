@@ -194,10 +194,12 @@ struct sh_agent {
     uint64_t inbox_seq, outbox_seq;
     ag_flight flight[WINDOW];
     unsigned nflight;
+    int64_t gather_ms;       /* since when publishes have waited behind those in flight (0: none) */
     int64_t store_failed_ms; /* the last commit failed then (disk or map full); 0 when it works */
     /* metrics (docs/operations.md#metrics), each counted once its write has committed */
     uint64_t outbox0;         /* outbox entries when the agent started */
     uint64_t queued, settled; /* entries put into the outbox, and removed by a CONFIRM */
+    uint64_t sent, batches;   /* PUBLISHes sent, and the signed batches they went in */
     uint64_t accepted;        /* of those settled: accepted by the broker */
     uint64_t received;        /* deliveries stored */
     uint64_t delivered;       /* our events recipients acknowledged, from DELIVERED receipts */
@@ -288,6 +290,8 @@ sh_err ag_publish_put(sh_agent *a, sh_txn *t, uint64_t seq, sh_envelope *e, cons
                       const char *purpose, const uint8_t *read_of, const char *client,
                       sh_error *err);
 void ag_drain(sh_agent *a);
+/* How long the loop may sleep before what gathers in the outbox is due (ms), or -1. */
+int ag_gather_wait_ms(const sh_agent *a, int64_t now);
 /* Records the broker's CONFIRM in the batch's transaction (begun if need be). */
 void ag_on_confirm(sh_agent *a, const sh_msg *m, ag_batch *bt);
 /* Counts a CONFIRM into the batch's counters (added to the agent's when it commits). */

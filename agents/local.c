@@ -40,6 +40,7 @@ static json_object *s_op_status(sh_agent *a)
         sh_txn_abort(&t);
     }
     json_object_object_add(o, "outbox", json_object_new_int64(waiting));
+    json_object_object_add(o, "in_flight", json_object_new_int64(a->nflight));
     json_object_object_add(o, "received", json_object_new_int64((int64_t)a->inbox_seq));
     return o;
 }

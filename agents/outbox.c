@@ -19,9 +19,39 @@ static int s_retryable(int code)
            code == SH_E_NOMEM || code == SH_E_IO || code == SH_E_STORE;
 }
 
+/* Whether what waits in the outbox goes now (sh_gather_due): what waits behind the window is
+ * counted from outbox_seq, which moves only once its entries are committed; with nothing in
+ * flight the outbox is read, whatever it holds. */
+static int s_due(sh_agent *a, int64_t now)
+{
+    if (!a->nflight) {
+        a->gather_ms = 0;
+        return 1;
+    }
+    uint64_t next = a->flight[a->nflight - 1].seq + 1;
+    size_t waiting = a->outbox_seq > next ? (size_t)(a->outbox_seq - next) : 0;
+    if (!waiting) {
+        a->gather_ms = 0;
+        return 0;
+    }
+    if (!a->gather_ms) a->gather_ms = now;
+    if (!sh_gather_due(a->nflight, waiting, now - a->gather_ms)) return 0;
+    a->gather_ms = 0;
+    return 1;
+}
+
+int ag_gather_wait_ms(const sh_agent *a, int64_t now)
+{
+    if (!a->gather_ms || !a->connected || !a->nflight || a->nflight >= WINDOW || now < a->retry_ms)
+        return -1; /* nothing gathering, or what would end it is a CONFIRM, not the time */
+    int64_t left = a->gather_ms + SH_GATHER_MS - now;
+    return left < 0 ? 0 : (int)left;
+}
+
 void ag_drain(sh_agent *a)
 {
-    if (!a->connected || a->nflight >= WINDOW || sh_clock_ms() < a->retry_ms) return;
+    int64_t now = sh_clock_ms();
+    if (!a->connected || a->nflight >= WINDOW || now < a->retry_ms || !s_due(a, now)) return;
     sh_txn *t = NULL;
     sh_cursor *c = NULL;
     sh_error err;
@@ -52,6 +82,9 @@ void ag_drain(sh_agent *a)
             sh_client_publish_batch(a->broker, (const uint8_t *const *)envs, lens, n) != SH_OK) {
             a->nflight = first; /* the broker is unreachable: resent after reconnecting */
             ag_link_down(a, "a publish could not be sent");
+        } else if (n) {
+            a->sent += n;
+            a->batches++;
         }
         sh_cursor_close(&c);
     }

@@ -58,6 +58,12 @@ int ag_metrics(void *ctx, FILE *f)
     e |= sh_prom_value(f, M("events_confirmed_total"), "counter",
                        "Events the broker accepted (confirmed durable and routed).",
                        (double)a->accepted);
+    e |= sh_prom_value(f, M("publishes_sent_total"), "counter",
+                       "PUBLISHes sent to the broker, resends after a reconnection included.",
+                       (double)a->sent);
+    e |= sh_prom_value(f, M("publish_batches_total"), "counter",
+                       "Signed batches the PUBLISHes went in (one signature each).",
+                       (double)a->batches);
     e |= sh_prom_value(f, M("events_received_total"), "counter",
                        "Deliveries from the broker stored here (redeliveries not counted).",
                        (double)a->received);

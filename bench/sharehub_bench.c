@@ -5,6 +5,10 @@
  * the community trust R1L's key, publishes requests for support of about 1 KB that one ISP
  * permits, whole, to all three.
  *
+ * The publisher sends what is due as an agent's outbox does (sh_gather_due): at once when
+ * nothing is unconfirmed, else gathered behind what is, for at most SH_GATHER_MS; a paced
+ * event's latency counts from its paced time, so the gathering is in every figure.
+ *
  * A publish is confirmed by the broker only after its durable, audited write; a recipient
  * acknowledges only after its own durable write; each acknowledgement comes back to the
  * publisher as a DELIVERED receipt. An event is "fully delivered" when the publisher holds
@@ -190,6 +194,13 @@ static int s_handle(run *r, sh_client *c, const sh_msg *m, size_t *confirmed, si
     return 0;
 }
 
+/* How many of n events paced at rate from t0 are due at now. */
+static size_t s_due(size_t n, double t0, double rate, double now)
+{
+    double k = (now - t0) * rate + 1;
+    return k <= 0 ? 0 : k >= (double)n ? n : (size_t)k;
+}
+
 /* Publishes every event of r, at most window unconfirmed, at rate events/s (0: as fast as
  * the window allows); waits until all are fully delivered. 0, or -1. */
 static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_delivery,
@@ -202,20 +213,24 @@ static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_
     while (need_delivery ? delivered < r->n : confirmed < r->n) {
         double now = bench_now();
         int progressed = 0;
-        /* what may go now goes as one batch, one signature, as an agent's drain sends it
-         * (docs/evidence.md); paced, one at its time */
+        /* what is due goes as one batch, one signature, by the rule an agent's drain follows
+         * (sh_gather_due, docs/agent.md#publishing): at once when nothing is unconfirmed, else
+         * once SH_GATHER_MAX wait or the first has waited SH_GATHER_MS */
         const uint8_t *envs[256];
-        size_t lens[256], nb = 0;
-        while (next < r->n && inflight < window && nb < 256 &&
-               (rate <= 0 || now >= t0 + next / rate)) {
-            r->ev[next].sent = now;
-            r->ev[next].sent_wall = bench_wall();
+        size_t lens[256], nb = 0, due = rate > 0 ? s_due(r->n, t0, rate, now) : r->n;
+        double waited = rate > 0 ? now - (t0 + next / rate) : 0;
+        int go = due > next && sh_gather_due(inflight, due - next, (int64_t)(waited * 1e3));
+        double wall = bench_wall();
+        while (go && next < due && inflight < window && nb < 256) {
+            /* a paced event's latency counts from its time, the gathering included */
+            double late = rate > 0 ? now - (t0 + next / rate) : 0;
+            r->ev[next].sent = now - late;
+            r->ev[next].sent_wall = wall - late;
             envs[nb] = r->ev[next].buf;
             lens[nb++] = r->ev[next].len;
             next++;
             inflight++;
             progressed = 1;
-            if (rate > 0) break;
         }
         if (nb && sh_client_publish_batch(c, envs, lens, nb)) return -1;
         sh_err rc;
@@ -243,9 +258,9 @@ static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_
         /* nothing to do: wait for a message, or until the next paced send */
         zmq_pollitem_t item = {sh_client_socket(c), 0, ZMQ_POLLIN, 0};
         long wait_us = 1000;
-        if (rate > 0 && next < r->n) {
-            double due = t0 + next / rate - now;
-            wait_us = due <= 0 ? 0 : (long)(due * 1e6);
+        if (rate > 0 && next < r->n) { /* the next event's time, or the end of the gathering */
+            double at = t0 + (due > next ? next / rate + SH_GATHER_MS / 1e3 : next / rate) - now;
+            wait_us = at <= 0 ? 0 : (long)(at * 1e6);
         }
         if (wait_us >= 1000)
             zmq_poll(&item, 1, wait_us / 1000);

@@ -190,6 +190,12 @@ sh_err sh_client_publish_batch(sh_client *c, const uint8_t *const *envs, const s
     return rc;
 }
 
+int sh_gather_due(size_t unconfirmed, size_t waiting, int64_t waited_ms)
+{
+    return waiting > 0 &&
+           (unconfirmed == 0 || waiting >= SH_GATHER_MAX || waited_ms >= SH_GATHER_MS);
+}
+
 sh_err sh_client_ack(sh_client *c, const uint8_t event_id[16])
 {
     return s_send(c, "ACK", event_id, 16, 1);

@@ -70,6 +70,14 @@ sh_err sh_client_publish(sh_client *c, const uint8_t *env, size_t len);
 sh_err sh_client_publish_batch(sh_client *c, const uint8_t *const *envs, const size_t *lens,
                                size_t n);
 
+/* When a sender's waiting publishes should go (docs/agent.md#publishing): at once when none of
+ * its earlier publishes is unconfirmed; otherwise once SH_GATHER_MAX are waiting or the first
+ * has waited SH_GATHER_MS, so that one signature, four verifications and one commit at each
+ * hop serve several events. 1 when they should go now, else 0 (and none waiting: 0). */
+#define SH_GATHER_MS  5
+#define SH_GATHER_MAX 16
+int sh_gather_due(size_t unconfirmed, size_t waiting, int64_t waited_ms);
+
 /* The key publishes are signed with (borrowed: it must outlive the client): an agency's
  * signing key. */
 void sh_client_sign_with(sh_client *c, const sh_signkey *k);

@@ -284,6 +284,11 @@ static int s_metrics(const char *bindir, const char *promtool)
     DELTA(&p0, &p1, "sharehub_agent_events_published_total", n);
     DELTA(&p0, &p1, "sharehub_agent_events_confirmed_total", n);
     DELTA(&p0, &p1, "sharehub_agent_confirm_latency_seconds_count", n);
+    double sent = s_delta(&p0, &p1, "sharehub_agent_publishes_sent_total"),
+           batches = s_delta(&p0, &p1, "sharehub_agent_publish_batches_total");
+    s_check(P, sent >= n && batches >= 1 && batches <= sent,
+            "publisher: %g PUBLISHes (at least the %d events) in %g signed batches", sent, n,
+            batches);
     DELTA(&p0, &p1, "sharehub_agent_events_delivered_total", copies);
     s_check(P, s_value(&p1, "sharehub_agent_outbox_depth") == 0, "publisher outbox_depth 0");
     DELTA(&h0, &h1, "sharehub_agent_events_received_total", n);

@@ -155,6 +155,46 @@ Test(agents, outbox_survives_a_broker_outage)
     cr_assert_fail("the outbox never drained");
 }
 
+/* What is published while earlier publishes are unconfirmed gathers behind them, but only for
+ * a few milliseconds: with the broker frozen (SIGSTOP: the connection stays up, nothing is
+ * confirmed) the second event is sent all the same, and both arrive once it runs again. */
+Test(agents, a_publish_behind_an_unconfirmed_one_waits_only_a_moment)
+{
+    uint64_t rng = 7;
+    sh_synth_child c[2];
+    char id[2][40];
+    cr_assert_eq(kill(af_broker_pid, SIGSTOP), 0);
+    for (int i = 0; i < 2; i++) {
+        sh_synth_child_make(&rng, "881", &c[i]);
+        json_object *r = af_call(SCHOOL, CONCERN_JSON, c[i].nhs_number, c[i].upn);
+        cr_assert(af_ok(r), "%s", json_object_to_json_string(r));
+        snprintf(id[i], sizeof id[i], "%s", af_get(r, "event_id"));
+        json_object_put(r);
+    }
+    int in_flight = 0; /* (the agent gives the broker up after 1.5 s of silence) */
+    for (int tries = 0; tries < 30 && in_flight < 2; tries++) {
+        usleep(25 * 1000);
+        json_object *r = af_call(SCHOOL, "{\"op\":\"status\"}");
+        in_flight = json_object_get_int(json_object_object_get(r, "in_flight"));
+        json_object_put(r);
+    }
+    cr_assert_eq(kill(af_broker_pid, SIGCONT), 0);
+    cr_assert_eq(in_flight, 2, "the second publish was still held back after 750 ms");
+    int got = 0;
+    for (int tries = 0; tries < 100 && got != 3; tries++) {
+        json_object *r =
+            af_call(HUB, "{\"op\":\"inbox\",\"user\":\"tester\",\"purpose\":\"test\"}");
+        json_object *items = json_object_object_get(r, "items");
+        for (size_t k = 0; k < json_object_array_length(items); k++)
+            for (int i = 0; i < 2; i++)
+                if (strcmp(af_get(json_object_array_get_idx(items, k), "event_id"), id[i]) == 0)
+                    got |= 1 << i;
+        json_object_put(r);
+        if (got != 3) usleep(100 * 1000);
+    }
+    cr_assert_eq(got, 3, "the hub received %s of the two", got ? "one" : "neither");
+}
+
 /* An intruder with disk access edits the hub's store: one byte of a sealed event flipped, two
  * events' values swapped. The agent says which events are damaged and returns nothing of them
  * (the swapped values would otherwise show one child's concern under another's id). */

@@ -197,3 +197,16 @@ Test(client, the_brokers_head_is_kept_from_deliver_and_confirm)
     cr_assert_eq(sh_client_head(s_c, head), 2);
     cr_assert_arr_eq(head, h2, sizeof h2);
 }
+
+/* The sender's gathering rule (docs/agent.md#publishing): nothing waits behind nothing, and
+ * nothing waits longer than SH_GATHER_MS or behind more than SH_GATHER_MAX - 1 others. */
+Test(client, publishes_gather_only_behind_unconfirmed_ones_and_never_for_long)
+{
+    cr_assert_eq(sh_gather_due(0, 0, 0), 0, "nothing waiting: nothing to send");
+    cr_assert_eq(sh_gather_due(0, 1, 0), 1, "nothing unconfirmed: a lone event goes at once");
+    cr_assert_eq(sh_gather_due(3, 1, 0), 0, "behind unconfirmed ones it waits");
+    cr_assert_eq(sh_gather_due(3, SH_GATHER_MAX - 1, SH_GATHER_MS - 1), 0);
+    cr_assert_eq(sh_gather_due(3, SH_GATHER_MAX, 0), 1, "a full batch goes at once");
+    cr_assert_eq(sh_gather_due(3, 1, SH_GATHER_MS), 1, "and a lone one once it has waited");
+    cr_assert_eq(sh_gather_due(64, 2, 1000), 1);
+}
