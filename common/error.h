@@ -48,7 +48,7 @@ typedef enum sh_err {
     SH_E_KEY_FORMAT = 402,      /* key file content is not a key of the expected kind */
     SH_E_AUTH_FAILED = 403,     /* a sealed value failed its GCM tag: altered, or moved */
     SH_E_WRONG_KEY = 404,       /* sealed under another key (key id differs) */
-    SH_E_CRYPTO = 405,          /* OpenSSL refused an operation */
+    SH_E_CRYPTO = 405,          /* OpenSSL or libsodium refused an operation */
     SH_E_BAD_SIGNATURE = 406,   /* an Ed25519 signature does not verify */
     SH_E_SEAL_FORMAT = 407,     /* a sealed value is too short or of an unknown version */
 
