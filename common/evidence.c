@@ -61,6 +61,32 @@ static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -1;
 }
 
+/* Appends ".name" (no dot at the start) and, for k >= 0, "#k" to the path of plen bytes in
+ * path[PATH_MAX_BYTES + 1]: its new length, or 0 when it would not fit. (Not snprintf: this
+ * runs for every field of every event, at the sender, the broker and each recipient.) */
+static size_t s_path_add(char *path, size_t plen, const char *name, long k)
+{
+    char num[24];
+    size_t nl = strlen(name), kl = 0;
+    for (unsigned long v = (unsigned long)k; k >= 0; v /= 10) {
+        num[sizeof num - 1 - kl++] = (char)('0' + v % 10);
+        if (v < 10) break;
+    }
+    size_t need = (plen ? 1 : 0) + nl + (k >= 0 ? 1 + kl : 0);
+    if (need > PATH_MAX_BYTES - plen) return 0;
+    char *p = path + plen;
+    if (plen) *p++ = '.';
+    memcpy(p, name, nl);
+    p += nl;
+    if (k >= 0) {
+        *p++ = '#';
+        memcpy(p, num + sizeof num - kl, kl);
+        p += kl;
+    }
+    *p = '\0';
+    return plen + need;
+}
+
 /* 0 done, -1 malformed, 1 stopped by fn. */
 static int s_walk(const ProtobufCMessageDescriptor *d, const uint8_t *in, size_t len, char *path,
                   size_t plen, int depth, s_leaf_fn fn, void *ctx)
@@ -94,13 +120,9 @@ static int s_walk(const ProtobufCMessageDescriptor *d, const uint8_t *in, size_t
             protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3));
         if (!f) return -1;
         size_t fi = (size_t)(f - d->fields);
-        int w = f->label == PROTOBUF_C_LABEL_REPEATED
-                    ? snprintf(path + plen, PATH_MAX_BYTES + 1 - plen, "%s%s#%u", plen ? "." : "",
-                               f->name, seen[fi]++)
-                    : snprintf(path + plen, PATH_MAX_BYTES + 1 - plen, "%s%s", plen ? "." : "",
-                               f->name);
-        if (w < 0 || (size_t)w > PATH_MAX_BYTES - plen) return -1;
-        size_t np = plen + (size_t)w;
+        size_t np = s_path_add(path, plen, f->name,
+                               f->label == PROTOBUF_C_LABEL_REPEATED ? (long)seen[fi]++ : -1);
+        if (!np) return -1;
         int msg = wt == 2 && f->type == PROTOBUF_C_TYPE_MESSAGE;
         int rc = fn(ctx, path, np, msg ? NULL : start, msg ? 0 : (size_t)(p - start));
         if (!rc && msg) rc = s_walk(f->descriptor, body, blen, path, np, depth + 1, fn, ctx);

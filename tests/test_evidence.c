@@ -2,9 +2,10 @@
  * events signed once; each minimised the way the broker minimises for a recipient, and the
  * copy checked against its evidence; every way a broker could change what a sender said — a
  * field altered, added, dropped without its hash, a forged event, a withheld hash swapped, an
- * event from another batch, another signer — refused; and the batch tree checked against an
- * independent computation from the document. */
+ * event from another batch, another signer — refused; and an event's digest and the batch tree
+ * checked against independent computations from the document. */
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,4 +244,68 @@ Test(evidence, the_batch_tree_is_rfc_9162s)
     }
     cr_assert_eq(sh_evidence_batch_prove_all((const uint8_t(*)[32])d, 0, root, bs), SH_E_RANGE);
     free(bs);
+}
+
+/* A digest computed here from docs/evidence.md alone, for an envelope written byte by byte: the
+ * leaves' paths (a nested message, a repeated field's occurrences as name#k, a message's own
+ * leaf with no bytes), their bytes, the salts (AES-256-CTR of the seed) and the two hashes. */
+static void s_sha(const void *a, size_t al, const void *b, size_t bl, const void *c, size_t cl,
+                  uint8_t out[32])
+{
+    EVP_MD_CTX *x = EVP_MD_CTX_new();
+    unsigned ol = 0;
+    cr_assert(x && EVP_DigestInit_ex(x, EVP_sha256(), NULL) && EVP_DigestUpdate(x, a, al) &&
+              EVP_DigestUpdate(x, b, bl) && EVP_DigestUpdate(x, c, cl) &&
+              EVP_DigestFinal_ex(x, out, &ol) && ol == 32);
+    EVP_MD_CTX_free(x);
+}
+
+Test(evidence, the_event_digest_is_the_documents)
+{
+    static const uint8_t env[] = {
+        0x0A, 0x10, 1,    2,    3,   4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, /* event_id */
+        0x10, 0x01,                  /* schema_version 1 */
+        0xA2, 0x01, 0x0D,            /* request_for_support (20), 13 bytes: */
+        0x12, 0x02, 'a',  'b',       /*   household "ab" */
+        0x1A, 0x03, 0x12, 0x01, 'x', /*   concerns#0 { about "x" } */
+        0x1A, 0x02, 0x08, 0x02,      /*   concerns#1 { category 2 } */
+    };
+    static const struct {
+        const char *path;
+        size_t off, len; /* the leaf's bytes in env (len 0: a message) */
+    } leaf[] = {
+        {"event_id", 0, 18},
+        {"schema_version", 18, 2},
+        {"request_for_support", 0, 0},
+        {"request_for_support.household", 23, 4},
+        {"request_for_support.concerns#0", 0, 0},
+        {"request_for_support.concerns#0.about", 29, 3},
+        {"request_for_support.concerns#1", 0, 0},
+        {"request_for_support.concerns#1.category", 34, 2},
+    };
+    enum { NL = sizeof leaf / sizeof leaf[0] };
+    cr_assert_eq(sizeof env, 36u);
+    uint8_t seed[32], zero[32 * NL] = {0}, salts[32 * NL], iv[16] = {0}, hashes[32 * NL];
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)(0x40 + i);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int outl = 0;
+    cr_assert(c && EVP_EncryptInit_ex(c, EVP_aes_256_ctr(), NULL, seed, iv) &&
+              EVP_EncryptUpdate(c, salts, &outl, zero, sizeof zero) && outl == (int)sizeof zero);
+    EVP_CIPHER_CTX_free(c);
+    for (int i = 0; i < NL; i++) {
+        uint8_t pre[25 + 32 + 1 + 64];
+        size_t pl = strlen(leaf[i].path);
+        memcpy(pre, "sharehub/v1/evidence-leaf", 25);
+        memcpy(pre + 25, salts + 32 * i, 32);
+        pre[57] = (uint8_t)pl;
+        memcpy(pre + 58, leaf[i].path, pl);
+        s_sha(pre, 58 + pl, env + leaf[i].off, leaf[i].len, "", 0, hashes + 32 * i);
+    }
+    uint8_t head[26 + 4], want[32], got[32];
+    memcpy(head, "sharehub/v1/evidence-event", 26);
+    head[26] = head[27] = head[28] = 0, head[29] = NL;
+    s_sha(head, sizeof head, hashes, sizeof hashes, "", 0, want);
+    cr_assert_eq(sh_evidence_digest(env, sizeof env, seed, got), SH_OK);
+    cr_assert_arr_eq(got, want, 32, "the digest differs from the document's");
 }
