@@ -258,8 +258,11 @@ static int s_publish(run *r, sh_client *c, size_t window, double rate, int need_
         /* nothing to do: wait for a message, or until the next paced send */
         zmq_pollitem_t item = {sh_client_socket(c), 0, ZMQ_POLLIN, 0};
         long wait_us = 1000;
-        if (rate > 0 && next < r->n) { /* the next event's time, or the end of the gathering */
-            double at = t0 + (due > next ? next / rate + SH_GATHER_MS / 1e3 : next / rate) - now;
+        if (rate > 0 && next < r->n) { /* the next event's time, or the end of the gathering:
+                                        * its time limit, or its SH_GATHER_MAX-th event's time */
+            double full = (double)(next + SH_GATHER_MAX - 1) / rate,
+                   limit = next / rate + SH_GATHER_MS / 1e3;
+            double at = t0 + (due > next ? (full < limit ? full : limit) : next / rate) - now;
             wait_us = at <= 0 ? 0 : (long)(at * 1e6);
         }
         if (wait_us >= 1000)
