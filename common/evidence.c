@@ -66,11 +66,13 @@ static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
  * runs for every field of every event, at the sender, the broker and each recipient.) */
 static size_t s_path_add(char *path, size_t plen, const char *name, long k)
 {
-    char num[24];
+    char num[24]; /* k's digits, written from the end */
     size_t nl = strlen(name), kl = 0;
-    for (unsigned long v = (unsigned long)k; k >= 0; v /= 10) {
-        num[sizeof num - 1 - kl++] = (char)('0' + v % 10);
-        if (v < 10) break;
+    if (k >= 0) {
+        unsigned long v = (unsigned long)k;
+        do
+            num[sizeof num - 1 - kl++] = (char)('0' + v % 10);
+        while (v /= 10);
     }
     size_t need = (plen ? 1 : 0) + nl + (k >= 0 ? 1 + kl : 0);
     if (need > PATH_MAX_BYTES - plen) return 0;
