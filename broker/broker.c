@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "broker_int.h"
+#include "directory.h"
 #include "clock.h"
 #include "log.h"
 
@@ -95,6 +96,15 @@ static sh_err s_load_config(sh_broker *b, sh_error *err)
     sh_registry *reg = NULL;
     sh_policy *pol = NULL;
     sh_err rc = sh_registry_load(b->cfg.registry, &reg, err);
+    if (!rc && b->cfg.directory) { /* (main checked the key's form) */
+        uint8_t key[SH_SIGN_PUB_BYTES];
+        sh_directory *dir = NULL;
+        for (size_t h = 0; h < SH_SIGN_PUB_BYTES; h++)
+            key[h] = (uint8_t)(sh_hex_digit(b->cfg.federation_key[2 * h]) << 4 |
+                               sh_hex_digit(b->cfg.federation_key[2 * h + 1]));
+        rc = sh_directory_load(b->cfg.directory, key, &dir, err);
+        if (!rc) rc = sh_registry_federate(reg, dir, b->cfg.authority, err);
+    }
     if (!rc) rc = sh_policy_load(b->cfg.policy_dir, &pol, err);
     /* a copy must be deliverable for as long as any delivery can wait */
     for (size_t i = 0; !rc && i < sh_policy_count(pol); i++) {

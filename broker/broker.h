@@ -39,6 +39,10 @@ typedef struct sh_broker_config {
     const char *http_listen;   /* metrics and health endpoint, "127.0.0.1:9750"; NULL: none */
     const char *net_program;   /* the sharehub-broker program, run as the network process
                                   (net.h); NULL: this process's own (/proc/self/exe) */
+    /* federation (docs/federation.md): all three, or none */
+    const char *directory;      /* the signed federation directory file */
+    const char *federation_key; /* the federation's Ed25519 public key, 64 hex digits */
+    const char *authority;      /* this broker's local authority, its LA code ("881") */
 } sh_broker_config;
 
 typedef struct sh_broker sh_broker;

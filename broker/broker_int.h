@@ -7,6 +7,7 @@
  *   session.c    sessions: HELLO and subscriptions, PING, the delivery window, ACK, timers
  *   publish.c    PUBLISH: decode, spoof check, dedupe, decide, minimise, outcome lines
  *   queue.c      queue entries, receipts, the delivery pump, queue depths
+ *   border.c     events to and from other authorities' brokers: peer queues, FORWARD
  *   expiry.c     deliveries left undelivered past their expiry: removed, audited, reported
  *   keep.c       how long the broker keeps an event's copies; their erasure
  *   facts.c      what the broker knows about a child: consent and school on record
@@ -265,14 +266,85 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
                 size_t len, const uint8_t *evd, size_t evlen, const bk_verdict *verdict,
                 bk_reply *r);
 
+/* Appends a formatted line to text[0..cap), never past its end. */
+void bk_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A CONFIRM's outcome lines from text[0..len) ('\n'-separated): at most SH_OUTCOME_LINES_MAX;
+ * when there are more, the last one sent is "more <n>", n the lines not sent. */
+void bk_outcome_lines(bk_reply *r, const char *text, size_t len);
+
+/* A share permitted for another authority's organisation, waiting to cross (border.c). */
+typedef struct bk_crossing {
+    const sh_org *to;
+    sh_decision d;
+} bk_crossing;
+
+/* A recipient the sending authority's broker named for an event it forwarded (a to= token:
+ * docs/federation.md), with the data items it permitted that recipient. */
+#define BK_NAMED_ITEMS 64
+typedef struct bk_named {
+    char org[SH_ORG_MAX + 1];
+    char rule[64];
+    const char *items[BK_NAMED_ITEMS];
+    size_t nitems;
+} bk_named;
+
+struct bk_refs;
+
+/* One accepted event's shares, decided one recipient at a time (bk_route_one). */
+typedef struct bk_route {
+    sh_broker *b;
+    sh_txn *t;
+    uint64_t *seq;
+    const sh_org *from;
+    const sh_envelope *e;
+    const uint8_t *raw;
+    size_t len;
+    const uint8_t *child;     /* the child's blinded reference, for the audit entries */
+    uint8_t *copy, *copy2;    /* room for minimised copies: len + SH_MINIMISE_SLACK each */
+    const char *const *limit; /* the items the sending authority allowed this recipient, or NULL */
+    size_t nlimit;
+    char *outcome; /* outcome lines gathered */
+    size_t cap, *used;
+    int overridden;     /* the consent decided with came from the record, not the event */
+    uint32_t day;       /* the copies are sealed under this day's key (keep.c) */
+    const char *border; /* the peer an event came through (its code), or NULL */
+    bk_crossing *out;   /* shares with other authorities' organisations, gathered */
+    size_t nout;
+    sh_buf *buf;
+    sh_error *err;
+} bk_route;
+
+/* sh_decide_fn for one recipient: audits the decision, queues the minimised copy, adds the
+ * outcome line; non-zero (an error code, in r->err) when it could not be queued. */
+int bk_route_one(void *ctx, const sh_org *to, const sh_decision *d);
+
+/* Decides, queues, stores and audits an event accepted from `from` (raw its bytes, evd its
+ * evidence): for every enrolled organisation when named is NULL, else only for the named
+ * recipients another authority's broker forwarded it to (via: that peer's code). Answers r. */
+void bk_accept(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, sh_envelope *e,
+               const struct bk_refs *refs, const uint8_t *raw, size_t len, const uint8_t *evd,
+               size_t evlen, const bk_named *named, size_t nnamed, const char *via, bk_reply *r);
+
+/* ---- border.c: events to and from other authorities (docs/federation.md) ---- */
+/* Queues the gathered shares r->out for each other authority's peer: one copy per authority,
+ * holding what any of its recipients may see, with each recipient's to= token; audits each and
+ * adds its outcome line (808 when no peer is enrolled for the authority). */
+sh_err bk_border_out(bk_route *r);
+/* A FORWARD from a peer: one delivery of the other authority's (body: its six fields). */
+void bk_forward(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *peer, const uint8_t *body,
+                size_t len, bk_reply *r);
+
 /* ---- queue.c ---- */
 /* Queues a delivery for org; retain (may be NULL) is the recipient's retention under the
  * protocol that permitted it; a copy of an event is sealed under day (keep.c), 0 for a
  * receipt, which is stored as it is. With SH_DELIVERY_WHOLE in flags no copy is stored: the
- * recipient gets the event's envelope from its record. */
+ * recipient gets the event's envelope from its record. to (NULL but for a peer's delivery)
+ * names the recipients in the peer's authority (border.c). A receipt for an organisation
+ * another authority serves is queued for that authority's peer, to it. */
 sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
                   const char *sender, const char *rule, uint8_t flags, const sh_retain *retain,
-                  uint32_t day, const uint8_t *copy, size_t len, sh_error *err);
+                  uint32_t day, const char *to, const uint8_t *copy, size_t len, sh_error *err);
 sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[16], size_t n,
                   const char *sender, const char *recipient, int status, sh_err reason,
                   sh_error *err);

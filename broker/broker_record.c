@@ -82,6 +82,14 @@ int sh_broker_delivery_parse(const uint8_t *v, size_t n, sh_broker_delivery *d)
         d->retain = (sh_retain){(uint16_t)(v[at] << 8 | v[at + 1]), (char)v[at + 2], v[at + 3]};
         at += 4;
     }
+    d->to = NULL;
+    d->to_len = 0;
+    if (d->flags & SH_DELIVERY_TO) {
+        if (n < at + 2 || n - at - 2 < (size_t)(v[at] << 8 | v[at + 1])) return -1;
+        d->to_len = (size_t)(v[at] << 8 | v[at + 1]);
+        d->to = (const char *)v + at + 2;
+        at += 2 + d->to_len;
+    }
     d->copy = v + at;
     d->copy_len = n - at;
     return 0;
@@ -89,12 +97,12 @@ int sh_broker_delivery_parse(const uint8_t *v, size_t n, sh_broker_delivery *d)
 
 uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, const char *rule,
                                   uint8_t flags, int64_t accepted_ms, const sh_retain *retain,
-                                  const uint8_t *copy, size_t copy_len, size_t *len)
+                                  const char *to, const uint8_t *copy, size_t copy_len, size_t *len)
 {
-    size_t sl = strlen(sender), rl = strlen(rule);
+    size_t sl = strlen(sender), rl = strlen(rule), tl = to ? strlen(to) : 0;
     int keep = retain && retain->count && (retain->unit == 'd' || retain->unit == 'm');
-    if (sl > SH_ORG_MAX || rl > 255) return NULL;
-    *len = 16 + 1 + sl + 1 + rl + 1 + 8 + (keep ? 4 : 0) + copy_len;
+    if (sl > SH_ORG_MAX || rl > 255 || tl > 65535) return NULL;
+    *len = 16 + 1 + sl + 1 + rl + 1 + 8 + (keep ? 4 : 0) + (to ? 2 + tl : 0) + copy_len;
     uint8_t *v = malloc(*len), *p = v;
     if (!v) return NULL;
     memcpy(p, id, 16);
@@ -105,8 +113,8 @@ uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, cons
     *p++ = (uint8_t)rl;
     memcpy(p, rule, rl);
     p += rl;
-    *p++ = (uint8_t)((flags & ~SH_DELIVERY_RETAIN) | SH_DELIVERY_TIME |
-                     (keep ? SH_DELIVERY_RETAIN : 0));
+    *p++ = (uint8_t)((flags & ~(SH_DELIVERY_RETAIN | SH_DELIVERY_TO)) | SH_DELIVERY_TIME |
+                     (keep ? SH_DELIVERY_RETAIN : 0) | (to ? SH_DELIVERY_TO : 0));
     sh_be64_put(p, (uint64_t)accepted_ms);
     p += 8;
     if (keep) {
@@ -114,6 +122,12 @@ uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, cons
         *p++ = (uint8_t)retain->count;
         *p++ = (uint8_t)retain->unit;
         *p++ = retain->review ? 1 : 0;
+    }
+    if (to) {
+        *p++ = (uint8_t)(tl >> 8);
+        *p++ = (uint8_t)tl;
+        memcpy(p, to, tl);
+        p += tl;
     }
     if (copy && copy_len) memcpy(p, copy, copy_len);
     return v;

@@ -8,7 +8,8 @@
  *   queue   org (9, NUL-padded) |    -> event id (16) | u8 n, sender[n] | u8 n, rule[n] |
  *           seq (u64 BE)                u8 flags | [i64 BE accepted ms, if flags has
  *                                       SH_DELIVERY_TIME] | [u16 BE count, u8 unit 'd'|'m',
- *                                       u8 review, if SH_DELIVERY_RETAIN] | minimised copy
+ *                                       u8 review, if SH_DELIVERY_RETAIN] | [u16 BE n,
+ *                                       recipients text[n], if SH_DELIVERY_TO] | minimised copy
  *                                       (u32 BE day | sealed, if SH_DELIVERY_SEALED; none,
  *                                       if SH_DELIVERY_WHOLE)
  *
@@ -35,8 +36,11 @@
 #define SH_DELIVERY_RETAIN  4u /* the record holds the recipient's retention */
 #define SH_DELIVERY_SEALED  8u /* the copy is sealed under its event's erasure day */
 #define SH_DELIVERY_WHOLE                                                                          \
-    16u                           /* no copy: the recipient gets the event's own envelope,         \
-                                     read from its record (nothing was withheld) */
+    16u /* no copy: the recipient gets the event's own envelope,                                   \
+           read from its record (nothing was withheld) */
+#define SH_DELIVERY_TO                                                                             \
+    32u /* a peer's delivery: the record names the recipients in the other authority, as the       \
+           DELIVER's to= tokens (docs/federation.md) */
 #define SH_EVENT_PLAIN  0         /* an event record's forms: the envelope as sent */
 #define SH_EVENT_SEALED 1         /* sealed under the day the broker erases it */
 #define SH_EVENT_ERASED 2         /* erased: the envelope's SHA-256 (32 bytes) */
@@ -72,6 +76,8 @@ typedef struct sh_broker_delivery {
     uint8_t flags;
     int64_t accepted_ms; /* 0 when the record does not hold it */
     sh_retain retain;    /* count 0 when the record does not hold it */
+    const char *to;      /* SH_DELIVERY_TO: "to=ORG/RULE/ITEMS ..." (not NUL-terminated) */
+    size_t to_len;
     const uint8_t *copy;
     size_t copy_len;
 } sh_broker_delivery;
@@ -80,12 +86,14 @@ typedef struct sh_broker_delivery {
 int sh_broker_delivery_parse(const uint8_t *v, size_t n, sh_broker_delivery *d);
 
 /* A new delivery record (malloc'd, *len bytes) accepted at accepted_ms, with the recipient's
- * retention when retain is given and says something; NULL when out of memory or sender or
- * rule is too long (SH_ORG_MAX, 255). SH_DELIVERY_TIME is always set. When copy is NULL the
- * copy's copy_len bytes are the record's last, left for the caller to fill. */
+ * retention when retain is given and says something, and a peer's recipients when to is not
+ * NULL; NULL when out of memory or sender, rule or to is too long (SH_ORG_MAX, 255, 65535).
+ * SH_DELIVERY_TIME is always set. When copy is NULL the copy's copy_len bytes are the record's
+ * last, left for the caller to fill. */
 uint8_t *sh_broker_delivery_build(const uint8_t id[16], const char *sender, const char *rule,
                                   uint8_t flags, int64_t accepted_ms, const sh_retain *retain,
-                                  const uint8_t *copy, size_t copy_len, size_t *len);
+                                  const char *to, const uint8_t *copy, size_t copy_len,
+                                  size_t *len);
 
 /* 1 when the delivery is a receipt (receipts are not answered with receipts). */
 int sh_broker_delivery_is_receipt(const sh_broker_delivery *d);

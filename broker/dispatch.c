@@ -21,7 +21,7 @@ static const struct {
     size_t frames;
 } s_commands[] = {
     {"PUBLISH", SH_FRAMES_PUBLISH}, {"ACK", SH_FRAMES_ACK},         {"HELLO", SH_FRAMES_HELLO},
-    {"PING", SH_FRAMES_PING},       {"WITNESS", SH_FRAMES_WITNESS},
+    {"PING", SH_FRAMES_PING},       {"WITNESS", SH_FRAMES_WITNESS}, {"FORWARD", SH_FRAMES_FORWARD},
 };
 
 static void s_refuse(sh_broker *b, sh_txn *t, const uint8_t *rid, size_t rid_len, const char *org,
@@ -100,7 +100,7 @@ void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, bk_inbound *in)
         for (const char *c = cmd; *c; c++)
             plain &= *c >= 'A' && *c <= 'Z';
         snprintf(detail, sizeof detail,
-                 "unknown command '%s': want PUBLISH, ACK, HELLO, PING or WITNESS",
+                 "unknown command '%s': want PUBLISH, ACK, HELLO, PING, WITNESS or FORWARD",
                  plain ? cmd : "?");
         s_refuse(b, t, rid, rid_len, from->code, detail);
         return;
@@ -145,6 +145,9 @@ void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, bk_inbound *in)
             bk_reply *r = bk_reply_new(b, rid, rid_len, "NONE");
             if (r) bk_ack(b, t, si, arg + i, r, &acked);
         }
+        /* a peer's ACK takes a delivery over the border: its recipients' receipts come from
+         * the other authority's broker */
+        if (from->sector == SH_SECTOR_PEER) acked.n = 0;
         bk_ack_receipts(b, t, seq, b->sessions[si].org, &acked);
     } else if (strcmp(cmd, "HELLO") == 0) {
         bk_reply *r = bk_reply_new(b, rid, rid_len, "READY");
@@ -154,6 +157,9 @@ void bk_dispatch(sh_broker *b, sh_txn *t, uint64_t *seq, bk_inbound *in)
          * forgot a silent session, has not heard this agent's HELLO */
         bk_reply *r = bk_reply_new(b, rid, rid_len, "PONG");
         if (r) bk_reply_addf(r, "%s", b->sessions[si].ready ? "ready" : "hello");
+    } else if (strcmp(cmd, "FORWARD") == 0) {
+        bk_reply *r = bk_reply_new(b, rid, rid_len, "CONFIRM");
+        if (r) bk_forward(b, t, seq, from, arg, arglen, r);
     } else {
         bk_reply *r = bk_reply_new(b, rid, rid_len, "WITNESSED");
         if (r)

@@ -42,6 +42,9 @@ sh_err bk_evidence_for(sh_broker *b, sh_txn *t, const sh_broker_delivery *d, con
     sh_broker_event ev;
     sh_evidence_batch eb;
     uint8_t seed[SH_EVIDENCE_SEED_BYTES];
+    /* an event from another authority is held as that broker's copy for this one, with the
+     * copy's evidence: withholding more turns salts into hashes (docs/federation.md) */
+    int received_copy = sh_evidence_kind(b->ev_sender.data, b->ev_sender.len) == SH_EVIDENCE_COPY;
     if ((rc = sh_txn_get(t, b->events, d->id, 16, &b->ev_event, &err))) return rc;
     if (sh_broker_event_parse(b->ev_event.data, b->ev_event.len, &ev)) return SH_E_STORE_CORRUPT;
     if (ev.form == SH_EVENT_ERASED) return SH_E_NOT_FOUND;
@@ -52,11 +55,17 @@ sh_err bk_evidence_for(sh_broker *b, sh_txn *t, const sh_broker_delivery *d, con
         env = b->ev_full.data;
         len = b->ev_full.len;
     }
+    free(b->ev_copy);
+    b->ev_copy = NULL;
+    if (received_copy) {
+        rc = sh_evidence_reduce(env, len, b->ev_sender.data, b->ev_sender.len, copy, clen,
+                                &b->ev_copy, outlen);
+        *out = b->ev_copy;
+        return rc;
+    }
     /* (checked when it was published: read again here for its parts) */
     if (sh_evidence_sender_decode(b->ev_sender.data, b->ev_sender.len, &eb, seed))
         return SH_E_STORE_CORRUPT;
-    free(b->ev_copy);
-    b->ev_copy = NULL;
     rc = sh_evidence_for_copy(env, len, copy, clen, &eb, seed, &b->ev_copy, outlen);
     sh_wipe(seed, sizeof seed);
     *out = b->ev_copy;

@@ -14,6 +14,7 @@
 
 #include "broker.h"
 #include "cli.h"
+#include "crypto.h"
 #include "clock.h"
 #include "log.h"
 #include "net.h"
@@ -58,6 +59,9 @@ int main(int argc, char **argv)
                             {"--checkpoint-every", CLI_NUMBER, &every, 1, 1000000},
                             {"--log-level", CLI_TEXT, &level, 0, 0},
                             {"--http", CLI_TEXT, &cfg.http_listen, 0, 0},
+                            {"--directory", CLI_TEXT, &cfg.directory, 0, 0},
+                            {"--federation-key", CLI_TEXT, &cfg.federation_key, 0, 0},
+                            {"--authority", CLI_TEXT, &cfg.authority, 0, 0},
                             {"--version", CLI_FLAG, &version, 0, 0},
                             {0}};
     const cli_cmd c = {
@@ -70,6 +74,8 @@ int main(int argc, char **argv)
         "           default 30d, at least the longest delivery expiry)\n"
         "           [--map-mib N] [--checkpoint-every N] [--log-level info|warning|error]\n"
         "           [--http ADDR:PORT]   (metrics and health, e.g. 127.0.0.1:9750)\n"
+        "           [--directory FILE --federation-key HEX --authority LA]   (federation:\n"
+        "           the signed directory, the key that signs it, this broker's LA code)\n"
         "       sharehub-broker --version\n"
         "  The WEISF routing broker (docs/protocol.md, docs/operations.md). SIGHUP reloads the\n"
         "  registry and the policy; SIGTERM stops cleanly. exit 1 when it cannot start (the\n"
@@ -93,6 +99,15 @@ int main(int argc, char **argv)
                           : !cfg.policy_dir ? "--policy"
                                             : NULL;
     if (missing) return cli_usage(&c, "missing option '%s'", missing);
+    if ((cfg.directory || cfg.federation_key || cfg.authority) &&
+        !(cfg.directory && cfg.federation_key && cfg.authority))
+        return cli_usage(&c, "--directory, --federation-key and --authority go together");
+    int hexok = !cfg.federation_key || strlen(cfg.federation_key) == 64;
+    for (const char *h = cfg.federation_key; hexok && h && *h; h++)
+        hexok = sh_hex_digit(*h) >= 0;
+    if (!hexok)
+        return cli_usage(&c, "--federation-key: want 64 hex digits (an Ed25519 public key, as "
+                             "`sharehub keygen sign` prints it)");
     if (level && sh_log_level_parse(level, &cfg.log_level))
         return cli_usage(&c, "--log-level '%.20s': want info, warning or error", level);
     if (expiry && sh_duration_parse(expiry, &cfg.expiry_ms))

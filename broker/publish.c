@@ -49,10 +49,7 @@ static int s_same_event(sh_broker *b, const uint8_t *id, const sh_broker_event *
     return same;
 }
 
-/* Appends a formatted line to text[0..cap), never past its end. */
-static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void s_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
+void bk_append(char *text, size_t *used, size_t cap, const char *fmt, ...)
 {
     if (*used + 1 >= cap) return;
     va_list ap;
@@ -110,7 +107,7 @@ static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_o
                           "delivery_receipt.more_event_ids: a read receipt covers one event");
     if (!rc)
         rc = bk_enqueue(b, t, seq, sender, e->event_id.data, from->code, SH_RULE_RECEIPT, 0, NULL,
-                        0, raw, len, err);
+                        0, NULL, raw, len, err);
     if (!rc) snprintf(outcome, cap, "%s permit receipt", sender);
     sh_buf_free(&buf);
     return rc;
@@ -119,7 +116,7 @@ static sh_err s_route_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_o
 /* A CONFIRM's outcome lines from text[0..len) ('\n'-separated): at most SH_OUTCOME_LINES_MAX;
  * when there are more, the last one sent is "more <n>", n the lines not sent (each is in the
  * broker's audit log). */
-static void s_outcome_lines(bk_reply *r, const char *text, size_t len)
+void bk_outcome_lines(bk_reply *r, const char *text, size_t len)
 {
     size_t total = 0, sent = 0;
     for (size_t i = 0; i < len; i++)
@@ -139,56 +136,54 @@ static void s_outcome_lines(bk_reply *r, const char *text, size_t len)
     }
 }
 
-/* One recipient's share of an accepted event (sh_decide_all calls it for each). */
-typedef struct s_route {
-    sh_broker *b;
-    sh_txn *t;
-    uint64_t *seq;
-    const sh_org *from;
-    const sh_envelope *e;
-    const uint8_t *raw;
-    size_t len;
-    const uint8_t *child; /* the child's blinded reference, for the audit entries */
-    uint8_t *copy;        /* room for a minimised copy: len + SH_MINIMISE_SLACK */
-    char *outcome;        /* outcome lines gathered */
-    size_t cap, *used;
-    int overridden; /* the consent decided with came from the record, not the event */
-    uint32_t day;   /* the copies are sealed under this day's key (keep.c) */
-    sh_buf *buf;
-    sh_error *err;
-} s_route;
-
 /* Audits the decision and, when it permits, queues the minimised copy; adds the outcome line.
- * Non-zero (an error code, in r->err) when the copy could not be queued. */
-static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
+ * A share with another authority's organisation is gathered for border.c instead. Non-zero (an
+ * error code, in r->err) when the copy could not be queued. */
+int bk_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
 {
-    s_route *r = ctx;
+    bk_route *r = ctx;
     sh_broker *b = r->b;
     sh_decision d = *dec;
     const uint8_t *id = r->e->event_id.data;
     const char *rule = d.isp ? sh_isp_rule(d.isp) : "-";
     const char *purpose = sh_enum_name(&sharehub__v1__purpose__descriptor, (int)r->e->purpose);
+    if (to->sector == SH_SECTOR_PEER) return 0; /* a link, not a recipient */
     if (!d.permit) {
         if (r->overridden && d.code == SH_E_DENY_CONSENT)
             strncat(d.reason, " (withdrawn or refused on record)",
                     sizeof d.reason - strlen(d.reason) - 1);
         bk_audit_for(b, r->t, SH_AUDIT_DENY, SH_AUDIT_DENIED, d.code, id, r->child, r->from->code,
                      to->code, rule, purpose, d.reason);
-        /* organisations no protocol names as recipients are audited, not listed */
-        if (d.code != SH_E_DENY_NO_ISP && d.code != SH_E_DENY_PARTY)
-            s_append(r->outcome, r->used, r->cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
+        /* organisations no protocol names as recipients are audited, not listed; a recipient
+         * the other authority named is always answered, in a receipt too */
+        if (r->border || (d.code != SH_E_DENY_NO_ISP && d.code != SH_E_DENY_PARTY))
+            bk_append(r->outcome, r->used, r->cap, "%s deny %d %s\n", to->code, (int)d.code, rule);
+        if (r->border)
+            return (int)bk_receipt(b, r->t, r->seq, (const uint8_t(*)[16])id, 1, r->from->code,
+                                   to->code, SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DENIED,
+                                   d.code, r->err);
+        return 0;
+    }
+    if (to->authority) { /* crosses the border: queued once per authority (border.c) */
+        r->out[r->nout++] = (bk_crossing){to, d};
         return 0;
     }
     if (!bk_subscribed(b, r->t, to->code, r->e->event_type, r->buf)) {
-        s_append(r->outcome, r->used, r->cap, "%s unsubscribed %s\n", to->code, rule);
+        bk_append(r->outcome, r->used, r->cap, "%s unsubscribed %s\n", to->code, rule);
         bk_audit_for(b, r->t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, r->child, r->from->code,
                      to->code, rule, purpose,
                      "not queued: the recipient does not subscribe to this type");
         return 0;
     }
-    size_t clen = 0;
-    sh_err rc =
-        sh_minimise(r->raw, r->len, d.items, d.n_items, r->copy, r->len + SH_MINIMISE_SLACK, &clen);
+    size_t clen = 0, slack = r->len + SH_MINIMISE_SLACK;
+    const uint8_t *src = r->raw;
+    size_t slen = r->len;
+    sh_err rc = SH_OK;
+    if (r->limit) { /* what the sending authority allowed this recipient, first */
+        rc = sh_minimise(r->raw, r->len, r->limit, r->nlimit, r->copy2, slack, &slen);
+        src = r->copy2;
+    }
+    if (!rc) rc = sh_minimise(src, slen, d.items, d.n_items, r->copy, slack, &clen);
     if (rc) sh_error_set(r->err, rc, "minimising the copy for %s", to->code);
     uint8_t flags = d.state == SH_ISP_OVERDUE ? SH_DELIVERY_OVERDUE : 0;
     sh_retain keep = {0}; /* the recipient's retention under the protocol, in its DELIVER */
@@ -199,15 +194,16 @@ static int s_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
     if (!rc && clen == r->len && memcmp(r->copy, r->raw, clen) == 0) flags |= SH_DELIVERY_WHOLE;
     if (!rc)
         rc = bk_enqueue(b, r->t, r->seq, to->code, id, r->from->code, rule, flags, &keep, r->day,
-                        r->copy, clen, r->err);
+                        NULL, r->copy, clen, r->err);
     if (rc) return (int)rc;
-    s_append(r->outcome, r->used, r->cap, "%s permit %s%s\n", to->code, rule,
-             flags & SH_DELIVERY_OVERDUE ? " overdue" : "");
-    char detail[SH_POLICY_ITEMS_TEXT_MAX + 160], kt[40];
+    bk_append(r->outcome, r->used, r->cap, "%s permit %s%s\n", to->code, rule,
+              flags & SH_DELIVERY_OVERDUE ? " overdue" : "");
+    char detail[SH_POLICY_ITEMS_TEXT_MAX + 200], kt[40];
     size_t kn = sh_retain_format(&keep, kt, sizeof kt);
-    size_t dn = (size_t)snprintf(detail, sizeof detail, "queued%s ground=%s%s%s items=",
-                                 flags & SH_DELIVERY_OVERDUE ? " overdue" : "", d.ground,
-                                 kn ? " " : "", kn ? kt : "");
+    size_t dn =
+        (size_t)snprintf(detail, sizeof detail, "queued%s ground=%s%s%s%s%s items=",
+                         flags & SH_DELIVERY_OVERDUE ? " overdue" : "", d.ground, kn ? " " : "",
+                         kn ? kt : "", r->border ? " border=" : "", r->border ? r->border : "");
     sh_decision_items(&d, detail + dn, sizeof detail - dn);
     bk_audit_for(b, r->t, SH_AUDIT_SEND, SH_AUDIT_OK, 0, id, r->child, r->from->code, to->code,
                  rule, purpose, detail);
@@ -221,8 +217,6 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
     sh_error err = {0};
     sh_envelope *e = NULL;
     sh_buf buf = {0};
-    char *outcome = NULL;
-    uint8_t *copy = NULL;
     const uint8_t *child = NULL;
     sh_err rc = sh_envelope_decode(raw, len, &e, &err);
     if (rc) {
@@ -262,7 +256,7 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         if (sh_broker_event_parse(buf.data, buf.len, &ev) == 0 &&
             strcmp(ev.sender, from->code) == 0 && s_same_event(b, id, &ev, raw, len)) {
             bk_confirm(r, id, SH_OK, "duplicate: already accepted");
-            s_outcome_lines(r, ev.outcome, ev.outcome_len);
+            bk_outcome_lines(r, ev.outcome, ev.outcome_len);
         } else {
             bk_confirm(r, id, SH_E_REPLAYED, "event_id was used for another event");
             bk_audit(b, t, SH_AUDIT_REFUSE, SH_AUDIT_DENIED, SH_E_REPLAYED, id, child, from->code,
@@ -275,12 +269,27 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         goto out;
     }
 
+    bk_accept(b, t, seq, from, e, &refs, raw, len, evd, evlen, NULL, 0, NULL, r);
+out:
+    sh_envelope_free(e);
+    sh_buf_free(&buf);
+}
+
+void bk_accept(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, sh_envelope *e,
+               const bk_refs *refs, const uint8_t *raw, size_t len, const uint8_t *evd,
+               size_t evlen, const bk_named *named, size_t nnamed, const char *via, bk_reply *r)
+{
+    sh_error err = {0};
+    sh_buf buf = {0};
+    const uint8_t *id = e->event_id.data, *child = refs->n ? refs->v[0] : NULL;
     /* what the broker keeps of the event is sealed under the day it is erased (keep.c) */
     uint32_t day = bk_keep_day(b, sh_clock_ms());
-    size_t cap = 128 * (sh_registry_count(b->registry) + 1), used = 0;
-    outcome = calloc(1, cap);
-    copy = malloc(len + SH_MINIMISE_SLACK);
-    if (!outcome || !copy) {
+    size_t nreg = sh_registry_count(b->registry), cap = 128 * (nreg + nnamed + 1), used = 0;
+    char *outcome = calloc(1, cap);
+    uint8_t *copy = malloc(len + SH_MINIMISE_SLACK), *copy2 = malloc(len + SH_MINIMISE_SLACK);
+    bk_crossing *out = calloc(nreg + 1, sizeof *out);
+    sh_err rc = SH_OK;
+    if (!outcome || !copy || !copy2 || !out) {
         bk_confirm(r, id, SH_E_NOMEM, "out of memory");
         goto out;
     }
@@ -304,13 +313,36 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         /* decide with the consent on record; the event's own bytes are what is stored */
         int overridden = 0, claimed = e->consent;
         char school[SH_ORG_MAX + 1];
-        bk_school_lookup(b, t, &refs, school);
-        e->consent = bk_effective_consent(b, t, e, &refs, &overridden);
+        bk_school_lookup(b, t, refs, school);
+        e->consent = bk_effective_consent(b, t, e, refs, &overridden);
         sh_decide_context_write(e, school, referrer, context);
-        s_route route = {b,    t,       seq, from,  e,          raw, len,  child,
-                         copy, outcome, cap, &used, overridden, day, &buf, &err};
-        rc = (sh_err)sh_decide_all(b->policy, b->registry, e, from, referrer, school, now,
-                                   s_route_one, &route);
+        bk_route route = {b, t,       seq, from,  e,          raw, len, child, copy, copy2, NULL,
+                          0, outcome, cap, &used, overridden, day, via, out,   0,    &buf,  &err};
+        if (!named) {
+            rc = (sh_err)sh_decide_all(b->policy, b->registry, e, from, referrer, school, now,
+                                       bk_route_one, &route);
+            if (!rc) rc = bk_border_out(&route);
+        }
+        for (size_t i = 0; named && !rc && i < nnamed; i++) {
+            /* only what the sending authority's broker permitted, to whom it permitted it */
+            const sh_org *to = sh_registry_by_code(b->registry, named[i].org);
+            sh_decision d = {.code = SH_E_DENY_PARTY};
+            sh_share sh = {
+                e, from, to, referrer[0] ? referrer : NULL, now, school[0] ? school : NULL};
+            if (to && !to->authority && to->sector != SH_SECTOR_PEER)
+                sh_policy_decide(b->policy, &sh, &d);
+            else
+                snprintf(d.reason, sizeof d.reason, "%s is not an organisation this broker serves",
+                         named[i].org);
+            sh_org unknown = {.code = named[i].org};
+            char border[SH_ORG_MAX + 72]; /* the audit's border=: the peer, and what permitted
+                                             the share at the sending authority */
+            snprintf(border, sizeof border, "%s:%s", via, named[i].rule);
+            route.border = border;
+            route.limit = named[i].items;
+            route.nlimit = named[i].nitems;
+            rc = (sh_err)bk_route_one(&route, to && !to->authority ? to : &unknown, &d);
+        }
         if (rc) {
             bk_confirm(r, id, rc, err.detail);
             e->consent = claimed;
@@ -318,6 +350,7 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
         }
         e->consent = claimed;
     }
+    if (via) bk_append(context, &(size_t){strlen(context)}, sizeof context, " via=%s", via);
     if (used && outcome[used - 1] == '\n') outcome[--used] = '\0';
     size_t vlen = 0, sl = len + SH_SHRED_OVERHEAD;
     uint8_t *slot = NULL, *v = sh_broker_event_build(from->code, outcome, NULL, sl, SH_EVENT_SEALED,
@@ -325,26 +358,27 @@ void bk_publish(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, cons
     rc = v ? bk_keep_seal(b, id, day, raw, len, slot, sl, &err)
            : sh_error_set(&err, SH_E_NOMEM, "event");
     if (!rc) rc = sh_txn_put(t, b->events, id, 16, v, vlen, SH_PUT_NEW, &err);
-    if (!rc) rc = bk_evidence_keep(b, t, id, evd, evlen, &err);
+    if (!rc && evlen) rc = bk_evidence_keep(b, t, id, evd, evlen, &err);
     free(v);
     /* a consent event also becomes the consent on record for later decisions */
-    if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, &refs, &err);
-    if (!rc) rc = bk_school_record(b, t, e, from, &refs, &err);
-    if (!rc) rc = bk_links_record(b, t, &refs, &err);
+    if (!rc && e->event_type == ET(CONSENT)) rc = bk_consent_record(b, t, e, refs, &err);
+    if (!rc) rc = bk_school_record(b, t, e, from, refs, &err);
+    if (!rc) rc = bk_links_record(b, t, refs, &err);
     if (rc) {
         bk_confirm(r, id, rc, err.detail);
         goto out;
     }
-    bk_audit_for(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, NULL, NULL,
+    bk_audit_for(b, t, SH_AUDIT_RECEIVE, SH_AUDIT_OK, 0, id, child, from->code, via, NULL,
                  e->event_type == ET(DELIVERY_RECEIPT)
                      ? NULL
                      : sh_enum_name(&sharehub__v1__purpose__descriptor, (int)e->purpose),
                  context);
     bk_confirm(r, id, SH_OK, "accepted");
-    s_outcome_lines(r, outcome, used);
+    bk_outcome_lines(r, outcome, used);
 out:
-    sh_envelope_free(e);
     sh_buf_free(&buf);
     free(outcome);
     free(copy);
+    free(copy2);
+    free(out);
 }

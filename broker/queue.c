@@ -17,12 +17,21 @@
 
 sh_err bk_enqueue(sh_broker *b, sh_txn *t, uint64_t *seq, const char *org, const uint8_t id[16],
                   const char *sender, const char *rule, uint8_t flags, const sh_retain *retain,
-                  uint32_t day, const uint8_t *copy, size_t len, sh_error *err)
+                  uint32_t day, const char *to, const uint8_t *copy, size_t len, sh_error *err)
 {
     size_t n = 0, sl = len + SH_SHRED_OVERHEAD;
+    /* a receipt for another authority's organisation goes by its peer (docs/federation.md) */
+    const sh_org *o = to ? NULL : sh_registry_by_code(b->registry, org);
+    char peer[SH_ORG_MAX + 1], via[SH_ORG_MAX + 16];
+    if (o && o->authority) {
+        snprintf(peer, sizeof peer, "LA%s", o->authority);
+        snprintf(via, sizeof via, "to=%s/%s/", org, rule);
+        org = peer;
+        to = via;
+    }
     if (flags & SH_DELIVERY_WHOLE) day = 0, len = 0; /* the event's record holds it */
     if (day) flags |= SH_DELIVERY_SEALED;
-    uint8_t *v = sh_broker_delivery_build(id, sender, rule, flags, sh_clock_ms(), retain,
+    uint8_t *v = sh_broker_delivery_build(id, sender, rule, flags, sh_clock_ms(), retain, to,
                                           day ? NULL : copy, day ? sl : len, &n);
     uint8_t key[SH_QKEY_BYTES], sb[8];
     if (!v) return sh_error_set(err, SH_E_NOMEM, "delivery");
@@ -59,8 +68,8 @@ sh_err bk_receipt(sh_broker *b, sh_txn *t, uint64_t *seq, const uint8_t (*ids)[1
     size_t len = 0;
     rc = sh_envelope_encode(&r.e, &buf, &len, err);
     if (!rc)
-        rc = bk_enqueue(b, t, seq, sender, r.id, b->cfg.org_code, SH_RULE_RECEIPT, 0, NULL, 0, buf,
-                        len, err);
+        rc = bk_enqueue(b, t, seq, sender, r.id, b->cfg.org_code, SH_RULE_RECEIPT, 0, NULL, 0, NULL,
+                        buf, len, err);
     free(buf);
     return rc;
 }
@@ -98,9 +107,23 @@ static int s_deliver_add(sh_wire_body *bd, const sh_broker_delivery *d, const ui
         if (fn) fl[fn++] = ' ';
         fn += sh_retain_format(&d->retain, fl + fn, sizeof fl - fn);
     }
-    if (sh_wire_body_add(bd, d->id, 16) || sh_wire_body_add(bd, d->sender, strlen(d->sender)) ||
-        sh_wire_body_add(bd, d->rule, d->rule_len) || sh_wire_body_add(bd, fl, strlen(fl)) ||
-        sh_wire_body_add(bd, copy, copy_len) || sh_wire_body_add(bd, ev, evlen)) {
+    /* a peer's delivery: its recipients' to= tokens after the others (docs/federation.md) */
+    char *all = NULL;
+    if (d->to_len) {
+        all = malloc(fn + 1 + d->to_len + 1);
+        if (!all) return -1;
+        memcpy(all, fl, fn);
+        if (fn) all[fn++] = ' ';
+        memcpy(all + fn, d->to, d->to_len);
+        fn += d->to_len;
+    }
+    int bad = sh_wire_body_add(bd, d->id, 16) ||
+              sh_wire_body_add(bd, d->sender, strlen(d->sender)) ||
+              sh_wire_body_add(bd, d->rule, d->rule_len) ||
+              sh_wire_body_add(bd, all ? all : fl, all ? fn : strlen(fl)) ||
+              sh_wire_body_add(bd, copy, copy_len) || sh_wire_body_add(bd, ev, evlen);
+    free(all);
+    if (bad) {
         bd->len = mark;
         bd->nfields = nmark;
         return -1;

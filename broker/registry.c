@@ -26,16 +26,8 @@
 
 #include "crypto.h"
 #include "ident.h"
-#include "yaml.h"
-
-typedef struct y_org {
-    char *code, *name, *locality, *la_code, *service_type;
-    int sector;
-    char **keys;
-    unsigned keys_count;
-    char **sign_keys;
-    unsigned sign_keys_count;
-} y_org;
+#include "registry_int.h"
+#include "directory.h"
 
 typedef struct y_registry {
     y_org *organisations;
@@ -48,6 +40,7 @@ static const cyaml_strval_t s_sectors[] = {
     {"social_care", SH_SECTOR_SOCIAL_CARE},
     {"police", SH_SECTOR_POLICE},
     {"local_authority", SH_SECTOR_LOCAL_AUTHORITY},
+    {"peer", SH_SECTOR_PEER},
 };
 
 static const cyaml_schema_value_t s_string = {
@@ -57,7 +50,7 @@ static const cyaml_schema_value_t s_string = {
 static const cyaml_schema_field_t s_org_fields[] = {
     CYAML_FIELD_STRING_PTR("code", CYAML_FLAG_POINTER, y_org, code, 1, 9),
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_org, name, 1, 200),
-    CYAML_FIELD_ENUM("sector", CYAML_FLAG_STRICT, y_org, sector, s_sectors, 5),
+    CYAML_FIELD_ENUM("sector", CYAML_FLAG_STRICT, y_org, sector, s_sectors, 6),
     CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),
     CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, la_code, 3,
                            3),
@@ -101,13 +94,31 @@ size_t sh_service_types(const char *const **names)
     return sizeof s_service_types / sizeof s_service_types[0];
 }
 
-static const cyaml_schema_value_t s_org = {
+/* (the directory's entries: the same fields but keys, which each broker enrols itself) */
+static const cyaml_schema_field_t s_org_fields_nokeys[] = {
+    CYAML_FIELD_STRING_PTR("code", CYAML_FLAG_POINTER, y_org, code, 1, 9),
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_org, name, 1, 200),
+    CYAML_FIELD_ENUM("sector", CYAML_FLAG_STRICT, y_org, sector, s_sectors, 5),
+    CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),
+    CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, la_code, 3,
+                           3),
+    CYAML_FIELD_STRING_PTR("service_type", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,
+                           service_type, 1, 40),
+    CYAML_FIELD_SEQUENCE("sign_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, sign_keys,
+                         &s_string, 0, 8),
+    CYAML_FIELD_END,
+};
+
+const cyaml_schema_value_t sh_registry_org_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_org, s_org_fields),
+};
+const cyaml_schema_value_t sh_registry_org_schema_nokeys = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_org, s_org_fields_nokeys),
 };
 
 static const cyaml_schema_field_t s_top_fields[] = {
-    CYAML_FIELD_SEQUENCE("organisations", CYAML_FLAG_POINTER, y_registry, organisations, &s_org, 0,
-                         100000),
+    CYAML_FIELD_SEQUENCE("organisations", CYAML_FLAG_POINTER, y_registry, organisations,
+                         &sh_registry_org_schema, 0, 100000),
     CYAML_FIELD_END,
 };
 
@@ -123,7 +134,9 @@ typedef struct s_keyent {
 struct sh_registry {
     y_registry *y;
     sh_org *orgs;
-    size_t norgs;
+    size_t norgs, nlocal; /* orgs[nlocal..norgs): the directory's, of other authorities */
+    sh_directory *dir;
+    const char *own_la;
     s_keyent *keys; /* sorted by key */
     size_t nkeys;
     uint8_t (*signs)[SH_SIGN_PUB_BYTES]; /* every organisation's signing keys, in order */
@@ -148,6 +161,56 @@ const char *sh_sector_name(sh_sector s)
     return "none";
 }
 
+sh_err sh_registry_org_make(const char *path, const y_org *y, size_t i, uint8_t (*signs)[32],
+                            sh_org *o, sh_err code, sh_error *err)
+{
+    if (sh_org_code_check(y->code) != SH_OK)
+        return sh_error_set(err, code, "%s: organisation %zu: code is not 1-9 of [A-Z0-9]", path,
+                            i + 1);
+    if (y->la_code && sh_la_code_check(y->la_code) != SH_OK)
+        return sh_error_set(err, code, "%s: %s: la_code is not a DfE LA code", path, y->code);
+    if (y->service_type && !sh_service_type_known(y->service_type))
+        return sh_error_set(err, code,
+                            "%s: %s: service_type '%.40s' is not a kind of service sharehub "
+                            "knows (docs/policy.md lists them)",
+                            path, y->code, y->service_type);
+    if (y->service_type && y->sector != SH_SECTOR_HEALTH)
+        return sh_error_set(err, code,
+                            "%s: %s: service_type is for health organisations (sector: health)",
+                            path, y->code);
+    if (!s_locality_ok(y->locality))
+        return sh_error_set(err, code, "%s: %s: locality is not [a-z0-9-]", path, y->code);
+    if (y->sector == SH_SECTOR_PEER &&
+        (!y->la_code || strncmp(y->code, "LA", 2) != 0 || strcmp(y->code + 2, y->la_code) != 0))
+        return sh_error_set(err, code,
+                            "%s: %s: a peer (another authority's broker) is enrolled as \"LA\" and "
+                            "its la_code, with that la_code (docs/federation.md)",
+                            path, y->code);
+    for (unsigned k = 0; k < y->sign_keys_count; k++) {
+        const char *hex = y->sign_keys[k];
+        int ok = strlen(hex) == 2 * SH_SIGN_PUB_BYTES;
+        for (size_t h = 0; ok && h < SH_SIGN_PUB_BYTES; h++) {
+            int hi = sh_hex_digit(hex[2 * h]), lo = sh_hex_digit(hex[2 * h + 1]);
+            ok = hi >= 0 && lo >= 0;
+            signs[k][h] = (uint8_t)(hi << 4 | lo);
+        }
+        if (!ok)
+            return sh_error_set(err, code,
+                                "%s: %s: sign_keys %u is not 64 hex digits (an Ed25519 public "
+                                "key, as `sharehub keygen sign` prints it)",
+                                path, y->code, k + 1);
+    }
+    *o = (sh_org){.code = y->code,
+                  .name = y->name,
+                  .sector = (sh_sector)y->sector,
+                  .locality = y->locality,
+                  .la_code = y->la_code,
+                  .service_type = y->service_type,
+                  .sign_keys = y->sign_keys_count ? (const uint8_t(*)[32])signs : NULL,
+                  .nsign_keys = y->sign_keys_count};
+    return SH_OK;
+}
+
 sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
 {
     *out = NULL;
@@ -170,26 +233,9 @@ sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
     }
     for (size_t i = 0; !rc && i < r->norgs; i++) {
         const y_org *y = &r->y->organisations[i];
-        if (sh_org_code_check(y->code) != SH_OK)
-            rc = sh_error_set(err, SH_E_REGISTRY_FILE,
-                              "%s: organisation %zu: code is not 1-9 of "
-                              "[A-Z0-9]",
-                              path, i + 1);
-        else if (y->la_code && sh_la_code_check(y->la_code) != SH_OK)
-            rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: %s: la_code is not a DfE LA code", path,
-                              y->code);
-        else if (y->service_type && !sh_service_type_known(y->service_type))
-            rc = sh_error_set(err, SH_E_REGISTRY_FILE,
-                              "%s: %s: service_type '%.40s' is not a kind of service sharehub "
-                              "knows (docs/policy.md lists them)",
-                              path, y->code, y->service_type);
-        else if (y->service_type && y->sector != SH_SECTOR_HEALTH)
-            rc = sh_error_set(err, SH_E_REGISTRY_FILE,
-                              "%s: %s: service_type is for health organisations (sector: health)",
-                              path, y->code);
-        else if (!s_locality_ok(y->locality))
-            rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: %s: locality is not [a-z0-9-]", path,
-                              y->code);
+        rc = sh_registry_org_make(path, y, i, r->signs + nsigns, &r->orgs[i], SH_E_REGISTRY_FILE,
+                                  err);
+        nsigns += y->sign_keys_count;
         for (size_t j = 0; !rc && j < i; j++)
             if (strcmp(r->orgs[j].code, y->code) == 0)
                 rc = sh_error_set(err, SH_E_REGISTRY_FILE, "%s: organisation %s enrolled twice",
@@ -203,33 +249,8 @@ sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
             ke->org = i;
             r->nkeys++;
         }
-        for (unsigned k = 0; !rc && k < y->sign_keys_count; k++) {
-            const char *hex = y->sign_keys[k];
-            int ok = strlen(hex) == 2 * SH_SIGN_PUB_BYTES;
-            for (size_t h = 0; ok && h < SH_SIGN_PUB_BYTES; h++) {
-                int hi = sh_hex_digit(hex[2 * h]), lo = sh_hex_digit(hex[2 * h + 1]);
-                ok = hi >= 0 && lo >= 0;
-                r->signs[nsigns][h] = (uint8_t)(hi << 4 | lo);
-            }
-            if (!ok)
-                rc = sh_error_set(err, SH_E_REGISTRY_FILE,
-                                  "%s: %s: sign_keys %u is not 64 hex digits (an Ed25519 public "
-                                  "key, as `sharehub keygen sign` prints it)",
-                                  path, y->code, k + 1);
-            nsigns++;
-        }
-        r->orgs[i] = (sh_org){.code = y->code,
-                              .name = y->name,
-                              .sector = (sh_sector)y->sector,
-                              .locality = y->locality,
-                              .la_code = y->la_code,
-                              .service_type = y->service_type,
-                              .nsign_keys = y->sign_keys_count};
     }
-    for (size_t i = 0, at = 0; !rc && i < r->norgs; i++) {
-        r->orgs[i].sign_keys = r->orgs[i].nsign_keys ? (const uint8_t(*)[32])r->signs[at] : NULL;
-        at += r->orgs[i].nsign_keys;
-    }
+    r->nlocal = r->norgs;
     if (!rc && r->nkeys) {
         qsort(r->keys, r->nkeys, sizeof *r->keys, s_keycmp);
         for (size_t i = 1; i < r->nkeys; i++)
@@ -253,6 +274,7 @@ void sh_registry_destroy(sh_registry **rp)
     if (!rp || !*rp) return;
     sh_registry *r = *rp;
     sh_yaml_free(&s_top, r->y);
+    sh_directory_destroy(&r->dir);
     free(r->orgs);
     free(r->keys);
     free(r->signs);
@@ -272,6 +294,68 @@ const sh_org *sh_registry_by_code(const sh_registry *r, const char *code)
 {
     for (size_t i = 0; code && i < r->norgs; i++)
         if (strcmp(r->orgs[i].code, code) == 0) return &r->orgs[i];
+    return NULL;
+}
+
+sh_err sh_registry_federate(sh_registry *r, sh_directory *d, const char *own_la, sh_error *err)
+{
+    sh_err rc = SH_OK;
+    const sh_authority *own = sh_directory_find(d, own_la);
+    if (!own)
+        rc = sh_error_set(err, SH_E_DIRECTORY_FILE,
+                          "the federation directory has no authority %.8s: this broker's "
+                          "--authority",
+                          own_la ? own_la : "(none)");
+    size_t foreign = 0;
+    for (size_t i = 0; !rc && i < sh_directory_count(d); i++)
+        if (sh_directory_at(d, i) != own) foreign += sh_directory_at(d, i)->norgs;
+    for (size_t i = 0; !rc && i < r->nlocal; i++) {
+        const sh_org *o = &r->orgs[i];
+        const sh_authority *a = sh_directory_serving(d, o->code);
+        if (o->sector == SH_SECTOR_PEER) {
+            const sh_authority *p = sh_directory_find(d, o->la_code);
+            if (!p || p == own)
+                rc = sh_error_set(err, SH_E_DIRECTORY_FILE,
+                                  "peer %s is enrolled for authority %s, which %s", o->code,
+                                  o->la_code,
+                                  p ? "is this broker's own" : "the federation directory lacks");
+        } else if (a && a != own) {
+            rc = sh_error_set(err, SH_E_DIRECTORY_FILE,
+                              "organisation %s is enrolled here (authority %s) and listed in the "
+                              "federation directory under authority %s: each is served by one",
+                              o->code, own_la, a->la_code);
+        }
+    }
+    sh_org *orgs = rc ? NULL : realloc(r->orgs, (r->nlocal + foreign + 1) * sizeof *orgs);
+    if (!rc && !orgs) rc = sh_error_set(err, SH_E_NOMEM, "registry");
+    if (rc) {
+        sh_directory_destroy(&d);
+        return rc;
+    }
+    r->orgs = orgs;
+    r->norgs = r->nlocal;
+    for (size_t i = 0; i < sh_directory_count(d); i++) {
+        const sh_authority *a = sh_directory_at(d, i);
+        for (size_t k = 0; a != own && k < a->norgs; k++)
+            r->orgs[r->norgs++] = a->orgs[k];
+    }
+    sh_directory_destroy(&r->dir);
+    r->dir = d;
+    r->own_la = own->la_code;
+    return SH_OK;
+}
+
+const sh_directory *sh_registry_directory(const sh_registry *r, const char **own_la)
+{
+    if (own_la) *own_la = r->own_la;
+    return r->dir;
+}
+
+const sh_org *sh_registry_peer(const sh_registry *r, const char *la)
+{
+    for (size_t i = 0; la && i < r->nlocal; i++)
+        if (r->orgs[i].sector == SH_SECTOR_PEER && strcmp(r->orgs[i].la_code, la) == 0)
+            return &r->orgs[i];
     return NULL;
 }
 

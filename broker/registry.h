@@ -23,6 +23,7 @@ typedef enum sh_sector {
     SH_SECTOR_SOCIAL_CARE = 3,
     SH_SECTOR_POLICE = 4,
     SH_SECTOR_LOCAL_AUTHORITY = 5,
+    SH_SECTOR_PEER = 6, /* another authority's broker (docs/federation.md): code "LA" + la_code */
 } sh_sector;
 
 typedef struct sh_org {
@@ -35,6 +36,10 @@ typedef struct sh_org {
     /* the Ed25519 keys that may sign its events (docs/evidence.md); none: any that verifies */
     const uint8_t (*sign_keys)[32];
     size_t nsign_keys;
+    /* NULL for an organisation this broker serves; for one the federation directory places
+     * under another authority, that authority's LA code: its events go through the peer link
+     * "LA" + authority (docs/federation.md) */
+    const char *authority;
 } sh_org;
 
 typedef struct sh_registry sh_registry;
@@ -76,7 +81,23 @@ int sh_service_type_known(const char *s);
 /* Every kind of service, unscheduled care first; returns the count. */
 size_t sh_service_types(const char *const **names);
 
-/* "education", "health", "social_care", "police", "local_authority"; "none". */
+/* The federation directory (directory.h) joined to a registry, which takes it over: every
+ * organisation the directory places under another authority than own_la is added (authority
+ * set, no keys). Errors: SH_E_DIRECTORY_FILE when own_la is not in the directory, when an
+ * organisation enrolled here is placed under another authority, or when a peer is enrolled for
+ * an authority the directory does not hold or for this one. On error the directory is
+ * destroyed and the registry is as it was. */
+struct sh_directory;
+sh_err sh_registry_federate(sh_registry *r, struct sh_directory *d, const char *own_la,
+                            sh_error *err);
+
+/* The directory joined to r, and this broker's own LA code; NULL when none was. */
+const struct sh_directory *sh_registry_directory(const sh_registry *r, const char **own_la);
+
+/* The peer enrolled for authority la ("LA" + la), or NULL. */
+const sh_org *sh_registry_peer(const sh_registry *r, const char *la);
+
+/* "education", "health", "social_care", "police", "local_authority", "peer"; "none". */
 const char *sh_sector_name(sh_sector s);
 
 #endif

@@ -499,6 +499,58 @@ sh_err sh_evidence_for_copy(const uint8_t *env, size_t len, const uint8_t *copy,
     return SH_OK;
 }
 
+sh_err sh_evidence_reduce(const uint8_t *copy, size_t copylen, const uint8_t *ev, size_t evlen,
+                          const uint8_t *less, size_t lesslen, uint8_t **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    sh_evidence_batch b;
+    size_t n = ev ? s_get_batch(ev, evlen, V_COPY, &b) : 0;
+    if (!n || evlen < n + 2) return SH_E_EVIDENCE;
+    size_t L = (size_t)ev[n] << 8 | ev[n + 1];
+    if (L > SH_EVIDENCE_LEAVES_MAX || evlen != n + 2 + 33 * L) return SH_E_EVIDENCE;
+    s_leaves C, S;
+    sh_err rc = s_leaves_of(copy, copylen, NULL, &C);
+    if (rc) return rc;
+    if ((rc = s_leaves_of(less, lesslen, NULL, &S))) {
+        free(C.v);
+        return rc;
+    }
+    uint8_t *o = malloc(evlen);
+    if (!o) rc = SH_E_NOMEM;
+    size_t j = 0, k = 0; /* the next leaf of copy, of less */
+    for (size_t i = 0; !rc && i < L; i++) {
+        const uint8_t *e = ev + n + 2 + 33 * i;
+        uint8_t *w = o + n + 2 + 33 * i;
+        memcpy(w, e, 33);
+        if (e[0] == WITHHELD) continue;
+        if (e[0] != KEPT || j == C.n) {
+            rc = SH_E_EVIDENCE;
+            break;
+        }
+        const s_leaf_rec *c = &C.v[j++];
+        int kept = k < S.n && S.v[k].plen == c->plen && !memcmp(S.v[k].path, c->path, c->plen) &&
+                   S.v[k].blen == c->blen && (!c->blen || !memcmp(S.v[k].b, c->b, c->blen));
+        k += kept;
+        if (!kept) {
+            w[0] = WITHHELD;
+            if (s_leaf(e + 1, c->path, c->plen, c->b, c->blen, w + 1)) rc = SH_E_CRYPTO;
+        }
+    }
+    if (!rc && j != C.n) rc = SH_E_EVIDENCE;  /* copy holds a leaf the evidence lacks */
+    if (!rc && k != S.n) rc = SH_E_MALFORMED; /* less holds a leaf copy does not */
+    if (!rc) memcpy(o, ev, n + 2);
+    free(C.v);
+    free(S.v);
+    if (rc) {
+        free(o);
+        return rc;
+    }
+    *out = o;
+    *outlen = evlen;
+    return SH_OK;
+}
+
 typedef struct s_check {
     const uint8_t *ent; /* the next evidence entry */
     size_t left;        /* entries not yet used */

@@ -102,6 +102,15 @@ sh_err sh_evidence_for_copy(const uint8_t *env, size_t len, const uint8_t *copy,
                             const sh_evidence_batch *b, const uint8_t seed[SH_EVIDENCE_SEED_BYTES],
                             uint8_t **out, size_t *outlen);
 
+/* The evidence for less, a copy of copy with fewer fields (an order-keeping subset), from
+ * copy's evidence ev (kind 2): each leaf copy keeps and less does not turns from its salt into
+ * its hash. What the broker of another authority does when it withholds more of a copy it
+ * received (docs/federation.md). *out is malloc'd. Errors: SH_E_EVIDENCE (ev is not a copy's
+ * evidence for copy), SH_E_MALFORMED (less is not a subset of copy in order), SH_E_RANGE,
+ * SH_E_NOMEM, SH_E_CRYPTO. */
+sh_err sh_evidence_reduce(const uint8_t *copy, size_t copylen, const uint8_t *ev, size_t evlen,
+                          const uint8_t *less, size_t lesslen, uint8_t **out, size_t *outlen);
+
 /* Checks a recipient's copy against its evidence: every leaf of the copy accounted for, in
  * order, the digest rebuilt from them and the withheld hashes, the proof, the signature. On
  * SH_OK fills b (the signer's key is b->signer: the caller checks it is the sender's). Errors:

@@ -40,6 +40,7 @@ _Static_assert(SH_ACK_MAX * 16 < SH_WIRE_MSG_MAX, "a full ACK fits in one messag
 #define SH_FRAMES_HELLO   3
 #define SH_FRAMES_PING    2
 #define SH_FRAMES_WITNESS 4
+#define SH_FRAMES_FORWARD 3 /* a peer's: one delivery's six fields in one body frame */
 
 /* How long a recipient keeps a delivery and what then happens: the `retain=` token of a
  * DELIVER's flags field, "retain=<count><d|m>:<erase|review>" (docs/protocol.md): count days,

@@ -75,8 +75,8 @@ static const cyaml_config_t s_free_config = {
     .flags = CYAML_CFG_DEFAULT,
 };
 
-sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, sh_err code,
-                    sh_error *err)
+static sh_err s_load(const char *path, const uint8_t *bytes, size_t len,
+                     const cyaml_schema_value_t *schema, void **out, sh_err code, sh_error *err)
 {
     s_log log = {.text = ""};
     cyaml_config_t config = {
@@ -88,7 +88,8 @@ sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
     };
     *out = NULL;
     cyaml_data_t *data = NULL;
-    cyaml_err_t rc = cyaml_load_file(path, &config, schema, &data, NULL);
+    cyaml_err_t rc = bytes ? cyaml_load_data(bytes, len, &config, schema, &data, NULL)
+                           : cyaml_load_file(path, &config, schema, &data, NULL);
     if (rc != CYAML_OK) {
         const char *what = log.text[0] ? log.text : cyaml_strerror(rc);
         const cyaml_schema_value_t *en = log.key[0] ? s_enum_of(schema, log.key, 0) : NULL;
@@ -116,6 +117,20 @@ sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
         return sh_error_set(err, code, "%s: the file holds no YAML document", path);
     *out = data;
     return SH_OK;
+}
+
+sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, sh_err code,
+                    sh_error *err)
+{
+    return s_load(path, NULL, 0, schema, out, code, err);
+}
+
+sh_err sh_yaml_load_data(const char *name, const uint8_t *data, size_t len,
+                         const cyaml_schema_value_t *schema, void **out, sh_err code, sh_error *err)
+{
+    *out = NULL;
+    if (!len) return sh_error_set(err, code, "%s: the file holds no YAML document", name);
+    return s_load(name, data, len, schema, out, code, err);
 }
 
 void sh_yaml_free(const cyaml_schema_value_t *schema, void *data)

@@ -21,6 +21,12 @@
 sh_err sh_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, sh_err code,
                     sh_error *err);
 
+/* As sh_yaml_load, from data[0..len) already read (name is used in messages only): a file
+ * checked against a signature is parsed from the bytes that were checked. */
+sh_err sh_yaml_load_data(const char *name, const uint8_t *data, size_t len,
+                         const cyaml_schema_value_t *schema, void **out, sh_err code,
+                         sh_error *err);
+
 void sh_yaml_free(const cyaml_schema_value_t *schema, void *data);
 
 /* Fills table (cap entries) with the names of a schema enum's values (sh_enum_name, from its

@@ -307,3 +307,36 @@ Test(evidence, the_event_digest_is_the_documents)
     cr_assert_eq(sh_evidence_digest(env, sizeof env, seed, got), SH_OK);
     cr_assert_arr_eq(got, want, 32, "the digest differs from the document's");
 }
+
+/* Another authority's broker withholds more of a copy it received (docs/federation.md): the
+ * reduced copy's evidence, derived from the received copy's alone, checks under the sender's
+ * signature; it is the evidence the sender's broker would have made for that copy; and a copy
+ * that is not a subset of the received one is refused. */
+Test(evidence, a_copy_cut_down_again_still_proves_its_origin)
+{
+    sh_error err;
+    static const char *const wide[] = {"child"}, *const narrow[] = {"child.nhs_number"};
+    for (int i = 0; i < N; i++) {
+        uint8_t copy[8192], less[8192], *ev = NULL, *rev = NULL, *direct = NULL;
+        size_t clen = 0, llen = 0, evlen = 0, rlen = 0, dlen = 0;
+        s_copy(i, wide, 1, copy, &clen, &ev, &evlen);
+        cr_assert_eq(sh_minimise(copy, clen, narrow, 1, less, sizeof less, &llen), SH_OK);
+        cr_assert_eq(sh_evidence_reduce(copy, clen, ev, evlen, less, llen, &rev, &rlen), SH_OK);
+        sh_evidence_batch b;
+        cr_assert_eq(sh_evidence_check_copy(less, llen, rev, rlen, &b, NULL, &err), SH_OK,
+                     "event %d: %s", i, err.detail);
+        cr_assert_eq(sh_evidence_for_copy(s_env[i], s_len[i], less, llen, &s_b[i], s_seed[i],
+                                          &direct, &dlen),
+                     SH_OK);
+        cr_assert(dlen == rlen && memcmp(direct, rev, rlen) == 0,
+                  "the same evidence as the sender's broker would make");
+        /* the wider copy is not a subset of the narrower one */
+        uint8_t *bad = NULL;
+        size_t blen = 0;
+        cr_assert_neq(sh_evidence_reduce(less, llen, rev, rlen, copy, clen, &bad, &blen), SH_OK);
+        cr_assert_null(bad);
+        free(ev);
+        free(rev);
+        free(direct);
+    }
+}

@@ -595,7 +595,7 @@ Test(protocol, deliveries_carry_their_retention)
     uint8_t id[16] = {1}, copy[3] = {7, 8, 9};
     size_t len = 0;
     uint8_t *v = sh_broker_delivery_build(id, "8819990", "isp-x@1", SH_DELIVERY_OVERDUE, 1234, &six,
-                                          copy, sizeof copy, &len);
+                                          NULL, copy, sizeof copy, &len);
     sh_broker_delivery d;
     cr_assert_eq(sh_broker_delivery_parse(v, len, &d), 0);
     cr_assert(d.retain.count == 72 && d.retain.unit == 'm' && d.retain.review == 1);
@@ -606,9 +606,20 @@ Test(protocol, deliveries_carry_their_retention)
     for (size_t cut = 0; cut < 16 + 1 + 7 + 1 + 7 + 1 + 8 + 4; cut++)
         cr_assert_eq(sh_broker_delivery_parse(v, cut, &d), -1, "cut at %zu", cut);
     free(v);
-    v = sh_broker_delivery_build(id, "8819990", "isp-x@1", 0, 1234, NULL, copy, sizeof copy, &len);
+    v = sh_broker_delivery_build(id, "8819990", "isp-x@1", 0, 1234, NULL, NULL, copy, sizeof copy,
+                                 &len);
     cr_assert_eq(sh_broker_delivery_parse(v, len, &d), 0);
     cr_assert_eq(d.retain.count, 0);
+    free(v);
+    /* a peer's delivery names its recipients in the other authority (docs/federation.md) */
+    const char *to = "to=883/isp-xb@1/child,level_of_need to=883A/isp-xb@1/";
+    v = sh_broker_delivery_build(id, "RAJ", "border", 0, 1234, &six, to, copy, sizeof copy, &len);
+    cr_assert_eq(sh_broker_delivery_parse(v, len, &d), 0);
+    cr_assert(d.flags & SH_DELIVERY_TO);
+    cr_assert(d.to_len == strlen(to) && memcmp(d.to, to, d.to_len) == 0);
+    cr_assert(d.retain.count == 72 && d.copy_len == 3 && memcmp(d.copy, copy, 3) == 0);
+    for (size_t cut = 0; cut < len - 3; cut++)
+        cr_assert_eq(sh_broker_delivery_parse(v, cut, &d), -1, "cut at %zu", cut);
     free(v);
     /* the event record's forms: as written before forms, sealed, erased */
     const uint8_t env[5] = {1, 2, 3, 4, 5};

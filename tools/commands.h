@@ -8,6 +8,7 @@
  *   cmd_account.c  account set, account list (the workspace's users, at the local agent)
  *   cmd_review.c   review (retention reviews, at the local agent)
  *   cmd_enrol.c    enrol
+ *   cmd_directory.c directory sign, directory verify (the federation directory)
  *   selfcheck.c    selfcheck
  *   audit_cli.c    audit verify, grant, replay, event; subject.c and whatif.c the rest
  */
@@ -22,6 +23,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_policy_explain(int argc, char **argv);
 int cmd_agent(const char *name, int argc, char **argv);
 int cmd_enrol(int argc, char **argv);
+int cmd_directory(int argc, char **argv);
 int cmd_account(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 

@@ -31,6 +31,7 @@ static const char s_usage[] =
     "operations:\n"
     "  keygen master|sign|curve PATH           a new key file (0600)\n"
     "  enrol --registry FILE --code ORG --key KEY [--revoke]\n"
+    "  directory sign|verify FILE ...          the federation directory's signature\n"
     "  ident check|synthetic ...               check an identifier; a synthetic child\n"
     "  selfcheck [--keep]                      the foundation's self-check\n"
     "  version                                 this build\n"
@@ -42,9 +43,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
-    } cmds[] = {{"keygen", cmd_keygen},   {"ident", cmd_ident},         {"policy", cmd_policy},
-                {"enrol", cmd_enrol},     {"selfcheck", cmd_selfcheck}, {"audit", sh_audit_main},
-                {"account", cmd_account}, {"review", cmd_review}};
+    } cmds[] = {
+        {"keygen", cmd_keygen},   {"ident", cmd_ident},         {"policy", cmd_policy},
+        {"enrol", cmd_enrol},     {"selfcheck", cmd_selfcheck}, {"audit", sh_audit_main},
+        {"account", cmd_account}, {"review", cmd_review},       {"directory", cmd_directory}};
     static const char *const agent[] = {"status", "publish", "inbox", "show", "child", "triage"};
     if (argc < 2) {
         fputs(s_usage, stderr);
