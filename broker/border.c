@@ -166,25 +166,60 @@ static void s_receipt_in(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *p
     bk_reply_add(r, outcome, strlen(outcome));
 }
 
+/* A link's FORWARDs are taken in its order only: each names the link's run (8 random bytes) and
+ * its place in it (u64 BE, from 0), and this broker keeps the last it took of each peer in its
+ * state, in the same transaction. One out of sequence — a broker restarted or a commit failed
+ * with FORWARDs in flight, which would otherwise let a later event in before an earlier one —
+ * is answered 705 and not taken: the link starts a new run from the sending broker's oldest
+ * unacknowledged delivery. 0 when in sequence (and recorded). */
+static int s_in_sequence(sh_broker *b, sh_txn *t, const sh_org *peer, const uint8_t *id,
+                         const uint8_t seq[16], bk_reply *r)
+{
+    char key[SH_ORG_MAX + 8];
+    int kl = snprintf(key, sizeof key, "fwd:%s", peer->code);
+    sh_buf buf = {0};
+    sh_error err;
+    sh_err rc = sh_txn_get(t, b->state, key, (size_t)kl, &buf, &err);
+    uint64_t want = 0, got = sh_be64_get(seq + 8);
+    if (rc == SH_OK && buf.len == 16 && memcmp(buf.data, seq, 8) == 0)
+        want = sh_be64_get(buf.data + 8) + 1;
+    sh_buf_free(&buf);
+    if (rc && rc != SH_E_NOT_FOUND) {
+        bk_confirm(r, id, rc, err.detail);
+        return -1;
+    }
+    if (got != want) {
+        bk_confirm(r, id, SH_E_UNAVAILABLE,
+                   "FORWARD out of sequence: the link must start over from the oldest delivery");
+        return -1;
+    }
+    rc = sh_txn_put(t, b->state, key, (size_t)kl, seq, 16, 0, &err);
+    if (rc) bk_confirm(r, id, rc, err.detail);
+    return rc ? -1 : 0;
+}
+
 void bk_forward(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *peer, const uint8_t *body,
                 size_t len, bk_reply *r)
 {
-    const uint8_t *f[SH_DELIVER_FIELDS];
-    size_t fl[SH_DELIVER_FIELDS], used = 0, count = 0;
+    const uint8_t *f[SH_DELIVER_FIELDS + 1];
+    size_t fl[SH_DELIVER_FIELDS + 1], used = 0, count = 0;
     sh_error err = {0};
     if (peer->sector != SH_SECTOR_PEER) {
         s_refuse(b, t, peer, NULL, NULL, SH_E_PROTOCOL,
                  "FORWARD: only a peer (another authority's broker) forwards", r);
         return;
     }
-    if (sh_wire_body_read(body, len, SH_DELIVER_FIELDS, f, fl, SH_DELIVER_FIELDS, &used, &count) ||
-        count != SH_DELIVER_FIELDS || used != len || fl[0] != 16 || fl[1] == 0 ||
-        fl[1] > SH_ORG_MAX) {
+    if (sh_wire_body_read(body, len, SH_DELIVER_FIELDS + 1, f, fl, SH_DELIVER_FIELDS + 1, &used,
+                          &count) ||
+        count != SH_DELIVER_FIELDS + 1 || used != len || fl[0] != 16 || fl[1] == 0 ||
+        fl[1] > SH_ORG_MAX || fl[6] != 16) {
         s_refuse(b, t, peer, NULL, NULL, SH_E_PROTOCOL,
-                 "FORWARD: want one body of six fields: id, sender, rule, flags, copy, evidence",
+                 "FORWARD: want one body of seven fields: id, sender, rule, flags, copy, "
+                 "evidence, and the link's sequence (16 bytes)",
                  r);
         return;
     }
+    if (s_in_sequence(b, t, peer, f[0], f[6], r)) return;
     const uint8_t *id = f[0];
     char sender[SH_ORG_MAX + 1];
     memcpy(sender, f[1], fl[1]);

@@ -331,7 +331,8 @@ void bk_accept(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, sh_en
  * holding what any of its recipients may see, with each recipient's to= token; audits each and
  * adds its outcome line (808 when no peer is enrolled for the authority). */
 sh_err bk_border_out(bk_route *r);
-/* A FORWARD from a peer: one delivery of the other authority's (body: its six fields). */
+/* A FORWARD from a peer: one delivery of the other authority's (body: its six fields and the
+ * link's place in its order). */
 void bk_forward(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *peer, const uint8_t *body,
                 size_t len, bk_reply *r);
 
