@@ -45,6 +45,9 @@ typedef struct lk {
     uint64_t forwarded, answered, refused, restarts;
     uint8_t run[8]; /* this run's id: FORWARDs carry it and their place in it (border.c) */
     uint64_t next;
+    uint64_t heads;     /* the remote broker's heads received (sh_client_head) */
+    int64_t witness_ms; /* when the newest was last witnessed to the local broker */
+    uint64_t witnessed, witness_refused;
 } lk;
 
 /* Codes that say the local broker could not take it now: not acknowledged, so it comes again. */
@@ -135,6 +138,19 @@ static void s_from_local(lk *l)
                    sh_msg_code(&m));
             continue;
         }
+        if (strcmp(m.command, "WITNESSED") == 0) {
+            int code = sh_msg_code(&m);
+            if (code == 0)
+                l->witnessed++;
+            else {
+                l->witness_refused++;
+                sh_log(SH_LOG_ERROR, NULL, NULL,
+                       "link: the local broker refused the remote broker's head: E%03d %.*s", code,
+                       m.nframes > 2 ? (int)m.len[2] : 0,
+                       m.nframes > 2 ? (const char *)m.frame[2] : "");
+            }
+            continue;
+        }
         if (strcmp(m.command, "CONFIRM") != 0 || !l->n) continue;
         /* CONFIRMs come in the order the FORWARDs went (docs/protocol.md); one for a FORWARD
          * of a run given up (or one refused before its id was read) is not ours to count */
@@ -162,9 +178,24 @@ static void s_from_local(lk *l)
     }
 }
 
+/* The remote broker's newest signed head, recorded in the local broker's chain (WITNESS) at
+ * most once a second: neither authority can later rewrite what it sent the other unseen
+ * (docs/federation.md, "Witnessing across the border"). */
+static void s_witness(lk *l, int64_t now)
+{
+    uint8_t head[SH_WIRE_HEAD_BYTES];
+    uint64_t n = sh_client_head(l->remote, head);
+    if (n == l->heads || (now - l->witness_ms < 1000 && now)) return;
+    if (sh_client_witness(l->local, head, head + 16, SH_WIRE_HEAD_BYTES - 16) == SH_OK) {
+        l->heads = n;
+        l->witness_ms = now;
+    }
+}
+
 static void s_timers(lk *l)
 {
     int64_t now = sh_clock_ms();
+    s_witness(l, now);
     if (l->ready && now - l->heard_ms > 3 * l->hb) s_restart(l, "the remote broker is silent");
     if (!l->ready && now - l->hello_ms >= l->hb / 2) {
         l->hello_ms = now;
@@ -205,10 +236,18 @@ static int s_run(const char *remote_ep, const char *remote_key, const char *loca
         s_flush_acks(&l);
         s_timers(&l);
     }
+    /* the newest head, witnessed before stopping (its answer waited for a moment) */
+    s_witness(&l, 0);
+    for (int64_t until = sh_clock_ms() + 500; sh_clock_ms() < until;) {
+        zmq_pollitem_t it = {sh_client_socket(l.local), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) > 0) s_from_local(&l);
+    }
     sh_log(SH_LOG_INFO, NULL, NULL,
-           "link: stopping: %llu forwarded, %llu answered (%llu refused), %llu restarts",
+           "link: stopping: %llu forwarded, %llu answered (%llu refused), %llu restarts, %llu "
+           "heads witnessed (%llu refused)",
            (unsigned long long)l.forwarded, (unsigned long long)l.answered,
-           (unsigned long long)l.refused, (unsigned long long)l.restarts);
+           (unsigned long long)l.refused, (unsigned long long)l.restarts,
+           (unsigned long long)l.witnessed, (unsigned long long)l.witness_refused);
     rc = SH_EXIT_OK;
 out:
     sh_wipe(secret, sizeof secret);

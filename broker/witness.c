@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker_int.h"
+#include "directory.h"
 #include "log.h"
 
 #define REC_MAX (1 + SH_ORG_MAX + 8 + SH_MAC_BYTES + 8)
@@ -97,7 +98,17 @@ static sh_err s_known_get(sh_broker *b, sh_txn *t, const uint8_t *id, s_known *k
                     NULL, NULL, detail);
 }
 
-/* Records an agent's signed audit checkpoint in the broker's own chain and its sealed record. */
+/* Whether signer is the audit key the federation directory gives the broker of peer's
+ * authority: a peer witnesses that broker's log only (docs/federation.md). */
+static int s_peer_signer(sh_broker *b, const sh_org *peer, const uint8_t signer[SH_SIGN_PUB_BYTES])
+{
+    const sh_directory *d = sh_registry_directory(b->registry, NULL);
+    const sh_authority *a = d ? sh_directory_find(d, peer->la_code) : NULL;
+    return a && memcmp(a->sign_key, signer, SH_SIGN_PUB_BYTES) == 0;
+}
+
+/* Records an agent's (or a peer's: its broker's) signed audit checkpoint in the broker's own
+ * chain and its sealed record. */
 void bk_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t *id, size_t idlen,
                 const uint8_t *cp, size_t cplen, bk_reply *r)
 {
@@ -114,6 +125,12 @@ void bk_witness(sh_broker *b, sh_txn *t, const sh_org *from, const uint8_t *id, 
         snprintf(detail, sizeof detail, "%s",
                  rc == SH_E_AUDIT_FORMAT ? "not a 145-byte version-1 checkpoint"
                                          : "checkpoint signature does not verify");
+    } else if (from->sector == SH_SECTOR_PEER && !s_peer_signer(b, from, info.signer)) {
+        rc = SH_E_AUDIT_CHECKPOINT;
+        snprintf(detail, sizeof detail,
+                 "checkpoint signed by a key the federation directory does not give authority "
+                 "%s's broker",
+                 from->la_code);
     } else if ((rc = s_known_get(b, t, id, &k, &err))) {
         snprintf(detail, sizeof detail, "%s", err.detail);
     } else if (k.have && strcmp(k.org, from->code) != 0) {

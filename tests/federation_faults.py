@@ -17,7 +17,8 @@ While it publishes, the test fails the network, round after round, each kind onc
   kill-essex, kill-thurrock   that broker killed with SIGKILL while events cross, restarted
 Then it waits for the outbox and the queues to drain and counts, from the agents' own records:
 every event the Essex broker confirmed must be held exactly once by each of the two front
-doors, in the order RAJ published them, and every broker's audit chain must verify.
+doors, in the order RAJ published them, and every broker's audit chain must verify, each
+against the signed heads of it that its peers' chains hold (the links witness them).
 
 tc netem (delay, reordering) is not used: this machine's kernel has no sch_netem (the test
 says so when it looks); TCP turns loss into retransmission either way.
@@ -421,13 +422,21 @@ def main():
             problems.append("%d refused, e.g. %s" % (len(refused), refused[0]))
         clean = fed.stop()
         fed = None if clean else fed
+        cli = os.path.join(build, "tools", "sharehub")
+        keys = os.path.join(work, "auditor.keys")
         for a in AUTH:
-            v = sh(os.path.join(build, "tools", "sharehub"), "audit", "verify",
-                   os.path.join(work, a + ".store"), "--master", os.path.join(work, a + ".master"),
-                   "--sign-key", os.path.join(work, a + ".sign.pem"), check=False)
-            if v.returncode != 0:
-                problems.append("the %s broker's audit chain: %s" % (a, (v.stdout + v.stderr)
-                                                                     .strip()[-300:]))
+            sh(cli, "audit", "grant", os.path.join(work, a + ".store"), "--master",
+               os.path.join(work, a + ".master"), "--sign-key", os.path.join(work, a + ".sign.pem"),
+               "--keyring", keys, "--name", a)
+        v = sh(cli, "audit", "verify", *["%s=%s" % (a, os.path.join(work, a + ".store"))
+                                         for a in AUTH], "--keyring", keys, check=False)
+        lines = (v.stdout + v.stderr).strip().splitlines()
+        if v.returncode != 0:
+            problems.append("audit verify: " + " | ".join(lines)[-400:])
+        for a in AUTH:  # each broker's chain checked against the heads of it its peers hold
+            mine = [ln for ln in lines if "/%s.store: OK" % a in ln]
+            if not mine or "witnessed heads match" not in mine[0]:
+                problems.append("%s's chain is not cross-witnessed: %s" % (a, mine))
         if not clean:
             problems.append("a process did not stop cleanly on SIGTERM")
         print("federation_faults: %d published, %d confirmed, %d delivered to 883, %d to 882,"

@@ -241,4 +241,18 @@ until [ -n "$denied" ]; do
     [ $n -lt 100 ] || fail "no DENIED receipt for $att reached RAJ"
     [ -n "$denied" ] || sleep 0.1
 done
+# every chain verifies, and each broker's against the heads of it the other's chain holds
+for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+for p in $pids; do wait "$p" 2>/dev/null; done
+pids=""
+for n in essex thurrock; do
+    "$sh" audit grant "$n.store" --master "$n.master" --sign-key "$n.sign.pem" --keyring auditor.keys \
+        --name "$n" >/dev/null || fail "audit grant $n"
+done
+grep -q "heads witnessed ([0-9]* refused)" link-thurrock.log || fail "the link witnessed nothing"
+grep -q " 0 heads witnessed" link-thurrock.log link-essex.log && fail "a link witnessed nothing"
+v=$("$sh" audit verify essex=essex.store thurrock=thurrock.store --keyring auditor.keys 2>&1) ||
+    fail "audit verify: $v"
+printf '%s\n' "$v" | grep -q "witness" || fail "audit verify says nothing of witnessing: $v"
+printf '%s\n' "$v" | sed 's/^/  /'
 echo "federation_test: ok (concern $concern delivered across the border; attendance $att denied at Thurrock's)"
