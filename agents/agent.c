@@ -209,7 +209,8 @@ sh_err sh_agent_new(const char *config_path, sh_agent **out, sh_error *err)
     }
     if (!rc && a->cfg->http) {
         /* served by a process of its own: this one, which holds the store, parses no HTTP */
-        sh_probe_site site = {ag_metrics, ag_not_ready, a, "agent-probe", a->cfg->log_level, NULL};
+        sh_probe_site site = {ag_metrics,        ag_not_ready, a,   "agent-probe",
+                              a->cfg->log_level, NULL,         NULL};
         rc = sh_probe_new(a->cfg->http, &site, &a->probe, err);
     }
     if (!rc) rc = ag_senders_load(a, err);

@@ -220,6 +220,9 @@ void bk_forward(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *peer, cons
         return;
     }
     if (s_in_sequence(b, t, peer, f[0], f[6], r)) return;
+    char lab[SH_LABELS_MAX] = "";
+    sh_label(lab, sizeof lab, "peer", peer->code);
+    sh_tally_add(&b->stage.forwards, lab, 1);
     const uint8_t *id = f[0];
     char sender[SH_ORG_MAX + 1];
     memcpy(sender, f[1], fl[1]);

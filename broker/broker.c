@@ -219,8 +219,8 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
     }
     if (!rc && cfg->http_listen) {
         /* served by a process of its own: this one, which holds the store, parses no HTTP */
-        sh_probe_site site = {bk_metrics,     bk_not_ready,   b,
-                              "broker-probe", cfg->log_level, cfg->net_program};
+        sh_probe_site site = {bk_metrics,       bk_not_ready,   b, "broker-probe", cfg->log_level,
+                              cfg->net_program, bk_ready_detail};
         rc = sh_probe_new(cfg->http_listen, &site, &b->probe, err);
     }
     if (!rc) {

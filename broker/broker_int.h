@@ -123,6 +123,7 @@ typedef struct bk_stats {
     sh_tally acked;    /* recipient=: queue entries acknowledged and removed */
     sh_tally expired;  /* recipient=: queue entries removed undelivered past their expiry */
     sh_tally denied;   /* reason=,isp=: shares the policy refused */
+    sh_tally forwards; /* peer=: FORWARDs taken (in the link's order) */
     sh_hist latency;   /* accepted to acknowledged by the recipient, events only */
 } bk_stats;
 
@@ -184,6 +185,7 @@ struct sh_broker {
     uint64_t refused_key_total, refused_handshake_total, interrupted_total, dropped_total;
     int64_t started_ms, store_failed_ms; /* store_failed_ms: the last commit failed then */
     sh_probe *probe;                     /* the metrics and health endpoint's process (probe.h) */
+    char peers_text[2048];               /* bk_ready_detail's answer */
 };
 
 /* The k-th entry of session s's window, oldest first (k < s->nflight, or the next free slot
@@ -429,5 +431,7 @@ void bk_stats_reset(bk_stats *st);
 void bk_stats_merge(bk_stats *dst, const bk_stats *src);
 int bk_metrics(void *ctx, FILE *f);
 const char *bk_not_ready(void *ctx);
+/* Each peer's state, a line each, for /readyz (docs/federation.md); "" when none is enrolled. */
+const char *bk_ready_detail(void *ctx);
 
 #endif

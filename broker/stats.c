@@ -17,6 +17,7 @@ void bk_stats_reset(bk_stats *st)
     sh_tally_reset(&st->acked);
     sh_tally_reset(&st->expired);
     sh_tally_reset(&st->denied);
+    sh_tally_reset(&st->forwards);
     memset(&st->latency, 0, sizeof st->latency);
 }
 
@@ -27,10 +28,19 @@ void bk_stats_merge(bk_stats *dst, const bk_stats *src)
     sh_tally_merge(&dst->acked, &src->acked);
     sh_tally_merge(&dst->expired, &src->expired);
     sh_tally_merge(&dst->denied, &src->denied);
+    sh_tally_merge(&dst->forwards, &src->forwards);
     sh_hist_merge(&dst->latency, &src->latency);
 }
 
 #define M(name) "sharehub_broker_" name
+
+/* 1 while a link of peer code has said HELLO here: what is queued for its authority flows. */
+static int s_peer_up(const sh_broker *b, const char *code)
+{
+    for (size_t k = 0; k < b->nsessions; k++)
+        if (b->sessions[k].ready && strcmp(b->sessions[k].org, code) == 0) return 1;
+    return 0;
+}
 
 int bk_metrics(void *ctx, FILE *f)
 {
@@ -64,6 +74,9 @@ int bk_metrics(void *ctx, FILE *f)
                           "Shares the policy refused, by reason and by the ISP that decided "
                           "(isp=\"-\" when none covers the share).",
                           &st->denied);
+    e |= sh_prom_counters(
+        f, M("forwards_total"),
+        "FORWARDs taken from each peer, in its link's order (docs/federation.md).", &st->forwards);
     e |= sh_prom_counters(f, M("refused_total"),
                           "Messages refused with an error code (CONFIRM or ERROR), by code.",
                           &b->refused);
@@ -136,10 +149,21 @@ int bk_metrics(void *ctx, FILE *f)
         ready += b->sessions[i].ready != 0;
     e |= sh_prom_value(f, M("agents_connected"), "gauge", "Agents connected and receiving.",
                        (double)ready);
+    e |= sh_prom_family(f, M("peer_up"), "gauge",
+                        "1 while another authority's link takes what this broker holds for it.");
+    for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
+        const sh_org *o = sh_registry_at(b->registry, i);
+        if (o->sector != SH_SECTOR_PEER) continue;
+        lab[0] = '\0';
+        sh_label(lab, sizeof lab, "peer", o->code);
+        sh_label(lab, sizeof lab, "authority", o->la_code);
+        e |= sh_prom_sample(f, M("peer_up"), lab, s_peer_up(b, o->code));
+    }
     e |= sh_prom_family(f, M("agent_connected"), "gauge",
                         "1 while the enrolled organisation's agent is connected and receiving.");
     for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
         const sh_org *o = sh_registry_at(b->registry, i);
+        if (o->authority || o->sector == SH_SECTOR_PEER) continue; /* (not an agent of ours) */
         int on = 0;
         for (size_t k = 0; k < b->nsessions; k++)
             on |= b->sessions[k].ready && strcmp(b->sessions[k].org, o->code) == 0;
@@ -151,6 +175,26 @@ int bk_metrics(void *ctx, FILE *f)
 }
 
 #undef M
+
+const char *bk_ready_detail(void *ctx)
+{
+    /* A peer down does not make the broker unready: its own agencies are served all the same;
+     * what waits for the other authority waits in its queue (docs/federation.md). */
+    sh_broker *b = ctx;
+    size_t used = 0;
+    b->peers_text[0] = '\0';
+    for (size_t i = 0; i < sh_registry_count(b->registry); i++) {
+        const sh_org *o = sh_registry_at(b->registry, i);
+        if (o->sector != SH_SECTOR_PEER) continue;
+        uint64_t depth = 0;
+        for (size_t k = 0; k < b->ndepths; k++)
+            if (strcmp(b->depths[k].org, o->code) == 0) depth = b->depths[k].n;
+        bk_append(b->peers_text, &used, sizeof b->peers_text,
+                  "peer %s (authority %s): %s, %llu waiting\n", o->code, o->la_code,
+                  s_peer_up(b, o->code) ? "up" : "down", (unsigned long long)depth);
+    }
+    return b->peers_text;
+}
 
 const char *bk_not_ready(void *ctx)
 {

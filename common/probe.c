@@ -120,6 +120,11 @@ static void s_answer(sh_probe *p, const uint8_t q[5])
     memcpy(head, q, 5);
     if (q[0] == 'R') {
         const char *why = p->site.not_ready(p->site.ctx);
+        const char *more = !why && p->site.ready_detail ? p->site.ready_detail(p->site.ctx) : NULL;
+        if (more && *more) { /* ready, with detail: answered as kind 'r' */
+            why = more;
+            head[0] = 'r';
+        }
         if (why && !(body = strdup(why))) return; /* (no answer: it says the daemon is slow) */
         len = body ? strlen(body) : 0;
     } else if (q[0] == 'M') {
@@ -344,6 +349,12 @@ static unsigned s_site(void *ctx, const char *path, char **body, size_t *len, co
     if (q == 'H') {
         free(got);
         return s_text(body, len, 200, "ok\n");
+    }
+    if (q == 'R' && kind == 'r') { /* ready, and what the daemon adds */
+        char text[4096];
+        snprintf(text, sizeof text, "ready\n%.4000s", got);
+        free(got);
+        return s_text(body, len, 200, text);
     }
     if (q == 'R') {
         char text[256];

@@ -9,7 +9,8 @@
  *
  *   /metrics  metrics(ctx, f) writes the page (Prometheus text 0.0.4); 0, or -1 (500)
  *   /healthz  200 "ok" when the daemon's loop answers within 2 s (else 503)
- *   /readyz   200 "ready" when not_ready(ctx) is NULL, else 503 "not ready: <its reason>"
+ *   /readyz   200 "ready" (and the lines ready_detail(ctx) gives) when not_ready(ctx) is NULL,
+ *             else 503 "not ready: <its reason>"
  *
  * and 404 for any other path, 405 for a method other than GET or HEAD.
  *
@@ -35,6 +36,8 @@ typedef struct sh_probe_site {
     const char *component; /* its log lines' component: "broker-probe", "agent-probe" */
     int log_level;         /* as sh_log_init's */
     const char *program;   /* the daemon's program; NULL: this process's own */
+    /* optional (NULL: none): lines said after "ready" while ready (the broker's peers) */
+    const char *(*ready_detail)(void *ctx);
 } sh_probe_site;
 
 typedef struct sh_probe sh_probe;

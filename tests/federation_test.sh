@@ -121,8 +121,9 @@ isp isp-xb-concerns safeguarding_concern safeguarding "9(2)(g)" "Schedule 1 para
 isp isp-xb-attendances unscheduled_care_attendance direct_care "9(2)(h)" "Schedule 1 paragraph 2" \
     "child, unscheduled_care_attendance" >essex.policy/isp-xb-attendances.yaml
 
-broker() { # broker NAME LA ENDPOINT
+broker() { # broker NAME LA ENDPOINT HTTP-PORT
     "$build/broker/sharehub-broker" --endpoint "$3" --store "$1.store" --master "$1.master" \
+        --http "127.0.0.1:$4" \
         --sign-key "$1.sign.pem" --curve-key "$1.curve" --registry "$1.registry.yaml" \
         --policy "$1.policy" --org "SH$2" --directory directory.yaml --federation-key "$fed" \
         --authority "$2" --heartbeat-ms 1000 --redeliver-ms 1000 --log-level warning \
@@ -140,8 +141,8 @@ out=$("$build/broker/sharehub-broker" --endpoint "$ep_e" --store bad.store --mas
 printf '%s' "$out" | grep -q "E812 .*does not verify under the federation key" ||
     fail "an altered directory: $out"
 
-broker essex 881 "$ep_e"
-broker thurrock 883 "$ep_t"
+broker essex 881 "$ep_e" $((port + 10))
+broker thurrock 883 "$ep_t" $((port + 11))
 "$build/broker/sharehub-link" --directory directory.yaml --federation-key "$fed" --authority 883 \
     --peer 881 --curve-key link-thurrock.curve --local "$ep_t" --local-key "$bt" \
     --heartbeat-ms 1000 2>>link-thurrock.log &
@@ -241,6 +242,15 @@ until [ -n "$denied" ]; do
     [ $n -lt 100 ] || fail "no DENIED receipt for $att reached RAJ"
     [ -n "$denied" ] || sleep 0.1
 done
+# each broker says how its peer is, in /readyz and in its metrics
+r=$(curl -s "http://127.0.0.1:$((port + 10))/readyz")
+printf '%s' "$r" | grep -q "^peer LA883 (authority 883): up, 0 waiting" || fail "Essex's /readyz: $r"
+m=$(curl -s "http://127.0.0.1:$((port + 11))/metrics")
+printf '%s' "$m" | grep -q '^sharehub_broker_peer_up{peer="LA881",authority="881"} 1' ||
+    fail "Thurrock's metrics lack peer_up 1: $(printf '%s' "$m" | grep peer_up)"
+printf '%s' "$m" | grep -q '^sharehub_broker_forwards_total{peer="LA881"} [1-9]' ||
+    fail "Thurrock's metrics lack its forwards: $(printf '%s' "$m" | grep forwards)"
+
 # every chain verifies, and each broker's against the heads of it the other's chain holds
 for p in $pids; do kill -TERM "$p" 2>/dev/null; done
 for p in $pids; do wait "$p" 2>/dev/null; done
