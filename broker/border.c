@@ -263,8 +263,9 @@ void bk_forward(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *peer, cons
         uint8_t seed[SH_EVIDENCE_SEED_BYTES];
         int kind = sh_evidence_kind(f[5], fl[5]);
         rc = kind == SH_EVIDENCE_COPY
-                 ? sh_evidence_check_copy(f[4], fl[4], f[5], fl[5], &eb, NULL, &err)
-                 : sh_evidence_check_sender(f[4], fl[4], f[5], fl[5], &eb, seed, NULL, &err);
+                 ? sh_evidence_check_copy(f[4], fl[4], f[5], fl[5], &eb, &b->forwarded, &err)
+                 : sh_evidence_check_sender(f[4], fl[4], f[5], fl[5], &eb, seed, &b->forwarded,
+                                            &err);
         sh_wipe(seed, sizeof seed);
         int ok = !from || !from->nsign_keys;
         for (size_t i = 0; !rc && from && i < from->nsign_keys; i++)

@@ -186,6 +186,8 @@ struct sh_broker {
     int64_t started_ms, store_failed_ms; /* store_failed_ms: the last commit failed then */
     sh_probe *probe;                     /* the metrics and health endpoint's process (probe.h) */
     char peers_text[2048];               /* bk_ready_detail's answer */
+    sh_evidence_cache forwarded;         /* border.c: the last batch signature a FORWARD's
+                                            evidence verified under (a batch shares one) */
 };
 
 /* The k-th entry of session s's window, oldest first (k < s->nflight, or the next free slot
