@@ -30,6 +30,48 @@ if out=$("$py" "$src/tools/k8s-check" "$src"/deploy/kubernetes/*.yaml); then
 else
     bad "k8s-check:"; echo "$out"
 fi
+# three authorities' brokers (docs/federation.md): valid objects, and joined the right way round
+if out=$("$py" "$src/tools/k8s-check" "$src"/deploy/kubernetes/federation/*.yaml); then
+    ok "federation: $out"
+else
+    bad "k8s-check federation:"; echo "$out"
+fi
+if out=$("$py" - "$src"/deploy/kubernetes/federation/*.yaml <<'EOF'
+import sys, yaml
+docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
+ns = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+problems, links = [], 0
+for d in docs:
+    m, kind = d["metadata"], d["kind"]
+    if kind == "StatefulSet":
+        a = d["spec"]["template"]["spec"]["containers"][0]["args"]
+        la = a[a.index("--authority") + 1]
+        if m["namespace"] != "sharehub-" + la:
+            problems.append("%s's broker serves %s" % (m["namespace"], la))
+    if kind == "Deployment" and m["name"].startswith("sharehub-link-"):
+        links += 1
+        a = d["spec"]["template"]["spec"]["containers"][0]["args"]
+        peer, own = a[a.index("--peer") + 1], a[a.index("--authority") + 1]
+        if "sharehub-" + peer not in ns:
+            problems.append("%s links to %s, which has no namespace" % (m["namespace"], peer))
+        # the peer's broker must let this namespace's links in
+        allowed = any(
+            p["kind"] == "NetworkPolicy" and p["metadata"]["namespace"] == "sharehub-" + peer and
+            any(f.get("namespaceSelector", {}).get("matchLabels", {}).get(
+                "kubernetes.io/metadata.name") == "sharehub-" + own
+                for r in p["spec"].get("ingress", []) for f in r.get("from", []))
+            for p in docs)
+        if not allowed:
+            problems.append("%s's broker does not let %s's link in" % (peer, own))
+print("; ".join(problems) or "%d namespaces, %d links, each let in by its peer's policy"
+      % (len(ns), links))
+sys.exit(1 if problems else 0)
+EOF
+); then
+    ok "federation: $out"
+else
+    bad "federation manifests: $out"
+fi
 sed 's/containerPort: 7750/containerPort: "7750"/; s/readOnlyRootFilesystem/readOnlyRootFS/' \
     "$src/deploy/kubernetes/broker.yaml" >"$tmp/broken.yaml"
 if "$py" "$src/tools/k8s-check" "$tmp/broken.yaml" >"$tmp/k8s.out"; then
