@@ -91,6 +91,11 @@ static void s_batch(sh_broker *b)
 
 /* ---- life cycle ---------------------------------------------------------------------- */
 
+static int s_named(void *ctx, const sh_org *o)
+{
+    return sh_policy_names_recipient(ctx, o);
+}
+
 static sh_err s_load_config(sh_broker *b, sh_error *err)
 {
     sh_registry *reg = NULL;
@@ -117,6 +122,7 @@ static sh_err s_load_config(sh_broker *b, sh_error *err)
                               sh_isp_rule(isp), sh_duration_format(b->cfg.keep_ms, keep, 24));
         }
     }
+    if (!rc && b->cfg.directory) rc = sh_registry_candidates(reg, s_named, pol, err);
     if (rc) {
         sh_registry_destroy(&reg);
         sh_policy_destroy(&pol);

@@ -12,22 +12,52 @@
 
 #include "law.h"
 
+/* One decision, handed to fn. */
+static int s_one(const sh_policy *p, const sh_envelope *e, const sh_org *from, const sh_org *to,
+                 const char *referrer, const char *school, int64_t now_ms, sh_decide_fn fn,
+                 void *ctx)
+{
+    if (strcmp(to->code, from->code) == 0 || to->sector == SH_SECTOR_PEER) return 0;
+    sh_share s = {e,      from,
+                  to,     referrer && referrer[0] ? referrer : NULL,
+                  now_ms, school && school[0] ? school : NULL};
+    sh_decision d;
+    sh_policy_decide(p, &s, &d);
+    return fn(ctx, to, &d);
+}
+
 int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope *e,
                   const sh_org *from, const char *referrer, const char *school, int64_t now_ms,
                   sh_decide_fn fn, void *ctx)
 {
-    for (size_t i = 0; i < sh_registry_count(reg); i++) {
-        const sh_org *to = sh_registry_at(reg, i);
-        if (strcmp(to->code, from->code) == 0) continue;
-        sh_share s = {e,      from,
-                      to,     referrer && referrer[0] ? referrer : NULL,
-                      now_ms, school && school[0] ? school : NULL};
-        sh_decision d;
-        sh_policy_decide(p, &s, &d);
-        int rc = fn(ctx, to, &d);
-        if (rc) return rc;
+    /* this broker's organisations; then, of other authorities', those a protocol names, and
+     * those a relationship party may be for this event (the referrer, the school of record,
+     * the responsible authority's), each once */
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sh_registry_local_count(reg); i++)
+        rc = s_one(p, e, from, sh_registry_at(reg, i), referrer, school, now_ms, fn, ctx);
+    enum { EXTRA = 8 };
+    const sh_org *extra[EXTRA];
+    size_t nx = 0, at = 0;
+    const char *la = sh_policy_responsible_la(e);
+    for (int k = 0; k < 2; k++) {
+        const sh_org *o = sh_registry_by_code(reg, k ? school : referrer);
+        if (o && o->authority) extra[nx++] = o;
     }
-    return 0;
+    for (const sh_org *o; nx < EXTRA && (o = sh_registry_foreign_la(reg, la, &at));)
+        extra[nx++] = o;
+    for (size_t i = 0; !rc && i < sh_registry_candidate_count(reg); i++) {
+        const sh_org *o = sh_registry_candidate_at(reg, i);
+        for (size_t k = 0; k < nx; k++)
+            if (extra[k] == o) extra[k] = NULL; /* (decided here) */
+        rc = s_one(p, e, from, o, referrer, school, now_ms, fn, ctx);
+    }
+    for (size_t k = 0; !rc && k < nx; k++) {
+        for (size_t j = 0; extra[k] && j < k; j++)
+            if (extra[j] == extra[k]) extra[k] = NULL;
+        if (extra[k]) rc = s_one(p, e, from, extra[k], referrer, school, now_ms, fn, ctx);
+    }
+    return rc;
 }
 
 void sh_decide_context_write(const sh_envelope *e, const char *school, const char *referrer,

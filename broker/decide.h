@@ -19,8 +19,10 @@
 #include "policy.h"
 #include "registry.h"
 
-/* Calls fn for every enrolled organisation other than from, in registry order, with the
- * decision for it (sh_policy_decide). fn returns 0 to go on, non-zero to stop; the result is
+/* Calls fn for every enrolled organisation other than from (and other than a peer), in
+ * registry order, then for each organisation of other authorities that a protocol names or
+ * that is the event's referrer or the child's school of record (sh_registry_candidates), with
+ * the decision for it (sh_policy_decide). fn returns 0 to go on, non-zero to stop; the result is
  * that value (0 when every organisation was decided). */
 typedef int (*sh_decide_fn)(void *ctx, const sh_org *to, const sh_decision *d);
 int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope *e,

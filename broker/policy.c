@@ -404,6 +404,16 @@ static int s_static_match(const y_party *p, const sh_org *org)
     return s_party_matches(p, org, &none);
 }
 
+int sh_policy_names_recipient(const sh_policy *p, const sh_org *org)
+{
+    for (size_t i = 0; i < sh_policy_count(p); i++) {
+        const y_isp *y = sh_policy_at(p, i)->y;
+        for (unsigned k = 0; k < y->recipients_count; k++)
+            if (s_static_match(&y->recipients[k], org)) return 1;
+    }
+    return 0;
+}
+
 int sh_isp_covers(const sh_isp *isp, int event_type, int purpose, const sh_org *sender,
                   const sh_org *recipient, const char *const **items, size_t *n)
 {

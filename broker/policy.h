@@ -147,6 +147,10 @@ const char *sh_policy_responsible_la(const sh_envelope *e);
  * (a concern's immediate_risk, a request's priority). */
 void sh_policy_decide(const sh_policy *p, const sh_share *s, sh_decision *d);
 
+/* 1 when some protocol names org as a recipient by its code or by its sector (relationship
+ * parties are not considered: they can name anyone). */
+int sh_policy_names_recipient(const sh_policy *p, const sh_org *org);
+
 /* Whether isp names event_type and purpose and has sender and recipient as parties by
  * organisation or sector (relationship parties are not considered); if so *items and *n are the
  * recipient's data items. Ignores status, lifecycle, basis, level and consent: for linting. */

@@ -126,6 +126,16 @@ static const cyaml_schema_value_t s_top = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, y_registry, s_top_fields),
 };
 
+typedef struct s_codeent {
+    const char *code;
+    size_t org;
+} s_codeent;
+
+static int s_codecmp(const void *a, const void *b)
+{
+    return strcmp(((const s_codeent *)a)->code, ((const s_codeent *)b)->code);
+}
+
 typedef struct s_keyent {
     uint8_t key[SH_CURVE_KEY_BYTES];
     size_t org;
@@ -137,6 +147,11 @@ struct sh_registry {
     size_t norgs, nlocal; /* orgs[nlocal..norgs): the directory's, of other authorities */
     sh_directory *dir;
     const char *own_la;
+    s_codeent *codes;   /* every organisation, sorted by code */
+    size_t *candidates; /* the other authorities' organisations a protocol could name */
+    size_t ncandidates;
+    size_t *las; /* the other authorities' organisations with an la_code */
+    size_t nlas;
     s_keyent *keys; /* sorted by key */
     size_t nkeys;
     uint8_t (*signs)[SH_SIGN_PUB_BYTES]; /* every organisation's signing keys, in order */
@@ -159,6 +174,18 @@ const char *sh_sector_name(sh_sector s)
     for (size_t i = 0; i < sizeof s_sectors / sizeof s_sectors[0]; i++)
         if (s_sectors[i].val == (int64_t)s) return s_sectors[i].str;
     return "none";
+}
+
+/* (Re)builds the index by code; -1 when out of memory. */
+static int s_index_codes(sh_registry *r)
+{
+    s_codeent *c = realloc(r->codes, (r->norgs + 1) * sizeof *c);
+    if (!c) return -1;
+    for (size_t i = 0; i < r->norgs; i++)
+        c[i] = (s_codeent){r->orgs[i].code, i};
+    qsort(c, r->norgs, sizeof *c, s_codecmp);
+    r->codes = c;
+    return 0;
 }
 
 sh_err sh_registry_org_make(const char *path, const y_org *y, size_t i, uint8_t (*signs)[32],
@@ -251,6 +278,7 @@ sh_err sh_registry_load(const char *path, sh_registry **out, sh_error *err)
         }
     }
     r->nlocal = r->norgs;
+    if (!rc && s_index_codes(r)) rc = sh_error_set(err, SH_E_NOMEM, "registry");
     if (!rc && r->nkeys) {
         qsort(r->keys, r->nkeys, sizeof *r->keys, s_keycmp);
         for (size_t i = 1; i < r->nkeys; i++)
@@ -275,6 +303,9 @@ void sh_registry_destroy(sh_registry **rp)
     sh_registry *r = *rp;
     sh_yaml_free(&s_top, r->y);
     sh_directory_destroy(&r->dir);
+    free(r->codes);
+    free(r->candidates);
+    free(r->las);
     free(r->orgs);
     free(r->keys);
     free(r->signs);
@@ -292,8 +323,44 @@ const sh_org *sh_registry_by_key(const sh_registry *r, const uint8_t key[SH_CURV
 
 const sh_org *sh_registry_by_code(const sh_registry *r, const char *code)
 {
-    for (size_t i = 0; code && i < r->norgs; i++)
-        if (strcmp(r->orgs[i].code, code) == 0) return &r->orgs[i];
+    s_codeent probe = {code, 0};
+    const s_codeent *hit =
+        code && r->codes ? bsearch(&probe, r->codes, r->norgs, sizeof *r->codes, s_codecmp) : NULL;
+    return hit ? &r->orgs[hit->org] : NULL;
+}
+
+size_t sh_registry_local_count(const sh_registry *r)
+{
+    return r->nlocal;
+}
+
+sh_err sh_registry_candidates(sh_registry *r, int (*named)(void *ctx, const sh_org *o), void *ctx,
+                              sh_error *err)
+{
+    size_t *c = calloc(r->norgs - r->nlocal + 1, sizeof *c), n = 0;
+    if (!c) return sh_error_set(err, SH_E_NOMEM, "registry");
+    for (size_t i = r->nlocal; i < r->norgs; i++)
+        if (named(ctx, &r->orgs[i])) c[n++] = i;
+    free(r->candidates);
+    r->candidates = c;
+    r->ncandidates = n;
+    return SH_OK;
+}
+
+size_t sh_registry_candidate_count(const sh_registry *r)
+{
+    return r->ncandidates;
+}
+
+const sh_org *sh_registry_candidate_at(const sh_registry *r, size_t i)
+{
+    return i < r->ncandidates ? &r->orgs[r->candidates[i]] : NULL;
+}
+
+const sh_org *sh_registry_foreign_la(const sh_registry *r, const char *la, size_t *from)
+{
+    for (; la && *from < r->nlas; (*from)++)
+        if (strcmp(r->orgs[r->las[*from]].la_code, la) == 0) return &r->orgs[r->las[(*from)++]];
     return NULL;
 }
 
@@ -342,6 +409,25 @@ sh_err sh_registry_federate(sh_registry *r, sh_directory *d, const char *own_la,
     sh_directory_destroy(&r->dir);
     r->dir = d;
     r->own_la = own->la_code;
+    if (s_index_codes(r)) return sh_error_set(err, SH_E_NOMEM, "registry");
+    /* until a policy says which it could name: all of them (sh_registry_candidates) */
+    free(r->candidates);
+    r->candidates = NULL;
+    r->ncandidates = 0;
+    size_t *c = calloc(r->norgs - r->nlocal + 1, sizeof *c);
+    size_t *l = calloc(r->norgs - r->nlocal + 1, sizeof *l);
+    if (!c || !l) {
+        free(c);
+        free(l);
+        return sh_error_set(err, SH_E_NOMEM, "registry");
+    }
+    for (size_t i = r->nlocal; i < r->norgs; i++) {
+        c[r->ncandidates++] = i;
+        if (r->orgs[i].la_code) l[r->nlas++] = i;
+    }
+    r->candidates = c;
+    free(r->las);
+    r->las = l;
     return SH_OK;
 }
 
@@ -353,10 +439,10 @@ const sh_directory *sh_registry_directory(const sh_registry *r, const char **own
 
 const sh_org *sh_registry_peer(const sh_registry *r, const char *la)
 {
-    for (size_t i = 0; la && i < r->nlocal; i++)
-        if (r->orgs[i].sector == SH_SECTOR_PEER && strcmp(r->orgs[i].la_code, la) == 0)
-            return &r->orgs[i];
-    return NULL;
+    char code[SH_ORG_MAX + 2];
+    if (!la || (size_t)snprintf(code, sizeof code, "LA%s", la) >= sizeof code) return NULL;
+    const sh_org *o = sh_registry_by_code(r, code);
+    return o && o->sector == SH_SECTOR_PEER && !o->authority ? o : NULL;
 }
 
 size_t sh_registry_count(const sh_registry *r)

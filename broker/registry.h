@@ -94,6 +94,22 @@ sh_err sh_registry_federate(sh_registry *r, struct sh_directory *d, const char *
 /* The directory joined to r, and this broker's own LA code; NULL when none was. */
 const struct sh_directory *sh_registry_directory(const sh_registry *r, const char **own_la);
 
+/* Organisations 0 .. sh_registry_local_count()-1 are this broker's own (enrolled here); the
+ * rest, the directory's of other authorities. */
+size_t sh_registry_local_count(const sh_registry *r);
+
+/* The other authorities' organisations a decision considers for every event: those
+ * named(ctx, o) says some protocol could name as a recipient by code or sector. Until this is
+ * called after sh_registry_federate, all of them. SH_E_NOMEM. */
+sh_err sh_registry_candidates(sh_registry *r, int (*named)(void *ctx, const sh_org *o), void *ctx,
+                              sh_error *err);
+size_t sh_registry_candidate_count(const sh_registry *r);
+const sh_org *sh_registry_candidate_at(const sh_registry *r, size_t i);
+
+/* The next organisation of another authority, from *from on, whose la_code is la (a
+ * responsible_la party); NULL when none is left. Start with *from = 0. */
+const sh_org *sh_registry_foreign_la(const sh_registry *r, const char *la, size_t *from);
+
 /* The peer enrolled for authority la ("LA" + la), or NULL. */
 const sh_org *sh_registry_peer(const sh_registry *r, const char *la);
 
