@@ -15,11 +15,13 @@
 
 #define RS(x) SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_##x
 
-/* A tracking record: five times (0: not yet), the reason code of an expiry, and the id of the
- * recipient's signed STORED receipt (zero: none yet). A record of four times and the code (34
- * bytes) is one written before STORED receipts. */
-enum { T_QUEUED, T_DELIVERED, T_READ, T_EXPIRED, T_STORED, T_TIMES };
+/* A tracking record: six times (0: not yet), the reason code of an expiry or a denial, and the
+ * id of the recipient's signed STORED receipt (zero: none yet). A record of four times and the
+ * code (34 bytes) is one written before STORED receipts; of five times, the code and the
+ * receipt (58 bytes), one written before denials at another authority's border. */
+enum { T_QUEUED, T_DELIVERED, T_READ, T_EXPIRED, T_STORED, T_DENIED, T_TIMES };
 #define TRACK_OLD   (4 * 8 + 2)
+#define TRACK_FIVE  (5 * 8 + 2 + 16)
 #define TRACK_BYTES (T_TIMES * 8 + 2 + 16)
 typedef struct track {
     int64_t at[T_TIMES];
@@ -42,12 +44,12 @@ static void s_load(sh_agent *a, sh_txn *t, const uint8_t *key, size_t klen, trac
     sh_error err;
     memset(tr, 0, sizeof *tr);
     if (sh_txn_get(t, a->tracking, key, klen, &b, &err) == SH_OK &&
-        (b.len == TRACK_BYTES || b.len == TRACK_OLD)) {
-        int n = b.len == TRACK_OLD ? T_STORED : T_TIMES;
+        (b.len == TRACK_BYTES || b.len == TRACK_FIVE || b.len == TRACK_OLD)) {
+        int n = b.len == TRACK_OLD ? T_STORED : b.len == TRACK_FIVE ? T_DENIED : T_TIMES;
         for (int i = 0; i < n; i++)
             tr->at[i] = (int64_t)sh_be64_get(b.data + 8 * i);
         tr->code = (uint16_t)(b.data[8 * n] << 8 | b.data[8 * n + 1]);
-        if (n == T_TIMES) memcpy(tr->receipt, b.data + 8 * n + 2, 16);
+        if (n > T_STORED) memcpy(tr->receipt, b.data + 8 * n + 2, 16);
     }
     sh_buf_free(&b);
 }
@@ -75,7 +77,7 @@ static sh_err s_mark(sh_agent *a, sh_txn *t, const uint8_t id[16], const char *o
     s_load(a, t, key, klen, &tr);
     if (tr.at[which]) return SH_OK;
     tr.at[which] = at > 0 ? at : sh_clock_ms();
-    if (which == T_EXPIRED) tr.code = code;
+    if (which == T_EXPIRED || which == T_DENIED) tr.code = code;
     if (which == T_STORED && receipt) memcpy(tr.receipt, receipt, 16);
     return s_store(a, t, key, klen, &tr, err);
 }
@@ -107,6 +109,7 @@ sh_err ag_track_receipt(sh_agent *a, sh_txn *t, const char *peer, const sh_envel
                 : r->status == RS(READ)    ? T_READ
                 : r->status == RS(EXPIRED) ? T_EXPIRED
                 : r->status == RS(STORED)  ? T_STORED
+                : r->status == RS(DENIED)  ? T_DENIED
                                            : -1;
     if (which < 0) return SH_OK;
     /* READ and STORED receipts come from the recipient itself, signed (its evidence was
@@ -159,7 +162,8 @@ static json_object *s_recipient(sh_agent *a, sh_txn *t, const uint8_t id[16], co
     uint8_t key[16 + SH_ORG_MAX];
     track tr;
     s_load(a, t, key, s_key(id, org, key), &tr);
-    static const char *const names[T_TIMES] = {"queued", "delivered", "read", "expired", "stored"};
+    static const char *const names[T_TIMES] = {"queued",  "delivered", "read",
+                                               "expired", "stored",    "denied"};
     const char *state = "queued";
     /* The times come from three clocks: queued is when this agency recorded the broker's
      * CONFIRM, delivered and expired the broker's, read the recipient's. A CONFIRM read late
@@ -184,6 +188,15 @@ static json_object *s_recipient(sh_agent *a, sh_txn *t, const uint8_t id[16], co
     if (tr.at[T_EXPIRED] && !tr.at[T_DELIVERED]) {
         state = "expired";
         json_object_object_add(o, "reason_code", json_object_new_int(tr.code));
+    }
+    /* denied at another authority's border, after this one's broker permitted it: that
+     * broker's DENIED receipt (docs/federation.md) */
+    if (tr.at[T_DENIED] && !tr.at[T_DELIVERED]) {
+        state = "denied";
+        json_object_object_add(o, "reason_code", json_object_new_int(tr.code));
+        json_object_object_add(o, "name", json_object_new_string(sh_err_name((sh_err)tr.code)));
+        json_object_object_add(o, "reason",
+                               json_object_new_string(sh_err_message((sh_err)tr.code)));
     }
     json_object_object_add(o, "state", json_object_new_string(state));
     return o;

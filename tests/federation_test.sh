@@ -402,6 +402,10 @@ until [ -n "$denied" ]; do
     [ $n -lt 100 ] || fail "no DENIED receipt for $att reached RAJ"
     [ -n "$denied" ] || sleep 0.1
 done
+# and RAJ's tracking of the attendance says so, with Thurrock's reason
+t=$("$sh" show "$att" --socket raj.sock --user ed-nurse --purpose audit --json | grep -o '"tracking":.*')
+printf '%s' "$t" | grep -q '"decision":"permitted".*"state":"denied"' || fail "RAJ's tracking: $t"
+printf '%s' "$t" | grep -q '"reason_code":800' || fail "RAJ's tracking lacks the code: $t"
 # a child-protection plan moves from Essex to Thurrock: Essex's hub ends it, Thurrock's starts it;
 # both authorities' unscheduled care (RAJ in Essex, RTX in Thurrock) see the flag move
 basis='"lawful_basis":{"article6":"e_public_task","article9":"2g_substantial_public_interest","dpa_schedule1_paragraph":18}'
