@@ -3,7 +3,9 @@
  * The input is split at its first byte into an "event" and an "evidence"; both checkers, the
  * decoder and the copy builder are run on them and must report, never crash. Then a genuine
  * copy and its evidence (a synthetic event, minimised) are changed at a place the input picks:
- * a copy or an evidence changed in any byte must never check.
+ * a copy or an evidence changed in any byte must never check. The reduction another
+ * authority's broker makes (sh_evidence_reduce) runs on the input's halves too, and on the
+ * genuine copy cut down to the part of the input it names; what it makes must check.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,6 +58,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t outlen = 0;
     if (sh_evidence_for_copy(data, size, data, cut, &s_b, s_seed, &out, &outlen) == SH_OK)
         free(out);
+    if (sh_evidence_reduce(data, cut, ev, evlen, data, cut, &out, &outlen) == SH_OK) free(out);
+    if (sh_evidence_reduce(s_copy, s_clen, s_ev, s_evlen, data, size, &out, &outlen) == SH_OK)
+        free(out);
+    /* the genuine copy, cut down to nothing but its headers or to one item: still checks */
+    {
+        static const char *const one[] = {"child.nhs_number"};
+        uint8_t less[8192];
+        size_t llen = 0;
+        if (sh_minimise(s_copy, s_clen, one, size & 1, less, sizeof less, &llen) ||
+            sh_evidence_reduce(s_copy, s_clen, s_ev, s_evlen, less, llen, &out, &outlen) ||
+            sh_evidence_check_copy(less, llen, out, outlen, &b, NULL, &err) != SH_OK)
+            abort();
+        free(out);
+    }
     /* a genuine pair, changed where the input says: never checks */
     if (size >= 3) {
         int in_copy = data[1] & 1;
