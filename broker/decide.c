@@ -26,6 +26,13 @@ static int s_one(const sh_policy *p, const sh_envelope *e, const sh_org *from, c
     return fn(ctx, to, &d);
 }
 
+enum { EXTRA = 8 }; /* others' organisations a relationship names, at most, for one event */
+
+size_t sh_decide_max(const sh_registry *reg)
+{
+    return sh_registry_local_count(reg) + sh_registry_candidate_count(reg) + EXTRA;
+}
+
 int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope *e,
                   const sh_org *from, const char *referrer, const char *school, int64_t now_ms,
                   sh_decide_fn fn, void *ctx)
@@ -36,7 +43,6 @@ int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope 
     int rc = 0;
     for (size_t i = 0; !rc && i < sh_registry_local_count(reg); i++)
         rc = s_one(p, e, from, sh_registry_at(reg, i), referrer, school, now_ms, fn, ctx);
-    enum { EXTRA = 8 };
     const sh_org *extra[EXTRA];
     size_t nx = 0, at = 0;
     const char *la = sh_policy_responsible_la(e);

@@ -29,6 +29,9 @@ int sh_decide_all(const sh_policy *p, const sh_registry *reg, const sh_envelope 
                   const sh_org *from, const char *referrer, const char *school, int64_t now_ms,
                   sh_decide_fn fn, void *ctx);
 
+/* The most decisions sh_decide_all makes for one event with this registry. */
+size_t sh_decide_max(const sh_registry *reg);
+
 /* The decision context: "type=<name> purpose=<name> a6=<6(1)(x)|-> a9=<9(2)(x)|none>
  * para=<n> level=<n> consent=<name> risk=<0|1> la=<code|-> school=<org|-> referrer=<org|->",
  * at most SH_DECIDE_CONTEXT_MAX bytes with its NUL. Names are the schema's enum names and the

@@ -284,7 +284,8 @@ void bk_accept(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *from, sh_en
     const uint8_t *id = e->event_id.data, *child = refs->n ? refs->v[0] : NULL;
     /* what the broker keeps of the event is sealed under the day it is erased (keep.c) */
     uint32_t day = bk_keep_day(b, sh_clock_ms());
-    size_t nreg = sh_registry_count(b->registry), cap = 128 * (nreg + nnamed + 1), used = 0;
+    /* (room for every decision one event can make: not every organisation of the directory) */
+    size_t nreg = sh_decide_max(b->registry), cap = 128 * (nreg + nnamed + 1), used = 0;
     char *outcome = calloc(1, cap);
     uint8_t *copy = malloc(len + SH_MINIMISE_SLACK), *copy2 = malloc(len + SH_MINIMISE_SLACK);
     bk_crossing *out = calloc(nreg + 1, sizeof *out);
