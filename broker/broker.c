@@ -217,6 +217,18 @@ sh_err sh_broker_new(const sh_broker_config *cfg, sh_broker **out, sh_error *err
         rc = sh_error_set(err, SH_E_IO, "zmq: %s", zmq_strerror(zmq_errno()));
     if (!rc) rc = bk_net_open(b, err);
     b->started_ms = sh_clock_ms();
+    for (size_t i = 0; !rc && i < 8 && cfg->links[i]; i++) { /* (main checked their form) */
+        const char *eq = strchr(cfg->links[i], '=');
+        bk_peer_link *l = &b->peer_links[b->npeer_links++];
+        snprintf(l->la, sizeof l->la, "%.*s", (int)(eq - cfg->links[i]), cfg->links[i]);
+        l->key = eq + 1;
+        if (!b->cfg.directory || !sh_registry_peer(b->registry, l->la))
+            rc = sh_error_set(err, SH_E_INVAL,
+                              "--link %s: no peer LA%s is enrolled in the registry (a link "
+                              "forwards as its authority's peer: docs/federation.md)",
+                              l->la, l->la);
+    }
+    if (!rc) rc = bk_links_start(b, err);
     if (!rc) rc = bk_depths_load(b, err);
     if (!rc) { /* (a failure is tried again within the hour; serving does not wait for it) */
         sh_error e2;
@@ -271,6 +283,7 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
         int64_t now = sh_clock_ms();
         if (now - last_timers >= 100) {
             bk_net_watch(b, now);
+            bk_links_watch(b, now);
             bk_timers(b);
             s_trim(b);
             bk_audit_refused(b, now);
@@ -309,6 +322,7 @@ void sh_broker_destroy(sh_broker **bp)
     if (b->audit && bk_admin_record(b, "broker stopped", 0, 1, &err))
         bk_log("error", "the stop could not be audited: %s", err.detail);
     sh_probe_destroy(&b->probe);
+    bk_links_stop(b);
     bk_net_stop(b);
     if (b->net) zmq_close(b->net);
     if (b->ctx) zmq_ctx_term(b->ctx);

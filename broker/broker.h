@@ -43,6 +43,8 @@ typedef struct sh_broker_config {
     const char *directory;      /* the signed federation directory file */
     const char *federation_key; /* the federation's Ed25519 public key, 64 hex digits */
     const char *authority;      /* this broker's local authority, its LA code ("881") */
+    const char *links[9];       /* "LA=KEYFILE": a link this broker starts for each neighbour
+                                   (sharehub-link, with that CURVE secret key); NULL-ended */
 } sh_broker_config;
 
 typedef struct sh_broker sh_broker;

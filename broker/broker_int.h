@@ -16,6 +16,7 @@
  *                channel, keys and restart
  *   admission.c  refused and dropped connections, audited
  *   stats.c      counters, the metrics page and readiness
+ *   links.c      the peer links it starts itself (--link): sharehub-link processes
  *
  * Store layout (one LMDB environment; docs/protocol.md, "The broker's store"):
  *   events  (sealed)  event id (16)          -> event record (broker_record.h)
@@ -127,6 +128,16 @@ typedef struct bk_stats {
     sh_hist latency;   /* accepted to acknowledged by the recipient, events only */
 } bk_stats;
 
+/* A peer link this broker starts (--link LA=KEY: links.c). */
+#define BK_LINKS_MAX 8
+typedef struct bk_peer_link {
+    char la[4];      /* the neighbouring authority */
+    const char *key; /* the link's CURVE secret key file (in cfg's text) */
+    pid_t pid;       /* 0 while down */
+    int64_t down_ms;
+    unsigned restarts;
+} bk_peer_link;
+
 typedef struct bk_depth {
     char org[SH_QKEY_ORG + 1];
     uint64_t n;
@@ -183,11 +194,13 @@ struct sh_broker {
     size_t ndepths, capdepths;
     sh_tally refused; /* code=: refusals sent (CONFIRM and ERROR), not in a batch's stage */
     uint64_t refused_key_total, refused_handshake_total, interrupted_total, dropped_total;
-    int64_t started_ms, store_failed_ms; /* store_failed_ms: the last commit failed then */
-    sh_probe *probe;                     /* the metrics and health endpoint's process (probe.h) */
-    char peers_text[2048];               /* bk_ready_detail's answer */
-    sh_evidence_cache forwarded;         /* border.c: the last batch signature a FORWARD's
-                                            evidence verified under (a batch shares one) */
+    int64_t started_ms, store_failed_ms;   /* store_failed_ms: the last commit failed then */
+    sh_probe *probe;                       /* the metrics and health endpoint's process (probe.h) */
+    char peers_text[2048];                 /* bk_ready_detail's answer */
+    bk_peer_link peer_links[BK_LINKS_MAX]; /* links.c */
+    size_t npeer_links;
+    sh_evidence_cache forwarded; /* border.c: the last batch signature a FORWARD's
+                                    evidence verified under (a batch shares one) */
 };
 
 /* The k-th entry of session s's window, oldest first (k < s->nflight, or the next free slot
@@ -427,6 +440,12 @@ void bk_inbound_close(bk_inbound *in);
 /* Acts on a control message: 1 READY, -1 FAILED (its text into why), 0 otherwise. */
 int bk_net_control(sh_broker *b, bk_inbound *in, char *why, size_t cap);
 void bk_audit_refused(sh_broker *b, int64_t now);
+
+/* ---- links.c ---- */
+sh_err bk_links_start(sh_broker *b, sh_error *err);
+/* Reaps a link that ended (audited) and starts it again, at most once a second. */
+void bk_links_watch(sh_broker *b, int64_t now);
+void bk_links_stop(sh_broker *b);
 
 /* ---- stats.c ---- */
 void bk_stats_reset(bk_stats *st);

@@ -38,7 +38,8 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], SH_PROBE_FLAG) == 0) return sh_probe_main(argc - 2, argv + 2);
     sh_broker_config cfg = {0};
     const char *eps[4] = {NULL, NULL, NULL, NULL}, *level = NULL, *expiry = NULL, *keep = NULL;
-    cli_list endpoints = {eps, 0, 3};
+    const char *lks[9] = {NULL};
+    cli_list endpoints = {eps, 0, 3}, links = {lks, 0, 8};
     long heartbeat = 0, redeliver = 0, window = 0, map_mib = 0, every = 0;
     int version = 0;
     size_t npos = 0;
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
                             {"--directory", CLI_TEXT, &cfg.directory, 0, 0},
                             {"--federation-key", CLI_TEXT, &cfg.federation_key, 0, 0},
                             {"--authority", CLI_TEXT, &cfg.authority, 0, 0},
+                            {"--link", CLI_MANY, &links, 0, 0},
                             {"--version", CLI_FLAG, &version, 0, 0},
                             {0}};
     const cli_cmd c = {
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
         "           [--http ADDR:PORT]   (metrics and health, e.g. 127.0.0.1:9750)\n"
         "           [--directory FILE --federation-key HEX --authority LA]   (federation:\n"
         "           the signed directory, the key that signs it, this broker's LA code)\n"
+        "           [--link LA=KEYFILE]...   (a sharehub-link this broker starts for each\n"
+        "           neighbour, with that CURVE secret key; up to 8)\n"
         "       sharehub-broker --version\n"
         "  The WEISF routing broker (docs/protocol.md, docs/operations.md). SIGHUP reloads the\n"
         "  registry and the policy; SIGTERM stops cleanly. exit 1 when it cannot start (the\n"
@@ -122,6 +126,15 @@ int main(int argc, char **argv)
                          keep);
     for (size_t i = 0; i < endpoints.n; i++)
         cfg.endpoints[i] = endpoints.v[i];
+    for (size_t i = 0; i < links.n; i++) {
+        const char *eq = strchr(links.v[i], '=');
+        if (!eq || eq - links.v[i] != 3 || !eq[1] || !cfg.directory)
+            return cli_usage(&c,
+                             "--link '%.40s': want LA=KEYFILE (a DfE LA code, the link's CURVE "
+                             "secret key file), with --directory",
+                             links.v[i]);
+        cfg.links[i] = links.v[i];
+    }
     cfg.heartbeat_ms = (int)heartbeat;
     cfg.redeliver_ms = (int)redeliver;
     cfg.window = (unsigned)window;

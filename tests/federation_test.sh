@@ -294,6 +294,17 @@ out=$("$build/broker/sharehub-broker" --endpoint "$ep_e" --store bad.store --mas
 [ $? = 1 ] || fail "an altered directory was not refused"
 printf '%s' "$out" | grep -q "E812 .*does not verify under the federation key" ||
     fail "an altered directory: $out"
+# a link the broker is to start for an authority no peer is enrolled for: refused at start
+out=$("$build/broker/sharehub-broker" --endpoint "$ep_e" --store bad.store --master essex.master \
+    --sign-key essex.sign.pem --curve-key essex.curve --registry essex.registry.yaml \
+    --policy essex.policy --directory directory.yaml --federation-key "$fed" --authority 881 \
+    --link 882=link-essex.curve 2>&1)
+[ $? = 1 ] || fail "a link to an authority with no peer enrolled was not refused"
+printf '%s' "$out" | grep -q "no peer LA882 is enrolled" || fail "--link 882: $out"
+"$build/broker/sharehub-broker" --endpoint "$ep_e" --store bad.store --master essex.master \
+    --sign-key essex.sign.pem --curve-key essex.curve --registry essex.registry.yaml \
+    --policy essex.policy --link 88=x >/dev/null 2>&1
+[ $? = 2 ] || fail "--link 88=x without --directory is not a usage error"
 
 broker essex 881 "$ep_e" $((port + 10))
 broker thurrock 883 "$ep_t" $((port + 11))
