@@ -101,13 +101,12 @@ static sh_err s_load_config(sh_broker *b, sh_error *err)
     sh_registry *reg = NULL;
     sh_policy *pol = NULL;
     sh_err rc = sh_registry_load(b->cfg.registry, &reg, err);
-    if (!rc && b->cfg.directory) { /* (main checked the key's form) */
+    if (!rc && b->cfg.directory) {
         uint8_t key[SH_SIGN_PUB_BYTES];
         sh_directory *dir = NULL;
-        for (size_t h = 0; h < SH_SIGN_PUB_BYTES; h++)
-            key[h] = (uint8_t)(sh_hex_digit(b->cfg.federation_key[2 * h]) << 4 |
-                               sh_hex_digit(b->cfg.federation_key[2 * h + 1]));
-        rc = sh_directory_load(b->cfg.directory, key, &dir, err);
+        rc = sh_hex_decode(b->cfg.federation_key, key, sizeof key)
+                 ? sh_error_set(err, SH_E_INVAL, "--federation-key: want 64 hex digits")
+                 : sh_directory_load(b->cfg.directory, key, &dir, err);
         if (!rc) rc = sh_registry_federate(reg, dir, b->cfg.authority, err);
     }
     if (!rc) rc = sh_policy_load(b->cfg.policy_dir, &pol, err);

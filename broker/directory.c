@@ -141,17 +141,6 @@ static sh_err s_read(const char *path, uint8_t **out, size_t *len, sh_error *err
     return SH_OK;
 }
 
-static int s_hex32(const char *hex, uint8_t out[32])
-{
-    if (!hex || strlen(hex) != 64) return -1;
-    for (size_t h = 0; h < 32; h++) {
-        int hi = sh_hex_digit(hex[2 * h]), lo = sh_hex_digit(hex[2 * h + 1]);
-        if (hi < 0 || lo < 0) return -1;
-        out[h] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 /* The message the federation key signs, for data[0..len) (malloc'd). */
 static uint8_t *s_message(const uint8_t *data, size_t len, size_t *mlen)
 {
@@ -211,7 +200,7 @@ static sh_err s_parse(const char *path, const uint8_t *data, size_t len, sh_dire
             rc = sh_error_set(err, SH_E_DIRECTORY_FILE,
                               "%s: %s: broker.curve_key is not a 40-character Z85 CURVE key", path,
                               ya->la_code);
-        else if (s_hex32(ya->broker.sign_key, a->sign_key))
+        else if (sh_hex_decode(ya->broker.sign_key, a->sign_key, sizeof a->sign_key))
             rc = sh_error_set(err, SH_E_DIRECTORY_FILE,
                               "%s: %s: broker.sign_key is not 64 hex digits (an Ed25519 public "
                               "key)",
@@ -267,13 +256,9 @@ sh_err sh_directory_load(const char *path, const uint8_t federation_key[SH_SIGN_
     sh_err rc = s_read(path, &data, &len, err);
     if (!rc) rc = s_read(sigpath, &sigtext, &slen, err);
     uint8_t sig[SH_SIG_BYTES];
-    int ok = !rc && (slen == 2 * SH_SIG_BYTES ||
-                     (slen == 2 * SH_SIG_BYTES + 1 && sigtext[2 * SH_SIG_BYTES] == '\n'));
-    for (size_t h = 0; ok && h < SH_SIG_BYTES; h++) {
-        int hi = sh_hex_digit((char)sigtext[2 * h]), lo = sh_hex_digit((char)sigtext[2 * h + 1]);
-        ok = hi >= 0 && lo >= 0;
-        sig[h] = (uint8_t)(hi << 4 | lo);
-    }
+    if (!rc && slen == 2 * SH_SIG_BYTES + 1 && sigtext[slen - 1] == '\n') slen--;
+    if (!rc) sigtext[slen] = '\0'; /* (s_read left room for it) */
+    int ok = !rc && sh_hex_decode((const char *)sigtext, sig, sizeof sig) == 0;
     if (!rc && !ok)
         rc = sh_error_set(err, SH_E_DIRECTORY_FILE,
                           "%s: not a signature: want 128 hex digits and a newline", sigpath);

@@ -298,13 +298,8 @@ int main(int argc, char **argv)
                                        : NULL;
     if (missing) return cli_usage(&c, "missing option '%s'", missing);
     uint8_t fk[SH_SIGN_PUB_BYTES];
-    int ok = strlen(fedkey) == 64;
-    for (size_t h = 0; ok && h < 32; h++) {
-        int hi = sh_hex_digit(fedkey[2 * h]), lo = sh_hex_digit(fedkey[2 * h + 1]);
-        ok = hi >= 0 && lo >= 0;
-        fk[h] = (uint8_t)(hi << 4 | lo);
-    }
-    if (!ok) return cli_usage(&c, "--federation-key: want 64 hex digits");
+    if (sh_hex_decode(fedkey, fk, sizeof fk))
+        return cli_usage(&c, "--federation-key: want 64 hex digits");
     sh_directory *d = NULL;
     sh_error err = {0};
     char buf[400];

@@ -106,10 +106,8 @@ int main(int argc, char **argv)
     if ((cfg.directory || cfg.federation_key || cfg.authority) &&
         !(cfg.directory && cfg.federation_key && cfg.authority))
         return cli_usage(&c, "--directory, --federation-key and --authority go together");
-    int hexok = !cfg.federation_key || strlen(cfg.federation_key) == 64;
-    for (const char *h = cfg.federation_key; hexok && h && *h; h++)
-        hexok = sh_hex_digit(*h) >= 0;
-    if (!hexok)
+    uint8_t fk[SH_SIGN_PUB_BYTES];
+    if (cfg.federation_key && sh_hex_decode(cfg.federation_key, fk, sizeof fk))
         return cli_usage(&c, "--federation-key: want 64 hex digits (an Ed25519 public key, as "
                              "`sharehub keygen sign` prints it)");
     if (level && sh_log_level_parse(level, &cfg.log_level))

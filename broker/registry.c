@@ -47,19 +47,29 @@ static const cyaml_schema_value_t s_string = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 200),
 };
 
+/* An organisation entry's fields; the registry's also take keys, and the sector peer (which
+ * the directory's do not: sectors counts how many of s_sectors are allowed). */
+#define ORG_FIELDS(sectors)                                                                        \
+    CYAML_FIELD_STRING_PTR("code", CYAML_FLAG_POINTER, y_org, code, 1, 9),                         \
+        CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_org, name, 1, 200),                   \
+        CYAML_FIELD_ENUM("sector", CYAML_FLAG_STRICT, y_org, sector, s_sectors, sectors),          \
+        CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),            \
+        CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,         \
+                               la_code, 3, 3),                                                     \
+        CYAML_FIELD_STRING_PTR("service_type", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,    \
+                               service_type, 1, 40),                                               \
+        CYAML_FIELD_SEQUENCE("sign_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,         \
+                             sign_keys, &s_string, 0, 8)
+
 static const cyaml_schema_field_t s_org_fields[] = {
-    CYAML_FIELD_STRING_PTR("code", CYAML_FLAG_POINTER, y_org, code, 1, 9),
-    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_org, name, 1, 200),
-    CYAML_FIELD_ENUM("sector", CYAML_FLAG_STRICT, y_org, sector, s_sectors, 6),
-    CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),
-    CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, la_code, 3,
-                           3),
-    CYAML_FIELD_STRING_PTR("service_type", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,
-                           service_type, 1, 40),
-    CYAML_FIELD_SEQUENCE("sign_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, sign_keys,
-                         &s_string, 0, 8),
+    ORG_FIELDS(6),
     CYAML_FIELD_SEQUENCE("keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, keys, &s_string,
                          0, 64),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t s_org_fields_nokeys[] = {
+    ORG_FIELDS(5),
     CYAML_FIELD_END,
 };
 
@@ -93,21 +103,6 @@ size_t sh_service_types(const char *const **names)
     *names = s_service_types;
     return sizeof s_service_types / sizeof s_service_types[0];
 }
-
-/* (the directory's entries: the same fields but keys, which each broker enrols itself) */
-static const cyaml_schema_field_t s_org_fields_nokeys[] = {
-    CYAML_FIELD_STRING_PTR("code", CYAML_FLAG_POINTER, y_org, code, 1, 9),
-    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, y_org, name, 1, 200),
-    CYAML_FIELD_ENUM("sector", CYAML_FLAG_STRICT, y_org, sector, s_sectors, 5),
-    CYAML_FIELD_STRING_PTR("locality", CYAML_FLAG_POINTER, y_org, locality, 1, 40),
-    CYAML_FIELD_STRING_PTR("la_code", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, la_code, 3,
-                           3),
-    CYAML_FIELD_STRING_PTR("service_type", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org,
-                           service_type, 1, 40),
-    CYAML_FIELD_SEQUENCE("sign_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, y_org, sign_keys,
-                         &s_string, 0, 8),
-    CYAML_FIELD_END,
-};
 
 const cyaml_schema_value_t sh_registry_org_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, y_org, s_org_fields),
@@ -214,14 +209,7 @@ sh_err sh_registry_org_make(const char *path, const y_org *y, size_t i, uint8_t 
                             "its la_code, with that la_code (docs/federation.md)",
                             path, y->code);
     for (unsigned k = 0; k < y->sign_keys_count; k++) {
-        const char *hex = y->sign_keys[k];
-        int ok = strlen(hex) == 2 * SH_SIGN_PUB_BYTES;
-        for (size_t h = 0; ok && h < SH_SIGN_PUB_BYTES; h++) {
-            int hi = sh_hex_digit(hex[2 * h]), lo = sh_hex_digit(hex[2 * h + 1]);
-            ok = hi >= 0 && lo >= 0;
-            signs[k][h] = (uint8_t)(hi << 4 | lo);
-        }
-        if (!ok)
+        if (sh_hex_decode(y->sign_keys[k], signs[k], SH_SIGN_PUB_BYTES))
             return sh_error_set(err, code,
                                 "%s: %s: sign_keys %u is not 64 hex digits (an Ed25519 public "
                                 "key, as `sharehub keygen sign` prints it)",

@@ -69,6 +69,17 @@ int sh_hex_digit(char c)
     return -1;
 }
 
+int sh_hex_decode(const char *hex, uint8_t *out, size_t n)
+{
+    if (!hex || strlen(hex) != 2 * n) return -1;
+    for (size_t i = 0; i < n; i++) {
+        int hi = sh_hex_digit(hex[2 * i]), lo = sh_hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 /* Random bytes come from the kernel (getrandom), drawn 4 KiB at a time into a per-thread pool:
  * on this kind of machine a system call per nonce cost more than the seal it was for. Bytes
  * are wiped from the pool as they are handed out, and a forked child discards its copy of the

@@ -150,4 +150,8 @@ void sh_hex_encode(const uint8_t *p, size_t n, char *out);
 /* The value of one hex digit (either case), or -1. */
 int sh_hex_digit(char c);
 
+/* Reads exactly 2n hex digits (either case, nothing else) into out[0..n); 0, or -1 (out may be
+ * partly written). */
+int sh_hex_decode(const char *hex, uint8_t *out, size_t n);
+
 #endif

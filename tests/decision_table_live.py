@@ -104,6 +104,8 @@ def publish(rig, sender, event):
         if s.returncode != 0:
             return False
         broker = json.loads(s.stdout.splitlines()[-1]).get("item", {}).get("broker")
+        if broker == "waiting in the outbox":  # (sent, not yet answered: no decision yet)
+            return False
         if broker:
             said[:] = broker.splitlines()
         return bool(broker)

@@ -387,7 +387,7 @@ def main():
                 said = r.get("item", {}).get("broker", "")
                 if said.startswith("accepted") or said.startswith("duplicate"):
                     confirmed.append(eid)
-                elif said:
+                elif said and said != "waiting in the outbox":
                     refused.append((eid, said.split("\n")[0]))
                 else:
                     left.append(eid)

@@ -462,3 +462,19 @@ Test(crypto, shred_forgets_days_for_good)
     free(path);
     free(d);
 }
+
+/* Hex as keys and signatures are written in files and options: exactly 2n digits, either case. */
+Test(crypto, hex_decodes_exactly_what_it_is_given)
+{
+    uint8_t out[4], back[4] = {0xde, 0xad, 0xbe, 0xef};
+    char text[9];
+    cr_assert_eq(sh_hex_decode("DeadBeef", out, 4), 0);
+    cr_assert_arr_eq(out, back, 4);
+    sh_hex_encode(out, 4, text);
+    cr_assert_str_eq(text, "deadbeef");
+    cr_assert_eq(sh_hex_decode("deadbee", out, 4), -1, "too short");
+    cr_assert_eq(sh_hex_decode("deadbeef0", out, 4), -1, "too long");
+    cr_assert_eq(sh_hex_decode("deadbeeg", out, 4), -1, "not a digit");
+    cr_assert_eq(sh_hex_decode("dead beef", out, 4), -1);
+    cr_assert_eq(sh_hex_decode(NULL, out, 4), -1);
+}

@@ -50,13 +50,8 @@ int cmd_directory(int argc, char **argv)
     if (strcmp(pos[0], "verify") != 0)
         return cli_usage(&c, "want sign or verify, not '%.20s'", pos[0]);
     uint8_t fk[SH_SIGN_PUB_BYTES];
-    int ok = fedkey && strlen(fedkey) == 64;
-    for (size_t h = 0; ok && h < SH_SIGN_PUB_BYTES; h++) {
-        int hi = sh_hex_digit(fedkey[2 * h]), lo = sh_hex_digit(fedkey[2 * h + 1]);
-        ok = hi >= 0 && lo >= 0;
-        fk[h] = (uint8_t)(hi << 4 | lo);
-    }
-    if (!ok) return cli_usage(&c, "--federation-key: want 64 hex digits");
+    if (sh_hex_decode(fedkey, fk, sizeof fk))
+        return cli_usage(&c, "--federation-key: want 64 hex digits");
     sh_directory *d = NULL;
     if (sh_directory_load(pos[1], fk, &d, &err)) {
         fprintf(stderr, "sharehub directory: %s\n", sh_error_format(&err, buf, sizeof buf));
