@@ -15,6 +15,8 @@ While it publishes, the test fails the network, round after round, each kind onc
   loss       30% of Essex's packets dropped at random for a second (nftables, numgen random)
   partition  every packet between Essex and Thurrock or Southend dropped for 1.5 s (nftables)
   linkdown   Thurrock's or Southend's interface taken down for 1.5 s (ip link)
+  throttle   Thurrock's or Southend's interface slowed to 256 kbit/s for 1.5 s (tc tbf): a link
+             that still works but queues, so everything crossing it is late
   kill-essex, kill-thurrock   that broker killed with SIGKILL while events cross, restarted
 Then it waits for the outbox and the queues to drain and counts, from the agents' own records:
 every event the Essex broker confirmed must be held exactly once by each of the two front
@@ -22,7 +24,8 @@ doors, in the order RAJ published them, and every broker's audit chain must veri
 against the signed heads of it that its peers' chains hold (the links witness them).
 
 tc netem (delay, reordering) is not used: this machine's kernel has no sch_netem (the test
-says so when it looks); TCP turns loss into retransmission either way.
+says so when it looks); the throttle is tc's token bucket instead, and TCP turns loss into
+retransmission and reordering into delay either way.
 """
 import argparse
 import json
@@ -349,7 +352,8 @@ def main():
         rnd = random.Random(int(TAG))
         t0 = time.time()
         for r in range(o.rounds):
-            for kind in ("loss", "partition", "linkdown", "kill-essex", "kill-thurrock"):
+            for kind in ("loss", "partition", "linkdown", "throttle", "kill-essex",
+                         "kill-thurrock"):
                 far = rnd.choice(("thurrock", "southend"))
                 if kind == "loss":
                     net.drop("essex", "numgen random mod 100 < 30 drop")
@@ -359,6 +363,11 @@ def main():
                     net.drop(far, "ip DIR %s drop" % net.addr("essex"))
                     time.sleep(1.5)
                     net.heal(far)
+                elif kind == "throttle":
+                    sh("tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "256kbit",
+                       "burst", "16kbit", "latency", "500ms", ns=net.ns[far])
+                    time.sleep(1.5)
+                    sh("tc", "qdisc", "del", "dev", "eth0", "root", ns=net.ns[far])
                 elif kind == "linkdown":
                     sh("ip", "link", "set", "eth0", "down", ns=net.ns[far])
                     time.sleep(1.5)

@@ -13,7 +13,8 @@
 # other holds. A school move across the border: the Essex hub's plan status goes to the child's
 # school of record, the Thurrock school once it has told the Essex hub about the child, and the
 # Essex school the child left is told nothing more. Consent withdrawn with the Essex hub is
-# honoured by Thurrock's broker for a Thurrock school's request. Bad directories are refused.
+# honoured by Thurrock's broker for a Thurrock school's request. A peer revoked at Essex is
+# refused and what waits for it crosses once it is enrolled again. Bad directories are refused.
 # On failure the work directory is kept; PAUSE=N also keeps the processes running N seconds.
 set -u
 build=$(cd "${1:?usage: federation_test.sh BUILD}" && pwd)
@@ -283,6 +284,7 @@ broker() { # broker NAME LA ENDPOINT HTTP-PORT
         --authority "$2" --heartbeat-ms 1000 --redeliver-ms 1000 --log-level warning \
         2>>"$1.log" &
     pids="$pids $!"
+    eval "pid_$1=$!"
 }
 # a directory that does not verify is refused at start, naming the problem
 cp directory.yaml.sig good.sig
@@ -531,6 +533,42 @@ until "$sh" inbox --socket hub.sock --user sw --purpose early_help --summary --j
 done
 second=$(rfs)
 said_at sch883.sock "$second" "883 deny 806 isp-early-help@1"
+
+# a peer revoked at Essex (its link's key removed, SIGHUP) is refused from then on: what Essex
+# permits to Thurrock waits in Thurrock's queue there; enrolled again, the link takes it
+"$sh" enrol --registry essex.registry.yaml --code LA883 --key "$lt" --revoke >/dev/null ||
+    fail "revoke the link's key"
+kill -HUP "$pid_essex"
+sleep 1
+before=$("$sh" inbox --socket hub.sock --user t --purpose t --summary --json | grep -o '"type":"safeguarding_concern"' | wc -l)
+out=$(cat <<EOF | "$sh" publish - --socket raj.sock --user ed-nurse --purpose safeguarding
+{"event_type":"safeguarding_concern","purpose":"safeguarding","consent":"not_required",
+ "level_of_need":3,$basis,"child":$child,
+ "safeguarding_concern":{"category":"neglect","immediate_risk":false,
+  "narrative":"Synthetic test narrative: a second attendance.","reported_by":{"org_code":"RAJ","role":"ED nurse"}}}
+EOF
+) || fail "publish while revoked: $out"
+held=$(printf '%s' "$out" | awk '{print $2}')
+said "$held" "883 permit isp-xb-concerns@1"
+n=0
+until grep -q "the remote broker answered E701" link-thurrock.log; do
+    n=$((n + 1))
+    [ $n -lt 100 ] || fail "the revoked link was not refused"
+    sleep 0.1
+done
+sleep 2
+now=$("$sh" inbox --socket hub.sock --user t --purpose t --summary --json | grep -o '"type":"safeguarding_concern"' | wc -l)
+[ "$now" = "$before" ] || fail "a concern crossed while the link was revoked"
+r=$(curl -s "http://127.0.0.1:$((port + 10))/readyz")
+printf '%s' "$r" | grep -q "^peer LA883 (authority 883): down, 1 waiting" || fail "Essex's /readyz while revoked: $r"
+"$sh" enrol --registry essex.registry.yaml --code LA883 --key "$lt" >/dev/null || fail "enrol again"
+kill -HUP "$pid_essex"
+n=0
+until [ "$("$sh" inbox --socket hub.sock --user t --purpose t --summary --json | grep -o '"type":"safeguarding_concern"' | wc -l)" -gt "$before" ]; do
+    n=$((n + 1))
+    [ $n -lt 150 ] || fail "the held concern did not cross once the link was enrolled again"
+    sleep 0.1
+done
 
 # each broker says how its peer is, in /readyz and in its metrics
 r=$(curl -s "http://127.0.0.1:$((port + 10))/readyz")
