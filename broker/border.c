@@ -108,8 +108,13 @@ static int s_tokens(const uint8_t *flags, size_t len, char *text, bk_named *name
         if (!items || n == cap) return -1;
         *rule++ = '\0';
         *items++ = '\0';
+        if (sh_org_code_check(org) != SH_OK) return -1;
+        int again = 0; /* (a recipient named twice is decided once) */
+        for (size_t k = 0; k < n && !again; k++)
+            again = strcmp(named[k].org, org) == 0;
+        if (again) continue;
         bk_named *m = &named[n++];
-        if (sh_org_code_check(org) != SH_OK || strlen(rule) >= sizeof m->rule) return -1;
+        if (strlen(rule) >= sizeof m->rule) return -1;
         snprintf(m->org, sizeof m->org, "%s", org);
         snprintf(m->rule, sizeof m->rule, "%s", rule);
         m->nitems = 0;
@@ -237,11 +242,15 @@ void bk_forward(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *peer, cons
                  "the sender is not an organisation of the peer's authority", r);
         return;
     }
-    bk_named named[8];
+    /* a to= token a recipient: as many as a protocol's sector party names in that authority */
+    size_t ntok = 1;
+    for (size_t i = 0; i + 3 <= fl[3]; i++)
+        ntok += memcmp(f[3] + i, "to=", 3) == 0;
+    bk_named *named = calloc(ntok, sizeof *named);
     char *text = malloc(fl[3] + 1);
     sh_envelope *e = NULL;
     sh_buf buf = {0};
-    int n = text ? s_tokens(f[3], fl[3], text, named, 8) : -1;
+    int n = text && named ? s_tokens(f[3], fl[3], text, named, ntok) : -1;
     int receipt = fl[2] == strlen(SH_RULE_RECEIPT) && !memcmp(f[2], SH_RULE_RECEIPT, fl[2]);
     sh_err rc = SH_OK;
     if (n <= 0 || (receipt && n != 1)) {
@@ -304,6 +313,7 @@ void bk_forward(sh_broker *b, sh_txn *t, uint64_t *seq, const sh_org *peer, cons
     refs.own = refs.n - (e->child && e->child->mother_nhs_number && e->child->mother_nhs_number[0]);
     bk_accept(b, t, seq, from, e, &refs, f[4], fl[4], f[5], fl[5], named, (size_t)n, peer->code, r);
 out:
+    free(named);
     free(text);
     sh_envelope_free(e);
     sh_buf_free(&buf);

@@ -298,7 +298,7 @@ typedef struct bk_crossing {
 
 /* A recipient the sending authority's broker named for an event it forwarded (a to= token:
  * docs/federation.md), with the data items it permitted that recipient. */
-#define BK_NAMED_ITEMS 64
+#define BK_NAMED_ITEMS 128 /* (a protocol's items for one recipient fit in 700 characters) */
 typedef struct bk_named {
     char org[SH_ORG_MAX + 1];
     char rule[64];

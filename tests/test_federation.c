@@ -162,6 +162,22 @@ Test(federation, a_forward_is_decided_again_here_in_the_links_order_only)
     s_forward(peer, env3, l3, ev3, e3, "RAJX", "to=8819990/isp-other@1/child", 'b', 3, &m);
     cr_assert_eq(sh_msg_code(&m), 0);
     cr_assert(bf_has_line(&m, "8819990 deny 800 -"));
+    /* many recipients (a sector party's), one of them named twice: each decided once */
+    size_t l5, e5;
+    uint8_t ev5[SH_EVIDENCE_SENDER_MAX], *env5 = s_event(s_rajx, &l5, ev5, &e5);
+    char many[1024] = "to=881/isp-other@1/child,safeguarding_concern";
+    for (int i = 0; i < 12; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), " to=88199%02d/isp-other@1/child",
+                 i);
+    strcat(many, " to=881/isp-other@1/child");
+    s_forward(peer, env5, l5, ev5, e5, "RAJX", many, 'b', 4, &m);
+    cr_assert_eq(sh_msg_code(&m), 0, "%.*s", (int)m.len[2], (const char *)m.frame[2]);
+    int permits = 0, lines = 0;
+    for (size_t i = 4; i < m.nframes; i++, lines++)
+        permits += m.len[i] > 4 && memcmp(m.frame[i], "881 ", 4) == 0;
+    cr_assert_eq(permits, 1, "881 decided once");
+    cr_assert_eq(lines, 13, "each named recipient answered once (%d lines)", lines);
+    free(env5);
     cr_assert_eq(sh_client_hello(peer, "*"), SH_OK);
     int receipt = 0;
     while (!receipt && sh_client_expect(peer, "DELIVER", WAIT, &d) == SH_OK)
