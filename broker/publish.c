@@ -173,6 +173,11 @@ int bk_route_one(void *ctx, const sh_org *to, const sh_decision *dec)
         bk_audit_for(b, r->t, SH_AUDIT_SEND, SH_AUDIT_DENIED, 0, id, r->child, r->from->code,
                      to->code, rule, purpose,
                      "not queued: the recipient does not subscribe to this type");
+        /* the sender is another authority's: it hears of it as of a denial */
+        if (r->border)
+            return (int)bk_receipt(b, r->t, r->seq, (const uint8_t(*)[16])id, 1, r->from->code,
+                                   to->code, SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DENIED,
+                                   SH_E_UNSUBSCRIBED, r->err);
         return 0;
     }
     size_t clen = 0, slack = r->len + SH_MINIMISE_SLACK;

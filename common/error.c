@@ -87,6 +87,7 @@ static const struct {
     {SH_E_DENY_CONSENT, "SH_E_DENY_CONSENT", "consent required and not given"},
     {SH_E_DENY_PARTY, "SH_E_DENY_PARTY", "not a party to the sharing protocol"},
     {SH_E_DENY_NO_PEER, "SH_E_DENY_NO_PEER", "no peering with the recipient's authority"},
+    {SH_E_UNSUBSCRIBED, "SH_E_UNSUBSCRIBED", "the recipient does not take this type of event"},
     {SH_E_POLICY_FILE, "SH_E_POLICY_FILE", "sharing protocol file is invalid"},
     {SH_E_REGISTRY_FILE, "SH_E_REGISTRY_FILE", "enrolment registry is invalid"},
     {SH_E_DIRECTORY_FILE, "SH_E_DIRECTORY_FILE", "federation directory is invalid"},

@@ -95,6 +95,7 @@ typedef enum sh_err {
     SH_E_DENY_CONSENT = 806,    /* consent required and not given */
     SH_E_DENY_PARTY = 807,      /* sender or recipient is not a party to the ISP */
     SH_E_DENY_NO_PEER = 808,    /* the recipient's authority is not one this broker peers with */
+    SH_E_UNSUBSCRIBED = 809,    /* permitted, but the recipient does not take this type */
     SH_E_POLICY_FILE = 810,     /* an ISP file is invalid; detail names file and problem */
     SH_E_REGISTRY_FILE = 811,   /* the enrolment registry is invalid */
     SH_E_DIRECTORY_FILE = 812,  /* the federation directory is invalid or not signed */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "broker_fixture.h"
+#include "codec.h"
 #include "crypto.h"
 #include "directory.h"
 #include "evidence.h"
@@ -178,13 +179,36 @@ Test(federation, a_forward_is_decided_again_here_in_the_links_order_only)
     cr_assert_eq(permits, 1, "881 decided once");
     cr_assert_eq(lines, 13, "each named recipient answered once (%d lines)", lines);
     free(env5);
+    /* permitted here to the police, whose agent takes plan status only: RAJX is told (809) */
+    sh_client *police = bf_client(POLICE);
+    cr_assert_eq(sh_client_hello(police, "cp_plan_status"), SH_OK);
+    cr_assert_eq(sh_client_expect(police, "READY", WAIT, &d), SH_OK);
+    size_t l6, e6;
+    uint8_t ev6[SH_EVIDENCE_SENDER_MAX], *env6 = s_event(s_rajx, &l6, ev6, &e6);
+    s_forward(peer, env6, l6, ev6, e6, "RAJX", "to=ESXPOL/isp-other@1/child", 'b', 5, &m);
+    cr_assert_eq(sh_msg_code(&m), 0);
+    cr_assert(bf_has_line(&m, "ESXPOL unsubscribed isp-sgc@1"));
+    /* every denial here went back to RAJX through the peer, as a DENIED receipt with its code */
     cr_assert_eq(sh_client_hello(peer, "*"), SH_OK);
-    int receipt = 0;
-    while (!receipt && sh_client_expect(peer, "DELIVER", WAIT, &d) == SH_OK)
-        receipt = d.len[2] == 7 && !memcmp(d.frame[2], "receipt", 7) &&
-                  d.len[3] == strlen("to=RAJX/receipt/") &&
-                  !memcmp(d.frame[3], "to=RAJX/receipt/", d.len[3]);
-    cr_assert(receipt, "no DENIED receipt for RAJX went to the peer");
+    int denied800 = 0, denied809 = 0;
+    while (!(denied800 && denied809) && sh_client_expect(peer, "DELIVER", WAIT, &d) == SH_OK) {
+        sh_envelope *r = NULL;
+        sh_error e2;
+        if (d.len[2] != 7 || memcmp(d.frame[2], "receipt", 7) ||
+            d.len[3] != strlen("to=RAJX/receipt/") ||
+            memcmp(d.frame[3], "to=RAJX/receipt/", d.len[3]) ||
+            sh_envelope_decode(d.frame[4], d.len[4], &r, &e2))
+            continue;
+        if (r->delivery_receipt->status == SHAREHUB__V1__RECEIPT_STATUS__RECEIPT_STATUS_DENIED) {
+            denied800 |= r->delivery_receipt->reason_code == SH_E_DENY_NO_ISP;
+            denied809 |= r->delivery_receipt->reason_code == SH_E_UNSUBSCRIBED;
+        }
+        sh_envelope_free(r);
+    }
+    cr_assert(denied800, "no DENIED receipt (800) for RAJX went to the peer");
+    cr_assert(denied809, "no DENIED receipt (809) for RAJX went to the peer");
+    sh_client_destroy(&police);
+    free(env6);
     sh_client_destroy(&peer);
     sh_client_destroy(&school);
     sh_client_destroy(&hub);
