@@ -99,6 +99,11 @@ static void s_from_remote(lk *l)
         } else if (strcmp(m.command, "ERROR") == 0) {
             sh_log(SH_LOG_ERROR, NULL, NULL, "link: the remote broker answered E%03d",
                    sh_msg_code(&m));
+        } else if (strcmp(m.command, "DELIVER") == 0 && !l->ready) {
+            /* what the remote sent before the READY of the HELLO that started this run: it is
+             * sent again, from the oldest unacknowledged, after that READY (forwarding it now
+             * could put a later event ahead of one a restart gave up) */
+            continue;
         } else if (strcmp(m.command, "DELIVER") == 0 && m.nframes == SH_DELIVER_FIELDS &&
                    m.len[0] == 16) {
             if (l->n == PENDING_MAX) {
