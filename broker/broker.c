@@ -269,6 +269,9 @@ sh_err sh_broker_run(sh_broker *b, volatile sig_atomic_t *stop, volatile sig_ato
             if (rc)
                 bk_log("error", "reload refused, keeping the old configuration: %s", err.detail);
             if (!rc && b->net_pid) bk_net_keys(b); /* who may connect, and sign */
+            /* the links read the directory when they start: they start again with the new one
+             * (bk_links_watch, audited), resuming from the oldest unacknowledged delivery */
+            if (!rc) bk_links_stop(b);
             if (bk_admin_record(b, rc ? "reload refused" : "registry and policy reloaded", rc, 0,
                                 &e2))
                 bk_log("error", "the reload could not be audited: %s", e2.detail);

@@ -134,5 +134,6 @@ void bk_links_stop(sh_broker *b)
             waitpid(l->pid, &status, 0);
         }
         l->pid = 0;
+        l->down_ms = 0; /* (bk_links_watch starts it again at once) */
     }
 }
